@@ -1,0 +1,65 @@
+//! Error types: small enums implementing [`core::error::Error`].
+
+use core::fmt;
+
+/// Why a table could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A capacity of zero entries was requested: such a table could hold nothing.
+    ZeroCapacity,
+    /// The requested capacity does not fit in this machine's address space once rounded up
+    /// to whole sets.
+    CapacityOverflow {
+        /// The capacity that was asked for, in entries.
+        requested: usize,
+    },
+    /// The allocator could not provide the table's memory.
+    AllocationFailed {
+        /// The number of bytes that were asked for.
+        bytes: usize,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroCapacity => f.write_str("capacity must be at least one entry"),
+            Self::CapacityOverflow { requested } => {
+                write!(
+                    f,
+                    "a capacity of {requested} entries overflows the address space"
+                )
+            }
+            Self::AllocationFailed { bytes } => {
+                write!(f, "could not allocate {bytes} bytes for the table")
+            }
+        }
+    }
+}
+
+impl core::error::Error for BuildError {}
+
+/// A [`replace`](crate::l1::Guard::replace) found no entry for the key; the key and value are
+/// handed back untouched.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Absent<K, V> {
+    /// The key that was not present.
+    pub key: K,
+    /// The value that was not stored.
+    pub value: V,
+}
+
+impl<K, V> fmt::Debug for Absent<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Absent").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> fmt::Display for Absent<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no entry for the key; the value was not stored")
+    }
+}
+
+impl<K, V> core::error::Error for Absent<K, V> {}

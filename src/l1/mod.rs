@@ -1,0 +1,366 @@
+//! L1: a fixed-capacity, lock-free-read, epoch-reclaimed, set-associative table.
+//!
+//! A key hashes to one set of `WAYS` slots (7 on 64-bit targets, where a set is one 64-byte
+//! cache line; 3 on 32-bit targets). [`Guard::get`] probes exactly that set:
+//!
+//! - **wait-free**: one control-word load, a fingerprint match across all ways at once, and at
+//!   most `WAYS` slot loads; no lock, no retry loop, no allocation;
+//! - **no shared write on a hit** once the way's CLOCK reference bit is set;
+//! - **zero copy**: the `&V` it returns borrows the node for as long as the [`Guard`] lives.
+//!
+//! Writers ([`Guard::insert`], [`Guard::replace`], [`Guard::remove`]) compare keys outside any
+//! lock, then publish under a one-bit lock of the one set they change, held for a handful of
+//! loads and stores (no user code, allocation or freeing inside). When a set is full, its
+//! CLOCK hand evicts a way whose reference bit is clear. The table never resizes, so there is
+//! never a rehash pause; and since a probe is bounded by the set, no key distribution can make
+//! lookups slow (a hash flood only evicts).
+//!
+//! # Handles, guards and reclamation
+//! Replaced and removed nodes are retired to this table's own crossbeam-epoch collector and
+//! freed once no guard that could see them remains. A thread takes part through a [`Handle`]
+//! (`!Send`, one per thread, works without `std`); [`Handle::pin`] gives a [`Guard`] through
+//! which every operation runs. Under the `std` feature, [`L1::pin`] and the plain methods on
+//! [`L1`] use a per-thread handle kept by the table.
+//!
+//! **Reclamation cost is bounded and can be driven by the caller.** Garbage is freed only
+//! (a) on every 128th pin of a handle and (b) in [`Guard::flush`] / [`Handle::collect`]; each
+//! such collection frees at most 8 batches of 64 retired nodes (512 values dropped). `get`
+//! under an already-pinned guard never frees anything. A game loop pins once per frame, reads
+//! all frame long, and calls [`Handle::collect`] between frames.
+//!
+//! Keys and values are dropped exactly once: evicted, replaced and removed entries when the
+//! collector frees them, entries still present when the table is dropped, and retired ones no
+//! later than the table's drop.
+//!
+//! # Example
+//! ```
+//! use stratacache::l1::{L1, Placement};
+//!
+//! let table: L1<u64, String> = L1::with_capacity(1024)?;
+//! let handle = table.handle();
+//! let guard = handle.pin();
+//! assert_eq!(guard.insert(7, "seven".to_string()), Placement::Vacant);
+//! assert_eq!(guard.get(&7).map(String::as_str), Some("seven"));
+//! assert_eq!(guard.insert(7, "SEVEN".to_string()), Placement::Replaced);
+//! assert!(guard.remove(&7));
+//! assert_eq!(guard.get(&7), None);
+//! drop(guard);
+//! handle.collect(); // free what was retired, e.g. between frames
+//! # Ok::<(), stratacache::BuildError>(())
+//! ```
+
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+
+use crate::error::{Absent, BuildError};
+use crate::hash::DefaultHashBuilder;
+
+pub use raw::Placement;
+use raw::{RawGuard, RawHandle, RawTable};
+
+/// Ways per set on this target: 7 where `usize` is 64 bits, 3 where it is 32.
+pub const WAYS: usize = raw::WAYS;
+
+/// A fixed-capacity concurrent table with wait-free reads. See the [module docs](self).
+pub struct L1<K, V, S = DefaultHashBuilder> {
+    raw: RawTable<K, V>,
+    hash_builder: S,
+}
+
+impl<K, V> L1<K, V, DefaultHashBuilder> {
+    /// A table holding at least `capacity` entries, with the default hasher.
+    ///
+    /// The capacity is rounded up to a power-of-two number of sets of [`WAYS`] entries
+    /// ([`capacity`](Self::capacity) tells the result).
+    ///
+    /// # Errors
+    /// [`BuildError::ZeroCapacity`] for 0, [`BuildError::CapacityOverflow`] when the rounded
+    /// size does not fit the address space, [`BuildError::AllocationFailed`] when the
+    /// allocator refuses the memory.
+    pub fn with_capacity(capacity: usize) -> Result<Self, BuildError> {
+        Self::with_capacity_and_hasher(capacity, DefaultHashBuilder::default())
+    }
+}
+
+impl<K, V, S> L1<K, V, S> {
+    /// A table holding at least `capacity` entries, hashing with `hash_builder`
+    /// (for instance `foldhash::fast::FixedState::with_seed(42)` for a seed chosen without an
+    /// OS random source).
+    ///
+    /// # Errors
+    /// As [`with_capacity`](L1::with_capacity).
+    pub fn with_capacity_and_hasher(capacity: usize, hash_builder: S) -> Result<Self, BuildError> {
+        Ok(Self {
+            raw: RawTable::with_capacity(capacity)?,
+            hash_builder,
+        })
+    }
+
+    /// The number of entries the table can hold (the requested capacity rounded up).
+    pub fn capacity(&self) -> usize {
+        self.raw.capacity()
+    }
+
+    /// The number of entries present. Scans every set: `O(capacity)`, and under concurrent
+    /// writes only a moment's view.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether no entry is present (same cost as [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The table's hasher.
+    pub fn hasher(&self) -> &S {
+        &self.hash_builder
+    }
+
+    /// Registers the calling thread as a participant. Keep one handle per thread for as long as
+    /// the thread uses the table; registering is not free (it allocates).
+    pub fn handle(&self) -> Handle<'_, K, V, S> {
+        Handle {
+            raw: self.raw.register(),
+            hash_builder: &self.hash_builder,
+        }
+    }
+
+    /// Pins the calling thread through its thread-local handle (registered on first use).
+    #[cfg(all(feature = "std", not(loom)))]
+    #[inline]
+    pub fn pin(&self) -> Guard<'_, K, V, S> {
+        Guard {
+            raw: self.raw.pin(),
+            hash_builder: &self.hash_builder,
+        }
+    }
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+impl<K, V, S> L1<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// A clone of the value for `key`, pinning the thread for the lookup.
+    pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        V: Clone,
+    {
+        self.pin().get(key).cloned()
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.pin().contains_key(key)
+    }
+
+    /// Inserts or replaces `key`'s value. See [`Guard::insert`].
+    pub fn insert(&self, key: K, value: V) -> Placement {
+        self.pin().insert(key, value)
+    }
+
+    /// Replaces the value of a present key. See [`Guard::replace`].
+    ///
+    /// # Errors
+    /// [`Absent`] with the key and value when the key is not present.
+    pub fn replace(&self, key: K, value: V) -> Result<(), Absent<K, V>> {
+        self.pin().replace(key, value)
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.pin().remove(key)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.pin().clear();
+    }
+}
+
+impl<K, V, S> fmt::Debug for L1<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("L1")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One thread's participation in an [`L1`]'s reclamation. `!Send`: create one per thread.
+pub struct Handle<'t, K, V, S = DefaultHashBuilder> {
+    raw: RawHandle<'t, K, V>,
+    hash_builder: &'t S,
+}
+
+impl<'t, K, V, S> Handle<'t, K, V, S> {
+    /// Pins the thread. Values read through the guard stay valid until it is dropped; keep
+    /// guards short (a frame), since nothing retired after a guard was pinned is freed while
+    /// it lives.
+    #[inline]
+    pub fn pin(&self) -> Guard<'t, K, V, S> {
+        Guard {
+            raw: self.raw.pin(),
+            hash_builder: self.hash_builder,
+        }
+    }
+
+    /// Frees retired entries that no pinned guard can still see: at most 8 batches of 64
+    /// entries per call. Call it at a quiet point, such as between frames.
+    pub fn collect(&self) {
+        self.pin().flush();
+    }
+}
+
+impl<K, V, S> Handle<'_, K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// A clone of the value for `key`, pinning for the lookup.
+    pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        V: Clone,
+    {
+        self.pin().get(key).cloned()
+    }
+
+    /// Inserts or replaces `key`'s value. See [`Guard::insert`].
+    pub fn insert(&self, key: K, value: V) -> Placement {
+        self.pin().insert(key, value)
+    }
+
+    /// Removes `key`; returns whether it was present.
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.pin().remove(key)
+    }
+}
+
+/// A pinned thread: every operation runs through one, and values it returns borrow the table's
+/// nodes for as long as it lives. `!Send`.
+pub struct Guard<'t, K, V, S = DefaultHashBuilder> {
+    raw: RawGuard<'t, K, V>,
+    hash_builder: &'t S,
+}
+
+impl<K, V, S> Guard<'_, K, V, S> {
+    /// Frees retired entries that no pinned guard can still see (at most 8 batches of 64),
+    /// after moving this thread's own retired entries to the collector.
+    pub fn flush(&self) {
+        self.raw.flush();
+    }
+
+    /// Unpins and re-pins, so that entries retired since this guard was pinned can be freed.
+    /// Takes `&mut self`: no value read through the guard outlives it.
+    pub fn repin(&mut self) {
+        self.raw.repin();
+    }
+}
+
+impl<K, V, S> Guard<'_, K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    #[inline]
+    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
+        self.hash_builder.hash_one(key)
+    }
+
+    /// The value for `key`, borrowed for as long as this guard. Wait-free; no allocation; on a
+    /// hit, writes shared memory only to set a clear CLOCK reference bit.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw.find(self.hash(key), key, true).map(|(_, v)| v)
+    }
+
+    /// The stored key and value for `key`, borrowed for as long as this guard.
+    #[inline]
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw.find(self.hash(key), key, true)
+    }
+
+    /// Like [`get`](Self::get) but leaves the CLOCK reference bit alone: a look that does not
+    /// count as a use.
+    #[inline]
+    pub fn peek<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw.find(self.hash(key), key, false).map(|(_, v)| v)
+    }
+
+    /// Whether `key` is present (does not count as a use).
+    #[inline]
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.peek(key).is_some()
+    }
+
+    /// Inserts `key` with `value`, replacing its previous value if present; when the key's set
+    /// is full, the set's CLOCK hand evicts an entry not used since its last pass. Allocates one
+    /// node; the displaced entry (if any) is retired and dropped later by the collector.
+    pub fn insert(&self, key: K, value: V) -> Placement {
+        self.raw.insert(self.hash(&key), key, value)
+    }
+
+    /// Replaces the value of `key` only if it is present.
+    ///
+    /// # Errors
+    /// [`Absent`] carrying the key and value back when the key is not present.
+    pub fn replace(&self, key: K, value: V) -> Result<(), Absent<K, V>> {
+        self.raw
+            .replace(self.hash(&key), key, value)
+            .map_err(|(key, value)| Absent { key, value })
+    }
+
+    /// Removes `key`; returns whether it was present. The entry is dropped later by the
+    /// collector.
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        self.raw.remove(self.hash(key), key)
+    }
+
+    /// Removes every entry, one set at a time.
+    pub fn clear(&self) {
+        self.raw.clear();
+    }
+}
