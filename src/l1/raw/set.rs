@@ -240,7 +240,7 @@ impl<K, V> Set<K, V> {
             // in any slot), so it is dropped exactly once here.
             drop(unsafe { slot.try_into_owned() });
         }
-        *self.ctrl.get_mut() = 0;
+        self.ctrl.store(0, Ordering::Relaxed);
     }
 }
 
