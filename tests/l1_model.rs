@@ -60,16 +60,27 @@ fn check<S: std::hash::BuildHasher>(table: &L1<u64, u32, S>, ops: &[Op], exact: 
                 let placement = guard.insert(k, v);
                 let was = model.insert(k, v);
                 if exact {
-                    let expected = if was.is_some() { Placement::Replaced } else { Placement::Vacant };
+                    let expected = if was.is_some() {
+                        Placement::Replaced
+                    } else {
+                        Placement::Vacant
+                    };
                     assert_eq!(placement, expected, "{op:?}");
                 } else if placement == Placement::Replaced {
                     assert!(was.is_some(), "replaced a key the model never had: {op:?}");
                 }
-                assert_eq!(guard.get(&k), Some(&v), "an insert is visible at once: {op:?}");
+                assert_eq!(
+                    guard.get(&k),
+                    Some(&v),
+                    "an insert is visible at once: {op:?}"
+                );
             }
             Op::Replace(k, v) => match guard.replace(k, v) {
                 Ok(()) => {
-                    assert!(model.insert(k, v).is_some(), "replaced an absent key: {op:?}");
+                    assert!(
+                        model.insert(k, v).is_some(),
+                        "replaced an absent key: {op:?}"
+                    );
                     assert_eq!(guard.get(&k), Some(&v));
                 }
                 Err(absent) => {
@@ -99,8 +110,15 @@ fn check<S: std::hash::BuildHasher>(table: &L1<u64, u32, S>, ops: &[Op], exact: 
         }
     }
     let guard = handle.pin();
-    let present = model.iter().filter(|(k, v)| guard.peek(*k) == Some(*v)).count();
-    assert_eq!(present, table.len(), "every present entry is a latest write");
+    let present = model
+        .iter()
+        .filter(|(k, v)| guard.peek(*k) == Some(*v))
+        .count();
+    assert_eq!(
+        present,
+        table.len(),
+        "every present entry is a latest write"
+    );
     if exact {
         assert_eq!(present, model.len());
     }

@@ -24,7 +24,9 @@ impl Ledger {
     fn new(max_tokens: usize) -> Self {
         Self {
             next_id: AtomicUsize::new(0),
-            dropped: (0..max_tokens.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            dropped: (0..max_tokens.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             drops: AtomicUsize::new(0),
         }
     }
@@ -103,7 +105,9 @@ fn readers_never_see_foreign_or_older_values_and_nothing_leaks() {
                     let mut rng = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
                     let start = Instant::now();
                     for op in 0..max_ops {
-                        if op >= 300 && (start.elapsed() >= duration || stop.load(Ordering::Relaxed)) {
+                        if op >= 300
+                            && (start.elapsed() >= duration || stop.load(Ordering::Relaxed))
+                        {
                             break;
                         }
                         rng ^= rng << 13;
@@ -113,7 +117,11 @@ fn readers_never_see_foreign_or_older_values_and_nothing_leaks() {
                         let k = (rng % (keys / writers as u64)) * writers as u64 + w;
                         let version = &mut versions[k as usize];
                         *version += 1;
-                        let value = Value { key: k, version: *version, _token: ledger.token() };
+                        let value = Value {
+                            key: k,
+                            version: *version,
+                            _token: ledger.token(),
+                        };
                         let guard = handle.pin();
                         match rng % 16 {
                             0 => {
@@ -121,11 +129,23 @@ fn readers_never_see_foreign_or_older_values_and_nothing_leaks() {
                                 drop(value);
                             }
                             1 => {
-                                let _ = guard.replace(Key { k, _token: ledger.token() }, value);
+                                let _ = guard.replace(
+                                    Key {
+                                        k,
+                                        _token: ledger.token(),
+                                    },
+                                    value,
+                                );
                             }
                             2 if op % 5_000 == 0 => guard.clear(),
                             _ => {
-                                guard.insert(Key { k, _token: ledger.token() }, value);
+                                guard.insert(
+                                    Key {
+                                        k,
+                                        _token: ledger.token(),
+                                    },
+                                    value,
+                                );
                             }
                         }
                         drop(guard);
@@ -153,7 +173,12 @@ fn readers_never_see_foreign_or_older_values_and_nothing_leaks() {
                             let k = rng % keys;
                             if let Some(v) = guard.get(&k) {
                                 assert_eq!(v.key, k, "another key's value");
-                                assert!(v.version >= seen[k as usize], "key {k} went back from version {} to {}", seen[k as usize], v.version);
+                                assert!(
+                                    v.version >= seen[k as usize],
+                                    "key {k} went back from version {} to {}",
+                                    seen[k as usize],
+                                    v.version
+                                );
                                 seen[k as usize] = v.version;
                                 hits.fetch_add(1, Ordering::Relaxed);
                             }
@@ -165,7 +190,14 @@ fn readers_never_see_foreign_or_older_values_and_nothing_leaks() {
         stop.store(true, Ordering::Relaxed);
         assert!(table.len() <= table.capacity());
     }
-    assert!(hits.load(Ordering::Relaxed) > 0, "the readers never hit: the test checked nothing");
+    assert!(
+        hits.load(Ordering::Relaxed) > 0,
+        "the readers never hit: the test checked nothing"
+    );
     let created = ledger.next_id.load(Ordering::Relaxed);
-    assert_eq!(ledger.drops.load(Ordering::Relaxed), created, "every key and value dropped exactly once");
+    assert_eq!(
+        ledger.drops.load(Ordering::Relaxed),
+        created,
+        "every key and value dropped exactly once"
+    );
 }

@@ -1,1 +1,148 @@
-fn main() {}
+//! Single-thread get-hit latency of L1 over a resident working set, side by side with a plain
+//! `hashbrown::HashMap` (the physical floor) and the concurrent peers: quick_cache, dashmap,
+//! papaya.
+//!
+//! Every iteration looks up `BATCH` keys in a shuffled order (all present). L1 and papaya are
+//! measured both the way a frame loop uses them (one pin per batch) and with a pin per get.
+//!
+//! `cargo bench -p stratacache-benches --bench l1` (add `-- --quick` for a short run).
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use stratacache::L1;
+use stratacache_benches::keys_and_lookup_order;
+
+const WORKING_SET: usize = 16_384;
+const BATCH: usize = 1024;
+
+fn bench_value<V: Clone + Send + Sync + 'static>(
+    c: &mut Criterion,
+    name: &str,
+    make: fn(u64) -> V,
+) {
+    let (keys, order) = keys_and_lookup_order(WORKING_SET, 0x5EED);
+    let batches: Vec<&[u64]> = order.chunks(BATCH).collect();
+    let mut group = c.benchmark_group(format!("l1_get_hit/{name}"));
+    group.throughput(Throughput::Elements(BATCH as u64));
+
+    // The floor: a single-thread hash map with the same hasher as L1's default.
+    let mut map = hashbrown::HashMap::with_capacity_and_hasher(
+        keys.len(),
+        foldhash::fast::RandomState::default(),
+    );
+    for &k in &keys {
+        map.insert(k, make(k));
+    }
+    let mut i = 0;
+    group.bench_function(BenchmarkId::new("hashbrown", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(map.get(k));
+            }
+        })
+    });
+
+    // L1 sized so the working set fits without set overflow (about 1 key per set).
+    let table: L1<u64, V> = L1::with_capacity(WORKING_SET * 7).unwrap();
+    let handle = table.handle();
+    for &k in &keys {
+        handle.insert(k, make(k));
+    }
+    {
+        let guard = handle.pin();
+        let missing = keys.iter().filter(|k| guard.get(k).is_none()).count();
+        assert_eq!(missing, 0, "L1 must hold the whole working set");
+    }
+    group.bench_function(
+        BenchmarkId::new("stratacache_l1_guard_per_batch", WORKING_SET),
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % batches.len();
+                let guard = handle.pin();
+                for k in batches[i] {
+                    black_box(guard.get(k));
+                }
+            })
+        },
+    );
+    group.bench_function(
+        BenchmarkId::new("stratacache_l1_get_cloned", WORKING_SET),
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % batches.len();
+                for k in batches[i] {
+                    black_box(table.get_cloned(k));
+                }
+            })
+        },
+    );
+
+    let quick = quick_cache::sync::Cache::<u64, V>::new(WORKING_SET * 2);
+    for &k in &keys {
+        quick.insert(k, make(k));
+    }
+    assert!(
+        keys.iter().all(|k| quick.get(k).is_some()),
+        "quick_cache must hold the working set"
+    );
+    group.bench_function(BenchmarkId::new("quick_cache", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(quick.get(k));
+            }
+        })
+    });
+
+    let dash = dashmap::DashMap::<u64, V>::with_capacity(keys.len());
+    for &k in &keys {
+        dash.insert(k, make(k));
+    }
+    group.bench_function(BenchmarkId::new("dashmap", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(dash.get(k).as_deref().map(|v| v as *const V));
+            }
+        })
+    });
+
+    let papaya = papaya::HashMap::<u64, V>::with_capacity(keys.len());
+    {
+        let pinned = papaya.pin();
+        for &k in &keys {
+            pinned.insert(k, make(k));
+        }
+    }
+    group.bench_function(
+        BenchmarkId::new("papaya_guard_per_batch", WORKING_SET),
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % batches.len();
+                let pinned = papaya.pin();
+                for k in batches[i] {
+                    black_box(pinned.get(k));
+                }
+            })
+        },
+    );
+    group.bench_function(BenchmarkId::new("papaya_pin_per_get", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(papaya.pin().get(k).cloned());
+            }
+        })
+    });
+    group.finish();
+}
+
+fn l1_get_hit(c: &mut Criterion) {
+    bench_value(c, "u64", |k| k);
+    bench_value(c, "bytes64", |k| [k as u8; 64]);
+}
+
+criterion_group!(benches, l1_get_hit);
+criterion_main!(benches);

@@ -30,9 +30,13 @@ pub(crate) struct RawTable<K, V> {
     /// one cache line.
     hands: Box<[AtomicU8]>,
     set_mask: usize,
-    collector: Collector,
     #[cfg(all(feature = "std", not(loom)))]
     thread_handles: thread_local::ThreadLocal<ThreadHandle>,
+    /// Declared last so it is dropped last: the table's reference must be the last one to the
+    /// collector's global state. If a participant (a thread handle) held the last reference,
+    /// dropping it would free that participant's record from inside its own `finalize`, which
+    /// Miri (Tree Borrows) reports as a deallocation under a live borrow.
+    collector: Collector,
 }
 
 impl<K, V> RawTable<K, V> {
@@ -67,9 +71,9 @@ impl<K, V> RawTable<K, V> {
             sets: set_vec.into_boxed_slice(),
             hands: hand_vec.into_boxed_slice(),
             set_mask: sets - 1,
-            collector: Collector::new(),
             #[cfg(all(feature = "std", not(loom)))]
             thread_handles: thread_local::ThreadLocal::new(),
+            collector: Collector::new(),
         })
     }
 

@@ -419,7 +419,11 @@ mod tests {
         // A lane holding 0x01 just above an empty lane is where `match_lanes(_, 0)` errs.
         for ctrl in [0x42 | (0x17 << 16), 0x0100, 0x0101_0001, 0x8001, 0] {
             let expected = (0..WAYS).filter(|&w| lane(ctrl, w) != 0).count();
-            assert_eq!(nonzero_lanes(ctrl & TAG_MASK).count_ones() as usize, expected, "{ctrl:#x}");
+            assert_eq!(
+                nonzero_lanes(ctrl & TAG_MASK).count_ones() as usize,
+                expected,
+                "{ctrl:#x}"
+            );
         }
     }
 }
