@@ -57,3 +57,8 @@ mod sync;
 pub use error::{Absent, BuildError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -268,5 +268,5 @@ fn threads_share_a_table_through_thread_local_handles() {
             }
         }
     }
-    assert!(table.len() > 0);
+    assert!(!table.is_empty());
 }
