@@ -52,6 +52,7 @@ extern crate std;
 mod error;
 pub mod hash;
 pub mod l1;
+pub mod l2;
 mod sync;
 
 pub use error::{Absent, BuildError};
