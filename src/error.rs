@@ -19,6 +19,13 @@ pub enum BuildError {
         /// The number of bytes that were asked for.
         bytes: usize,
     },
+    /// Zero shards were requested.
+    ZeroShards,
+    /// The shard count must be a power of two (the shard is picked from hash bits).
+    ShardsNotPowerOfTwo {
+        /// The count that was asked for.
+        shards: usize,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -33,6 +40,10 @@ impl fmt::Display for BuildError {
             }
             Self::AllocationFailed { bytes } => {
                 write!(f, "could not allocate {bytes} bytes for the table")
+            }
+            Self::ZeroShards => f.write_str("the shard count must be at least one"),
+            Self::ShardsNotPowerOfTwo { shards } => {
+                write!(f, "the shard count must be a power of two, not {shards}")
             }
         }
     }
@@ -63,3 +74,58 @@ impl<K, V> fmt::Display for Absent<K, V> {
 }
 
 impl<K, V> core::error::Error for Absent<K, V> {}
+
+/// An insertion was refused; the key and value are handed back untouched.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InsertError<K, V> {
+    /// The entry weighs more than the whole cache may hold.
+    TooHeavy {
+        /// The key that was not stored.
+        key: K,
+        /// The value that was not stored.
+        value: V,
+        /// What the weigher said the entry weighs.
+        weight: u64,
+        /// The cache's whole capacity.
+        capacity: u64,
+    },
+}
+
+impl<K, V> InsertError<K, V> {
+    /// The key and value that were not stored.
+    pub fn into_inner(self) -> (K, V) {
+        match self {
+            Self::TooHeavy { key, value, .. } => (key, value),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for InsertError<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooHeavy {
+                weight, capacity, ..
+            } => f
+                .debug_struct("TooHeavy")
+                .field("weight", weight)
+                .field("capacity", capacity)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<K, V> fmt::Display for InsertError<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooHeavy {
+                weight, capacity, ..
+            } => write!(
+                f,
+                "an entry of weight {weight} cannot fit in a cache of capacity {capacity}"
+            ),
+        }
+    }
+}
+
+impl<K, V> core::error::Error for InsertError<K, V> {}

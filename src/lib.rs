@@ -55,7 +55,7 @@ pub mod l1;
 pub mod l2;
 mod sync;
 
-pub use error::{Absent, BuildError};
+pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
 

@@ -53,3 +53,62 @@ impl Backoff {
         }
     }
 }
+
+pub(crate) use lock::RwLock;
+
+/// A reader-writer lock that ignores poisoning: the kernel runs no user code that can panic
+/// while it holds a write guard in the middle of a change, so a poisoned lock's data is
+/// consistent. Under `std` it is the standard library's (futex-based on Linux: readers and
+/// writers park instead of spinning when a holder is preempted); without `std` a spin lock;
+/// under loom, loom's.
+mod lock {
+    #[cfg(all(feature = "std", not(loom)))]
+    type Inner<T> = std::sync::RwLock<T>;
+    #[cfg(loom)]
+    type Inner<T> = loom::sync::RwLock<T>;
+    #[cfg(not(any(feature = "std", loom)))]
+    type Inner<T> = spin::RwLock<T>;
+
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) type ReadGuard<'a, T> = std::sync::RwLockReadGuard<'a, T>;
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) type WriteGuard<'a, T> = std::sync::RwLockWriteGuard<'a, T>;
+    #[cfg(loom)]
+    pub(crate) type ReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    #[cfg(loom)]
+    pub(crate) type WriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+    #[cfg(not(any(feature = "std", loom)))]
+    pub(crate) type ReadGuard<'a, T> = spin::RwLockReadGuard<'a, T>;
+    #[cfg(not(any(feature = "std", loom)))]
+    pub(crate) type WriteGuard<'a, T> = spin::RwLockWriteGuard<'a, T>;
+
+    pub(crate) struct RwLock<T>(Inner<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(Inner::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            #[cfg(any(feature = "std", loom))]
+            return self
+                .0
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            #[cfg(not(any(feature = "std", loom)))]
+            return self.0.read();
+        }
+
+        #[inline]
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            #[cfg(any(feature = "std", loom))]
+            return self
+                .0
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            #[cfg(not(any(feature = "std", loom)))]
+            return self.0.write();
+        }
+    }
+}

@@ -1,17 +1,22 @@
-//! L2: the sharded in-memory tier.
+//! L2: the sharded, capacity-bounded in-memory tier.
 //!
-//! Built here so far: the single-threaded [`Shard`], a hashbrown `HashTable` index over a slot
-//! arena, and the shard-level [`Policy`] trait with the default [`ProbationClock`] (a
-//! probationary FIFO and a ghost set in front of a CLOCK of 2-bit counters: the S3-FIFO family).
+//! - [`L2`]: power-of-two shards behind reader-writer locks (the standard library's under
+//!   `std`, spin locks without it); lookups take the read side, and capacity by entries or by
+//!   weight ([`Weigher`]) is enforced over the whole table.
+//! - [`Shard`]: the single-threaded core of one shard, a hashbrown `HashTable` index over a
+//!   slot arena, usable on its own.
+//! - [`Policy`]: the shard-level eviction and admission policy; the default is
+//!   [`ProbationClock`], a probationary FIFO and a ghost set in front of a CLOCK of 2-bit
+//!   counters (the S3-FIFO family).
 //!
-//! The concurrent L2 (power-of-two shards, each behind a lock, lookups under the read side,
-//! capacity by entries or weight enforced cache-wide, TTL) and the tiered facade are built on
-//! these pieces next.
+//! TTL, priorities and the tiered facade over L1 and L2 are built on these next.
 
 pub mod policy;
 mod shard;
+mod table;
 #[cfg(test)]
 mod tests;
 
 pub use policy::{Policy, ProbationClock};
 pub use shard::{Evicted, Shard};
+pub use table::{L2, L2Builder, UnitWeigher, Weigher};

@@ -1,0 +1,422 @@
+//! The concurrent L2 table: power-of-two shards behind reader-writer locks, with capacity
+//! enforced over the whole table.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::borrow::Borrow;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+use core::marker::PhantomData;
+
+use crossbeam_utils::CachePadded;
+
+use super::policy::{Policy, ProbationClock};
+use super::shard::{Evicted, Shard};
+use crate::error::{BuildError, InsertError};
+use crate::hash::DefaultHashBuilder;
+use crate::sync::{AtomicUsize, Ordering, RwLock};
+
+/// Tells how much an entry counts against the capacity.
+///
+/// Called once per insertion, before any lock is taken; a panic in it leaves the table as it
+/// was. Closures `Fn(&K, &V) -> u64` are weighers.
+pub trait Weigher<K, V> {
+    /// The entry's weight (for instance its size in bytes).
+    fn weigh(&self, key: &K, value: &V) -> u64;
+}
+
+/// Every entry weighs 1: the capacity counts entries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitWeigher;
+
+impl<K, V> Weigher<K, V> for UnitWeigher {
+    #[inline]
+    fn weigh(&self, _: &K, _: &V) -> u64 {
+        1
+    }
+}
+
+impl<K, V, F: Fn(&K, &V) -> u64> Weigher<K, V> for F {
+    #[inline]
+    fn weigh(&self, key: &K, value: &V) -> u64 {
+        self(key, value)
+    }
+}
+
+/// A concurrent, sharded, capacity-bounded table: the in-memory L2 tier.
+///
+/// - Lookups take one shard's read lock; a hit bumps a policy counter with a relaxed atomic.
+/// - Inserts and removals take one shard's write lock. An insertion adds its weight to a
+///   table-wide total and evicts until the total is within the capacity again: first from
+///   its own shard (while that shard holds anything besides the new entry), then from the
+///   others. So the table exceeds its capacity by at most one in-flight entry per inserting
+///   thread, and an entry may weigh as much as the whole capacity, not one shard's share.
+/// - Evicted entries, replaced values and removed keys are dropped after every lock is
+///   released; the weigher runs before any lock is taken.
+///
+/// ```
+/// use stratacache::l2::L2;
+///
+/// let cache: L2<u64, String> = L2::with_capacity(1_000)?;
+/// cache.insert(1, "one".to_string())?;
+/// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+/// assert_eq!(cache.remove(&1).as_deref(), Some("one"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = ProbationClock> {
+    shards: Box<[LockedShard<K, V, P>]>,
+    shard_mask: usize,
+    hash_builder: S,
+    weigher: W,
+    capacity: usize,
+    weight: CachePadded<AtomicUsize>,
+}
+
+/// One shard behind its lock, on cache lines of its own.
+type LockedShard<K, V, P> = CachePadded<RwLock<Shard<K, V, P>>>;
+
+/// Builds an [`L2`]: capacity (required), shards, hasher, weigher, policy.
+pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = ProbationClock> {
+    capacity: Option<u64>,
+    shards: Option<usize>,
+    hash_builder: S,
+    weigher: W,
+    types: PhantomData<BuilderTypes<K, V, P>>,
+}
+
+/// The types an [`L2Builder`] builds for, carried without owning any.
+type BuilderTypes<K, V, P> = fn() -> (K, V, P);
+
+impl<K, V> Default for L2Builder<K, V> {
+    fn default() -> Self {
+        Self {
+            capacity: None,
+            shards: None,
+            hash_builder: DefaultHashBuilder::default(),
+            weigher: UnitWeigher,
+            types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S, W, P> fmt::Debug for L2Builder<K, V, S, W, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("L2Builder")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default shard count: four per CPU (under `std`), rounded up to a power of two.
+fn default_shards() -> usize {
+    #[cfg(feature = "std")]
+    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+    #[cfg(not(feature = "std"))]
+    let cpus: usize = 4;
+    (cpus * 4).next_power_of_two().min(1 << 12)
+}
+
+impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
+    /// The capacity: the most the entries may weigh together (with the default weigher, the
+    /// most entries). Required.
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// The number of shards, a power of two (default: four per CPU, rounded up).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Hash keys with `hash_builder`.
+    pub fn hasher<S2>(self, hash_builder: S2) -> L2Builder<K, V, S2, W, P> {
+        L2Builder {
+            capacity: self.capacity,
+            shards: self.shards,
+            hash_builder,
+            weigher: self.weigher,
+            types: PhantomData,
+        }
+    }
+
+    /// Weigh entries with `weigher`; the capacity then bounds the total weight.
+    pub fn weigher<W2: Weigher<K, V>>(self, weigher: W2) -> L2Builder<K, V, S, W2, P> {
+        L2Builder {
+            capacity: self.capacity,
+            shards: self.shards,
+            hash_builder: self.hash_builder,
+            weigher,
+            types: PhantomData,
+        }
+    }
+
+    /// Evict by the policy `P2` (one instance per shard, from `Default`).
+    pub fn policy<P2: Policy + Default>(self) -> L2Builder<K, V, S, W, P2> {
+        L2Builder {
+            capacity: self.capacity,
+            shards: self.shards,
+            hash_builder: self.hash_builder,
+            weigher: self.weigher,
+            types: PhantomData,
+        }
+    }
+
+    /// Builds the table.
+    ///
+    /// # Errors
+    /// [`BuildError::ZeroCapacity`] when no capacity or 0 was given,
+    /// [`BuildError::CapacityOverflow`] when it does not fit this target's `usize`,
+    /// [`BuildError::ZeroShards`] or [`BuildError::ShardsNotPowerOfTwo`] for a bad shard count,
+    /// [`BuildError::AllocationFailed`] when the shards cannot be allocated.
+    pub fn build(self) -> Result<L2<K, V, S, W, P>, BuildError>
+    where
+        P: Policy + Default,
+    {
+        let capacity = self
+            .capacity
+            .filter(|&c| c > 0)
+            .ok_or(BuildError::ZeroCapacity)?;
+        let capacity = usize::try_from(capacity).map_err(|_| BuildError::CapacityOverflow {
+            requested: usize::MAX,
+        })?;
+        let shards = self.shards.unwrap_or_else(default_shards);
+        if shards == 0 {
+            return Err(BuildError::ZeroShards);
+        }
+        if !shards.is_power_of_two() {
+            return Err(BuildError::ShardsNotPowerOfTwo { shards });
+        }
+        let mut list = Vec::new();
+        list.try_reserve_exact(shards)
+            .map_err(|_| BuildError::AllocationFailed {
+                bytes: shards
+                    .saturating_mul(core::mem::size_of::<CachePadded<RwLock<Shard<K, V, P>>>>()),
+            })?;
+        list.extend(
+            (0..shards).map(|_| CachePadded::new(RwLock::new(Shard::with_policy(P::default())))),
+        );
+        Ok(L2 {
+            shards: list.into_boxed_slice(),
+            shard_mask: shards - 1,
+            hash_builder: self.hash_builder,
+            weigher: self.weigher,
+            capacity,
+            weight: CachePadded::new(AtomicUsize::new(0)),
+        })
+    }
+}
+
+impl<K, V> L2<K, V> {
+    /// A table of at most `capacity` entries with the default hasher, shards and policy.
+    ///
+    /// # Errors
+    /// As [`L2Builder::build`].
+    pub fn with_capacity(capacity: u64) -> Result<Self, BuildError> {
+        Self::builder().capacity(capacity).build()
+    }
+
+    /// A builder with the defaults.
+    pub fn builder() -> L2Builder<K, V> {
+        L2Builder::default()
+    }
+}
+
+impl<K, V, S, W, P> L2<K, V, S, W, P> {
+    /// The capacity (the most the entries may weigh together).
+    pub fn capacity(&self) -> u64 {
+        self.capacity as u64
+    }
+
+    /// The entries' total weight now.
+    pub fn weighted_size(&self) -> u64 {
+        self.weight.load(Ordering::Relaxed) as u64
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The number of entries (takes every shard's read lock in turn: a moment's view).
+    pub fn len(&self) -> usize
+    where
+        P: Policy,
+    {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Whether the table holds no entry.
+    pub fn is_empty(&self) -> bool
+    where
+        P: Policy,
+    {
+        self.weighted_size() == 0 && self.len() == 0
+    }
+
+    #[inline]
+    fn shard_of(&self, hash: u64) -> &RwLock<Shard<K, V, P>> {
+        // Bits 32.. pick the shard: L1 sets use the low bits, and hashbrown inside the shard
+        // the low bits and the top seven.
+        &self.shards[(hash >> 32) as usize & self.shard_mask]
+    }
+
+    fn add_weight(&self, before: u64, after: u64) {
+        // Relaxed: the total is a budget, not a synchronisation point; the shard locks order
+        // the entries themselves.
+        if after >= before {
+            self.weight
+                .fetch_add((after - before) as usize, Ordering::Relaxed);
+        } else {
+            self.weight
+                .fetch_sub((before - after) as usize, Ordering::Relaxed);
+        }
+    }
+
+    fn over_budget(&self) -> bool {
+        self.weight.load(Ordering::Relaxed) > self.capacity
+    }
+
+    /// Evicts from `shard` while the table is over budget and the shard holds more than `keep`
+    /// entries.
+    fn evict_from(&self, shard: &mut Shard<K, V, P>, keep: usize, victims: &mut Vec<Evicted<K, V>>)
+    where
+        P: Policy,
+    {
+        while self.over_budget() && shard.len() > keep {
+            let Some(victim) = shard.evict() else { break };
+            self.weight
+                .fetch_sub(victim.weight as usize, Ordering::Relaxed);
+            victims.push(victim);
+        }
+    }
+}
+
+impl<K, V, S, W, P> L2<K, V, S, W, P>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    /// A clone of the value for `key`, counted as a use.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        V: Clone,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        self.shard_of(hash).read().get(hash, key).cloned()
+    }
+
+    /// A clone of the value for `key`, not counted as a use.
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+        V: Clone,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        self.shard_of(hash).read().peek(hash, key).cloned()
+    }
+
+    /// Whether `key` is present (not counted as a use).
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        self.shard_of(hash).read().peek(hash, key).is_some()
+    }
+
+    /// Stores `value` for `key`, replacing any previous value, then evicts until the table is
+    /// within its capacity. The replaced value and the evicted entries are dropped after the
+    /// locks are released.
+    ///
+    /// # Errors
+    /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
+    /// than the capacity.
+    pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
+        let weight = self.weigher.weigh(&key, &value);
+        if weight > self.capacity as u64 {
+            return Err(InsertError::TooHeavy {
+                key,
+                value,
+                weight,
+                capacity: self.capacity as u64,
+            });
+        }
+        let hash = self.hash_builder.hash_one(&key);
+        let home = (hash >> 32) as usize & self.shard_mask;
+        let mut victims = Vec::new();
+        let replaced = {
+            let mut shard = self.shards[home].write();
+            let before = shard.weight();
+            let replaced = shard.insert(hash, key, value, weight);
+            self.add_weight(before, shard.weight());
+            // Keep the new entry if its shard has nothing else to give: others can.
+            self.evict_from(&mut shard, 1, &mut victims);
+            replaced
+        };
+        for step in 1..self.shards.len() {
+            if !self.over_budget() {
+                break;
+            }
+            let mut shard = self.shards[(home + step) & self.shard_mask].write();
+            self.evict_from(&mut shard, 0, &mut victims);
+        }
+        if self.over_budget() {
+            // Only the new entry (and entries racing in) are left: the budget wins.
+            let mut shard = self.shards[home].write();
+            self.evict_from(&mut shard, 0, &mut victims);
+        }
+        drop(replaced);
+        drop(victims);
+        Ok(())
+    }
+
+    /// Removes `key` and returns its value; the stored key is dropped outside the lock.
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        let removed = {
+            let mut shard = self.shard_of(hash).write();
+            let before = shard.weight();
+            let removed = shard.remove(hash, key);
+            self.add_weight(before, shard.weight());
+            removed
+        };
+        removed.map(|(_, value)| value)
+    }
+
+    /// Removes every entry, one shard at a time; entries are dropped outside the locks.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let taken = {
+                let mut shard = shard.write();
+                let before = shard.weight();
+                let taken = shard.take_all();
+                self.add_weight(before, 0);
+                taken
+            };
+            drop(taken);
+        }
+    }
+}
+
+impl<K, V, S, W, P> fmt::Debug for L2<K, V, S, W, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("L2")
+            .field("capacity", &self.capacity)
+            .field("weighted_size", &self.weighted_size())
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
