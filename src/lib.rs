@@ -5,21 +5,28 @@
 //!
 //! What exists today:
 //!
+//! - [`Cache`]: the tiered in-memory cache. A wait-free L1 of hot copies in front of a sharded
+//!   L2, per-key linearizable across both tiers (promotions never leave a stale copy), with
+//!   capacity by entries or by weight enforced over the whole cache.
 //! - [`l1`]: a fixed-capacity, set-associative table with **wait-free reads**, epoch-based
 //!   reclamation (crossbeam-epoch) whose cost is bounded and can be driven by the caller, and
 //!   per-set CLOCK eviction. Gets are zero-copy (`&V` bound to a guard) and allocate nothing.
+//! - [`l2`]: the sharded L2 ([`L2`]), its single-threaded [`l2::Shard`], and the shard-level
+//!   [`l2::Policy`] trait with the default scan-resistant [`l2::ProbationClock`]
+//!   (S3-FIFO family).
 //!
-//! The sharded CLOCK L2, the tiered `Cache` facade, NUMA placement, arenas and the persistent
-//! L3 are built on top of this in later steps (see `DESIGN.md`).
+//! TTL, priorities, `get_or_insert_with`, the eviction listener and statistics, NUMA placement,
+//! arenas and the persistent L3 come next (see `DESIGN.md`).
 //!
 //! ## Features
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `std`   | yes     | per-thread handles kept by each table, so [`L1::pin`], [`L1::get_cloned`], [`L1::insert`] … work without an explicit [`l1::Handle`]; foldhash seeds also mix in the clock |
+//! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning); foldhash seeds also mix in the clock |
 //!
 //! Without `std` the crate builds for bare-metal targets (`x86_64-unknown-none`,
-//! `thumbv7em-none-eabihf`); threads then take part through an explicit [`l1::Handle`].
+//! `thumbv7em-none-eabihf`); threads then take part through an explicit [`CacheHandle`] or
+//! [`l1::Handle`], and L2 shards use spin locks.
 //!
 //! ## Example
 //! ```
@@ -54,10 +61,13 @@ pub mod hash;
 pub mod l1;
 pub mod l2;
 mod sync;
+mod tier;
 
 pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
+pub use l2::L2;
+pub use tier::{Cache, CacheBuilder, CacheHandle};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -280,6 +280,34 @@ impl<K, V, S> Guard<'_, K, V, S> {
     }
 }
 
+/// Operations with the hash computed by the caller (the tiered cache hashes once for both
+/// tiers).
+impl<K, V, S> Guard<'_, K, V, S> {
+    #[inline]
+    pub(crate) fn get_hashed<Q>(&self, hash: u64, key: &Q, touch: bool) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        self.raw.find(hash, key, touch).map(|(_, v)| v)
+    }
+
+    pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V) -> Placement
+    where
+        K: Eq,
+    {
+        self.raw.insert(hash, key, value)
+    }
+
+    pub(crate) fn remove_hashed<Q>(&self, hash: u64, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        self.raw.remove(hash, key)
+    }
+}
+
 impl<K, V, S> Guard<'_, K, V, S>
 where
     K: Hash + Eq,

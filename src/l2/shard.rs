@@ -7,10 +7,14 @@ use core::fmt;
 use hashbrown::HashTable;
 
 use super::policy::{EntryInfo, Policy, ProbationClock, SlotId};
+use crate::sync::{AtomicU8, Ordering};
 
 struct Slot<K, V> {
     hash: u64,
     weight: u64,
+    /// Hits counted by [`Shard::get_counting`], saturating (the tiered cache promotes to L1
+    /// after a number of them).
+    hits: AtomicU8,
     key: K,
     value: V,
 }
@@ -19,6 +23,8 @@ struct Slot<K, V> {
 /// listener, a lower tier) and drop it outside any lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evicted<K, V> {
+    /// The key's hash.
+    pub hash: u64,
     /// The entry's key.
     pub key: K,
     /// The entry's value.
@@ -143,6 +149,22 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Some((&slot.key, &slot.value))
     }
 
+    /// The stored key and value for `key`, counted as a use, with the number of hits counted
+    /// this way so far (this one included, saturating at 255).
+    pub(crate) fn get_counting<Q>(&self, hash: u64, key: &Q) -> Option<(&K, &V, u8)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let id = self.find(hash, key)?;
+        self.policy.on_hit(id);
+        let slot = self.slot(id);
+        // Relaxed: a hint for promotion; racing hits may count once.
+        let hits = slot.hits.load(Ordering::Relaxed).saturating_add(1);
+        slot.hits.store(hits, Ordering::Relaxed);
+        Some((&slot.key, &slot.value, hits))
+    }
+
     /// The value for `key`, without counting a use.
     pub fn peek<Q>(&self, hash: u64, key: &Q) -> Option<&V>
     where
@@ -174,6 +196,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         let slot = Slot {
             hash,
             weight,
+            hits: AtomicU8::new(0),
             key,
             value,
         };
@@ -235,6 +258,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             .remove();
         let slot = self.release(id);
         Some(Evicted {
+            hash: slot.hash,
             key: slot.key,
             value: slot.value,
             weight: slot.weight,

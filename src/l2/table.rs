@@ -257,7 +257,7 @@ impl<K, V, S, W, P> L2<K, V, S, W, P> {
     }
 
     #[inline]
-    fn shard_of(&self, hash: u64) -> &RwLock<Shard<K, V, P>> {
+    pub(crate) fn shard_of(&self, hash: u64) -> &RwLock<Shard<K, V, P>> {
         // Bits 32.. pick the shard: L1 sets use the low bits, and hashbrown inside the shard
         // the low bits and the top seven.
         &self.shards[(hash >> 32) as usize & self.shard_mask]
@@ -280,15 +280,22 @@ impl<K, V, S, W, P> L2<K, V, S, W, P> {
     }
 
     /// Evicts from `shard` while the table is over budget and the shard holds more than `keep`
-    /// entries.
-    fn evict_from(&self, shard: &mut Shard<K, V, P>, keep: usize, victims: &mut Vec<Evicted<K, V>>)
-    where
+    /// entries; `on_evict` sees each victim while the shard is still locked.
+    fn evict_from(
+        &self,
+        shard: &mut Shard<K, V, P>,
+        keep: usize,
+        victims: &mut Vec<Evicted<K, V>>,
+        on_evict: &mut impl FnMut(u64, &K),
+    ) where
         P: Policy,
     {
         while self.over_budget() && shard.len() > keep {
             let Some(victim) = shard.evict() else { break };
+            // Relaxed: see `add_weight`.
             self.weight
                 .fetch_sub(victim.weight as usize, Ordering::Relaxed);
+            on_evict(victim.hash, &victim.key);
             victims.push(victim);
         }
     }
@@ -341,42 +348,8 @@ where
     /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
     /// than the capacity.
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
-        let weight = self.weigher.weigh(&key, &value);
-        if weight > self.capacity as u64 {
-            return Err(InsertError::TooHeavy {
-                key,
-                value,
-                weight,
-                capacity: self.capacity as u64,
-            });
-        }
         let hash = self.hash_builder.hash_one(&key);
-        let home = (hash >> 32) as usize & self.shard_mask;
-        let mut victims = Vec::new();
-        let replaced = {
-            let mut shard = self.shards[home].write();
-            let before = shard.weight();
-            let replaced = shard.insert(hash, key, value, weight);
-            self.add_weight(before, shard.weight());
-            // Keep the new entry if its shard has nothing else to give: others can.
-            self.evict_from(&mut shard, 1, &mut victims);
-            replaced
-        };
-        for step in 1..self.shards.len() {
-            if !self.over_budget() {
-                break;
-            }
-            let mut shard = self.shards[(home + step) & self.shard_mask].write();
-            self.evict_from(&mut shard, 0, &mut victims);
-        }
-        if self.over_budget() {
-            // Only the new entry (and entries racing in) are left: the budget wins.
-            let mut shard = self.shards[home].write();
-            self.evict_from(&mut shard, 0, &mut victims);
-        }
-        drop(replaced);
-        drop(victims);
-        Ok(())
+        self.insert_hashed(hash, key, value, |_| {}, |_, _| {})
     }
 
     /// Removes `key` and returns its value; the stored key is dropped outside the lock.
@@ -386,8 +359,85 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
+        self.remove_hashed(hash, key, || {})
+    }
+
+    /// Removes every entry, one shard at a time; entries are dropped outside the locks.
+    pub fn clear(&self) {
+        self.clear_with(|_| {});
+    }
+}
+
+impl<K, V, S, W, P> L2<K, V, S, W, P>
+where
+    K: Eq,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    /// [`insert`](Self::insert) with the hash computed by the caller. `before_store` runs with
+    /// the key's shard write-locked, before the entry is stored, and `on_evict` for every
+    /// victim while its shard is still locked (the tiered cache keeps L1 in step there).
+    pub(crate) fn insert_hashed(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        before_store: impl FnOnce(&K),
+        mut on_evict: impl FnMut(u64, &K),
+    ) -> Result<(), InsertError<K, V>> {
+        let weight = self.weigher.weigh(&key, &value);
+        if weight > self.capacity as u64 {
+            return Err(InsertError::TooHeavy {
+                key,
+                value,
+                weight,
+                capacity: self.capacity as u64,
+            });
+        }
+        let home = (hash >> 32) as usize & self.shard_mask;
+        let mut victims = Vec::new();
+        let replaced = {
+            let mut shard = self.shards[home].write();
+            before_store(&key);
+            let before = shard.weight();
+            let replaced = shard.insert(hash, key, value, weight);
+            self.add_weight(before, shard.weight());
+            // Keep the new entry if its shard has nothing else to give: others can.
+            self.evict_from(&mut shard, 1, &mut victims, &mut on_evict);
+            replaced
+        };
+        for step in 1..self.shards.len() {
+            if !self.over_budget() {
+                break;
+            }
+            let mut shard = self.shards[(home + step) & self.shard_mask].write();
+            self.evict_from(&mut shard, 0, &mut victims, &mut on_evict);
+        }
+        if self.over_budget() {
+            // Only the new entry (and entries racing in) are left: the budget wins.
+            let mut shard = self.shards[home].write();
+            self.evict_from(&mut shard, 0, &mut victims, &mut on_evict);
+        }
+        drop(replaced);
+        drop(victims);
+        Ok(())
+    }
+
+    /// [`remove`](Self::remove) with the hash computed by the caller; `under_lock` runs with
+    /// the key's shard write-locked.
+    pub(crate) fn remove_hashed<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        under_lock: impl FnOnce(),
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
         let removed = {
             let mut shard = self.shard_of(hash).write();
+            under_lock();
             let before = shard.weight();
             let removed = shard.remove(hash, key);
             self.add_weight(before, shard.weight());
@@ -396,14 +446,16 @@ where
         removed.map(|(_, value)| value)
     }
 
-    /// Removes every entry, one shard at a time; entries are dropped outside the locks.
-    pub fn clear(&self) {
+    /// Removes every entry, one shard at a time; `under_lock` sees each shard's entries while
+    /// it is still locked. Entries are dropped outside the locks.
+    pub(crate) fn clear_with(&self, mut under_lock: impl FnMut(&[(K, V)])) {
         for shard in self.shards.iter() {
-            let taken = {
+            let taken: Vec<(K, V)> = {
                 let mut shard = shard.write();
                 let before = shard.weight();
-                let taken = shard.take_all();
+                let taken: Vec<(K, V)> = shard.take_all().collect();
                 self.add_weight(before, 0);
+                under_lock(&taken);
                 taken
             };
             drop(taken);

@@ -45,6 +45,10 @@ fn insert_get_replace_remove_and_weights() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn eviction_hands_out_every_entry_exactly_once() {
     let mut shard: Shard<u64, u64> = Shard::new();
     for k in 0..100 {
@@ -66,6 +70,10 @@ fn eviction_hands_out_every_entry_exactly_once() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn a_scan_does_not_flush_the_hot_set() {
     let capacity = 100;
     let mut shard: Shard<u64, u64> = Shard::new();
@@ -98,6 +106,10 @@ fn a_scan_does_not_flush_the_hot_set() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn a_key_back_soon_after_a_probation_eviction_is_admitted_to_the_main_queue() {
     let capacity = 20;
     let mut shard: Shard<u64, u64> = Shard::new();
@@ -144,6 +156,10 @@ fn dropping_a_shard_drops_what_it_holds() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn one_use_on_probation_saves_a_key_from_a_full_turnover() {
     let capacity = 30;
     let mut shard: Shard<u64, u64> = Shard::new();

@@ -88,7 +88,11 @@ impl Ghost {
     }
 }
 
-/// The default policy. See the [module docs](self).
+/// The default policy: new keys wait in a probationary FIFO; keys used while there, or seen
+/// again soon after being evicted from it (a ghost set of hashes remembers them), move to a
+/// CLOCK of 2-bit use counters. One-hit wonders and scans pass through probation without
+/// flushing the CLOCK (Yang et al., SOSP 2023, "FIFO queues are all you need for cache
+/// eviction").
 #[derive(Default)]
 pub struct ProbationClock {
     meta: Vec<Meta>,

@@ -1,0 +1,70 @@
+//! Loom models of the tiered cache's consistency rule: a promotion from L2 into L1 racing a
+//! write or a removal of the same key must not leave a stale copy in L1.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use stratacache::Cache;
+use stratacache::hash::FixedState;
+
+type Tiered = Cache<u64, u64, FixedState>;
+
+/// One shard, one L1 set, promotion on the first L2 hit.
+fn cache() -> Arc<Tiered> {
+    let cache = Cache::builder()
+        .capacity(8)
+        .shards(1)
+        .l1_entries(1)
+        .promote_after(1)
+        .hasher(FixedState::with_seed(3))
+        .build()
+        .unwrap();
+    Arc::new(cache)
+}
+
+/// A reader promotes the old value while a writer replaces it: once the write has returned,
+/// every read (on the writer's thread and after both join) sees the new value.
+#[test]
+fn promotion_vs_write() {
+    loom::model(|| {
+        let cache = cache();
+        cache.handle().insert(1, 10).unwrap();
+        let reader = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                let seen = cache.handle().get(&1);
+                assert!(matches!(seen, Some(10 | 11)), "{seen:?}");
+            })
+        };
+        let h = cache.handle();
+        h.insert(1, 11).unwrap();
+        assert_eq!(h.get(&1), Some(11), "read after own write");
+        reader.join().unwrap();
+        assert_eq!(
+            cache.handle().get(&1),
+            Some(11),
+            "no stale copy survived in L1"
+        );
+    });
+}
+
+/// A reader promotes a value while a writer removes the key: after the removal, nothing.
+#[test]
+fn promotion_vs_remove() {
+    loom::model(|| {
+        let cache = cache();
+        cache.handle().insert(1, 10).unwrap();
+        let reader = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                let seen = cache.handle().get(&1);
+                assert!(matches!(seen, None | Some(10)), "{seen:?}");
+            })
+        };
+        let h = cache.handle();
+        assert_eq!(h.remove(&1), Some(10));
+        assert_eq!(h.get(&1), None, "read after own removal");
+        reader.join().unwrap();
+        assert_eq!(cache.handle().get(&1), None, "no stale copy survived in L1");
+    });
+}

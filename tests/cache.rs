@@ -1,0 +1,159 @@
+//! The tiered cache through its public fronts: thread-local (`std`) and explicit handles,
+//! bad input, and a multi-thread test of per-key linearizability across L1 and L2.
+
+use std::time::{Duration, Instant};
+
+use stratacache::{BuildError, Cache, InsertError};
+
+#[test]
+fn bad_configurations_are_errors() {
+    assert_eq!(
+        Cache::<u64, u64>::builder().build().unwrap_err(),
+        BuildError::ZeroCapacity
+    );
+    assert_eq!(
+        Cache::<u64, u64>::builder()
+            .capacity(0)
+            .build()
+            .unwrap_err(),
+        BuildError::ZeroCapacity
+    );
+    assert_eq!(
+        Cache::<u64, u64>::builder()
+            .capacity(10)
+            .shards(3)
+            .build()
+            .unwrap_err(),
+        BuildError::ShardsNotPowerOfTwo { shards: 3 }
+    );
+    assert_eq!(
+        Cache::<u64, u64>::builder()
+            .capacity(10)
+            .l1_entries(0)
+            .build()
+            .unwrap_err(),
+        BuildError::ZeroCapacity
+    );
+}
+
+#[test]
+fn a_value_heavier_than_the_cache_is_handed_back() {
+    let cache = Cache::builder()
+        .capacity(100)
+        .weigher(|_: &u32, v: &String| v.len() as u64)
+        .build()
+        .unwrap();
+    cache.insert(1, "x".repeat(100)).unwrap();
+    let err = cache.insert(2, "y".repeat(101)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "an entry of weight 101 cannot fit in a cache of capacity 100"
+    );
+    let InsertError::TooHeavy { key, value, .. } = err else {
+        unreachable!()
+    };
+    assert_eq!((key, value.len()), (2, 101));
+    assert_eq!(cache.get(&1).map(|v| v.len()), Some(100));
+}
+
+#[test]
+fn explicit_handles_and_the_thread_local_front_see_the_same_cache() {
+    let cache: Cache<String, u32> = Cache::builder()
+        .capacity(1_000)
+        .promote_after(1)
+        .build()
+        .unwrap();
+    let handle = cache.handle();
+    handle.insert("hp".to_string(), 100).unwrap();
+    assert_eq!(cache.get("hp"), Some(100));
+    assert_eq!(handle.get("hp"), Some(100)); // now from L1
+    cache.insert("hp".to_string(), 90).unwrap();
+    assert_eq!(
+        handle.get("hp"),
+        Some(90),
+        "the thread-local front's write invalidated L1"
+    );
+    assert!(handle.contains_key("hp"));
+    assert_eq!(handle.remove("hp"), Some(90));
+    assert!(!cache.contains_key("hp"));
+    handle.collect();
+    assert!(cache.is_empty());
+}
+
+/// Each key has one writer whose versions only grow; readers must never see a version older
+/// than one they saw before, whichever tier served it, while promotions, invalidations and
+/// evictions race.
+#[test]
+fn reads_never_go_back_in_time_across_tiers() {
+    let cache: Cache<u64, (u64, u64)> = Cache::builder()
+        .capacity(256)
+        .shards(4)
+        .l1_entries(128)
+        .promote_after(1)
+        .build()
+        .unwrap();
+    let keys = 512u64;
+    let writers = 2u64;
+    let readers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
+    let duration = Duration::from_millis(1_500);
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let cache = &cache;
+            s.spawn(move || {
+                let mut version = vec![0u64; keys as usize];
+                let mut rng = (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let start = Instant::now();
+                let mut ops = 0;
+                while ops < 1_000 || start.elapsed() < duration {
+                    ops += 1;
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let k = (rng % (keys / writers)) * writers + w;
+                    version[k as usize] += 1;
+                    if rng % 8 == 0 {
+                        cache.remove(&k);
+                    } else {
+                        cache.insert(k, (k, version[k as usize])).unwrap();
+                    }
+                }
+            });
+        }
+        for r in 0..readers as u64 {
+            let cache = &cache;
+            s.spawn(move || {
+                let handle = cache.handle();
+                let mut seen = vec![0u64; keys as usize];
+                let mut rng = (r + 77).wrapping_mul(0x2545_F491_4F6C_DD1D);
+                let start = Instant::now();
+                let mut hits = 0u64;
+                let mut ops = 0;
+                while ops < 1_000 || start.elapsed() < duration {
+                    ops += 1;
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    // Skewed toward low keys so entries get promoted and stay hot.
+                    let k = (rng % keys) * (rng >> 60) / 16;
+                    if let Some((key, v)) = handle.get(&k) {
+                        hits += 1;
+                        assert_eq!(key, k, "another key's value");
+                        assert!(
+                            v >= seen[k as usize],
+                            "key {k} went back from {} to {v}",
+                            seen[k as usize]
+                        );
+                        seen[k as usize] = v;
+                    }
+                    if ops % 256 == 0 {
+                        handle.collect();
+                    }
+                }
+                assert!(hits > 0, "a reader never hit: nothing was checked");
+            });
+        }
+    });
+    assert!(cache.weighted_size() <= 256);
+}
