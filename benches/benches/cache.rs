@@ -39,7 +39,10 @@ fn trace(seed: u64, exponent: f64) -> Vec<Op> {
         .map(|_| {
             let rank = zipf.sample(&mut rng) as u64;
             // Spread ranks over the key space so hot keys are not neighbours.
-            Op { key: rank.wrapping_mul(0x9E37_79B9_7F4A_7C15), write: rng.random_bool(WRITE_SHARE) }
+            Op {
+                key: rank.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                write: rng.random_bool(WRITE_SHARE),
+            }
         })
         .collect()
 }
@@ -109,7 +112,11 @@ impl Subject for StratacacheHandles {
 }
 
 /// Replays `window` (an index range into every trace) on one thread per trace.
-fn run(subject: &dyn Subject, traces: &[Vec<Op>], window: core::ops::Range<usize>) -> (Duration, u64) {
+fn run(
+    subject: &dyn Subject,
+    traces: &[Vec<Op>],
+    window: core::ops::Range<usize>,
+) -> (Duration, u64) {
     let start = Instant::now();
     let hits = std::thread::scope(|s| {
         let workers: Vec<_> = traces
@@ -129,29 +136,65 @@ fn thread_counts() -> Vec<usize> {
     std::env::var("STRATACACHE_BENCH_THREADS")
         .unwrap_or_else(|_| "1,2".into())
         .split(',')
-        .map(|t| if t.trim() == "all" { all } else { t.trim().parse().expect("thread count") })
+        .map(|t| {
+            if t.trim() == "all" {
+                all
+            } else {
+                t.trim().parse().expect("thread count")
+            }
+        })
         .collect()
 }
 
 fn subjects() -> Vec<(&'static str, Box<dyn Subject>)> {
     let cap = CAPACITY as usize;
-    let strata = || stratacache::Cache::builder().capacity(CAPACITY).build().unwrap();
+    let strata = || {
+        stratacache::Cache::builder()
+            .capacity(CAPACITY)
+            .build()
+            .unwrap()
+    };
     vec![
         ("stratacache", Box::new(strata()) as Box<dyn Subject>),
-        ("stratacache_handles", Box::new(StratacacheHandles(strata()))),
-        ("quick_cache", Box::new(quick_cache::sync::Cache::<u64, u64>::new(cap))),
-        ("moka", Box::new(moka::sync::Cache::<u64, u64>::new(CAPACITY))),
-        ("mini_moka", Box::new(mini_moka::sync::Cache::<u64, u64>::new(CAPACITY))),
-        ("scc_hashcache", Box::new(scc::HashCache::<u64, u64>::with_capacity(cap, cap))),
-        ("foyer", Box::new(foyer::CacheBuilder::new(cap).build::<foyer::CacheProperties>() as foyer::Cache<u64, u64>)),
+        (
+            "stratacache_handles",
+            Box::new(StratacacheHandles(strata())),
+        ),
+        (
+            "quick_cache",
+            Box::new(quick_cache::sync::Cache::<u64, u64>::new(cap)),
+        ),
+        (
+            "moka",
+            Box::new(moka::sync::Cache::<u64, u64>::new(CAPACITY)),
+        ),
+        (
+            "mini_moka",
+            Box::new(mini_moka::sync::Cache::<u64, u64>::new(CAPACITY)),
+        ),
+        (
+            "scc_hashcache",
+            Box::new(scc::HashCache::<u64, u64>::with_capacity(cap, cap)),
+        ),
+        (
+            "foyer",
+            Box::new(
+                foyer::CacheBuilder::new(cap).build::<foyer::CacheProperties>()
+                    as foyer::Cache<u64, u64>,
+            ),
+        ),
     ]
 }
 
 fn mixed(c: &mut Criterion) {
     for exponent in [0.99] {
         for threads in thread_counts() {
-            let traces: Vec<Vec<Op>> = (0..threads as u64).map(|t| trace(0xC0FFEE + t, exponent)).collect();
-            let mut group = c.benchmark_group(format!("cache_mixed_zipf{exponent}_read95/threads{threads}"));
+            let traces: Vec<Vec<Op>> = (0..threads as u64)
+                .map(|t| trace(0xC0FFEE + t, exponent))
+                .collect();
+            let mut group = c.benchmark_group(format!(
+                "cache_mixed_zipf{exponent}_read95/threads{threads}"
+            ));
             group.throughput(Throughput::Elements((threads * OPS_PER_THREAD) as u64));
             for (name, subject) in subjects() {
                 // Warm-up: the first half of every trace fills the cache and reaches a steady
@@ -159,8 +202,19 @@ fn mixed(c: &mut Criterion) {
                 let half = TRACE_PER_THREAD / 2;
                 run(subject.as_ref(), &traces, 0..half);
                 let (_, hits) = run(subject.as_ref(), &traces, half..half + OPS_PER_THREAD);
-                let reads = traces.iter().map(|t| t[half..half + OPS_PER_THREAD].iter().filter(|op| !op.write).count()).sum::<usize>();
-                eprintln!("{name:>20} threads={threads}: steady-state hit ratio {:.2} %", 100.0 * hits as f64 / reads as f64);
+                let reads = traces
+                    .iter()
+                    .map(|t| {
+                        t[half..half + OPS_PER_THREAD]
+                            .iter()
+                            .filter(|op| !op.write)
+                            .count()
+                    })
+                    .sum::<usize>();
+                eprintln!(
+                    "{name:>20} threads={threads}: steady-state hit ratio {:.2} %",
+                    100.0 * hits as f64 / reads as f64
+                );
                 let mut next = half;
                 group.bench_function(BenchmarkId::from_parameter(name), |b| {
                     b.iter_custom(|iters| {

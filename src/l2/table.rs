@@ -72,6 +72,32 @@ pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = ProbationClock>
     weight: CachePadded<AtomicUsize>,
 }
 
+/// Entries evicted under a lock, kept to be dropped after it is released. An insertion
+/// usually evicts one entry, which stays inline: no allocation on that path.
+struct Victims<K, V> {
+    first: Option<Evicted<K, V>>,
+    more: Vec<Evicted<K, V>>,
+}
+
+impl<K, V> Default for Victims<K, V> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl<K, V> Victims<K, V> {
+    fn push(&mut self, victim: Evicted<K, V>) {
+        if self.first.is_none() {
+            self.first = Some(victim);
+        } else {
+            self.more.push(victim);
+        }
+    }
+}
+
 /// One shard behind its lock, on cache lines of its own.
 type LockedShard<K, V, P> = CachePadded<RwLock<Shard<K, V, P>>>;
 
@@ -285,7 +311,7 @@ impl<K, V, S, W, P> L2<K, V, S, W, P> {
         &self,
         shard: &mut Shard<K, V, P>,
         keep: usize,
-        victims: &mut Vec<Evicted<K, V>>,
+        victims: &mut Victims<K, V>,
         on_evict: &mut impl FnMut(u64, &K),
     ) where
         P: Policy,
@@ -395,7 +421,7 @@ where
             });
         }
         let home = (hash >> 32) as usize & self.shard_mask;
-        let mut victims = Vec::new();
+        let mut victims = Victims::default();
         let replaced = {
             let mut shard = self.shards[home].write();
             before_store(&key);

@@ -245,6 +245,11 @@ impl<K, V> RawGuard<'_, K, V> {
         Q: ?Sized + Eq,
     {
         let (set, _) = self.table.set_of(hash);
+        // Most removals (the tiered cache's invalidations) find nothing: answer those from the
+        // tags, as a reader would, without loading the whole set.
+        if set.find(hash, key, false, &self.guard).is_none() {
+            return false;
+        }
         loop {
             let snap = set.snapshot(hash, key, &self.guard);
             let Some(way) = snap.found() else {
