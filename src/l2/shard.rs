@@ -132,9 +132,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let id = self.find(hash, key)?;
-        self.policy.on_hit(id);
-        Some(&self.slot(id).value)
+        self.get_key_value(hash, key).map(|(_, v)| v)
     }
 
     /// The key and value for `key`, counted as a use.
