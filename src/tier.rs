@@ -50,7 +50,7 @@ use crate::l2::{L2, L2Builder, Policy, ProbationClock, UnitWeigher, Weigher};
 /// assert_eq!(cache.get(&7), None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = ProbationClock> {
+pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock> {
     l1: L1<K, V, ()>,
     l2: L2<K, V, (), W, P>,
     hash_builder: S,
@@ -181,7 +181,7 @@ impl<K, V> Cache<K, V> {
     }
 }
 
-impl<K, V, S, W, P> Cache<K, V, S, W, P> {
+impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     /// The L2 capacity.
     pub fn capacity(&self) -> u64 {
         self.l2.capacity()
@@ -378,7 +378,7 @@ where
     cache_operations!(pin_l1);
 }
 
-impl<K, V, S, W, P> fmt::Debug for Cache<K, V, S, W, P> {
+impl<K, V, S, W, P: Policy> fmt::Debug for Cache<K, V, S, W, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("capacity", &self.capacity())
@@ -389,7 +389,7 @@ impl<K, V, S, W, P> fmt::Debug for Cache<K, V, S, W, P> {
 }
 
 /// One thread's access to a [`Cache`], without `std`'s thread-locals. `!Send`.
-pub struct CacheHandle<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P = ProbationClock> {
+pub struct CacheHandle<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock> {
     cache: &'c Cache<K, V, S, W, P>,
     l1: l1::Handle<'c, K, V, ()>,
 }
@@ -425,7 +425,7 @@ mod tests {
 
     use super::*;
 
-    impl<K: Hash + Eq, V, S: BuildHasher, W, P> Cache<K, V, S, W, P> {
+    impl<K: Hash + Eq, V, S: BuildHasher, W, P: Policy> Cache<K, V, S, W, P> {
         /// Whether L1 holds a copy for `key` (and which value).
         fn l1_copy(&self, key: &K) -> Option<V>
         where

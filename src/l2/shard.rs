@@ -6,17 +6,50 @@ use core::fmt;
 
 use hashbrown::HashTable;
 
-use super::policy::{EntryInfo, Policy, ProbationClock, SlotId};
+use super::policy::{Entries, EntryInfo, Policy, ProbationClock, SlotId};
 use crate::sync::{AtomicU8, Ordering};
 
-struct Slot<K, V> {
+/// One entry, with its policy state beside it so a lookup touches one place.
+struct Slot<K, V, M> {
     hash: u64,
     weight: u64,
+    key: K,
+    value: V,
+    meta: M,
     /// Hits counted by [`Shard::get_counting`], saturating (the tiered cache promotes to L1
     /// after a number of them).
     hits: AtomicU8,
-    key: K,
-    value: V,
+}
+
+/// The slot arena as the policy sees it.
+struct SlotsView<'a, K, V, M>(&'a mut [Option<Slot<K, V, M>>]);
+
+impl<K, V, M> SlotsView<'_, K, V, M> {
+    fn slot(&self, id: SlotId) -> &Slot<K, V, M> {
+        self.0[id as usize].as_ref().expect("policies only see live slots")
+    }
+}
+
+impl<K, V, M> Entries<M> for SlotsView<'_, K, V, M> {
+    #[inline]
+    fn meta(&self, id: SlotId) -> &M {
+        &self.slot(id).meta
+    }
+
+    #[inline]
+    fn meta_mut(&mut self, id: SlotId) -> &mut M {
+        &mut self.0[id as usize].as_mut().expect("policies only see live slots").meta
+    }
+
+    #[inline]
+    fn hash(&self, id: SlotId) -> u64 {
+        self.slot(id).hash
+    }
+
+    #[inline]
+    fn weight(&self, id: SlotId) -> u64 {
+        self.slot(id).weight
+    }
 }
 
 /// An entry that left a shard by eviction, handed out so its owner can pass it on (to a
@@ -51,9 +84,9 @@ pub struct Evicted<K, V> {
 /// assert_eq!((victim.key, victim.value), ("hp", 100));
 /// assert!(shard.is_empty());
 /// ```
-pub struct Shard<K, V, P = ProbationClock> {
+pub struct Shard<K, V, P: Policy = ProbationClock> {
     index: HashTable<SlotId>,
-    slots: Vec<Option<Slot<K, V>>>,
+    slots: Vec<Option<Slot<K, V, P::Meta>>>,
     free: Vec<SlotId>,
     policy: P,
     weight: u64,
@@ -119,7 +152,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             .copied()
     }
 
-    fn slot(&self, id: SlotId) -> &Slot<K, V> {
+    fn slot(&self, id: SlotId) -> &Slot<K, V, P::Meta> {
         self.slots[id as usize]
             .as_ref()
             .expect("the index only holds live slots")
@@ -141,9 +174,8 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let id = self.find(hash, key)?;
-        self.policy.on_hit(id);
-        let slot = self.slot(id);
+        let slot = self.slot(self.find(hash, key)?);
+        P::on_hit(&slot.meta);
         Some((&slot.key, &slot.value))
     }
 
@@ -154,9 +186,8 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let id = self.find(hash, key)?;
-        self.policy.on_hit(id);
-        let slot = self.slot(id);
+        let slot = self.slot(self.find(hash, key)?);
+        P::on_hit(&slot.meta);
         // Relaxed: a hint for promotion; racing hits may count once.
         let hits = slot.hits.load(Ordering::Relaxed).saturating_add(1);
         slot.hits.store(hits, Ordering::Relaxed);
@@ -188,15 +219,17 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             let old_weight = core::mem::replace(&mut slot.weight, weight);
             self.weight = self.weight - old_weight + weight;
             let old = core::mem::replace(&mut slot.value, value);
-            self.policy.on_replace(id, old_weight, info);
+            self.policy
+                .on_replace(&mut SlotsView(&mut self.slots), id, old_weight, info);
             return Some(old);
         }
         let slot = Slot {
             hash,
             weight,
-            hits: AtomicU8::new(0),
             key,
             value,
+            meta: self.policy.new_meta(),
+            hits: AtomicU8::new(0),
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -215,7 +248,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             slots[i as usize].as_ref().map_or(0, |s| s.hash)
         });
         self.weight += weight;
-        self.policy.on_insert(id, info);
+        self.policy.on_insert(&mut SlotsView(&mut self.slots), id, info);
         None
     }
 
@@ -235,20 +268,14 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             })
             .ok()?;
         let (id, _) = entry.remove();
-        self.policy.on_remove(id);
+        self.policy.on_remove(&mut SlotsView(&mut self.slots), id);
         let slot = self.release(id);
         Some((slot.key, slot.value))
     }
 
     /// Evicts the policy's next victim, or returns `None` when the shard is empty.
     pub fn evict(&mut self) -> Option<Evicted<K, V>> {
-        let slots = &self.slots;
-        let id = self.policy.evict(&|id| {
-            slots[id as usize]
-                .as_ref()
-                .expect("policies only hold live slots")
-                .hash
-        })?;
+        let id = self.policy.evict(&mut SlotsView(&mut self.slots))?;
         let hash = self.slot(id).hash;
         self.index
             .find_entry(hash, |&i| i == id)
@@ -263,7 +290,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         })
     }
 
-    fn release(&mut self, id: SlotId) -> Slot<K, V> {
+    fn release(&mut self, id: SlotId) -> Slot<K, V, P::Meta> {
         let slot = self.slots[id as usize].take().expect("live slot");
         self.free.push(id);
         self.weight -= slot.weight;
@@ -281,7 +308,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     }
 }
 
-impl<K, V, P> fmt::Debug for Shard<K, V, P> {
+impl<K, V, P: Policy> fmt::Debug for Shard<K, V, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shard")
             .field("len", &self.index.len())

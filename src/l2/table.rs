@@ -63,7 +63,7 @@ impl<K, V, F: Fn(&K, &V) -> u64> Weigher<K, V> for F {
 /// assert_eq!(cache.remove(&1).as_deref(), Some("one"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = ProbationClock> {
+pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock> {
     shards: Box<[LockedShard<K, V, P>]>,
     shard_mask: usize,
     hash_builder: S,
@@ -250,7 +250,7 @@ impl<K, V> L2<K, V> {
     }
 }
 
-impl<K, V, S, W, P> L2<K, V, S, W, P> {
+impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
     /// The capacity (the most the entries may weigh together).
     pub fn capacity(&self) -> u64 {
         self.capacity as u64
@@ -489,7 +489,7 @@ where
     }
 }
 
-impl<K, V, S, W, P> fmt::Debug for L2<K, V, S, W, P> {
+impl<K, V, S, W, P: Policy> fmt::Debug for L2<K, V, S, W, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("L2")
             .field("capacity", &self.capacity)

@@ -12,7 +12,7 @@
 
 mod probation_clock;
 
-pub use probation_clock::ProbationClock;
+pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 
 /// The index of an entry in a shard's arena. Ids are reused after an entry leaves.
 pub type SlotId = u32;
@@ -34,26 +34,51 @@ impl EntryInfo {
     }
 }
 
+/// The policy's view of a shard's entries: each entry's policy state (kept inside the entry's
+/// slot, so a lookup touches one place), hash and weight.
+pub trait Entries<M> {
+    /// The state of entry `id`.
+    fn meta(&self, id: SlotId) -> &M;
+    /// The state of entry `id`, for changing.
+    fn meta_mut(&mut self, id: SlotId) -> &mut M;
+    /// The hash of entry `id`'s key.
+    fn hash(&self, id: SlotId) -> u64;
+    /// The weight of entry `id`.
+    fn weight(&self, id: SlotId) -> u64;
+}
+
 /// A shard-level eviction and admission policy. See the [module docs](self) for who calls
 /// what, and under which access.
 pub trait Policy: Send + Sync {
-    /// A lookup hit `id`. Runs under the shard's read lock, concurrently with other hits:
-    /// only atomic updates are allowed.
-    fn on_hit(&self, id: SlotId);
+    /// Per-entry state, stored in the entry's slot.
+    type Meta: Send + Sync;
+
+    /// The state of a newly stored entry (before [`on_insert`](Self::on_insert) links it).
+    fn new_meta(&self) -> Self::Meta;
+
+    /// A lookup hit the entry whose state is `meta`. Runs under the shard's read lock,
+    /// concurrently with other hits: only atomic updates are allowed.
+    fn on_hit(meta: &Self::Meta);
 
     /// A new entry was stored at `id`.
-    fn on_insert(&mut self, id: SlotId, info: EntryInfo);
+    fn on_insert(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId, info: EntryInfo);
 
     /// The entry at `id` had its value replaced; its weight went from `old_weight` to
     /// `info.weight`. Counts as a use.
-    fn on_replace(&mut self, id: SlotId, old_weight: u64, info: EntryInfo);
+    fn on_replace(
+        &mut self,
+        entries: &mut impl Entries<Self::Meta>,
+        id: SlotId,
+        old_weight: u64,
+        info: EntryInfo,
+    );
 
-    /// The entry at `id` was removed by the user (not evicted); forget it.
-    fn on_remove(&mut self, id: SlotId);
+    /// The entry at `id` is being removed by the user (not evicted); forget it.
+    fn on_remove(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId);
 
     /// Chooses the next victim, forgets it and returns its id, or `None` when the policy holds
-    /// no entry. `hash_of` gives the hash of any entry the policy holds (for ghost records).
-    fn evict(&mut self, hash_of: &dyn Fn(SlotId) -> u64) -> Option<SlotId>;
+    /// no entry.
+    fn evict(&mut self, entries: &mut impl Entries<Self::Meta>) -> Option<SlotId>;
 
     /// Forgets every entry (and any history).
     fn clear(&mut self);

@@ -18,11 +18,10 @@
 //! queue directly.
 
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 
 use hashbrown::HashTable;
 
-use super::{EntryInfo, Policy, SlotId};
+use super::{Entries, EntryInfo, Policy, SlotId};
 use crate::sync::{AtomicU8, Ordering};
 
 /// The largest value of a use counter (2 bits).
@@ -37,22 +36,63 @@ enum Queue {
     Absent,
 }
 
-/// Per-entry state, indexed by slot id.
-struct Meta {
+/// Per-entry state, kept in the entry's slot (12 bytes).
+pub struct Meta {
     freq: AtomicU8,
     queue: Queue,
     prev: SlotId,
     next: SlotId,
-    weight: u64,
 }
 
-/// A circular doubly-linked list through [`Meta`], identified by its head (the oldest entry,
-/// which is also where a CLOCK hand points).
+/// A circular doubly-linked list through the entries' [`Meta`], identified by its head (the
+/// oldest entry, which is also where a CLOCK hand points).
 #[derive(Default, Clone, Copy)]
 struct Ring {
     head: Option<SlotId>,
     weight: u64,
     len: usize,
+}
+
+impl Ring {
+    fn link_tail(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        match self.head {
+            None => {
+                let m = entries.meta_mut(id);
+                m.prev = id;
+                m.next = id;
+                self.head = Some(id);
+            }
+            Some(head) => {
+                let tail = entries.meta(head).prev;
+                let m = entries.meta_mut(id);
+                m.prev = tail;
+                m.next = head;
+                entries.meta_mut(tail).next = id;
+                entries.meta_mut(head).prev = id;
+            }
+        }
+        self.weight += entries.weight(id);
+        self.len += 1;
+    }
+
+    fn unlink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        let (prev, next) = {
+            let m = entries.meta(id);
+            (m.prev, m.next)
+        };
+        if next == id {
+            self.head = None;
+        } else {
+            entries.meta_mut(prev).next = next;
+            entries.meta_mut(next).prev = prev;
+            if self.head == Some(id) {
+                self.head = Some(next);
+            }
+        }
+        self.weight -= entries.weight(id);
+        self.len -= 1;
+        entries.meta_mut(id).queue = Queue::Absent;
+    }
 }
 
 /// Hashes of keys recently evicted from probation, oldest first.
@@ -95,7 +135,6 @@ impl Ghost {
 /// eviction").
 #[derive(Default)]
 pub struct ProbationClock {
-    meta: Vec<Meta>,
     probation: Ring,
     main: Ring,
     ghost: Ghost,
@@ -107,119 +146,63 @@ impl ProbationClock {
         Self::default()
     }
 
-    fn link_tail(meta: &mut [Meta], ring: &mut Ring, id: SlotId) {
-        let weight = meta[id as usize].weight;
-        match ring.head {
-            None => {
-                meta[id as usize].prev = id;
-                meta[id as usize].next = id;
-                ring.head = Some(id);
-            }
-            Some(head) => {
-                let tail = meta[head as usize].prev;
-                meta[id as usize].prev = tail;
-                meta[id as usize].next = head;
-                meta[tail as usize].next = id;
-                meta[head as usize].prev = id;
-            }
-        }
-        ring.weight += weight;
-        ring.len += 1;
-    }
-
-    fn unlink(meta: &mut [Meta], ring: &mut Ring, id: SlotId) {
-        let Meta {
-            prev, next, weight, ..
-        } = meta[id as usize];
-        if next == id {
-            ring.head = None;
-        } else {
-            meta[prev as usize].next = next;
-            meta[next as usize].prev = prev;
-            if ring.head == Some(id) {
-                ring.head = Some(next);
-            }
-        }
-        ring.weight -= weight;
-        ring.len -= 1;
-        meta[id as usize].queue = Queue::Absent;
-    }
-
-    fn ring_of(&mut self, queue: Queue) -> Option<&mut Ring> {
+    fn ring(&mut self, queue: Queue) -> Option<&mut Ring> {
         match queue {
             Queue::Probation => Some(&mut self.probation),
             Queue::Main => Some(&mut self.main),
             Queue::Absent => None,
         }
     }
-
-    fn forget(&mut self, id: SlotId) {
-        let queue = self.meta[id as usize].queue;
-        let mut ring = match self.ring_of(queue) {
-            Some(ring) => *ring,
-            None => return,
-        };
-        Self::unlink(&mut self.meta, &mut ring, id);
-        *self.ring_of(queue).expect("queue was present") = ring;
-    }
-
-    fn bump(freq: &AtomicU8) {
-        // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
-        let f = freq.load(Ordering::Relaxed);
-        if f < MAX_FREQ {
-            freq.store(f + 1, Ordering::Relaxed);
-        }
-    }
 }
 
 impl Policy for ProbationClock {
+    type Meta = Meta;
+
+    fn new_meta(&self) -> Meta {
+        Meta {
+            freq: AtomicU8::new(0),
+            queue: Queue::Absent,
+            prev: 0,
+            next: 0,
+        }
+    }
+
     #[inline]
-    fn on_hit(&self, id: SlotId) {
-        Self::bump(&self.meta[id as usize].freq);
+    fn on_hit(meta: &Meta) {
+        // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
+        let f = meta.freq.load(Ordering::Relaxed);
+        if f < MAX_FREQ {
+            meta.freq.store(f + 1, Ordering::Relaxed);
+        }
     }
 
-    fn on_insert(&mut self, id: SlotId, info: EntryInfo) {
-        let index = id as usize;
-        if index >= self.meta.len() {
-            self.meta.resize_with(index + 1, || Meta {
-                freq: AtomicU8::new(0),
-                queue: Queue::Absent,
-                prev: 0,
-                next: 0,
-                weight: 0,
-            });
-        }
-        debug_assert_eq!(
-            self.meta[index].queue,
-            Queue::Absent,
-            "slot {id} inserted twice"
-        );
-        let meta = &mut self.meta[index];
-        meta.freq = AtomicU8::new(0);
-        meta.weight = info.weight;
+    fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
+        debug_assert_eq!(entries.meta(id).queue, Queue::Absent, "slot {id} inserted twice");
         if self.ghost.contains(info.hash) {
-            meta.queue = Queue::Main;
-            Self::link_tail(&mut self.meta, &mut self.main, id);
+            entries.meta_mut(id).queue = Queue::Main;
+            self.main.link_tail(entries, id);
         } else {
-            meta.queue = Queue::Probation;
-            Self::link_tail(&mut self.meta, &mut self.probation, id);
+            entries.meta_mut(id).queue = Queue::Probation;
+            self.probation.link_tail(entries, id);
         }
     }
 
-    fn on_replace(&mut self, id: SlotId, old_weight: u64, info: EntryInfo) {
-        let queue = self.meta[id as usize].queue;
-        self.meta[id as usize].weight = info.weight;
-        if let Some(ring) = self.ring_of(queue) {
+    fn on_replace(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, old_weight: u64, info: EntryInfo) {
+        let queue = entries.meta(id).queue;
+        if let Some(ring) = self.ring(queue) {
             ring.weight = ring.weight - old_weight + info.weight;
         }
-        Self::bump(&self.meta[id as usize].freq);
+        Self::on_hit(entries.meta(id));
     }
 
-    fn on_remove(&mut self, id: SlotId) {
-        self.forget(id);
+    fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        let queue = entries.meta(id).queue;
+        if let Some(ring) = self.ring(queue) {
+            ring.unlink(entries, id);
+        }
     }
 
-    fn evict(&mut self, hash_of: &dyn Fn(SlotId) -> u64) -> Option<SlotId> {
+    fn evict(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
         loop {
             let total = self.probation.weight + self.main.weight;
             let from_probation = match (self.probation.head, self.main.head) {
@@ -230,36 +213,35 @@ impl Policy for ProbationClock {
             };
             if from_probation {
                 let id = self.probation.head.expect("checked above");
-                Self::unlink(&mut self.meta, &mut self.probation, id);
-                let meta = &mut self.meta[id as usize];
+                self.probation.unlink(entries, id);
+                let meta = entries.meta_mut(id);
                 // Relaxed: exclusive access (no hit runs during eviction).
                 if meta.freq.load(Ordering::Relaxed) > 0 {
                     // Used while on probation: promote to the main queue, counting afresh.
                     meta.freq.store(0, Ordering::Relaxed);
                     meta.queue = Queue::Main;
-                    Self::link_tail(&mut self.meta, &mut self.main, id);
+                    self.main.link_tail(entries, id);
                     continue;
                 }
                 let capacity = self.main.len + self.probation.len + 1;
-                self.ghost.insert(hash_of(id), capacity);
+                self.ghost.insert(entries.hash(id), capacity);
                 return Some(id);
             }
             let id = self.main.head.expect("checked above");
-            let freq = &self.meta[id as usize].freq;
+            let freq = &entries.meta(id).freq;
             // Relaxed: exclusive access, as above.
             let f = freq.load(Ordering::Relaxed);
             if f > 0 {
                 freq.store(f - 1, Ordering::Relaxed);
-                self.main.head = Some(self.meta[id as usize].next);
+                self.main.head = Some(entries.meta(id).next);
                 continue;
             }
-            Self::unlink(&mut self.meta, &mut self.main, id);
+            self.main.unlink(entries, id);
             return Some(id);
         }
     }
 
     fn clear(&mut self) {
-        self.meta.clear();
         self.probation = Ring::default();
         self.main = Ring::default();
         self.ghost.clear();
