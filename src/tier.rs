@@ -389,7 +389,14 @@ impl<K, V, S, W, P: Policy> fmt::Debug for Cache<K, V, S, W, P> {
 }
 
 /// One thread's access to a [`Cache`], without `std`'s thread-locals. `!Send`.
-pub struct CacheHandle<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock> {
+pub struct CacheHandle<
+    'c,
+    K,
+    V,
+    S = DefaultHashBuilder,
+    W = UnitWeigher,
+    P: Policy = ProbationClock,
+> {
     cache: &'c Cache<K, V, S, W, P>,
     l1: l1::Handle<'c, K, V, ()>,
 }

@@ -26,7 +26,9 @@ struct SlotsView<'a, K, V, M>(&'a mut [Option<Slot<K, V, M>>]);
 
 impl<K, V, M> SlotsView<'_, K, V, M> {
     fn slot(&self, id: SlotId) -> &Slot<K, V, M> {
-        self.0[id as usize].as_ref().expect("policies only see live slots")
+        self.0[id as usize]
+            .as_ref()
+            .expect("policies only see live slots")
     }
 }
 
@@ -38,7 +40,10 @@ impl<K, V, M> Entries<M> for SlotsView<'_, K, V, M> {
 
     #[inline]
     fn meta_mut(&mut self, id: SlotId) -> &mut M {
-        &mut self.0[id as usize].as_mut().expect("policies only see live slots").meta
+        &mut self.0[id as usize]
+            .as_mut()
+            .expect("policies only see live slots")
+            .meta
     }
 
     #[inline]
@@ -248,7 +253,8 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             slots[i as usize].as_ref().map_or(0, |s| s.hash)
         });
         self.weight += weight;
-        self.policy.on_insert(&mut SlotsView(&mut self.slots), id, info);
+        self.policy
+            .on_insert(&mut SlotsView(&mut self.slots), id, info);
         None
     }
 

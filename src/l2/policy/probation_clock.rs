@@ -177,7 +177,11 @@ impl Policy for ProbationClock {
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
-        debug_assert_eq!(entries.meta(id).queue, Queue::Absent, "slot {id} inserted twice");
+        debug_assert_eq!(
+            entries.meta(id).queue,
+            Queue::Absent,
+            "slot {id} inserted twice"
+        );
         if self.ghost.contains(info.hash) {
             entries.meta_mut(id).queue = Queue::Main;
             self.main.link_tail(entries, id);
@@ -187,7 +191,13 @@ impl Policy for ProbationClock {
         }
     }
 
-    fn on_replace(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, old_weight: u64, info: EntryInfo) {
+    fn on_replace(
+        &mut self,
+        entries: &mut impl Entries<Meta>,
+        id: SlotId,
+        old_weight: u64,
+        info: EntryInfo,
+    ) {
         let queue = entries.meta(id).queue;
         if let Some(ring) = self.ring(queue) {
             ring.weight = ring.weight - old_weight + info.weight;
