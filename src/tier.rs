@@ -20,6 +20,7 @@
 //!
 //! L1 only ever holds copies of entries that are in L2: L2 evictions invalidate L1 too.
 
+use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
@@ -354,6 +355,31 @@ macro_rules! cache_operations {
         /// Removes every entry (entries inserted while it runs may stay).
         pub fn clear(&self) {
             self.cache().clear_in(&self.$pin());
+        }
+
+        /// Looks up every key under one pin of L1; the results come in the keys' order.
+        pub fn get_many<'q, Q>(&self, keys: impl IntoIterator<Item = &'q Q>) -> Vec<Option<V>>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq + 'q,
+        {
+            let l1 = self.$pin();
+            keys.into_iter()
+                .map(|key| self.cache().get_in(&l1, key))
+                .collect()
+        }
+
+        /// Inserts every entry under one pin of L1. Entries that cannot be stored are handed
+        /// back, in order, with why; an empty result means every entry was stored.
+        pub fn insert_many(
+            &self,
+            entries: impl IntoIterator<Item = (K, V)>,
+        ) -> Vec<InsertError<K, V>> {
+            let l1 = self.$pin();
+            entries
+                .into_iter()
+                .filter_map(|(key, value)| self.cache().insert_in(&l1, key, value).err())
+                .collect()
         }
     };
 }

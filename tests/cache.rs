@@ -157,3 +157,25 @@ fn reads_never_go_back_in_time_across_tiers() {
     });
     assert!(cache.weighted_size() <= 256);
 }
+
+#[test]
+fn batches_keep_order_and_hand_back_what_does_not_fit() {
+    let cache = Cache::builder()
+        .capacity(10)
+        .shards(1)
+        .weigher(|_: &u64, v: &u64| *v)
+        .build()
+        .unwrap();
+    let refused = cache.insert_many([(1, 3), (2, 11), (3, 4), (4, 12)]);
+    let refused: Vec<(u64, u64)> = refused.into_iter().map(InsertError::into_inner).collect();
+    assert_eq!(
+        refused,
+        [(2, 11), (4, 12)],
+        "too-heavy entries come back, in order"
+    );
+    assert_eq!(cache.get_many(&[3, 2, 1]), [Some(4), None, Some(3)]);
+    let handle = cache.handle();
+    assert!(handle.insert_many([(5, 2)]).is_empty());
+    assert_eq!(handle.get_many([&5, &1]), [Some(2), Some(3)]);
+    assert_eq!(cache.weighted_size(), 9);
+}
