@@ -251,16 +251,23 @@ where
         Some(value.clone())
     }
 
-    fn peek_in<Q>(&self, l1: &l1::Guard<'_, K, V, ()>, key: &Q) -> Option<V>
+    /// Applies `f` to the value for `key` without counting a use or promoting: L1's copy if
+    /// it has one, else L2's (under the shard's read lock).
+    fn peek_with<Q, R>(
+        &self,
+        l1: &l1::Guard<'_, K, V, ()>,
+        key: &Q,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
         if let Some(value) = l1.get_hashed(hash, key, false) {
-            return Some(value.clone());
+            return Some(f(value));
         }
-        self.l2.shard_of(hash).read().peek(hash, key).cloned()
+        self.l2.shard_of(hash).read().peek(hash, key).map(f)
     }
 
     fn insert_in(
@@ -321,7 +328,7 @@ macro_rules! cache_operations {
             K: Borrow<Q>,
             Q: ?Sized + Hash + Eq,
         {
-            self.cache().peek_in(&self.$pin(), key)
+            self.cache().peek_with(&self.$pin(), key, V::clone)
         }
 
         /// Whether `key` is present (not counted as a use).
@@ -330,7 +337,7 @@ macro_rules! cache_operations {
             K: Borrow<Q>,
             Q: ?Sized + Hash + Eq,
         {
-            self.peek(key).is_some()
+            self.cache().peek_with(&self.$pin(), key, |_| ()).is_some()
         }
 
         /// Stores `value` for `key` in L2, replacing any previous value and invalidating L1's

@@ -194,9 +194,13 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         let slot = self.slot(self.find(hash, key)?);
         P::on_hit(&slot.meta);
         // Relaxed: a hint for promotion; racing hits may count once.
-        let hits = slot.hits.load(Ordering::Relaxed).saturating_add(1);
-        slot.hits.store(hits, Ordering::Relaxed);
-        Some((&slot.key, &slot.value, hits))
+        let seen = slot.hits.load(Ordering::Relaxed);
+        if seen == u8::MAX {
+            // Saturated: no store, so a hot entry's hits stop writing its cache line.
+            return Some((&slot.key, &slot.value, seen));
+        }
+        slot.hits.store(seen + 1, Ordering::Relaxed);
+        Some((&slot.key, &slot.value, seen + 1))
     }
 
     /// The value for `key`, without counting a use.
