@@ -26,6 +26,9 @@ pub enum BuildError {
         /// The count that was asked for.
         shards: usize,
     },
+    /// A default time to live was set, but there is no clock to measure it (without `std`,
+    /// give the builder a [`Clock`](crate::Clock)).
+    NoClock,
 }
 
 impl fmt::Display for BuildError {
@@ -44,6 +47,9 @@ impl fmt::Display for BuildError {
             Self::ZeroShards => f.write_str("the shard count must be at least one"),
             Self::ShardsNotPowerOfTwo { shards } => {
                 write!(f, "the shard count must be a power of two, not {shards}")
+            }
+            Self::NoClock => {
+                f.write_str("a time to live needs a clock: give the builder a `Clock`")
             }
         }
     }
@@ -87,8 +93,17 @@ pub enum InsertError<K, V> {
         value: V,
         /// What the weigher said the entry weighs.
         weight: u64,
-        /// The cache's whole capacity.
+        /// The most one entry may weigh: the cache's whole capacity (or `u32::MAX`, if that
+        /// is less).
         capacity: u64,
+    },
+    /// The entry has a time to live, but the cache has no clock to measure it (without `std`,
+    /// give the builder a [`Clock`](crate::Clock)).
+    NoClock {
+        /// The key that was not stored.
+        key: K,
+        /// The value that was not stored.
+        value: V,
     },
 }
 
@@ -96,7 +111,7 @@ impl<K, V> InsertError<K, V> {
     /// The key and value that were not stored.
     pub fn into_inner(self) -> (K, V) {
         match self {
-            Self::TooHeavy { key, value, .. } => (key, value),
+            Self::TooHeavy { key, value, .. } | Self::NoClock { key, value } => (key, value),
         }
     }
 }
@@ -111,6 +126,7 @@ impl<K, V> fmt::Debug for InsertError<K, V> {
                 .field("weight", weight)
                 .field("capacity", capacity)
                 .finish_non_exhaustive(),
+            Self::NoClock { .. } => f.debug_struct("NoClock").finish_non_exhaustive(),
         }
     }
 }
@@ -124,6 +140,9 @@ impl<K, V> fmt::Display for InsertError<K, V> {
                 f,
                 "an entry of weight {weight} cannot fit in a cache of capacity {capacity}"
             ),
+            Self::NoClock { .. } => {
+                f.write_str("the entry has a time to live but the cache has no clock")
+            }
         }
     }
 }

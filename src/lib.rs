@@ -56,6 +56,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod clock;
+mod entry;
 mod error;
 pub mod hash;
 pub mod l1;
@@ -63,11 +65,17 @@ pub mod l2;
 mod sync;
 mod tier;
 
+#[cfg(any(loom, target_has_atomic = "64"))]
+pub use clock::ManualClock;
+#[cfg(feature = "std")]
+pub use clock::StdClock;
+pub use clock::{Clock, FnClock};
+pub use entry::{InsertOptions, Priority, RemovalCause};
 pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
 pub use l2::L2;
-pub use tier::{Cache, CacheBuilder, CacheHandle};
+pub use tier::{Cache, CacheBuilder, CacheHandle, CacheStats};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -3,13 +3,18 @@
 //! Under `cfg(loom)` every atomic, and the spin hint, comes from [loom] so the model checker
 //! sees each access; otherwise they are `core`'s. crossbeam-epoch makes the same choice for
 //! its own atomics under `cfg(crossbeam_loom)`, so loom runs set both
-//! (`RUSTFLAGS="--cfg loom --cfg crossbeam_loom"`). No other module imports atomics directly.
+//! (`RUSTFLAGS="--cfg loom --cfg crossbeam_loom"`). No other module imports atomics, locks
+//! or `Arc` directly.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+/// 64-bit atomics where the target has them (the manual clock).
+#[cfg(all(not(loom), target_has_atomic = "64"))]
+pub(crate) use core::sync::atomic::AtomicU64;
 
 /// The epoch-based reclamation the kernel is built on (loom-aware under `cfg(crossbeam_loom)`).
 pub(crate) use crossbeam_epoch as epoch;
@@ -55,6 +60,13 @@ impl Backoff {
 }
 
 pub(crate) use lock::RwLock;
+pub(crate) use signal::Signal;
+
+#[cfg(not(loom))]
+pub(crate) use alloc::sync::Arc;
+/// Shared ownership, loom's under loom so the model checker tracks the count.
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
 
 /// A reader-writer lock that ignores poisoning: the kernel runs no user code that can panic
 /// while it holds a write guard in the middle of a change, so a poisoned lock's data is
@@ -109,6 +121,80 @@ mod lock {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             #[cfg(not(any(feature = "std", loom)))]
             return self.0.write();
+        }
+    }
+}
+
+/// A value behind a mutex that threads can wait on until it reaches a state they want: the
+/// standard library's `Mutex` and `Condvar` under `std` (waiters park), a spin lock without
+/// it (waiters spin, then back off), loom's under loom. Poisoning is ignored: holders only
+/// run kernel code.
+mod signal {
+    #[cfg(all(feature = "std", not(loom)))]
+    use std::sync::{Condvar, Mutex, MutexGuard};
+
+    #[cfg(loom)]
+    use loom::sync::{Condvar, Mutex, MutexGuard};
+
+    #[cfg(not(any(feature = "std", loom)))]
+    use spin::mutex::{SpinMutex as Mutex, SpinMutexGuard as MutexGuard};
+
+    pub(crate) struct Signal<T> {
+        state: Mutex<T>,
+        #[cfg(any(feature = "std", loom))]
+        changed: Condvar,
+    }
+
+    impl<T> Signal<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self {
+                state: Mutex::new(value),
+                #[cfg(any(feature = "std", loom))]
+                changed: Condvar::new(),
+            }
+        }
+
+        /// Locks the state.
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            #[cfg(any(feature = "std", loom))]
+            return self
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            #[cfg(not(any(feature = "std", loom)))]
+            return self.state.lock();
+        }
+
+        /// Changes the state with `change` and wakes every waiter.
+        pub(crate) fn update(&self, change: impl FnOnce(&mut T)) {
+            let mut state = self.lock();
+            change(&mut state);
+            drop(state);
+            #[cfg(any(feature = "std", loom))]
+            self.changed.notify_all();
+        }
+
+        /// Blocks until `done` holds for the state, and returns it locked.
+        pub(crate) fn wait_until(&self, mut done: impl FnMut(&T) -> bool) -> MutexGuard<'_, T> {
+            let mut state = self.lock();
+            #[cfg(not(any(feature = "std", loom)))]
+            let mut backoff = super::Backoff::new();
+            while !done(&state) {
+                #[cfg(any(feature = "std", loom))]
+                {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                #[cfg(not(any(feature = "std", loom)))]
+                {
+                    drop(state);
+                    backoff.snooze();
+                    state = self.lock();
+                }
+            }
+            state
         }
     }
 }

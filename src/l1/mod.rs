@@ -112,6 +112,12 @@ impl<K, V, S> L1<K, V, S> {
         self.raw.len()
     }
 
+    /// Heap bytes the table holds (sets, and a node per entry present; same cost as
+    /// [`len`](Self::len)).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.raw.heap_bytes()
+    }
+
     /// Whether no entry is present (same cost as [`len`](Self::len)).
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -12,8 +12,8 @@
 //! TTL, priorities and the tiered facade over L1 and L2 are built on these next.
 
 pub mod policy;
-mod shard;
-mod table;
+pub(crate) mod shard;
+pub(crate) mod table;
 #[cfg(test)]
 mod tests;
 

@@ -6,27 +6,37 @@ use core::fmt;
 
 use hashbrown::HashTable;
 
-use super::policy::{Entries, EntryInfo, Policy, ProbationClock, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::policy::{Entries, EntryInfo, Policy, Priority, ProbationClock, SlotId};
+use crate::entry::RemovalCause;
 
-/// One entry, with its policy state beside it so a lookup touches one place.
+/// The deadline of an entry that never expires.
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// One entry, with its policy state beside it so a lookup touches one place
+/// (48 bytes for `u64 → u64` with the default policy).
 struct Slot<K, V, M> {
     hash: u64,
-    weight: u64,
+    /// When the entry expires, in the cache clock's nanoseconds ([`NEVER`] if it does not).
+    expires: u64,
+    weight: u32,
     key: K,
     value: V,
     meta: M,
-    /// Hits counted by [`Shard::get_counting`], saturating (the tiered cache promotes to L1
-    /// after a number of them).
-    hits: AtomicU8,
 }
 
-/// The slot arena as the policy sees it.
-struct SlotsView<'a, K, V, M>(&'a mut [Option<Slot<K, V, M>>]);
+/// The slot arena as the policy sees it, at one moment of the cache's clock.
+struct SlotsView<'a, K, V, M> {
+    slots: &'a mut [Option<Slot<K, V, M>>],
+    now: u64,
+}
 
-impl<K, V, M> SlotsView<'_, K, V, M> {
+impl<'a, K, V, M> SlotsView<'a, K, V, M> {
+    fn new(slots: &'a mut [Option<Slot<K, V, M>>], now: u64) -> Self {
+        Self { slots, now }
+    }
+
     fn slot(&self, id: SlotId) -> &Slot<K, V, M> {
-        self.0[id as usize]
+        self.slots[id as usize]
             .as_ref()
             .expect("policies only see live slots")
     }
@@ -40,7 +50,7 @@ impl<K, V, M> Entries<M> for SlotsView<'_, K, V, M> {
 
     #[inline]
     fn meta_mut(&mut self, id: SlotId) -> &mut M {
-        &mut self.0[id as usize]
+        &mut self.slots[id as usize]
             .as_mut()
             .expect("policies only see live slots")
             .meta
@@ -53,13 +63,29 @@ impl<K, V, M> Entries<M> for SlotsView<'_, K, V, M> {
 
     #[inline]
     fn weight(&self, id: SlotId) -> u64 {
-        self.slot(id).weight
+        u64::from(self.slot(id).weight)
     }
+
+    #[inline]
+    fn is_expired(&self, id: SlotId) -> bool {
+        self.slot(id).expires <= self.now
+    }
+}
+
+/// What a counted lookup found.
+pub(crate) struct Found<'a, K, V> {
+    pub(crate) key: &'a K,
+    pub(crate) value: &'a V,
+    /// The entry's deadline ([`NEVER`] if it has none).
+    pub(crate) expires: u64,
+    /// Hits so far, this one included (saturating).
+    pub(crate) hits: u8,
 }
 
 /// An entry that left a shard by eviction, handed out so its owner can pass it on (to a
 /// listener, a lower tier) and drop it outside any lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Evicted<K, V> {
     /// The key's hash.
     pub hash: u64,
@@ -69,6 +95,9 @@ pub struct Evicted<K, V> {
     pub value: V,
     /// The entry's weight.
     pub weight: u64,
+    /// Why it left: [`RemovalCause::Capacity`], or [`RemovalCause::Expired`] when its time to
+    /// live had run out.
+    pub cause: RemovalCause,
 }
 
 /// A single-threaded cache shard: a hashbrown index over a slot arena, with eviction and
@@ -184,23 +213,22 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Some((&slot.key, &slot.value))
     }
 
-    /// The stored key and value for `key`, counted as a use, with the number of hits counted
-    /// this way so far (this one included, saturating at 255).
-    pub(crate) fn get_counting<Q>(&self, hash: u64, key: &Q) -> Option<(&K, &V, u8)>
+    /// The entry for `key`, counted as a use, with its deadline and hits so far. Expired
+    /// entries are found too: the caller, which has the clock, decides.
+    #[inline]
+    pub(crate) fn lookup<Q>(&self, hash: u64, key: &Q) -> Option<Found<'_, K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
         let slot = self.slot(self.find(hash, key)?);
-        P::on_hit(&slot.meta);
-        // Relaxed: a hint for promotion; racing hits may count once.
-        let seen = slot.hits.load(Ordering::Relaxed);
-        if seen == u8::MAX {
-            // Saturated: no store, so a hot entry's hits stop writing its cache line.
-            return Some((&slot.key, &slot.value, seen));
-        }
-        slot.hits.store(seen + 1, Ordering::Relaxed);
-        Some((&slot.key, &slot.value, seen + 1))
+        let hits = P::on_hit(&slot.meta);
+        Some(Found {
+            key: &slot.key,
+            value: &slot.value,
+            expires: slot.expires,
+            hits,
+        })
     }
 
     /// The value for `key`, without counting a use.
@@ -212,33 +240,81 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.find(hash, key).map(|id| &self.slot(id).value)
     }
 
-    /// Stores `value` for `key` with `weight`. Returns the previous value if the key was
-    /// present (its stored key is kept, as `HashMap::insert` does). Never evicts: the owner
-    /// calls [`evict`](Self::evict) while it is over budget.
+    /// The value for `key` and its deadline, without counting a use.
+    pub(crate) fn peek_entry<Q>(&self, hash: u64, key: &Q) -> Option<(&V, u64)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        self.find(hash, key).map(|id| {
+            let slot = self.slot(id);
+            (&slot.value, slot.expires)
+        })
+    }
+
+    /// Stores `value` for `key` with `weight`, at `High` priority and without expiry. Returns
+    /// the previous value if the key was present (its stored key is kept, as
+    /// `HashMap::insert` does). Never evicts: the owner calls [`evict`](Self::evict) while it
+    /// is over budget.
     ///
     /// # Panics
-    /// If the shard would hold more than `u32::MAX` entries.
+    /// If `weight` exceeds `u32::MAX` or the shard would hold more than `u32::MAX` entries.
     pub fn insert(&mut self, hash: u64, key: K, value: V, weight: u64) -> Option<V>
     where
         K: Eq,
     {
-        let info = EntryInfo::new(hash, weight);
+        assert!(
+            weight <= u64::from(u32::MAX),
+            "an entry weighs at most u32::MAX"
+        );
+        self.store(
+            key,
+            value,
+            EntryInfo::new(hash, weight, Priority::High),
+            NEVER,
+        )
+        .map(|(_, old)| old)
+    }
+
+    /// Stores an entry described by `info` that expires at `expires` ([`NEVER`] for never).
+    /// When the key was present, its stored key and policy state are kept and the new key and
+    /// the old value are returned, for the caller to drop outside its lock.
+    ///
+    /// # Panics
+    /// If the shard would hold more than `u32::MAX` entries.
+    pub(crate) fn store(
+        &mut self,
+        key: K,
+        value: V,
+        info: EntryInfo,
+        expires: u64,
+    ) -> Option<(K, V)>
+    where
+        K: Eq,
+    {
+        let hash = info.hash;
+        let weight = u32::try_from(info.weight).expect("the caller checked the weight");
         if let Some(id) = self.find(hash, &key) {
             let slot = self.slots[id as usize].as_mut().expect("live slot");
-            let old_weight = core::mem::replace(&mut slot.weight, weight);
-            self.weight = self.weight - old_weight + weight;
+            let old_weight = u64::from(core::mem::replace(&mut slot.weight, weight));
+            slot.expires = expires;
+            self.weight = self.weight - old_weight + info.weight;
             let old = core::mem::replace(&mut slot.value, value);
-            self.policy
-                .on_replace(&mut SlotsView(&mut self.slots), id, old_weight, info);
-            return Some(old);
+            self.policy.on_replace(
+                &mut SlotsView::new(&mut self.slots, 0),
+                id,
+                old_weight,
+                info,
+            );
+            return Some((key, old));
         }
         let slot = Slot {
             hash,
+            expires,
             weight,
             key,
             value,
             meta: self.policy.new_meta(),
-            hits: AtomicU8::new(0),
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -256,9 +332,9 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.index.insert_unique(hash, id, |&i| {
             slots[i as usize].as_ref().map_or(0, |s| s.hash)
         });
-        self.weight += weight;
+        self.weight += info.weight;
         self.policy
-            .on_insert(&mut SlotsView(&mut self.slots), id, info);
+            .on_insert(&mut SlotsView::new(&mut self.slots, 0), id, info);
         None
     }
 
@@ -278,33 +354,87 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             })
             .ok()?;
         let (id, _) = entry.remove();
-        self.policy.on_remove(&mut SlotsView(&mut self.slots), id);
+        self.policy
+            .on_remove(&mut SlotsView::new(&mut self.slots, 0), id);
         let slot = self.release(id);
         Some((slot.key, slot.value))
     }
 
-    /// Evicts the policy's next victim, or returns `None` when the shard is empty.
+    /// Removes `key` if its entry has expired by `now`, returning its key and value.
+    pub(crate) fn remove_expired<Q>(&mut self, hash: u64, key: &Q, now: u64) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let id = self.find(hash, key)?;
+        if self.slot(id).expires > now {
+            return None;
+        }
+        self.remove(hash, key)
+    }
+
+    /// Evicts the policy's next victim (of any priority, with no entry considered expired),
+    /// or returns `None` when the shard is empty.
     pub fn evict(&mut self) -> Option<Evicted<K, V>> {
-        let id = self.policy.evict(&mut SlotsView(&mut self.slots))?;
+        self.evict_at(0, false)
+    }
+
+    /// Evicts the policy's next victim with the clock at `now` (expired entries go first);
+    /// with `spare_critical`, never a `Critical` entry.
+    pub(crate) fn evict_at(&mut self, now: u64, spare_critical: bool) -> Option<Evicted<K, V>> {
+        let id = self
+            .policy
+            .evict(&mut SlotsView::new(&mut self.slots, now), spare_critical)?;
+        Some(self.take_victim(id, now))
+    }
+
+    /// Unindexes and releases the victim at `id`, which the policy has already forgotten.
+    fn take_victim(&mut self, id: SlotId, now: u64) -> Evicted<K, V> {
         let hash = self.slot(id).hash;
         self.index
             .find_entry(hash, |&i| i == id)
             .expect("the victim is indexed")
             .remove();
         let slot = self.release(id);
-        Some(Evicted {
+        Evicted {
             hash: slot.hash,
+            cause: if slot.expires <= now {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Capacity
+            },
             key: slot.key,
             value: slot.value,
-            weight: slot.weight,
-        })
+            weight: u64::from(slot.weight),
+        }
+    }
+
+    /// Removes every entry that has expired by `now` (a sweep of the arena) and hands them out.
+    pub(crate) fn drain_expired(&mut self, now: u64, out: &mut Vec<Evicted<K, V>>) {
+        for id in 0..self.slots.len() {
+            let expired = self.slots[id].as_ref().is_some_and(|s| s.expires <= now);
+            if expired {
+                let id = id as SlotId;
+                self.policy
+                    .on_remove(&mut SlotsView::new(&mut self.slots, now), id);
+                out.push(self.take_victim(id, now));
+            }
+        }
     }
 
     fn release(&mut self, id: SlotId) -> Slot<K, V, P::Meta> {
         let slot = self.slots[id as usize].take().expect("live slot");
         self.free.push(id);
-        self.weight -= slot.weight;
+        self.weight -= u64::from(slot.weight);
         slot
+    }
+
+    /// Heap bytes the shard holds: its arena, index, free list and policy history.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * core::mem::size_of::<Option<Slot<K, V, P::Meta>>>()
+            + self.index.allocation_size()
+            + self.free.capacity() * core::mem::size_of::<SlotId>()
+            + self.policy.heap_bytes()
     }
 
     /// Removes every entry and returns them, so the caller can drop them outside its lock.

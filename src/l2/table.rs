@@ -10,8 +10,8 @@ use core::marker::PhantomData;
 
 use crossbeam_utils::CachePadded;
 
-use super::policy::{Policy, ProbationClock};
-use super::shard::{Evicted, Shard};
+use super::policy::{EntryInfo, Policy, Priority, ProbationClock};
+use super::shard::{Evicted, NEVER, Shard};
 use crate::error::{BuildError, InsertError};
 use crate::hash::DefaultHashBuilder;
 use crate::sync::{AtomicUsize, Ordering, RwLock};
@@ -74,7 +74,7 @@ pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = Probati
 
 /// Entries evicted under a lock, kept to be dropped after it is released. An insertion
 /// usually evicts one entry, which stays inline: no allocation on that path.
-struct Victims<K, V> {
+pub(crate) struct Victims<K, V> {
     first: Option<Evicted<K, V>>,
     more: Vec<Evicted<K, V>>,
 }
@@ -96,6 +96,20 @@ impl<K, V> Victims<K, V> {
             self.more.push(victim);
         }
     }
+
+    /// The victims, in eviction order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Evicted<K, V>> {
+        self.first.iter().chain(self.more.iter())
+    }
+}
+
+/// What an insertion displaced, handed out of the locked sections so the caller can report
+/// it and drop it there.
+pub(crate) struct Displaced<K, V> {
+    /// When the key was present: the new key (the stored one is kept) and the old value.
+    pub(crate) replaced: Option<(K, V)>,
+    /// The entries evicted to make room.
+    pub(crate) victims: Victims<K, V>,
 }
 
 /// One shard behind its lock, on cache lines of its own.
@@ -305,19 +319,32 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
         self.weight.load(Ordering::Relaxed) > self.capacity
     }
 
+    /// Heap bytes the table holds (shard arenas, indexes, policy history), not counting what
+    /// keys and values own. Takes every shard's read lock in turn.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.shards.len() * core::mem::size_of::<LockedShard<K, V, P>>()
+            + self
+                .shards
+                .iter()
+                .map(|s| s.read().heap_bytes())
+                .sum::<usize>()
+    }
+
     /// Evicts from `shard` while the table is over budget and the shard holds more than `keep`
     /// entries; `on_evict` sees each victim while the shard is still locked.
     fn evict_from(
         &self,
         shard: &mut Shard<K, V, P>,
-        keep: usize,
+        evict: Evict,
         victims: &mut Victims<K, V>,
         on_evict: &mut impl FnMut(u64, &K),
     ) where
         P: Policy,
     {
-        while self.over_budget() && shard.len() > keep {
-            let Some(victim) = shard.evict() else { break };
+        while self.over_budget() && shard.len() > evict.keep {
+            let Some(victim) = shard.evict_at(evict.now, evict.spare_critical) else {
+                break;
+            };
             // Relaxed: see `add_weight`.
             self.weight
                 .fetch_sub(victim.weight as usize, Ordering::Relaxed);
@@ -372,10 +399,11 @@ where
     ///
     /// # Errors
     /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
-    /// than the capacity.
+    /// than the capacity (or than `u32::MAX`, the most one entry may weigh).
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
         let hash = self.hash_builder.hash_one(&key);
-        self.insert_hashed(hash, key, value, |_| {}, |_, _| {})
+        self.insert_hashed(hash, key, value, StoreAs::default(), |_, _| {}, |_, _| {})
+            .map(drop)
     }
 
     /// Removes `key` and returns its value; the stored key is dropped outside the lock.
@@ -385,12 +413,46 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
-        self.remove_hashed(hash, key, || {})
+        self.remove_hashed(hash, key, || {}).map(|(_, value)| value)
     }
 
     /// Removes every entry, one shard at a time; entries are dropped outside the locks.
     pub fn clear(&self) {
-        self.clear_with(|_| {});
+        self.clear_with(|_| {}, |_| {});
+    }
+}
+
+/// How one eviction pass over a shard runs.
+#[derive(Clone, Copy)]
+struct Evict {
+    /// Leave at least this many entries in the shard.
+    keep: usize,
+    /// Never choose a `Critical` entry.
+    spare_critical: bool,
+    /// The clock, for expiry.
+    now: u64,
+}
+
+/// How an entry is stored, beyond its key and value.
+#[derive(Clone, Copy)]
+pub(crate) struct StoreAs {
+    /// Its weight, or `None` to ask the weigher.
+    pub(crate) weight: Option<u64>,
+    pub(crate) priority: Priority,
+    /// Its deadline on the cache's clock ([`NEVER`] for none).
+    pub(crate) expires: u64,
+    /// The clock now (0 when no entry can expire), for choosing expired victims first.
+    pub(crate) now: u64,
+}
+
+impl Default for StoreAs {
+    fn default() -> Self {
+        Self {
+            weight: None,
+            priority: Priority::High,
+            expires: NEVER,
+            now: 0,
+        }
     }
 }
 
@@ -400,53 +462,84 @@ where
     W: Weigher<K, V>,
     P: Policy,
 {
-    /// [`insert`](Self::insert) with the hash computed by the caller. `before_store` runs with
-    /// the key's shard write-locked, before the entry is stored, and `on_evict` for every
-    /// victim while its shard is still locked (the tiered cache keeps L1 in step there).
+    /// [`insert`](Self::insert) with the hash computed by the caller and the entry's weight,
+    /// priority and deadline in `how`. `before_store` runs with the key's shard write-locked,
+    /// before the entry is stored, and `on_evict` for every victim while its shard is still
+    /// locked (the tiered cache keeps L1 in step there). What the insertion displaced is
+    /// returned, to be dropped after every lock is released.
+    ///
+    /// Eviction spares `Critical` entries as long as anything else can go: first from the
+    /// key's shard (keeping the new entry), then from the others, then the new entry itself;
+    /// only then, the same passes taking `Critical` entries too.
     pub(crate) fn insert_hashed(
         &self,
         hash: u64,
         key: K,
         value: V,
-        before_store: impl FnOnce(&K),
+        how: StoreAs,
+        before_store: impl FnOnce(&K, &V),
         mut on_evict: impl FnMut(u64, &K),
-    ) -> Result<(), InsertError<K, V>> {
-        let weight = self.weigher.weigh(&key, &value);
-        if weight > self.capacity as u64 {
+    ) -> Result<Displaced<K, V>, InsertError<K, V>> {
+        let weight = match how.weight {
+            Some(weight) => weight,
+            None => self.weigher.weigh(&key, &value),
+        };
+        let limit = (self.capacity as u64).min(u64::from(u32::MAX));
+        if weight > limit {
             return Err(InsertError::TooHeavy {
                 key,
                 value,
                 weight,
-                capacity: self.capacity as u64,
+                capacity: limit,
             });
         }
         let home = (hash >> 32) as usize & self.shard_mask;
         let mut victims = Victims::default();
+        let pass = |keep, spare_critical| Evict {
+            keep,
+            spare_critical,
+            now: how.now,
+        };
         let replaced = {
             let mut shard = self.shards[home].write();
-            before_store(&key);
+            before_store(&key, &value);
             let before = shard.weight();
-            let replaced = shard.insert(hash, key, value, weight);
+            let info = EntryInfo::new(hash, weight, how.priority);
+            let replaced = shard.store(key, value, info, how.expires);
             self.add_weight(before, shard.weight());
             // Keep the new entry if its shard has nothing else to give: others can.
-            self.evict_from(&mut shard, 1, &mut victims, &mut on_evict);
+            self.evict_from(&mut shard, pass(1, true), &mut victims, &mut on_evict);
             replaced
         };
-        for step in 1..self.shards.len() {
-            if !self.over_budget() {
-                break;
+        for spare_critical in [true, false] {
+            if !spare_critical && self.over_budget() {
+                let mut shard = self.shards[home].write();
+                self.evict_from(&mut shard, pass(1, false), &mut victims, &mut on_evict);
             }
-            let mut shard = self.shards[(home + step) & self.shard_mask].write();
-            self.evict_from(&mut shard, 0, &mut victims, &mut on_evict);
+            for step in 1..self.shards.len() {
+                if !self.over_budget() {
+                    break;
+                }
+                let mut shard = self.shards[(home + step) & self.shard_mask].write();
+                self.evict_from(
+                    &mut shard,
+                    pass(0, spare_critical),
+                    &mut victims,
+                    &mut on_evict,
+                );
+            }
+            if self.over_budget() {
+                // Only the new entry (and entries racing in) are left: the budget wins.
+                let mut shard = self.shards[home].write();
+                self.evict_from(
+                    &mut shard,
+                    pass(0, spare_critical),
+                    &mut victims,
+                    &mut on_evict,
+                );
+            }
         }
-        if self.over_budget() {
-            // Only the new entry (and entries racing in) are left: the budget wins.
-            let mut shard = self.shards[home].write();
-            self.evict_from(&mut shard, 0, &mut victims, &mut on_evict);
-        }
-        drop(replaced);
-        drop(victims);
-        Ok(())
+        Ok(Displaced { replaced, victims })
     }
 
     /// [`remove`](Self::remove) with the hash computed by the caller; `under_lock` runs with
@@ -456,25 +549,70 @@ where
         hash: u64,
         key: &Q,
         under_lock: impl FnOnce(),
-    ) -> Option<V>
+    ) -> Option<(K, V)>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let removed = {
-            let mut shard = self.shard_of(hash).write();
-            under_lock();
-            let before = shard.weight();
-            let removed = shard.remove(hash, key);
-            self.add_weight(before, shard.weight());
-            removed
-        };
-        removed.map(|(_, value)| value)
+        let mut shard = self.shard_of(hash).write();
+        under_lock();
+        let before = shard.weight();
+        let removed = shard.remove(hash, key);
+        self.add_weight(before, shard.weight());
+        removed
+    }
+
+    /// Removes `key` if it has expired by `now`; `under_lock` runs with the shard write-locked
+    /// once the entry is known to go.
+    pub(crate) fn remove_expired_hashed<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        under_lock: impl FnOnce(),
+    ) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let mut shard = self.shard_of(hash).write();
+        let before = shard.weight();
+        let removed = shard.remove_expired(hash, key, now)?;
+        self.add_weight(before, shard.weight());
+        under_lock();
+        Some(removed)
+    }
+
+    /// Removes every entry that has expired by `now`, one shard at a time; `under_lock` sees
+    /// each shard's expired entries while it is still locked, `after` once it is released
+    /// (they are dropped after that).
+    pub(crate) fn drain_expired(
+        &self,
+        now: u64,
+        mut under_lock: impl FnMut(&[Evicted<K, V>]),
+        mut after: impl FnMut(&[Evicted<K, V>]),
+    ) {
+        let mut expired = Vec::new();
+        for shard in self.shards.iter() {
+            {
+                let mut shard = shard.write();
+                let before = shard.weight();
+                shard.drain_expired(now, &mut expired);
+                self.add_weight(before, shard.weight());
+                under_lock(&expired);
+            }
+            after(&expired);
+            expired.clear();
+        }
     }
 
     /// Removes every entry, one shard at a time; `under_lock` sees each shard's entries while
-    /// it is still locked. Entries are dropped outside the locks.
-    pub(crate) fn clear_with(&self, mut under_lock: impl FnMut(&[(K, V)])) {
+    /// it is still locked, `after` once it is released. Entries are dropped after that.
+    pub(crate) fn clear_with(
+        &self,
+        mut under_lock: impl FnMut(&[(K, V)]),
+        mut after: impl FnMut(&[(K, V)]),
+    ) {
         for shard in self.shards.iter() {
             let taken: Vec<(K, V)> = {
                 let mut shard = shard.write();
@@ -484,6 +622,7 @@ where
                 under_lock(&taken);
                 taken
             };
+            after(&taken);
             drop(taken);
         }
     }

@@ -87,6 +87,13 @@ impl<K, V> RawTable<K, V> {
         self.sets.iter().map(Set::occupied).sum()
     }
 
+    /// Heap bytes the table holds: its sets and hands, and one node per entry present (what
+    /// keys and values own themselves, and retired nodes awaiting reclamation, not counted).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.sets.len() * (core::mem::size_of::<Set<K, V>>() + core::mem::size_of::<AtomicU8>())
+            + self.len() * core::mem::size_of::<Node<K, V>>()
+    }
+
     /// Registers a new participant on this table's collector.
     pub(crate) fn register(&self) -> RawHandle<'_, K, V> {
         RawHandle {

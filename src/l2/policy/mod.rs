@@ -1,18 +1,23 @@
 //! Eviction and admission policies for an L2 [`Shard`](super::Shard).
 //!
-//! A policy sees entries only as [`SlotId`]s (indices into the shard's arena) and keeps its own
-//! per-entry state. The shard calls it:
+//! A policy sees entries only as [`SlotId`]s (indices into the shard's arena) and keeps its
+//! per-entry state in the entry's slot (its [`Meta`](Policy::Meta)). The shard calls it:
 //!
 //! - [`on_hit`](Policy::on_hit) with **shared** access, from a lookup that holds only the
 //!   shard's read lock: implementations may only touch atomics (a CLOCK counter bump);
 //! - everything else with exclusive access (the shard's write lock).
 //!
 //! The shard never decides what to evict: it asks [`evict`](Policy::evict) for a victim when
-//! its owner (the sharded L2) is over budget.
+//! its owner (the sharded L2) is over budget. Policies are told each entry's [`Priority`]:
+//! with `spare_critical` set they must not choose a `Critical` entry, and they should choose
+//! an entry that [has expired](Entries::is_expired) before any other.
 
 mod probation_clock;
 
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
+
+pub use crate::entry::Priority;
+use crate::sync::{AtomicU8, Ordering};
 
 /// The index of an entry in a shard's arena. Ids are reused after an entry leaves.
 pub type SlotId = u32;
@@ -25,17 +30,23 @@ pub struct EntryInfo {
     pub hash: u64,
     /// The entry's weight (1 per entry when the cache counts entries).
     pub weight: u64,
+    /// How much the entry matters.
+    pub priority: Priority,
 }
 
 impl EntryInfo {
-    /// Information for an entry of `hash` and `weight`.
-    pub const fn new(hash: u64, weight: u64) -> Self {
-        Self { hash, weight }
+    /// Information for an entry of `hash`, `weight` and `priority`.
+    pub const fn new(hash: u64, weight: u64, priority: Priority) -> Self {
+        Self {
+            hash,
+            weight,
+            priority,
+        }
     }
 }
 
 /// The policy's view of a shard's entries: each entry's policy state (kept inside the entry's
-/// slot, so a lookup touches one place), hash and weight.
+/// slot, so a lookup touches one place), hash, weight and whether it has expired.
 pub trait Entries<M> {
     /// The state of entry `id`.
     fn meta(&self, id: SlotId) -> &M;
@@ -45,6 +56,33 @@ pub trait Entries<M> {
     fn hash(&self, id: SlotId) -> u64;
     /// The weight of entry `id`.
     fn weight(&self, id: SlotId) -> u64;
+    /// Whether entry `id`'s time to live has run out (it will never be returned again).
+    fn is_expired(&self, id: SlotId) -> bool;
+}
+
+/// A saturating count of an entry's hits, for policies to keep in their [`Policy::Meta`] and
+/// return from [`Policy::on_hit`]. The tiered cache promotes an entry into L1 once it reaches
+/// the configured number. One byte; once saturated, a hit no longer writes it.
+#[derive(Debug, Default)]
+pub struct HitCounter(AtomicU8);
+
+impl HitCounter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self(AtomicU8::new(0))
+    }
+
+    /// Counts a hit and returns the hits so far, this one included (saturating at 255).
+    #[inline]
+    pub fn record(&self) -> u8 {
+        // Relaxed: a hint for promotion; racing hits may count once.
+        let seen = self.0.load(Ordering::Relaxed);
+        if seen == u8::MAX {
+            return seen;
+        }
+        self.0.store(seen + 1, Ordering::Relaxed);
+        seen + 1
+    }
 }
 
 /// A shard-level eviction and admission policy. See the [module docs](self) for who calls
@@ -57,14 +95,15 @@ pub trait Policy: Send + Sync {
     fn new_meta(&self) -> Self::Meta;
 
     /// A lookup hit the entry whose state is `meta`. Runs under the shard's read lock,
-    /// concurrently with other hits: only atomic updates are allowed.
-    fn on_hit(meta: &Self::Meta);
+    /// concurrently with other hits: only atomic updates are allowed. Returns the entry's hits
+    /// so far, saturating (a [`HitCounter`] does this).
+    fn on_hit(meta: &Self::Meta) -> u8;
 
     /// A new entry was stored at `id`.
     fn on_insert(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId, info: EntryInfo);
 
     /// The entry at `id` had its value replaced; its weight went from `old_weight` to
-    /// `info.weight`. Counts as a use.
+    /// `info.weight` and its priority may have changed. Counts as a use.
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Self::Meta>,
@@ -73,13 +112,25 @@ pub trait Policy: Send + Sync {
         info: EntryInfo,
     );
 
-    /// The entry at `id` is being removed by the user (not evicted); forget it.
+    /// The entry at `id` is being removed by the user or because it expired (not evicted);
+    /// forget it.
     fn on_remove(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId);
 
     /// Chooses the next victim, forgets it and returns its id, or `None` when the policy holds
-    /// no entry.
-    fn evict(&mut self, entries: &mut impl Entries<Self::Meta>) -> Option<SlotId>;
+    /// no entry it may choose. With `spare_critical`, `Critical` entries may not be chosen.
+    /// Expired entries should be chosen before live ones where the policy meets them.
+    fn evict(
+        &mut self,
+        entries: &mut impl Entries<Self::Meta>,
+        spare_critical: bool,
+    ) -> Option<SlotId>;
 
     /// Forgets every entry (and any history).
     fn clear(&mut self);
+
+    /// Heap bytes the policy holds beside the per-entry state (history such as a ghost set),
+    /// for the cache's memory statistics.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }

@@ -16,16 +16,20 @@
 //! One-hit wonders and scans therefore pass through probation without flushing the main
 //! queue, and a key that comes back soon after a probation eviction is admitted to the main
 //! queue directly.
+//!
+//! Priorities: a counter saturates at [`Priority::max_uses`] (3 for `High` and `Critical`, 2
+//! for `Medium`, 1 for `Low`). `Critical` entries live in a third ring, a CLOCK of its own,
+//! which gives victims only when eviction may take Critical entries and probation and main
+//! are both empty. Expired entries met by either hand are evicted at once, without a ghost
+//! record and whatever their counter.
 
 use alloc::collections::VecDeque;
 
 use hashbrown::HashTable;
 
-use super::{Entries, EntryInfo, Policy, SlotId};
+use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
 use crate::sync::{AtomicU8, Ordering};
 
-/// The largest value of a use counter (2 bits).
-const MAX_FREQ: u8 = 3;
 /// Probation is the victim source while it holds at least `1 / PROBATION_SHARE` of the weight.
 const PROBATION_SHARE: u64 = 10;
 
@@ -33,15 +37,18 @@ const PROBATION_SHARE: u64 = 10;
 enum Queue {
     Probation,
     Main,
+    Critical,
     Absent,
 }
 
 /// Per-entry state, kept in the entry's slot (12 bytes).
 pub struct Meta {
-    freq: AtomicU8,
-    queue: Queue,
     prev: SlotId,
     next: SlotId,
+    freq: AtomicU8,
+    hits: HitCounter,
+    queue: Queue,
+    priority: Priority,
 }
 
 /// A circular doubly-linked list through the entries' [`Meta`], identified by its head (the
@@ -54,7 +61,7 @@ struct Ring {
 }
 
 impl Ring {
-    fn link_tail(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+    fn link_tail(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, queue: Queue) {
         match self.head {
             None => {
                 let m = entries.meta_mut(id);
@@ -71,6 +78,7 @@ impl Ring {
                 entries.meta_mut(head).prev = id;
             }
         }
+        entries.meta_mut(id).queue = queue;
         self.weight += entries.weight(id);
         self.len += 1;
     }
@@ -92,6 +100,24 @@ impl Ring {
         self.weight -= entries.weight(id);
         self.len -= 1;
         entries.meta_mut(id).queue = Queue::Absent;
+    }
+
+    /// One CLOCK decision at the hand: evicts (unlinks and returns) the entry there if it is
+    /// expired or its counter is zero, else decrements the counter and moves the hand on.
+    fn clock_step(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
+        let id = self.head?;
+        if !entries.is_expired(id) {
+            let freq = &entries.meta(id).freq;
+            // Relaxed: exclusive access (no hit runs during eviction).
+            let f = freq.load(Ordering::Relaxed);
+            if f > 0 {
+                freq.store(f - 1, Ordering::Relaxed);
+                self.head = Some(entries.meta(id).next);
+                return None;
+            }
+        }
+        self.unlink(entries, id);
+        Some(id)
     }
 }
 
@@ -126,17 +152,23 @@ impl Ghost {
         self.order.clear();
         self.members.clear();
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.order.capacity() * core::mem::size_of::<u64>()
+            + self.members.capacity() * (core::mem::size_of::<u64>() + 1)
+    }
 }
 
 /// The default policy: new keys wait in a probationary FIFO; keys used while there, or seen
 /// again soon after being evicted from it (a ghost set of hashes remembers them), move to a
 /// CLOCK of 2-bit use counters. One-hit wonders and scans pass through probation without
 /// flushing the CLOCK (Yang et al., SOSP 2023, "FIFO queues are all you need for cache
-/// eviction").
+/// eviction"). `Critical` entries keep to a CLOCK of their own, evicted last.
 #[derive(Default)]
 pub struct ProbationClock {
     probation: Ring,
     main: Ring,
+    critical: Ring,
     ghost: Ghost,
 }
 
@@ -150,7 +182,19 @@ impl ProbationClock {
         match queue {
             Queue::Probation => Some(&mut self.probation),
             Queue::Main => Some(&mut self.main),
+            Queue::Critical => Some(&mut self.critical),
             Queue::Absent => None,
+        }
+    }
+
+    /// Links a new (or re-prioritised) entry where its priority and the ghost set say.
+    fn admit(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, hash: u64) {
+        if entries.meta(id).priority == Priority::Critical {
+            self.critical.link_tail(entries, id, Queue::Critical);
+        } else if self.ghost.contains(hash) {
+            self.main.link_tail(entries, id, Queue::Main);
+        } else {
+            self.probation.link_tail(entries, id, Queue::Probation);
         }
     }
 }
@@ -160,20 +204,23 @@ impl Policy for ProbationClock {
 
     fn new_meta(&self) -> Meta {
         Meta {
-            freq: AtomicU8::new(0),
-            queue: Queue::Absent,
             prev: 0,
             next: 0,
+            freq: AtomicU8::new(0),
+            hits: HitCounter::new(),
+            queue: Queue::Absent,
+            priority: Priority::High,
         }
     }
 
     #[inline]
-    fn on_hit(meta: &Meta) {
+    fn on_hit(meta: &Meta) -> u8 {
         // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
         let f = meta.freq.load(Ordering::Relaxed);
-        if f < MAX_FREQ {
+        if f < meta.priority.max_uses() {
             meta.freq.store(f + 1, Ordering::Relaxed);
         }
+        meta.hits.record()
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -182,13 +229,8 @@ impl Policy for ProbationClock {
             Queue::Absent,
             "slot {id} inserted twice"
         );
-        if self.ghost.contains(info.hash) {
-            entries.meta_mut(id).queue = Queue::Main;
-            self.main.link_tail(entries, id);
-        } else {
-            entries.meta_mut(id).queue = Queue::Probation;
-            self.probation.link_tail(entries, id);
-        }
+        entries.meta_mut(id).priority = info.priority;
+        self.admit(entries, id, info.hash);
     }
 
     fn on_replace(
@@ -202,7 +244,24 @@ impl Policy for ProbationClock {
         if let Some(ring) = self.ring(queue) {
             ring.weight = ring.weight - old_weight + info.weight;
         }
-        Self::on_hit(entries.meta(id));
+        let was_critical = entries.meta(id).priority == Priority::Critical;
+        entries.meta_mut(id).priority = info.priority;
+        if was_critical != (info.priority == Priority::Critical) {
+            if let Some(ring) = self.ring(queue) {
+                ring.unlink(entries, id);
+            }
+            if info.priority == Priority::Critical {
+                self.critical.link_tail(entries, id, Queue::Critical);
+            } else {
+                self.main.link_tail(entries, id, Queue::Main);
+            }
+        }
+        // The counter may now be above the new priority's ceiling: clamp it.
+        let meta = entries.meta(id);
+        // Relaxed: exclusive access.
+        let f = meta.freq.load(Ordering::Relaxed);
+        meta.freq
+            .store((f + 1).min(info.priority.max_uses()), Ordering::Relaxed);
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
@@ -212,11 +271,17 @@ impl Policy for ProbationClock {
         }
     }
 
-    fn evict(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
+    fn evict(&mut self, entries: &mut impl Entries<Meta>, spare_critical: bool) -> Option<SlotId> {
         loop {
             let total = self.probation.weight + self.main.weight;
             let from_probation = match (self.probation.head, self.main.head) {
-                (None, None) => return None,
+                (None, None) if spare_critical => return None,
+                (None, None) => loop {
+                    self.critical.head?;
+                    if let Some(id) = self.critical.clock_step(entries) {
+                        return Some(id);
+                    }
+                },
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some(_), Some(_)) => self.probation.weight * PROBATION_SHARE >= total,
@@ -224,36 +289,35 @@ impl Policy for ProbationClock {
             if from_probation {
                 let id = self.probation.head.expect("checked above");
                 self.probation.unlink(entries, id);
+                if entries.is_expired(id) {
+                    return Some(id);
+                }
                 let meta = entries.meta_mut(id);
                 // Relaxed: exclusive access (no hit runs during eviction).
                 if meta.freq.load(Ordering::Relaxed) > 0 {
                     // Used while on probation: promote to the main queue, counting afresh.
                     meta.freq.store(0, Ordering::Relaxed);
-                    meta.queue = Queue::Main;
-                    self.main.link_tail(entries, id);
+                    self.main.link_tail(entries, id, Queue::Main);
                     continue;
                 }
                 let capacity = self.main.len + self.probation.len + 1;
                 self.ghost.insert(entries.hash(id), capacity);
                 return Some(id);
             }
-            let id = self.main.head.expect("checked above");
-            let freq = &entries.meta(id).freq;
-            // Relaxed: exclusive access, as above.
-            let f = freq.load(Ordering::Relaxed);
-            if f > 0 {
-                freq.store(f - 1, Ordering::Relaxed);
-                self.main.head = Some(entries.meta(id).next);
-                continue;
+            if let Some(id) = self.main.clock_step(entries) {
+                return Some(id);
             }
-            self.main.unlink(entries, id);
-            return Some(id);
         }
     }
 
     fn clear(&mut self) {
         self.probation = Ring::default();
         self.main = Ring::default();
+        self.critical = Ring::default();
         self.ghost.clear();
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.ghost.heap_bytes()
     }
 }

@@ -1,0 +1,146 @@
+//! What a caller says about an entry when storing it, and why entries leave.
+
+use core::time::Duration;
+
+/// How much an entry matters, from the source design's four levels.
+///
+/// | priority | where an insert puts it | how the L2 policy treats it |
+/// |---|---|---|
+/// | `Critical` | L2 **and** L1 at once | kept apart from the other entries and evicted only when the whole cache holds nothing else to evict (see below) |
+/// | `High` (default) | L2 | ordinary standing: a CLOCK counter of up to 3 second chances |
+/// | `Medium` | L2 | up to 2 second chances |
+/// | `Low` | L2 | 1 second chance |
+///
+/// **How Critical entries are evicted last.** The default policy keeps them in a ring of their
+/// own. An insertion that puts the cache over budget first evicts only non-Critical entries,
+/// across every shard (its own shard, then the others, then the new entry itself); only if
+/// the cache is still over budget, because it holds nothing but Critical entries (and the new
+/// one), does it evict Critical entries, by CLOCK among themselves. Expired entries of any
+/// priority are never returned and are reclaimed first.
+///
+/// `Medium` and `Low` entries enter L2 like any other (through the probationary queue) but
+/// their use counters saturate lower, so under pressure they age out before `High` ones with
+/// the same use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum Priority {
+    /// Background data: the first to go under pressure.
+    Low = 0,
+    /// Useful but cheap to recompute (UI data).
+    Medium = 1,
+    /// The ordinary standing of a cached entry (protocol messages): what `insert` uses.
+    #[default]
+    High = 2,
+    /// Must stay (match state): stored in L1 at once, evicted last.
+    Critical = 3,
+}
+
+impl Priority {
+    /// The most second chances a CLOCK hand gives an entry of this priority.
+    pub const fn max_uses(self) -> u8 {
+        match self {
+            Self::Low => 1,
+            Self::Medium => 2,
+            Self::High | Self::Critical => 3,
+        }
+    }
+}
+
+/// Options for [`Cache::insert_with`](crate::Cache::insert_with): priority, time to live and
+/// an explicit weight. The default is what [`insert`](crate::Cache::insert) uses.
+///
+/// ```
+/// use core::time::Duration;
+/// use stratacache::{InsertOptions, Priority};
+///
+/// let options = InsertOptions::new()
+///     .priority(Priority::Critical)
+///     .time_to_live(Duration::from_secs(30))
+///     .weight(4);
+/// assert_eq!(options.get_priority(), Priority::Critical);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[must_use]
+pub struct InsertOptions {
+    pub(crate) priority: Priority,
+    pub(crate) ttl: Ttl,
+    pub(crate) weight: Option<u64>,
+}
+
+/// An entry's lifetime as the caller asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Ttl {
+    /// The cache's default time to live (none unless the builder set one).
+    #[default]
+    CacheDefault,
+    /// Never expires, whatever the cache's default.
+    Never,
+    /// Expires this long after the insertion.
+    For(Duration),
+}
+
+impl InsertOptions {
+    /// The defaults: `High` priority, the cache's default time to live, the weigher's weight.
+    pub const fn new() -> Self {
+        Self {
+            priority: Priority::High,
+            ttl: Ttl::CacheDefault,
+            weight: None,
+        }
+    }
+
+    /// Stores the entry at `priority`.
+    pub const fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The entry expires `ttl` after the insertion (by the cache's [`Clock`](crate::Clock)):
+    /// from then on it is never returned, and it is reclaimed by the eviction hand, by the
+    /// first lookup that finds it, or by [`Cache::evict_expired`](crate::Cache::evict_expired).
+    pub const fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Ttl::For(ttl);
+        self
+    }
+
+    /// The entry never expires, even if the cache has a default time to live.
+    pub const fn never_expire(mut self) -> Self {
+        self.ttl = Ttl::Never;
+        self
+    }
+
+    /// The entry weighs `weight`, whatever the cache's weigher says (the weigher is not
+    /// called).
+    pub const fn weight(mut self, weight: u64) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    /// The priority these options store at.
+    pub const fn get_priority(&self) -> Priority {
+        self.priority
+    }
+}
+
+/// Why an entry left the cache, as the eviction listener is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Evicted to keep the cache within its capacity.
+    Capacity,
+    /// Its time to live ran out.
+    Expired,
+    /// Its value was replaced by an insertion for the same key (the listener sees the old
+    /// value).
+    Replaced,
+    /// Removed by `remove` or `clear`.
+    Removed,
+}
+
+impl RemovalCause {
+    /// Whether the cache chose to drop the entry (capacity or expiry), as opposed to a caller
+    /// replacing or removing it.
+    pub const fn was_evicted(self) -> bool {
+        matches!(self, Self::Capacity | Self::Expired)
+    }
+}

@@ -1,0 +1,222 @@
+//! The validated builder of a [`Cache`].
+
+use alloc::boxed::Box;
+use core::fmt;
+use core::time::Duration;
+
+use super::flight::Flights;
+use super::stats::Counters;
+use super::{Cache, Listener};
+use crate::clock::Clock;
+use crate::entry::RemovalCause;
+use crate::error::BuildError;
+use crate::hash::DefaultHashBuilder;
+use crate::l1::L1;
+use crate::l2::{L2, L2Builder, Policy, ProbationClock, Weigher};
+use crate::sync::AtomicU8;
+
+/// Builds a [`Cache`]. Only the capacity is required; [`build`](Self::build) validates.
+///
+/// ```
+/// use std::time::Duration;
+/// use stratacache::{Cache, RemovalCause};
+///
+/// let cache: Cache<u64, Vec<u8>, _, _> = Cache::builder()
+///     .capacity(64 << 20) // bytes, with the weigher below
+///     .weigher(|_key: &u64, value: &Vec<u8>| value.len() as u64)
+///     .time_to_live(Duration::from_secs(60))
+///     .eviction_listener(|key: &u64, _value: &Vec<u8>, cause| {
+///         if cause == RemovalCause::Capacity {
+///             // e.g. write it to a lower tier
+///             let _ = key;
+///         }
+///     })
+///     .build()?;
+/// # Ok::<(), stratacache::BuildError>(())
+/// ```
+pub struct CacheBuilder<
+    K,
+    V,
+    S = DefaultHashBuilder,
+    W = crate::l2::UnitWeigher,
+    P = ProbationClock,
+> {
+    l2: L2Builder<K, V, (), W, P>,
+    capacity: Option<u64>,
+    l1_entries: Option<usize>,
+    promote_after: u8,
+    hash_builder: S,
+    clock: Option<Box<dyn Clock>>,
+    time_to_live: Option<Duration>,
+    listener: Option<Box<Listener<K, V>>>,
+}
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        Self {
+            l2: L2::builder().hasher(()),
+            capacity: None,
+            l1_entries: None,
+            promote_after: 2,
+            hash_builder: DefaultHashBuilder::default(),
+            #[cfg(feature = "std")]
+            clock: Some(Box::new(crate::clock::StdClock::new())),
+            #[cfg(not(feature = "std"))]
+            clock: None,
+            time_to_live: None,
+            listener: None,
+        }
+    }
+}
+
+impl<K, V, S, W, P> fmt::Debug for CacheBuilder<K, V, S, W, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("capacity", &self.capacity)
+            .field("l1_entries", &self.l1_entries)
+            .field("promote_after", &self.promote_after)
+            .field("time_to_live", &self.time_to_live)
+            .field("has_clock", &self.clock.is_some())
+            .field("has_listener", &self.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
+    /// The L2 capacity: the most the entries may weigh together (with the default weigher, the
+    /// most entries). Required.
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = Some(capacity);
+        self.l2 = self.l2.capacity(capacity);
+        self
+    }
+
+    /// How many hot copies L1 holds, in entries (default: an eighth of the capacity, between
+    /// 64 and 65 536, rounded up to whole sets).
+    pub fn l1_entries(mut self, entries: usize) -> Self {
+        self.l1_entries = Some(entries);
+        self
+    }
+
+    /// After how many L2 hits an entry is copied into L1 (default 2; 1 promotes on the first
+    /// hit). 0 is treated as 1.
+    pub fn promote_after(mut self, hits: u8) -> Self {
+        self.promote_after = hits.max(1);
+        self
+    }
+
+    /// The number of L2 shards, a power of two (default: four per CPU, rounded up).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.l2 = self.l2.shards(shards);
+        self
+    }
+
+    /// The clock that times entries' time to live (default under `std`: [`StdClock`]; none
+    /// without `std`, where entries with a time to live are then refused).
+    ///
+    /// [`StdClock`]: crate::StdClock
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Box::new(clock));
+        self
+    }
+
+    /// Every entry expires this long after its insertion unless its
+    /// [`InsertOptions`](crate::InsertOptions) say otherwise (default: entries never expire).
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.time_to_live = Some(ttl);
+        self
+    }
+
+    /// Calls `listener` with every entry that leaves the cache and why: evicted for capacity,
+    /// expired, replaced (with the old value) or removed. It runs on the thread whose
+    /// operation removed the entry, after every lock is released, before the entry is dropped.
+    /// If it panics, the panic reaches that operation's caller after the operation has taken
+    /// full effect; the cache stays consistent and usable.
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// Hash keys with `hash_builder`.
+    pub fn hasher<S2>(self, hash_builder: S2) -> CacheBuilder<K, V, S2, W, P> {
+        CacheBuilder {
+            l2: self.l2,
+            capacity: self.capacity,
+            l1_entries: self.l1_entries,
+            promote_after: self.promote_after,
+            hash_builder,
+            clock: self.clock,
+            time_to_live: self.time_to_live,
+            listener: self.listener,
+        }
+    }
+
+    /// Weigh entries with `weigher`; the capacity then bounds the total weight. One entry
+    /// weighs at most `u32::MAX`.
+    pub fn weigher<W2: Weigher<K, V>>(self, weigher: W2) -> CacheBuilder<K, V, S, W2, P> {
+        CacheBuilder {
+            l2: self.l2.weigher(weigher),
+            capacity: self.capacity,
+            l1_entries: self.l1_entries,
+            promote_after: self.promote_after,
+            hash_builder: self.hash_builder,
+            clock: self.clock,
+            time_to_live: self.time_to_live,
+            listener: self.listener,
+        }
+    }
+
+    /// Evict from L2 by the policy `P2`.
+    pub fn policy<P2: Policy + Default>(self) -> CacheBuilder<K, V, S, W, P2> {
+        CacheBuilder {
+            l2: self.l2.policy::<P2>(),
+            capacity: self.capacity,
+            l1_entries: self.l1_entries,
+            promote_after: self.promote_after,
+            hash_builder: self.hash_builder,
+            clock: self.clock,
+            time_to_live: self.time_to_live,
+            listener: self.listener,
+        }
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    /// Any [`BuildError`] of the two tiers (zero or overflowing capacities, a bad shard count,
+    /// a failed allocation), and [`BuildError::NoClock`] for a default time to live without a
+    /// clock.
+    pub fn build(self) -> Result<Cache<K, V, S, W, P>, BuildError>
+    where
+        P: Policy + Default,
+    {
+        if self.time_to_live.is_some() && self.clock.is_none() {
+            return Err(BuildError::NoClock);
+        }
+        let l2 = self.l2.build()?;
+        let l1_entries = self.l1_entries.unwrap_or_else(|| {
+            usize::try_from(l2.capacity() / 8)
+                .unwrap_or(usize::MAX)
+                .clamp(64, 1 << 16)
+        });
+        let stripes = 4 * super::cpus();
+        let shards = l2.shard_count();
+        Ok(Cache {
+            l1: L1::with_capacity_and_hasher(l1_entries, ())?,
+            l2,
+            hash_builder: self.hash_builder,
+            promote_after: self.promote_after,
+            default_ttl: self
+                .time_to_live
+                .map(|ttl| u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
+            expiring: AtomicU8::new(u8::from(self.time_to_live.is_some())),
+            clock: self.clock,
+            listener: self.listener,
+            stats: Counters::new(stripes),
+            flights: Flights::new(shards),
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! Single flight for `get_or_insert_with`: concurrent callers that miss on one key run its
+//! initialiser once; the others wait for the value.
+//!
+//! Pending keys live in small lists striped by hash, each behind a lock held only to look up,
+//! add or remove a pending key (never while an initialiser runs). A flight is a [`Signal`]:
+//! waiters park on it under `std` and spin, then yield, without it. The leader publishes its
+//! value into the cache **before** it takes its key off the pending list, so a caller that
+//! finds no pending key and then (under the list's lock) looks in the cache again sees either
+//! the flight or the stored value: the initialiser cannot run twice for one miss. If the
+//! leader's initialiser panics or fails, a drop guard marks the flight abandoned and wakes the
+//! waiters, which start over (one of them becomes the next leader).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::sync::{Arc, RwLock, Signal};
+
+/// Where a flight stands.
+pub(crate) enum FlightState<V> {
+    /// The leader is running the initialiser.
+    Running,
+    /// The leader stored this value.
+    Done(V),
+    /// The leader's initialiser panicked or failed: waiters start over.
+    Abandoned,
+}
+
+pub(crate) type Flight<V> = Signal<FlightState<V>>;
+
+struct Pending<K, V> {
+    hash: u64,
+    key: K,
+    flight: Arc<Flight<V>>,
+}
+
+/// One stripe of pending keys (few at a time: a list).
+type PendingList<K, V> = RwLock<Vec<Pending<K, V>>>;
+
+/// The keys whose initialiser is running, striped by hash.
+pub(crate) struct Flights<K, V> {
+    stripes: Box<[PendingList<K, V>]>,
+    mask: usize,
+}
+
+/// What a caller that missed should do.
+pub(crate) enum Role<'f, K, V> {
+    /// Run the initialiser, then [`Leading::finish`].
+    Lead(Leading<'f, K, V>),
+    /// Wait for this flight.
+    Join(Arc<Flight<V>>),
+    /// The value appeared in the cache meanwhile.
+    Found(V),
+}
+
+impl<K, V> Flights<K, V> {
+    pub(crate) fn new(stripes: usize) -> Self {
+        let stripes = stripes.next_power_of_two().max(1);
+        let mut list = Vec::with_capacity(stripes);
+        list.extend((0..stripes).map(|_| RwLock::new(Vec::new())));
+        Self {
+            stripes: list.into_boxed_slice(),
+            mask: stripes - 1,
+        }
+    }
+
+    fn stripe(&self, hash: u64) -> &PendingList<K, V> {
+        &self.stripes[(hash >> 32) as usize & self.mask]
+    }
+
+    /// Takes `flight` off the pending list and settles it, waking its waiters. The pending
+    /// entry (with its key) is dropped after the stripe's lock is released.
+    fn settle(&self, hash: u64, flight: &Arc<Flight<V>>, state: FlightState<V>) {
+        let pending = {
+            let mut pending = self.stripe(hash).write();
+            let at = pending
+                .iter()
+                .position(|p| Arc::ptr_eq(&p.flight, flight))
+                .expect("a flight stays pending until its leader settles it");
+            pending.swap_remove(at)
+        };
+        flight.update(|s| *s = state);
+        drop(pending);
+    }
+}
+
+impl<K: Eq, V> Flights<K, V> {
+    /// Joins the flight for `key`, or finds its value with `recheck` (run under the stripe's
+    /// lock), or starts a flight and leads it.
+    pub(crate) fn join_or_lead(
+        &self,
+        hash: u64,
+        key: &K,
+        recheck: impl FnOnce() -> Option<V>,
+    ) -> Role<'_, K, V>
+    where
+        K: Clone,
+    {
+        let mut pending = self.stripe(hash).write();
+        if let Some(p) = pending.iter().find(|p| p.hash == hash && p.key == *key) {
+            return Role::Join(Arc::clone(&p.flight));
+        }
+        // A leader stores its value before it leaves this list: look again, under the lock.
+        if let Some(value) = recheck() {
+            return Role::Found(value);
+        }
+        let flight = Arc::new(Signal::new(FlightState::Running));
+        pending.push(Pending {
+            hash,
+            key: key.clone(),
+            flight: Arc::clone(&flight),
+        });
+        Role::Lead(Leading {
+            flights: self,
+            hash,
+            flight: Some(flight),
+        })
+    }
+}
+
+/// The leader's side of a flight. Dropped without [`finish`](Self::finish) (the initialiser
+/// panicked or failed), it abandons the flight and wakes the waiters.
+pub(crate) struct Leading<'f, K, V> {
+    flights: &'f Flights<K, V>,
+    hash: u64,
+    flight: Option<Arc<Flight<V>>>,
+}
+
+impl<K, V> Leading<'_, K, V> {
+    /// Hands `value` to the waiters.
+    pub(crate) fn finish(mut self, value: V) {
+        let flight = self.flight.take().expect("finished once");
+        self.flights
+            .settle(self.hash, &flight, FlightState::Done(value));
+    }
+}
+
+impl<K, V> Drop for Leading<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(flight) = self.flight.take() {
+            self.flights
+                .settle(self.hash, &flight, FlightState::Abandoned);
+        }
+    }
+}
+
+/// Waits for `flight` to settle: `Some(value)` if the leader stored one, `None` if it gave up.
+pub(crate) fn wait<V: Clone>(flight: &Flight<V>) -> Option<V> {
+    let state = flight.wait_until(|s| !matches!(s, FlightState::Running));
+    match &*state {
+        FlightState::Done(value) => Some(value.clone()),
+        FlightState::Abandoned => None,
+        FlightState::Running => unreachable!("waited until settled"),
+    }
+}

@@ -1,0 +1,742 @@
+//! The tiered facade: a wait-free L1 in front of the sharded L2, kept consistent per key.
+//!
+//! # Data flow
+//! - `get`: L1 (wait-free) → on a miss, the key's L2 shard under its read lock; after
+//!   `promote_after` L2 hits the entry is copied into L1.
+//! - `insert` / `remove`: the key's L2 shard under its write lock; the key's L1 copy is
+//!   invalidated inside that locked section (or, for a `Critical` entry, replaced by a copy of
+//!   the new value), and so is every L2 victim's.
+//! - Whatever leaves the cache (victims, replaced and removed values, expired entries) is
+//!   counted, shown to the eviction listener and dropped after every lock is released.
+//!
+//! # Consistency (DESIGN §8)
+//! Per key, the two tiers are linearizable: after `insert` or `remove` returns, every later
+//! `get` on any thread returns that value, a newer one, or a miss, never an older one.
+//!
+//! The hard case is a promotion racing a write: a reader copies the value it found in L2 into
+//! L1 while a writer replaces or removes the key. Promotion therefore happens **while the
+//! reader still holds the L2 shard's read lock**, and writers invalidate L1 **while they hold
+//! its write lock**. Every L1 change for a key is thus ordered by that key's shard lock: a
+//! promotion either completes before the write's invalidation (which then removes the copy) or
+//! starts after the write (and copies the new value). The loom model `promotion_vs_write`
+//! checks exactly this.
+//!
+//! L1 only ever holds copies of entries that are in L2: L2 evictions invalidate them too. A
+//! copy carries its entry's deadline, so an expired entry is never returned from either tier.
+
+mod builder;
+mod flight;
+mod stats;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::borrow::Borrow;
+use core::convert::Infallible;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+
+pub use builder::CacheBuilder;
+use flight::{Flights, Role};
+pub use stats::CacheStats;
+use stats::{Counters, Event};
+
+use crate::clock::Clock;
+use crate::entry::{InsertOptions, Priority, RemovalCause, Ttl};
+use crate::error::InsertError;
+use crate::hash::DefaultHashBuilder;
+use crate::l1::{self, L1};
+use crate::l2::shard::NEVER;
+use crate::l2::table::StoreAs;
+use crate::l2::{L2, Policy, ProbationClock, UnitWeigher, Weigher};
+use crate::sync::{AtomicU8, Ordering};
+
+/// The eviction listener's type.
+pub(crate) type Listener<K, V> = dyn Fn(&K, &V, RemovalCause) + Send + Sync;
+
+/// An L1 copy: the value and its entry's deadline.
+struct Stamped<V> {
+    value: V,
+    expires: u64,
+}
+
+/// The CPUs available (4 without `std`).
+pub(crate) fn cpus() -> usize {
+    #[cfg(feature = "std")]
+    return std::thread::available_parallelism().map_or(4, |n| n.get());
+    #[cfg(not(feature = "std"))]
+    return 4;
+}
+
+/// A concurrent, capacity-bounded cache: a wait-free L1 of hot copies in front of a sharded
+/// CLOCK L2, with priorities, time to live, single-flight loading, an eviction listener and
+/// statistics.
+///
+/// - `get` looks in L1 first (wait-free), then in the key's L2 shard under its read lock, and
+///   copies entries into L1 after [`promote_after`](CacheBuilder::promote_after) L2 hits.
+/// - `insert` and `remove` change L2 under the shard's write lock and invalidate L1's copy
+///   inside that section; promotions happen under the read lock. So, per key, the tiers are
+///   linearizable: after `insert` or `remove` returns, every later `get` returns that value, a
+///   newer one, or a miss, never an older one (a loom model checks the promotion race).
+/// - [`insert_with`](Self::insert_with) takes a [`Priority`], a time to live and a weight:
+///   `Critical` entries go to L1 at once and are evicted last (see [`Priority`]).
+/// - [`get_or_insert_with`](Self::get_or_insert_with) runs the initialiser once for
+///   concurrent misses on one key.
+/// - No lock is held while user code runs (weigher, listener, initialiser, `Drop`), and a
+///   panic in any of them leaves the cache consistent and usable.
+///
+/// ```
+/// use stratacache::Cache;
+///
+/// let cache: Cache<u64, String> = Cache::builder().capacity(10_000).build()?;
+/// cache.insert(7, "seven".to_string())?;
+/// assert_eq!(cache.get(&7).as_deref(), Some("seven"));
+/// assert_eq!(cache.remove(&7).as_deref(), Some("seven"));
+/// assert_eq!(cache.get(&7), None);
+/// let loaded = cache.get_or_insert_with(8, || "eight".to_string());
+/// assert_eq!(loaded, "eight");
+/// assert_eq!(cache.stats().misses, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock> {
+    l1: L1<K, Stamped<V>, ()>,
+    l2: L2<K, V, (), W, P>,
+    hash_builder: S,
+    promote_after: u8,
+    clock: Option<Box<dyn Clock>>,
+    /// The default time to live in nanoseconds.
+    default_ttl: Option<u64>,
+    /// 1 once an entry may have a deadline: until then insertions do not read the clock.
+    expiring: AtomicU8,
+    listener: Option<Box<Listener<K, V>>>,
+    stats: Counters,
+    flights: Flights<K, V>,
+}
+
+impl<K, V> Cache<K, V> {
+    /// A builder with the defaults.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::default()
+    }
+}
+
+impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
+    /// The L2 capacity.
+    pub fn capacity(&self) -> u64 {
+        self.l2.capacity()
+    }
+
+    /// How many copies L1 can hold.
+    pub fn l1_capacity(&self) -> usize {
+        self.l1.capacity()
+    }
+
+    /// The total weight of the entries (L1 holds copies and adds none).
+    pub fn weighted_size(&self) -> u64 {
+        self.l2.weighted_size()
+    }
+
+    /// The number of entries (a moment's view; takes every L2 shard's read lock in turn).
+    /// Expired entries not yet reclaimed are counted.
+    pub fn len(&self) -> usize {
+        self.l2.len()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.l2.is_empty()
+    }
+
+    /// A snapshot of the statistics: per-tier hits, misses, insertions, promotions, entries
+    /// gone by cause, and the memory the cache's structures hold. Sums every counter stripe
+    /// and takes every L2 shard's read lock in turn; scans L1's sets (`O(L1 capacity)`).
+    pub fn stats(&self) -> CacheStats {
+        let mut stats = self.stats.snapshot();
+        stats.entries = self.len() as u64;
+        stats.weighted_size = self.weighted_size();
+        stats.memory_bytes =
+            (core::mem::size_of::<Self>() + self.l1.heap_bytes() + self.l2.heap_bytes()) as u64;
+        stats
+    }
+
+    /// Registers the calling thread: a handle works without `std` (and is a little faster
+    /// than the thread-local one the plain methods use). `!Send`: one per thread.
+    pub fn handle(&self) -> CacheHandle<'_, K, V, S, W, P> {
+        CacheHandle {
+            cache: self,
+            l1: self.l1.handle(),
+            stripe: self.stats.assign(),
+        }
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        self.clock.as_ref().map_or(0, |clock| clock.now_nanos())
+    }
+
+    fn notify(&self, key: &K, value: &V, cause: RemovalCause) {
+        if let Some(listener) = &self.listener {
+            listener(key, value, cause);
+        }
+    }
+
+    /// The deadline for an entry inserted with `ttl`, and the clock now (0 while no entry can
+    /// expire); `None` if a deadline is needed and there is no clock.
+    fn deadline(&self, ttl: Ttl) -> Option<(u64, u64)> {
+        let ttl = match ttl {
+            Ttl::Never => None,
+            Ttl::CacheDefault => self.default_ttl,
+            Ttl::For(ttl) => Some(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
+        };
+        if ttl.is_some() {
+            // Relaxed: a hint that makes later insertions read the clock.
+            self.expiring.store(1, Ordering::Relaxed);
+        }
+        // Relaxed: as above.
+        let now = if self.expiring.load(Ordering::Relaxed) == 0 {
+            0
+        } else {
+            self.clock.as_ref()?.now_nanos()
+        };
+        let expires = match ttl {
+            None => NEVER,
+            Some(ttl) => now.saturating_add(ttl).min(NEVER - 1),
+        };
+        Some((expires, now))
+    }
+}
+
+/// The operations, over an L1 guard and a statistics stripe from either front.
+impl<K, V, S, W, P> Cache<K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    fn get_in<Q>(&self, l1: &l1::Guard<'_, K, Stamped<V>, ()>, stripe: usize, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        self.get_hashed(l1, stripe, hash, key)
+    }
+
+    #[inline]
+    fn get_hashed<Q>(
+        &self,
+        l1: &l1::Guard<'_, K, Stamped<V>, ()>,
+        stripe: usize,
+        hash: u64,
+        key: &Q,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        if let Some(copy) = l1.get_hashed(hash, key, true)
+            && (copy.expires == NEVER || copy.expires > self.now())
+        {
+            self.stats.add(stripe, Event::L1Hit, 1);
+            return Some(copy.value.clone());
+        }
+        let shard = self.l2.shard_of(hash).read();
+        let Some(found) = shard.lookup(hash, key) else {
+            drop(shard);
+            self.stats.add(stripe, Event::Miss, 1);
+            return None;
+        };
+        if found.expires != NEVER {
+            let now = self.now();
+            if found.expires <= now {
+                drop(shard);
+                self.stats.add(stripe, Event::Miss, 1);
+                self.reclaim_expired(l1, stripe, hash, key, now);
+                return None;
+            }
+        }
+        let promote = found.hits >= self.promote_after;
+        if promote {
+            // Under the shard's read lock: see the module docs.
+            let copy = Stamped {
+                value: found.value.clone(),
+                expires: found.expires,
+            };
+            l1.insert_hashed(hash, found.key.clone(), copy);
+        }
+        let value = found.value.clone();
+        drop(shard);
+        self.stats.add(stripe, Event::L2Hit, 1);
+        if promote {
+            self.stats.add(stripe, Event::Promotion, 1);
+        }
+        Some(value)
+    }
+
+    /// Removes `key` from both tiers if it has expired by `now`.
+    fn reclaim_expired<Q>(
+        &self,
+        l1: &l1::Guard<'_, K, Stamped<V>, ()>,
+        stripe: usize,
+        hash: u64,
+        key: &Q,
+        now: u64,
+    ) where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let expired = self.l2.remove_expired_hashed(hash, key, now, || {
+            l1.remove_hashed(hash, key);
+        });
+        if let Some((key, value)) = expired {
+            self.stats.add(stripe, Event::Expired, 1);
+            self.notify(&key, &value, RemovalCause::Expired);
+        }
+    }
+
+    /// Applies `f` to the live value for `key` without counting a use or promoting: L1's copy
+    /// if it has one, else L2's (under the shard's read lock).
+    fn peek_with<Q, R>(
+        &self,
+        l1: &l1::Guard<'_, K, Stamped<V>, ()>,
+        key: &Q,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        let alive = |expires: u64| expires == NEVER || expires > self.now();
+        if let Some(copy) = l1.get_hashed(hash, key, false)
+            && alive(copy.expires)
+        {
+            return Some(f(&copy.value));
+        }
+        let shard = self.l2.shard_of(hash).read();
+        let (value, expires) = shard.peek_entry(hash, key)?;
+        alive(expires).then(|| f(value))
+    }
+
+    fn insert_in(
+        &self,
+        l1: &l1::Guard<'_, K, Stamped<V>, ()>,
+        stripe: usize,
+        key: K,
+        value: V,
+        options: InsertOptions,
+    ) -> Result<(), InsertError<K, V>> {
+        let Some((expires, now)) = self.deadline(options.ttl) else {
+            return Err(InsertError::NoClock { key, value });
+        };
+        let hash = self.hash_builder.hash_one(&key);
+        // A Critical entry's L1 copy is made before any lock is taken (cloning is user code).
+        let copy = (options.priority == Priority::Critical).then(|| {
+            let stamped = Stamped {
+                value: value.clone(),
+                expires,
+            };
+            (key.clone(), stamped)
+        });
+        let how = StoreAs {
+            weight: options.weight,
+            priority: options.priority,
+            expires,
+            now,
+        };
+        let displaced = self.l2.insert_hashed(
+            hash,
+            key,
+            value,
+            how,
+            |key, _| match copy {
+                // Under the write lock, like an invalidation: see the module docs.
+                Some((copy_key, stamped)) => {
+                    l1.insert_hashed(hash, copy_key, stamped);
+                }
+                None => {
+                    l1.remove_hashed(hash, key);
+                }
+            },
+            |victim_hash, victim| {
+                l1.remove_hashed(victim_hash, victim);
+            },
+        )?;
+        self.stats.add(stripe, Event::Insert, 1);
+        if displaced.replaced.is_some() {
+            self.stats.add(stripe, Event::Replaced, 1);
+        }
+        for victim in displaced.victims.iter() {
+            let event = match victim.cause {
+                RemovalCause::Expired => Event::Expired,
+                _ => Event::EvictedCapacity,
+            };
+            self.stats.add(stripe, event, 1);
+        }
+        if self.listener.is_some() {
+            if let Some((key, old)) = &displaced.replaced {
+                self.notify(key, old, RemovalCause::Replaced);
+            }
+            for victim in displaced.victims.iter() {
+                self.notify(&victim.key, &victim.value, victim.cause);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_in<Q>(
+        &self,
+        l1: &l1::Guard<'_, K, Stamped<V>, ()>,
+        stripe: usize,
+        key: &Q,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        let (key, value) = self.l2.remove_hashed(hash, key, || {
+            l1.remove_hashed(hash, key);
+        })?;
+        self.stats.add(stripe, Event::Removed, 1);
+        self.notify(&key, &value, RemovalCause::Removed);
+        Some(value)
+    }
+
+    fn clear_in(&self, l1: &l1::Guard<'_, K, Stamped<V>, ()>, stripe: usize) {
+        self.l2.clear_with(
+            |taken| {
+                for (key, _) in taken {
+                    l1.remove_hashed(self.hash_builder.hash_one(key), key);
+                }
+            },
+            |taken| {
+                self.stats.add(stripe, Event::Removed, taken.len());
+                for (key, value) in taken {
+                    self.notify(key, value, RemovalCause::Removed);
+                }
+            },
+        );
+    }
+
+    fn evict_expired_in(&self, l1: &l1::Guard<'_, K, Stamped<V>, ()>, stripe: usize) -> usize {
+        // Relaxed: the flag is a hint; an entry stored with a deadline set it first.
+        if self.expiring.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let now = self.now();
+        let mut count = 0;
+        self.l2.drain_expired(
+            now,
+            |expired| {
+                for entry in expired {
+                    l1.remove_hashed(entry.hash, &entry.key);
+                }
+            },
+            |expired| {
+                count += expired.len();
+                self.stats.add(stripe, Event::Expired, expired.len());
+                for entry in expired {
+                    self.notify(&entry.key, &entry.value, RemovalCause::Expired);
+                }
+            },
+        );
+        count
+    }
+
+    /// `get_or_insert_with`'s core: a hit, or the value of the one initialiser run for
+    /// concurrent misses on `key`. `pin` is called for each step, so no L1 pin is held while
+    /// the initialiser runs or while waiting for it.
+    fn get_or_try_insert_in<'c, E>(
+        &'c self,
+        pin: impl Fn() -> l1::Guard<'c, K, Stamped<V>, ()>,
+        stripe: usize,
+        key: K,
+        options: InsertOptions,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        let hash = self.hash_builder.hash_one(&key);
+        let mut init = Some(init);
+        loop {
+            if let Some(value) = self.get_hashed(&pin(), stripe, hash, &key) {
+                return Ok(value);
+            }
+            let role = self
+                .flights
+                .join_or_lead(hash, &key, || self.peek_with(&pin(), &key, V::clone));
+            match role {
+                Role::Found(value) => return Ok(value),
+                Role::Join(flight) => {
+                    if let Some(value) = flight::wait(&flight) {
+                        return Ok(value);
+                    }
+                    // The leader gave up: start over (perhaps as the next leader).
+                }
+                Role::Lead(leading) => {
+                    let init = init
+                        .take()
+                        .expect("a caller leads at most once: it returns");
+                    // A panic or an error drops `leading`, which wakes the waiters.
+                    let value = init()?;
+                    // A refused insertion (too heavy, no clock) still hands the value out.
+                    drop(self.insert_in(&pin(), stripe, key, value.clone(), options));
+                    leading.finish(value.clone());
+                    return Ok(value);
+                }
+            }
+        }
+    }
+}
+
+macro_rules! cache_operations {
+    ($pin:ident, $stripe:ident) => {
+        /// A clone of the value for `key`: from L1 if it holds a live copy (wait-free), else
+        /// from L2, where enough hits copy it into L1. Expired entries are never returned (the
+        /// lookup that finds one reclaims it).
+        pub fn get<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().get_in(&self.$pin(), self.$stripe(), key)
+        }
+
+        /// A clone of the value for `key`, not counted as a use (nor in the statistics) and
+        /// never promoted.
+        pub fn peek<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().peek_with(&self.$pin(), key, V::clone)
+        }
+
+        /// Whether `key` has a live entry (not counted as a use).
+        pub fn contains_key<Q>(&self, key: &Q) -> bool
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().peek_with(&self.$pin(), key, |_| ()).is_some()
+        }
+
+        /// Stores `value` for `key` at `High` priority with the cache's default time to live,
+        /// replacing any previous value and invalidating L1's copy, then evicts until the
+        /// cache is within its capacity.
+        ///
+        /// # Errors
+        /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
+        /// than the capacity; [`InsertError::NoClock`] when the cache has a default time to
+        /// live and no clock (only possible without `std`).
+        pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
+            self.insert_with(key, value, InsertOptions::new())
+        }
+
+        /// Stores `value` for `key` with a priority, a time to live and a weight
+        /// ([`InsertOptions`]); otherwise as [`insert`](Self::insert). A `Critical` entry is
+        /// copied into L1 at once.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use stratacache::{Cache, InsertOptions, Priority};
+        ///
+        /// let cache: Cache<&str, u32> = Cache::builder().capacity(1_000).build()?;
+        /// let critical = InsertOptions::new().priority(Priority::Critical);
+        /// cache.insert_with("match:17", 3, critical)?;
+        /// let brief = InsertOptions::new().priority(Priority::Low).time_to_live(Duration::from_secs(2));
+        /// cache.insert_with("tooltip", 9, brief)?;
+        /// assert_eq!(cache.get("match:17"), Some(3));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
+        /// # Errors
+        /// As [`insert`](Self::insert); [`InsertError::NoClock`] for a time to live on a cache
+        /// without a clock.
+        pub fn insert_with(
+            &self,
+            key: K,
+            value: V,
+            options: InsertOptions,
+        ) -> Result<(), InsertError<K, V>> {
+            self.cache()
+                .insert_in(&self.$pin(), self.$stripe(), key, value, options)
+        }
+
+        /// The value for `key`, or, on a miss, the value `init` makes, stored with the default
+        /// options. Concurrent callers that miss on the same key run `init` once: the others
+        /// wait (parked under `std`, spinning then yielding without it) and get its value. If
+        /// `init` panics, the panic reaches this caller, the waiters wake and one of them
+        /// runs its own `init`. No lock and no L1 pin is held while `init` runs.
+        ///
+        /// A value too heavy to store is still returned (to every waiter).
+        pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+            let cache = self.cache();
+            let loaded = cache.get_or_try_insert_in(
+                || self.$pin(),
+                self.$stripe(),
+                key,
+                InsertOptions::new(),
+                || Ok::<V, Infallible>(init()),
+            );
+            match loaded {
+                Ok(value) => value,
+                Err(never) => match never {},
+            }
+        }
+
+        /// [`get_or_insert_with`](Self::get_or_insert_with) with a fallible initialiser and
+        /// [`InsertOptions`] for the stored entry. If `init` fails, its error is returned to
+        /// this caller and nothing is stored; waiting callers start over, and one of them runs
+        /// its own `init`.
+        ///
+        /// # Errors
+        /// The error of this caller's `init`.
+        pub fn try_get_or_insert_with<E>(
+            &self,
+            key: K,
+            options: InsertOptions,
+            init: impl FnOnce() -> Result<V, E>,
+        ) -> Result<V, E> {
+            self.cache()
+                .get_or_try_insert_in(|| self.$pin(), self.$stripe(), key, options, init)
+        }
+
+        /// Removes `key` from both tiers and returns its value (the listener sees it first,
+        /// with [`RemovalCause::Removed`]).
+        pub fn remove<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().remove_in(&self.$pin(), self.$stripe(), key)
+        }
+
+        /// Removes every entry (entries inserted while it runs may stay).
+        pub fn clear(&self) {
+            self.cache().clear_in(&self.$pin(), self.$stripe());
+        }
+
+        /// Removes every expired entry now, one L2 shard at a time, and returns how many.
+        /// Expired entries are never returned anyway and the eviction hand reclaims them
+        /// first; call this at a quiet point (between frames) to free their memory sooner.
+        pub fn evict_expired(&self) -> usize {
+            self.cache().evict_expired_in(&self.$pin(), self.$stripe())
+        }
+
+        /// Looks up every key under one pin of L1; the results come in the keys' order.
+        pub fn get_many<'q, Q>(&self, keys: impl IntoIterator<Item = &'q Q>) -> Vec<Option<V>>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq + 'q,
+        {
+            let l1 = self.$pin();
+            let stripe = self.$stripe();
+            keys.into_iter()
+                .map(|key| self.cache().get_in(&l1, stripe, key))
+                .collect()
+        }
+
+        /// Inserts every entry under one pin of L1. Entries that cannot be stored are handed
+        /// back, in order, with why; an empty result means every entry was stored.
+        pub fn insert_many(
+            &self,
+            entries: impl IntoIterator<Item = (K, V)>,
+        ) -> Vec<InsertError<K, V>> {
+            let l1 = self.$pin();
+            let stripe = self.$stripe();
+            entries
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    self.cache()
+                        .insert_in(&l1, stripe, key, value, InsertOptions::new())
+                        .err()
+                })
+                .collect()
+        }
+    };
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+impl<K, V, S, W, P> Cache<K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    fn cache(&self) -> &Self {
+        self
+    }
+
+    #[inline]
+    fn pin_l1(&self) -> l1::Guard<'_, K, Stamped<V>, ()> {
+        self.l1.pin()
+    }
+
+    #[inline]
+    fn stripe(&self) -> usize {
+        stats::thread_stripe()
+    }
+
+    cache_operations!(pin_l1, stripe);
+}
+
+impl<K, V, S, W, P: Policy> fmt::Debug for Cache<K, V, S, W, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity())
+            .field("weighted_size", &self.weighted_size())
+            .field("l1_capacity", &self.l1_capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One thread's access to a [`Cache`], without `std`'s thread-locals. `!Send`.
+pub struct CacheHandle<
+    'c,
+    K,
+    V,
+    S = DefaultHashBuilder,
+    W = UnitWeigher,
+    P: Policy = ProbationClock,
+> {
+    cache: &'c Cache<K, V, S, W, P>,
+    l1: l1::Handle<'c, K, Stamped<V>, ()>,
+    stripe: usize,
+}
+
+impl<'c, K, V, S, W, P> CacheHandle<'c, K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    fn cache(&self) -> &'c Cache<K, V, S, W, P> {
+        self.cache
+    }
+
+    #[inline]
+    fn pin_l1(&self) -> l1::Guard<'c, K, Stamped<V>, ()> {
+        self.l1.pin()
+    }
+
+    #[inline]
+    fn stripe(&self) -> usize {
+        self.stripe
+    }
+
+    cache_operations!(pin_l1, stripe);
+
+    /// Frees L1 copies retired by this thread and others that no reader can still see (at most
+    /// 8 batches of 64). Call it at a quiet point, such as between frames.
+    pub fn collect(&self) {
+        self.l1.collect();
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests;

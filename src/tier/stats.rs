@@ -1,0 +1,185 @@
+//! Statistics without a shared contended atomic on the hit path: counters striped per thread
+//! (per handle without `std`), summed when read.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicUsize, Ordering};
+
+/// What the cache counts.
+#[derive(Debug, Clone, Copy)]
+#[repr(usize)]
+pub(crate) enum Event {
+    L1Hit,
+    L2Hit,
+    Miss,
+    Insert,
+    Promotion,
+    EvictedCapacity,
+    Expired,
+    Replaced,
+    Removed,
+}
+
+const EVENTS: usize = Event::Removed as usize + 1;
+
+/// One stripe's counters, on cache lines of their own.
+#[derive(Default)]
+struct Stripe([AtomicUsize; EVENTS]);
+
+/// Counters striped so that each thread (or handle) writes its own stripe.
+///
+/// A stripe is chosen once per thread (per handle without `std`), round-robin; with
+/// `stripes` at four per CPU, threads share a stripe only when there are more than that. A
+/// count is a relaxed load and store on the thread's own stripe, not a read-modify-write:
+/// no locked instruction on the hit path. Two threads sharing a stripe *at the same moment*
+/// may lose an increment, so counts are exact up to that (documented on [`CacheStats`]).
+pub(crate) struct Counters {
+    stripes: Box<[CachePadded<Stripe>]>,
+    mask: usize,
+    next: AtomicUsize,
+}
+
+impl Counters {
+    pub(crate) fn new(stripes: usize) -> Self {
+        let stripes = stripes.next_power_of_two().max(1);
+        let mut list = Vec::with_capacity(stripes);
+        list.extend((0..stripes).map(|_| CachePadded::new(Stripe::default())));
+        Self {
+            stripes: list.into_boxed_slice(),
+            mask: stripes - 1,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// A stripe for a new handle.
+    pub(crate) fn assign(&self) -> usize {
+        // Relaxed: any distinct-enough number will do.
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, stripe: usize, event: Event, n: usize) {
+        let counter = &self.stripes[stripe & self.mask].0[event as usize];
+        // Relaxed: statistics only; see the type's docs for why this is not a fetch_add.
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn sum(&self, event: Event) -> u64 {
+        self.stripes
+            .iter()
+            // Relaxed: a moment's view.
+            .map(|s| s.0[event as usize].load(Ordering::Relaxed) as u64)
+            .sum()
+    }
+
+    pub(crate) fn snapshot(&self) -> CacheStats {
+        CacheStats {
+            l1_hits: self.sum(Event::L1Hit),
+            l2_hits: self.sum(Event::L2Hit),
+            misses: self.sum(Event::Miss),
+            inserts: self.sum(Event::Insert),
+            promotions: self.sum(Event::Promotion),
+            evicted_capacity: self.sum(Event::EvictedCapacity),
+            expired: self.sum(Event::Expired),
+            replaced: self.sum(Event::Replaced),
+            removed: self.sum(Event::Removed),
+            ..CacheStats::default()
+        }
+    }
+}
+
+/// The calling thread's stripe under `std`: handed out round-robin, once per thread, shared by
+/// every cache.
+#[cfg(all(feature = "std", not(loom)))]
+#[inline]
+pub(crate) fn thread_stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        // Relaxed: any distinct-enough number will do.
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    STRIPE.with(|s| *s)
+}
+
+/// A snapshot of a cache's statistics, from [`Cache::stats`](crate::Cache::stats).
+///
+/// Event counts are kept per thread (per handle without `std`) and summed here, so the hit
+/// path writes no shared cache line. They are exact unless more threads than stripes (four per
+/// CPU) use the cache at the same moment, when racing increments on a shared stripe can be
+/// lost; on 32-bit targets they wrap at `u32::MAX`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Lookups answered by L1.
+    pub l1_hits: u64,
+    /// Lookups answered by L2.
+    pub l2_hits: u64,
+    /// Lookups that found nothing (or only an expired entry).
+    pub misses: u64,
+    /// Successful insertions (replacements included).
+    pub inserts: u64,
+    /// Copies made into L1 after enough L2 hits.
+    pub promotions: u64,
+    /// Entries evicted to stay within capacity.
+    pub evicted_capacity: u64,
+    /// Expired entries reclaimed (by the eviction hand, a lookup or
+    /// [`evict_expired`](crate::Cache::evict_expired)).
+    pub expired: u64,
+    /// Values replaced by an insertion for the same key.
+    pub replaced: u64,
+    /// Entries removed by `remove` or `clear`.
+    pub removed: u64,
+    /// Entries in the cache when the snapshot was taken.
+    pub entries: u64,
+    /// Their total weight.
+    pub weighted_size: u64,
+    /// Heap bytes the cache's own structures hold: L1's sets and nodes, L2's arenas, indexes
+    /// and policy history (what keys and values own themselves is not counted).
+    pub memory_bytes: u64,
+}
+
+impl CacheStats {
+    /// Lookups answered by either tier.
+    pub const fn hits(&self) -> u64 {
+        self.l1_hits + self.l2_hits
+    }
+
+    /// All lookups.
+    pub const fn lookups(&self) -> u64 {
+        self.hits() + self.misses
+    }
+
+    /// Hits per lookup (0 when there was none).
+    pub fn hit_ratio(&self) -> f64 {
+        ratio(self.hits(), self.lookups())
+    }
+
+    /// L1 hits per lookup (0 when there was none).
+    pub fn l1_hit_ratio(&self) -> f64 {
+        ratio(self.l1_hits, self.lookups())
+    }
+
+    /// L2 hits per lookup that reached L2 (0 when none did).
+    pub fn l2_hit_ratio(&self) -> f64 {
+        ratio(self.l2_hits, self.l2_hits + self.misses)
+    }
+
+    /// Entries the cache dropped on its own: for capacity or expiry.
+    pub const fn evictions(&self) -> u64 {
+        self.evicted_capacity + self.expired
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
