@@ -1,5 +1,7 @@
-//! Loom models of the tiered cache's consistency rule: a promotion from L2 into L1 racing a
-//! write or a removal of the same key must not leave a stale copy in L1.
+//! Loom models of the tiered cache: its consistency rule (a promotion from L2 into L1 racing a
+//! write or a removal of the same key must not leave a stale copy in L1) and its single-flight
+//! protocol (`get_or_insert_with` runs one initialiser per concurrent miss; a failing leader
+//! wakes its waiters).
 #![cfg(loom)]
 
 use loom::sync::Arc;
@@ -66,5 +68,51 @@ fn promotion_vs_remove() {
         assert_eq!(h.get(&1), None, "read after own removal");
         reader.join().unwrap();
         assert_eq!(cache.handle().get(&1), None, "no stale copy survived in L1");
+    });
+}
+
+/// Two threads miss on one key at once: the initialiser runs exactly once, whoever leads, and
+/// both get its value (the waiter parks on a loom condvar until the leader publishes).
+#[test]
+fn single_flight_runs_the_initialiser_once() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    loom::model(|| {
+        let cache = cache();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let load = |runs: &AtomicUsize| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            10
+        };
+        let other = {
+            let (cache, runs) = (Arc::clone(&cache), Arc::clone(&runs));
+            thread::spawn(move || cache.handle().get_or_insert_with(1, || load(&runs)))
+        };
+        let mine = cache.handle().get_or_insert_with(1, || load(&runs));
+        assert_eq!((mine, other.join().unwrap()), (10, 10));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A leader whose initialiser fails wakes its waiter, which loads the value itself: nobody
+/// waits forever and the value the waiter made is what stays.
+#[test]
+fn single_flight_survives_a_failing_leader() {
+    use stratacache::InsertOptions;
+    loom::model(|| {
+        let cache = cache();
+        let failing =
+            {
+                let cache = Arc::clone(&cache);
+                thread::spawn(move || {
+                    cache
+                        .handle()
+                        .try_get_or_insert_with(1, InsertOptions::new(), || Err::<u64, ()>(()))
+                })
+            };
+        let loaded = cache.handle().get_or_insert_with(1, || 20);
+        assert_eq!(loaded, 20);
+        let other = failing.join().unwrap();
+        assert!(matches!(other, Err(()) | Ok(20)), "{other:?}");
+        assert_eq!(cache.handle().get(&1), Some(20));
     });
 }

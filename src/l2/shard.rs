@@ -24,6 +24,12 @@ struct Slot<K, V, M> {
     meta: M,
 }
 
+/// The size of a slot for `K`, `V` and policy state `M` (for a layout test).
+#[cfg(test)]
+pub(crate) const fn slot_size<K, V, M>() -> usize {
+    core::mem::size_of::<Option<Slot<K, V, M>>>()
+}
+
 /// The slot arena as the policy sees it, at one moment of the cache's clock.
 struct SlotsView<'a, K, V, M> {
     slots: &'a mut [Option<Slot<K, V, M>>],

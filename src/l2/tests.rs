@@ -5,7 +5,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use super::policy::{EntryInfo, Priority};
+use super::shard::NEVER;
 use super::{Evicted, Shard};
+use crate::entry::RemovalCause;
 
 /// A spread-out hash for test keys (the shard takes hashes from its owner).
 fn h(key: u64) -> u64 {
@@ -179,4 +182,128 @@ fn one_use_on_probation_saves_a_key_from_a_full_turnover() {
         .filter(|&k| shard.peek(h(k), &k).is_some())
         .count();
     assert_eq!(old_left, 1, "every unused old key was evicted");
+}
+
+/// Stores `key` at `priority` without expiry, deadline `expires`.
+fn store(shard: &mut Shard<u64, u64>, key: u64, priority: Priority, expires: u64) {
+    let info = EntryInfo::new(h(key), 1, priority);
+    assert!(shard.store(key, key, info, expires).is_none());
+}
+
+/// Gets `hot` and `other` into the main CLOCK with zero counters (they were used on
+/// probation; a third, unused entry is evicted to move them), then hits each three times and
+/// returns the next victim.
+fn victim_after_equal_use(hot: Priority, other: Priority) -> u64 {
+    let mut shard: Shard<u64, u64> = Shard::new();
+    store(&mut shard, 1, hot, NEVER);
+    store(&mut shard, 2, other, NEVER);
+    store(&mut shard, 3, Priority::High, NEVER);
+    shard.get(h(1), &1);
+    shard.get(h(2), &2);
+    assert_eq!(
+        shard.evict().map(|e| e.key),
+        Some(3),
+        "the unused entry goes"
+    );
+    for _ in 0..3 {
+        shard.get(h(1), &1);
+        shard.get(h(2), &2);
+    }
+    shard.evict().expect("two entries left").key
+}
+
+#[test]
+fn lower_priorities_get_fewer_second_chances() {
+    // Both High: each counter is 3; the hand takes the first entry after three rounds.
+    assert_eq!(victim_after_equal_use(Priority::High, Priority::High), 1);
+    // The same use, but entry 2 is Low (one second chance) or Medium (two): it goes first.
+    assert_eq!(victim_after_equal_use(Priority::High, Priority::Low), 2);
+    assert_eq!(victim_after_equal_use(Priority::High, Priority::Medium), 2);
+    // Medium against Low: Low goes.
+    assert_eq!(victim_after_equal_use(Priority::Low, Priority::Medium), 1);
+}
+
+#[test]
+fn critical_entries_are_spared_until_nothing_else_is_left() {
+    let mut shard: Shard<u64, u64> = Shard::new();
+    store(&mut shard, 1, Priority::Critical, NEVER);
+    store(&mut shard, 2, Priority::Low, NEVER);
+    store(&mut shard, 3, Priority::Critical, NEVER);
+    assert_eq!(shard.evict_at(0, true).map(|e| e.key), Some(2));
+    assert!(
+        shard.evict_at(0, true).is_none(),
+        "only Critical entries are left, and they are spared"
+    );
+    assert_eq!(shard.len(), 2);
+    // Allowed to take them, the hand does, oldest first (neither was used).
+    assert_eq!(shard.evict_at(0, false).map(|e| e.key), Some(1));
+    // A replacement can demote an entry out of the Critical ring.
+    let demoted = EntryInfo::new(h(3), 1, Priority::High);
+    assert_eq!(shard.store(3, 30, demoted, NEVER), Some((3, 3)));
+    assert_eq!(
+        shard.evict_at(0, true).map(|e| (e.key, e.value)),
+        Some((3, 30))
+    );
+}
+
+#[test]
+fn the_hand_takes_expired_entries_first_and_says_so() {
+    let mut shard: Shard<u64, u64> = Shard::new();
+    store(&mut shard, 1, Priority::High, NEVER);
+    store(&mut shard, 2, Priority::High, 100);
+    store(&mut shard, 3, Priority::Critical, 50);
+    for key in 1..=3 {
+        shard.get(h(key), &key); // used: a live entry would get a second chance
+    }
+    // At time 10 nothing has expired: the used entries move to main and the hand goes round.
+    let mut early = shard.clone_keys_by_eviction(10, true);
+    early.sort_unstable_by_key(|&(key, _)| key);
+    assert_eq!(
+        early,
+        [(1, RemovalCause::Capacity), (2, RemovalCause::Capacity)]
+    );
+
+    let mut shard: Shard<u64, u64> = Shard::new();
+    store(&mut shard, 1, Priority::High, NEVER);
+    store(&mut shard, 2, Priority::High, 100);
+    for key in 1..=2 {
+        shard.get(h(key), &key);
+    }
+    let first = shard.evict_at(100, true).expect("two entries");
+    assert_eq!((first.key, first.cause), (2, RemovalCause::Expired));
+    // Removal of a live entry by deadline is refused; of an expired one, done.
+    store(&mut shard, 4, Priority::Low, 200);
+    assert_eq!(shard.remove_expired(h(4), &4, 199), None);
+    assert_eq!(shard.remove_expired(h(4), &4, 200), Some((4, 4)));
+    // A sweep takes exactly the expired entries, Critical ones included.
+    store(&mut shard, 5, Priority::Critical, 300);
+    store(&mut shard, 6, Priority::High, 400);
+    let mut swept = Vec::new();
+    shard.drain_expired(300, &mut swept);
+    assert_eq!(
+        swept.iter().map(|e| (e.key, e.cause)).collect::<Vec<_>>(),
+        [(5, RemovalCause::Expired)]
+    );
+    assert_eq!(shard.len(), 2, "entries 1 and 6 stay");
+}
+
+impl Shard<u64, u64> {
+    /// Evicts everything evictable at `now` and lists (key, cause) in eviction order.
+    fn clone_keys_by_eviction(
+        &mut self,
+        now: u64,
+        spare_critical: bool,
+    ) -> Vec<(u64, RemovalCause)> {
+        core::iter::from_fn(|| self.evict_at(now, spare_critical))
+            .map(|e| (e.key, e.cause))
+            .collect()
+    }
+}
+
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn a_u64_slot_stays_at_48_bytes() {
+    use super::policy::ProbationMeta;
+    assert_eq!(core::mem::size_of::<ProbationMeta>(), 12);
+    assert_eq!(super::shard::slot_size::<u64, u64, ProbationMeta>(), 48);
 }

@@ -187,6 +187,10 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
             Ttl::CacheDefault => self.default_ttl,
             Ttl::For(ttl) => Some(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
         };
+        let Some(clock) = &self.clock else {
+            // No clock: only entries without a deadline can be stored, and none can expire.
+            return ttl.is_none().then_some((NEVER, 0));
+        };
         if ttl.is_some() {
             // Relaxed: a hint that makes later insertions read the clock.
             self.expiring.store(1, Ordering::Relaxed);
@@ -195,7 +199,7 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         let now = if self.expiring.load(Ordering::Relaxed) == 0 {
             0
         } else {
-            self.clock.as_ref()?.now_nanos()
+            clock.now_nanos()
         };
         let expires = match ttl {
             None => NEVER,

@@ -100,3 +100,67 @@ fn l1_only_holds_copies_of_entries_in_l2() {
         }
     }
 }
+
+#[test]
+fn critical_entries_are_copied_into_l1_at_once_and_replaced_there() {
+    use crate::{InsertOptions, Priority};
+    let cache: Cache<u64, u64> = Cache::builder().capacity(100).build().unwrap();
+    let critical = InsertOptions::new().priority(Priority::Critical);
+    cache.insert_with(1, 10, critical).unwrap();
+    assert_eq!(cache.l1_copy(&1), Some(10), "no L2 hit needed");
+    cache.insert_with(1, 11, critical).unwrap();
+    assert_eq!(
+        cache.l1_copy(&1),
+        Some(11),
+        "the copy was replaced, not left stale"
+    );
+    cache.insert(1, 12).unwrap();
+    assert_eq!(cache.l1_copy(&1), None, "a High write invalidates it");
+    assert_eq!(cache.get(&1), Some(12));
+}
+
+#[test]
+fn an_expired_l1_copy_is_never_returned() {
+    use core::time::Duration;
+
+    use crate::{InsertOptions, ManualClock};
+    let clock = alloc::sync::Arc::new(ManualClock::new());
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(100)
+        .promote_after(1)
+        .clock(alloc::sync::Arc::clone(&clock))
+        .build()
+        .unwrap();
+    let ttl = InsertOptions::new().time_to_live(Duration::from_nanos(100));
+    cache.insert_with(1, 10, ttl).unwrap();
+    assert_eq!(cache.get(&1), Some(10));
+    assert_eq!(cache.l1_copy(&1), Some(10), "promoted, with its deadline");
+    clock.advance(Duration::from_nanos(99));
+    assert_eq!(cache.get(&1), Some(10));
+    clock.advance(Duration::from_nanos(1));
+    assert_eq!(cache.peek(&1), None);
+    assert_eq!(cache.get(&1), None, "expired in both tiers");
+    assert_eq!(cache.l1_copy(&1), None, "the lookup reclaimed it from both");
+    assert_eq!(cache.len(), 0);
+}
+
+#[test]
+fn without_a_clock_deadlines_are_refused_and_nothing_is_lost() {
+    use core::time::Duration;
+
+    use crate::{InsertError, InsertOptions};
+    let mut cache: Cache<u64, String> = Cache::builder().capacity(10).build().unwrap();
+    cache.clock = None; // as without `std` and without a `Clock`
+    let ttl = InsertOptions::new().time_to_live(Duration::from_secs(1));
+    match cache.insert_with(1, "one".to_string(), ttl) {
+        Err(InsertError::NoClock { key, value }) => assert_eq!((key, value.as_str()), (1, "one")),
+        other => panic!("expected NoClock, got {other:?}"),
+    }
+    cache.insert(2, "two".to_string()).unwrap();
+    assert_eq!(
+        cache.get(&2).as_deref(),
+        Some("two"),
+        "entries without a deadline work"
+    );
+    assert_eq!(cache.evict_expired(), 0);
+}

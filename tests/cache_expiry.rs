@@ -1,0 +1,150 @@
+//! Time to live through the public API, on a manual clock: per-entry and default deadlines,
+//! expired entries never returned, reclaimed first by eviction and by `evict_expired`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stratacache::{Cache, InsertOptions, ManualClock, Priority, RemovalCause};
+
+fn cache_on(clock: &Arc<ManualClock>, capacity: u64) -> Cache<u32, String> {
+    Cache::builder()
+        .capacity(capacity)
+        .shards(1)
+        .clock(Arc::clone(clock))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn entries_expire_at_their_deadline_and_not_before() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = cache_on(&clock, 100);
+    let short = InsertOptions::new().time_to_live(Duration::from_millis(10));
+    let long = InsertOptions::new().time_to_live(Duration::from_millis(30));
+    cache.insert_with(1, "short".into(), short).unwrap();
+    cache.insert_with(2, "long".into(), long).unwrap();
+    cache.insert(3, "forever".into()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(cache.get(&1).as_deref(), Some("short")); // promote it into L1 too
+    }
+    clock.advance(Duration::from_millis(9));
+    assert!(cache.contains_key(&1));
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(cache.get(&1), None, "expired at exactly its deadline");
+    assert!(!cache.contains_key(&1));
+    assert_eq!(cache.get(&2).as_deref(), Some("long"));
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(cache.peek(&2), None);
+    assert_eq!(cache.get(&3).as_deref(), Some("forever"));
+    // Re-inserting an expired key gives it a fresh life.
+    cache.insert_with(1, "again".into(), short).unwrap();
+    assert_eq!(cache.get(&1).as_deref(), Some("again"));
+}
+
+#[test]
+fn the_default_time_to_live_applies_unless_overridden() {
+    let clock = Arc::new(ManualClock::new());
+    let cache: Cache<u32, u32> = Cache::builder()
+        .capacity(10)
+        .clock(Arc::clone(&clock))
+        .time_to_live(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    cache.insert(1, 1).unwrap();
+    cache
+        .insert_with(2, 2, InsertOptions::new().never_expire())
+        .unwrap();
+    cache
+        .insert_with(
+            3,
+            3,
+            InsertOptions::new().time_to_live(Duration::from_secs(60)),
+        )
+        .unwrap();
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        (cache.get(&1), cache.get(&2), cache.get(&3)),
+        (None, Some(2), Some(3))
+    );
+    clock.advance(Duration::from_secs(55));
+    assert_eq!((cache.get(&2), cache.get(&3)), (Some(2), None));
+}
+
+#[test]
+fn eviction_takes_expired_entries_before_live_ones() {
+    let clock = Arc::new(ManualClock::new());
+    let gone = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&gone);
+    let cache: Cache<u32, u32> = Cache::builder()
+        .capacity(4)
+        .shards(1)
+        .clock(Arc::clone(&clock))
+        .eviction_listener(move |k: &u32, _: &u32, cause| log.lock().unwrap().push((*k, cause)))
+        .build()
+        .unwrap();
+    cache.insert(1, 1).unwrap();
+    cache
+        .insert_with(
+            2,
+            2,
+            InsertOptions::new().time_to_live(Duration::from_secs(1)),
+        )
+        .unwrap();
+    cache.insert(3, 3).unwrap();
+    cache.insert(4, 4).unwrap();
+    for key in 1..=4 {
+        cache.get(&key); // all used: live ones earn a second chance
+    }
+    clock.advance(Duration::from_secs(1));
+    cache.insert(5, 5).unwrap();
+    assert_eq!(*gone.lock().unwrap(), [(2, RemovalCause::Expired)]);
+    let mut left: Vec<u32> = (1..=5).filter(|k| cache.contains_key(k)).collect();
+    left.sort_unstable();
+    assert_eq!(left, [1, 3, 4, 5]);
+    let stats = cache.stats();
+    assert_eq!((stats.expired, stats.evicted_capacity), (1, 0));
+}
+
+#[test]
+fn evict_expired_sweeps_every_shard_and_reports_each_entry() {
+    let clock = Arc::new(ManualClock::new());
+    let gone = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&gone);
+    let cache: Cache<u32, u32> = Cache::builder()
+        .capacity(1_000)
+        .shards(8)
+        .clock(Arc::clone(&clock))
+        .eviction_listener(move |k: &u32, v: &u32, cause| {
+            assert_eq!(cause, RemovalCause::Expired);
+            log.lock().unwrap().push((*k, *v));
+        })
+        .build()
+        .unwrap();
+    for key in 0..200 {
+        let ttl = Duration::from_secs(u64::from(key % 4)); // 0 s: expires at once
+        let options = InsertOptions::new()
+            .time_to_live(ttl)
+            .priority(if key % 8 == 0 {
+                Priority::Critical
+            } else {
+                Priority::High
+            });
+        cache.insert_with(key, key * 2, options).unwrap();
+    }
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(cache.evict_expired(), 150, "ttl 0, 1 and 2 s have run out");
+    assert_eq!(cache.len(), 50);
+    assert_eq!(cache.evict_expired(), 0);
+    let mut swept = gone.lock().unwrap().clone();
+    swept.sort_unstable();
+    let expected: Vec<(u32, u32)> = (0..200)
+        .filter(|k| k % 4 != 3)
+        .map(|k| (k, k * 2))
+        .collect();
+    assert_eq!(swept, expected);
+    assert!(
+        (0..200)
+            .filter(|k| k % 4 == 3)
+            .all(|k| cache.get(&k) == Some(k * 2))
+    );
+}
