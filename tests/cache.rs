@@ -34,6 +34,20 @@ fn bad_configurations_are_errors() {
             .unwrap_err(),
         BuildError::ZeroCapacity
     );
+    // Counting entries, the shards are sized for the capacity when the cache is built: an
+    // absurd capacity is refused then, not by an abort later.
+    assert!(matches!(
+        Cache::<u64, u64>::builder().capacity(u64::MAX).build(),
+        Err(BuildError::AllocationFailed { .. } | BuildError::CapacityOverflow { .. })
+    ));
+    // Weighted, the same capacity is a byte budget and costs nothing up front.
+    let weighted = Cache::<u64, u64>::builder()
+        .capacity(u64::MAX)
+        .weigher(|_: &u64, _: &u64| 8)
+        .build()
+        .unwrap();
+    weighted.insert(1, 1).unwrap();
+    assert_eq!(weighted.weighted_size(), 8);
 }
 
 #[test]

@@ -298,6 +298,17 @@ impl<K, V, S> Guard<'_, K, V, S> {
         self.raw.find(hash, key, touch).map(|(_, v)| v)
     }
 
+    /// Whether `key`'s copy was read since its CLOCK reference bit was last cleared; clears
+    /// it (the tiered cache's L2 hand counts L1 use this way).
+    #[inline]
+    pub(crate) fn take_reference_hashed<Q>(&self, hash: u64, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        self.raw.take_reference(hash, key)
+    }
+
     pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V) -> Placement
     where
         K: Eq,

@@ -30,32 +30,41 @@ pub(crate) const fn slot_size<K, V, M>() -> usize {
     core::mem::size_of::<Option<Slot<K, V, M>>>()
 }
 
+/// Asks a tier above the shard whether an entry (hash, key, counted hits) was used there
+/// since it was last asked.
+pub(crate) type UsedElsewhere<'a, K> = &'a mut dyn FnMut(u64, &K, u8) -> bool;
+
 /// The slot arena as the policy sees it, at one moment of the cache's clock.
-struct SlotsView<'a, K, V, M> {
-    slots: &'a mut [Option<Slot<K, V, M>>],
+struct SlotsView<'a, 'u, K, V, P: Policy> {
+    slots: &'a mut [Option<Slot<K, V, P::Meta>>],
     now: u64,
+    elsewhere: Option<UsedElsewhere<'u, K>>,
 }
 
-impl<'a, K, V, M> SlotsView<'a, K, V, M> {
-    fn new(slots: &'a mut [Option<Slot<K, V, M>>], now: u64) -> Self {
-        Self { slots, now }
+impl<'a, K, V, P: Policy> SlotsView<'a, '_, K, V, P> {
+    fn new(slots: &'a mut [Option<Slot<K, V, P::Meta>>], now: u64) -> Self {
+        Self {
+            slots,
+            now,
+            elsewhere: None,
+        }
     }
 
-    fn slot(&self, id: SlotId) -> &Slot<K, V, M> {
+    fn slot(&self, id: SlotId) -> &Slot<K, V, P::Meta> {
         self.slots[id as usize]
             .as_ref()
             .expect("policies only see live slots")
     }
 }
 
-impl<K, V, M> Entries<M> for SlotsView<'_, K, V, M> {
+impl<K, V, P: Policy> Entries<P::Meta> for SlotsView<'_, '_, K, V, P> {
     #[inline]
-    fn meta(&self, id: SlotId) -> &M {
+    fn meta(&self, id: SlotId) -> &P::Meta {
         &self.slot(id).meta
     }
 
     #[inline]
-    fn meta_mut(&mut self, id: SlotId) -> &mut M {
+    fn meta_mut(&mut self, id: SlotId) -> &mut P::Meta {
         &mut self.slots[id as usize]
             .as_mut()
             .expect("policies only see live slots")
@@ -75,6 +84,16 @@ impl<K, V, M> Entries<M> for SlotsView<'_, K, V, M> {
     #[inline]
     fn is_expired(&self, id: SlotId) -> bool {
         self.slot(id).expires <= self.now
+    }
+
+    fn used_elsewhere(&mut self, id: SlotId) -> bool {
+        let Some(elsewhere) = self.elsewhere.as_mut() else {
+            return false;
+        };
+        let slot = self.slots[id as usize]
+            .as_ref()
+            .expect("policies only see live slots");
+        elsewhere(slot.hash, &slot.key, P::hit_counter(&slot.meta).get())
     }
 }
 
@@ -104,6 +123,9 @@ pub struct Evicted<K, V> {
     /// Why it left: [`RemovalCause::Capacity`], or [`RemovalCause::Expired`] when its time to
     /// live had run out.
     pub cause: RemovalCause,
+    /// Its counted hits (saturating at 255; the tiered cache saturates the count of an entry
+    /// it copies into L1 when storing it).
+    pub hits: u8,
 }
 
 /// A single-threaded cache shard: a hashbrown index over a slot arena, with eviction and
@@ -155,6 +177,23 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             policy,
             weight: 0,
         }
+    }
+
+    /// Makes room for `additional` more entries, so that storing them allocates nothing (the
+    /// sharded L2 does this at build time when it knows how many entries a shard will hold,
+    /// so a full cache never resizes a shard under its lock).
+    ///
+    /// # Errors
+    /// When the allocator refuses; the shard is unchanged (but may have grown partly).
+    pub fn try_reserve(&mut self, additional: usize) -> Result<(), hashbrown::TryReserveError> {
+        let slots = &self.slots;
+        self.index.try_reserve(additional, |&id| {
+            slots[id as usize].as_ref().map_or(0, |s| s.hash)
+        })?;
+        self.slots
+            .try_reserve(additional)
+            .map_err(|_| hashbrown::TryReserveError::CapacityOverflow)?;
+        Ok(())
     }
 
     /// The number of entries.
@@ -228,7 +267,8 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Q: ?Sized + Eq,
     {
         let slot = self.slot(self.find(hash, key)?);
-        let hits = P::on_hit(&slot.meta);
+        P::on_hit(&slot.meta);
+        let hits = P::hit_counter(&slot.meta).record();
         Some(Found {
             key: &slot.key,
             value: &slot.value,
@@ -300,20 +340,31 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     {
         let hash = info.hash;
         let weight = u32::try_from(info.weight).expect("the caller checked the weight");
-        if let Some(id) = self.find(hash, &key) {
-            let slot = self.slots[id as usize].as_mut().expect("live slot");
-            let old_weight = u64::from(core::mem::replace(&mut slot.weight, weight));
-            slot.expires = expires;
-            self.weight = self.weight - old_weight + info.weight;
-            let old = core::mem::replace(&mut slot.value, value);
-            self.policy.on_replace(
-                &mut SlotsView::new(&mut self.slots, 0),
-                id,
-                old_weight,
-                info,
-            );
-            return Some((key, old));
-        }
+        let slots = &self.slots;
+        // One probe for both outcomes (the table grows, if it must, before the slot is chosen).
+        let entry = self.index.entry(
+            hash,
+            |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == key),
+            |&id| slots[id as usize].as_ref().map_or(0, |s| s.hash),
+        );
+        let vacant = match entry {
+            hashbrown::hash_table::Entry::Occupied(occupied) => {
+                let id = *occupied.get();
+                let slot = self.slots[id as usize].as_mut().expect("live slot");
+                let old_weight = u64::from(core::mem::replace(&mut slot.weight, weight));
+                slot.expires = expires;
+                self.weight = self.weight - old_weight + info.weight;
+                let old = core::mem::replace(&mut slot.value, value);
+                self.policy.on_replace(
+                    &mut SlotsView::<K, V, P>::new(&mut self.slots, 0),
+                    id,
+                    old_weight,
+                    info,
+                );
+                return Some((key, old));
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
+        };
         let slot = Slot {
             hash,
             expires,
@@ -334,14 +385,23 @@ impl<K, V, P: Policy> Shard<K, V, P> {
                 id
             }
         };
-        let slots = &self.slots;
-        self.index.insert_unique(hash, id, |&i| {
-            slots[i as usize].as_ref().map_or(0, |s| s.hash)
-        });
+        vacant.insert(id);
         self.weight += info.weight;
         self.policy
-            .on_insert(&mut SlotsView::new(&mut self.slots, 0), id, info);
+            .on_insert(&mut SlotsView::<K, V, P>::new(&mut self.slots, 0), id, info);
         None
+    }
+
+    /// Saturates the hit counter of `key`'s entry, if present (the tiered cache does this for
+    /// an entry it copies into L1 at insertion).
+    pub(crate) fn saturate_hits<Q>(&self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        if let Some(id) = self.find(hash, key) {
+            P::hit_counter(&self.slot(id).meta).saturate();
+        }
     }
 
     /// Removes `key`, returning its key and value.
@@ -361,7 +421,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             .ok()?;
         let (id, _) = entry.remove();
         self.policy
-            .on_remove(&mut SlotsView::new(&mut self.slots, 0), id);
+            .on_remove(&mut SlotsView::<K, V, P>::new(&mut self.slots, 0), id);
         let slot = self.release(id);
         Some((slot.key, slot.value))
     }
@@ -382,15 +442,21 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     /// Evicts the policy's next victim (of any priority, with no entry considered expired),
     /// or returns `None` when the shard is empty.
     pub fn evict(&mut self) -> Option<Evicted<K, V>> {
-        self.evict_at(0, false)
+        self.evict_at(0, false, None)
     }
 
     /// Evicts the policy's next victim with the clock at `now` (expired entries go first);
-    /// with `spare_critical`, never a `Critical` entry.
-    pub(crate) fn evict_at(&mut self, now: u64, spare_critical: bool) -> Option<Evicted<K, V>> {
-        let id = self
-            .policy
-            .evict(&mut SlotsView::new(&mut self.slots, now), spare_critical)?;
+    /// with `spare_critical`, never a `Critical` entry; `elsewhere` says whether an entry was
+    /// used in L1.
+    pub(crate) fn evict_at(
+        &mut self,
+        now: u64,
+        spare_critical: bool,
+        elsewhere: Option<UsedElsewhere<'_, K>>,
+    ) -> Option<Evicted<K, V>> {
+        let mut view = SlotsView::<K, V, P>::new(&mut self.slots, now);
+        view.elsewhere = elsewhere;
+        let id = self.policy.evict(&mut view, spare_critical)?;
         Some(self.take_victim(id, now))
     }
 
@@ -403,6 +469,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             .remove();
         let slot = self.release(id);
         Evicted {
+            hits: P::hit_counter(&slot.meta).get(),
             hash: slot.hash,
             cause: if slot.expires <= now {
                 RemovalCause::Expired
@@ -422,7 +489,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             if expired {
                 let id = id as SlotId;
                 self.policy
-                    .on_remove(&mut SlotsView::new(&mut self.slots, now), id);
+                    .on_remove(&mut SlotsView::<K, V, P>::new(&mut self.slots, now), id);
                 out.push(self.take_victim(id, now));
             }
         }

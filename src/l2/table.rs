@@ -21,6 +21,10 @@ use crate::sync::{AtomicUsize, Ordering, RwLock};
 /// Called once per insertion, before any lock is taken; a panic in it leaves the table as it
 /// was. Closures `Fn(&K, &V) -> u64` are weighers.
 pub trait Weigher<K, V> {
+    /// Whether every entry weighs 1, so the capacity counts entries and the table can size its
+    /// shards for them when it is built.
+    const UNIT: bool = false;
+
     /// The entry's weight (for instance its size in bytes).
     fn weigh(&self, key: &K, value: &V) -> u64;
 }
@@ -30,6 +34,8 @@ pub trait Weigher<K, V> {
 pub struct UnitWeigher;
 
 impl<K, V> Weigher<K, V> for UnitWeigher {
+    const UNIT: bool = true;
+
     #[inline]
     fn weigh(&self, _: &K, _: &V) -> u64 {
         1
@@ -214,6 +220,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
     pub fn build(self) -> Result<L2<K, V, S, W, P>, BuildError>
     where
         P: Policy + Default,
+        W: Weigher<K, V>,
     {
         let capacity = self
             .capacity
@@ -235,9 +242,24 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
                 bytes: shards
                     .saturating_mul(core::mem::size_of::<CachePadded<RwLock<Shard<K, V, P>>>>()),
             })?;
-        list.extend(
-            (0..shards).map(|_| CachePadded::new(RwLock::new(Shard::with_policy(P::default())))),
-        );
+        // Counting entries, the table knows how many each shard will hold: room for them
+        // now (plus a margin for uneven hashing), so a full cache never resizes a shard under
+        // its lock. Weighted tables grow as they fill.
+        let per_shard = if W::UNIT {
+            let share = capacity.div_ceil(shards);
+            share.saturating_add(share / 16 + 8)
+        } else {
+            0
+        };
+        for _ in 0..shards {
+            let mut shard = Shard::with_policy(P::default());
+            shard
+                .try_reserve(per_shard)
+                .map_err(|_| BuildError::AllocationFailed {
+                    bytes: per_shard.saturating_mul(core::mem::size_of::<(K, V)>()),
+                })?;
+            list.push(CachePadded::new(RwLock::new(shard)));
+        }
         Ok(L2 {
             shards: list.into_boxed_slice(),
             shard_mask: shards - 1,
@@ -337,18 +359,20 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
         shard: &mut Shard<K, V, P>,
         evict: Evict,
         victims: &mut Victims<K, V>,
-        on_evict: &mut impl FnMut(u64, &K),
+        upper: &mut impl Upper<K, V>,
     ) where
         P: Policy,
     {
         while self.over_budget() && shard.len() > evict.keep {
-            let Some(victim) = shard.evict_at(evict.now, evict.spare_critical) else {
+            let mut used = |hash: u64, key: &K, hits: u8| upper.used(hash, key, hits);
+            let Some(victim) = shard.evict_at(evict.now, evict.spare_critical, Some(&mut used))
+            else {
                 break;
             };
             // Relaxed: see `add_weight`.
             self.weight
                 .fetch_sub(victim.weight as usize, Ordering::Relaxed);
-            on_evict(victim.hash, &victim.key);
+            upper.evicted(&victim);
             victims.push(victim);
         }
     }
@@ -402,7 +426,7 @@ where
     /// than the capacity (or than `u32::MAX`, the most one entry may weigh).
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
         let hash = self.hash_builder.hash_one(&key);
-        self.insert_hashed(hash, key, value, StoreAs::default(), |_, _| {}, |_, _| {})
+        self.insert_hashed(hash, key, value, StoreAs::default(), |_, _| {}, &mut ())
             .map(drop)
     }
 
@@ -419,6 +443,24 @@ where
     /// Removes every entry, one shard at a time; entries are dropped outside the locks.
     pub fn clear(&self) {
         self.clear_with(|_| {}, |_| {});
+    }
+}
+
+/// What a tier above L2 (the tiered cache's L1) is told and asked while a shard is locked.
+pub(crate) trait Upper<K, V> {
+    /// `victim` left L2.
+    fn evicted(&mut self, victim: &Evicted<K, V>);
+    /// Whether the entry (`hash`, `key`, with `hits` counted in L2) was used in the upper tier
+    /// since this was last asked.
+    fn used(&mut self, hash: u64, key: &K, hits: u8) -> bool;
+}
+
+/// No upper tier.
+impl<K, V> Upper<K, V> for () {
+    fn evicted(&mut self, _: &Evicted<K, V>) {}
+
+    fn used(&mut self, _: u64, _: &K, _: u8) -> bool {
+        false
     }
 }
 
@@ -463,9 +505,11 @@ where
     P: Policy,
 {
     /// [`insert`](Self::insert) with the hash computed by the caller and the entry's weight,
-    /// priority and deadline in `how`. `before_store` runs with the key's shard write-locked,
-    /// before the entry is stored, and `on_evict` for every victim while its shard is still
-    /// locked (the tiered cache keeps L1 in step there). What the insertion displaced is
+    /// priority and deadline in `how`. `after_store` runs with the key's shard still
+    /// write-locked, right after the entry is stored, with the new key if it replaced an entry
+    /// (`None` if the key is new); `upper` hears of every victim while its shard is still
+    /// locked, and is asked whether a candidate was used above L2 (the tiered cache keeps L1
+    /// in step there). What the insertion displaced is
     /// returned, to be dropped after every lock is released.
     ///
     /// Eviction spares `Critical` entries as long as anything else can go: first from the
@@ -477,8 +521,8 @@ where
         key: K,
         value: V,
         how: StoreAs,
-        before_store: impl FnOnce(&K, &V),
-        mut on_evict: impl FnMut(u64, &K),
+        after_store: impl FnOnce(&Shard<K, V, P>, Option<&K>),
+        upper: &mut impl Upper<K, V>,
     ) -> Result<Displaced<K, V>, InsertError<K, V>> {
         let weight = match how.weight {
             Some(weight) => weight,
@@ -502,41 +546,31 @@ where
         };
         let replaced = {
             let mut shard = self.shards[home].write();
-            before_store(&key, &value);
             let before = shard.weight();
             let info = EntryInfo::new(hash, weight, how.priority);
             let replaced = shard.store(key, value, info, how.expires);
             self.add_weight(before, shard.weight());
+            after_store(&shard, replaced.as_ref().map(|(key, _)| key));
             // Keep the new entry if its shard has nothing else to give: others can.
-            self.evict_from(&mut shard, pass(1, true), &mut victims, &mut on_evict);
+            self.evict_from(&mut shard, pass(1, true), &mut victims, upper);
             replaced
         };
         for spare_critical in [true, false] {
             if !spare_critical && self.over_budget() {
                 let mut shard = self.shards[home].write();
-                self.evict_from(&mut shard, pass(1, false), &mut victims, &mut on_evict);
+                self.evict_from(&mut shard, pass(1, false), &mut victims, upper);
             }
             for step in 1..self.shards.len() {
                 if !self.over_budget() {
                     break;
                 }
                 let mut shard = self.shards[(home + step) & self.shard_mask].write();
-                self.evict_from(
-                    &mut shard,
-                    pass(0, spare_critical),
-                    &mut victims,
-                    &mut on_evict,
-                );
+                self.evict_from(&mut shard, pass(0, spare_critical), &mut victims, upper);
             }
             if self.over_budget() {
                 // Only the new entry (and entries racing in) are left: the budget wins.
                 let mut shard = self.shards[home].write();
-                self.evict_from(
-                    &mut shard,
-                    pass(0, spare_critical),
-                    &mut victims,
-                    &mut on_evict,
-                );
+                self.evict_from(&mut shard, pass(0, spare_critical), &mut victims, upper);
             }
         }
         Ok(Displaced { replaced, victims })

@@ -229,19 +229,19 @@ fn critical_entries_are_spared_until_nothing_else_is_left() {
     store(&mut shard, 1, Priority::Critical, NEVER);
     store(&mut shard, 2, Priority::Low, NEVER);
     store(&mut shard, 3, Priority::Critical, NEVER);
-    assert_eq!(shard.evict_at(0, true).map(|e| e.key), Some(2));
+    assert_eq!(shard.evict_at(0, true, None).map(|e| e.key), Some(2));
     assert!(
-        shard.evict_at(0, true).is_none(),
+        shard.evict_at(0, true, None).is_none(),
         "only Critical entries are left, and they are spared"
     );
     assert_eq!(shard.len(), 2);
     // Allowed to take them, the hand does, oldest first (neither was used).
-    assert_eq!(shard.evict_at(0, false).map(|e| e.key), Some(1));
+    assert_eq!(shard.evict_at(0, false, None).map(|e| e.key), Some(1));
     // A replacement can demote an entry out of the Critical ring.
     let demoted = EntryInfo::new(h(3), 1, Priority::High);
     assert_eq!(shard.store(3, 30, demoted, NEVER), Some((3, 3)));
     assert_eq!(
-        shard.evict_at(0, true).map(|e| (e.key, e.value)),
+        shard.evict_at(0, true, None).map(|e| (e.key, e.value)),
         Some((3, 30))
     );
 }
@@ -269,7 +269,7 @@ fn the_hand_takes_expired_entries_first_and_says_so() {
     for key in 1..=2 {
         shard.get(h(key), &key);
     }
-    let first = shard.evict_at(100, true).expect("two entries");
+    let first = shard.evict_at(100, true, None).expect("two entries");
     assert_eq!((first.key, first.cause), (2, RemovalCause::Expired));
     // Removal of a live entry by deadline is refused; of an expired one, done.
     store(&mut shard, 4, Priority::Low, 200);
@@ -294,7 +294,7 @@ impl Shard<u64, u64> {
         now: u64,
         spare_critical: bool,
     ) -> Vec<(u64, RemovalCause)> {
-        core::iter::from_fn(|| self.evict_at(now, spare_critical))
+        core::iter::from_fn(|| self.evict_at(now, spare_critical, None))
             .map(|e| (e.key, e.cause))
             .collect()
     }

@@ -57,7 +57,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             l2: L2::builder().hasher(()),
             capacity: None,
             l1_entries: None,
-            promote_after: 2,
+            promote_after: 4,
             hash_builder: DefaultHashBuilder::default(),
             #[cfg(feature = "std")]
             clock: Some(Box::new(crate::clock::StdClock::new())),
@@ -98,7 +98,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
-    /// After how many L2 hits an entry is copied into L1 (default 2; 1 promotes on the first
+    /// After how many L2 hits an entry is copied into L1 (default 4; 1 promotes on the first
     /// hit). 0 is treated as 1.
     pub fn promote_after(mut self, hits: u8) -> Self {
         self.promote_after = hits.max(1);
@@ -192,6 +192,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     pub fn build(self) -> Result<Cache<K, V, S, W, P>, BuildError>
     where
         P: Policy + Default,
+        W: Weigher<K, V>,
     {
         if self.time_to_live.is_some() && self.clock.is_none() {
             return Err(BuildError::NoClock);

@@ -46,8 +46,8 @@ use crate::error::InsertError;
 use crate::hash::DefaultHashBuilder;
 use crate::l1::{self, L1};
 use crate::l2::shard::NEVER;
-use crate::l2::table::StoreAs;
-use crate::l2::{L2, Policy, ProbationClock, UnitWeigher, Weigher};
+use crate::l2::table::{StoreAs, Upper};
+use crate::l2::{Evicted, L2, Policy, ProbationClock, UnitWeigher, Weigher};
 use crate::sync::{AtomicU8, Ordering};
 
 /// The eviction listener's type.
@@ -57,6 +57,25 @@ pub(crate) type Listener<K, V> = dyn Fn(&K, &V, RemovalCause) + Send + Sync;
 struct Stamped<V> {
     value: V,
     expires: u64,
+}
+
+/// Keeps L1 in step with L2 evictions, under the evicting shard's write lock.
+struct L1Sync<'g, 'c, K, V> {
+    l1: &'g l1::Guard<'c, K, Stamped<V>, ()>,
+    promote_after: u8,
+}
+
+impl<K: Eq, V> Upper<K, V> for L1Sync<'_, '_, K, V> {
+    fn evicted(&mut self, victim: &Evicted<K, V>) {
+        // Fewer hits than promotion needs: never copied (the count only grows).
+        if victim.hits >= self.promote_after {
+            self.l1.remove_hashed(victim.hash, &victim.key);
+        }
+    }
+
+    fn used(&mut self, hash: u64, key: &K, hits: u8) -> bool {
+        hits >= self.promote_after && self.l1.take_reference_hashed(hash, key)
+    }
 }
 
 /// The CPUs available (4 without `std`).
@@ -354,17 +373,23 @@ where
             key,
             value,
             how,
-            |key, _| match copy {
-                // Under the write lock, like an invalidation: see the module docs.
+            // Under the write lock, like every L1 change: see the module docs. L1 only holds
+            // copies of entries in L2, so a new key has no copy to invalidate.
+            |shard, replaced| match copy {
                 Some((copy_key, stamped)) => {
+                    // Its count now says "may have a copy", so its eviction invalidates it.
+                    shard.saturate_hits(hash, &copy_key);
                     l1.insert_hashed(hash, copy_key, stamped);
                 }
                 None => {
-                    l1.remove_hashed(hash, key);
+                    if let Some(key) = replaced {
+                        l1.remove_hashed(hash, key);
+                    }
                 }
             },
-            |victim_hash, victim| {
-                l1.remove_hashed(victim_hash, victim);
+            &mut L1Sync {
+                l1,
+                promote_after: self.promote_after,
             },
         )?;
         self.stats.add(stripe, Event::Insert, 1);

@@ -164,3 +164,25 @@ fn without_a_clock_deadlines_are_refused_and_nothing_is_lost() {
     );
     assert_eq!(cache.evict_expired(), 0);
 }
+
+#[test]
+fn hits_on_l1_copies_keep_their_entries_in_l2() {
+    // Reads of key 0 are all answered by L1, so L2 never counts them: unless its hand asks
+    // L1, the entry would age out of L2 (and so out of L1) under a flood of new keys.
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(100)
+        .shards(1)
+        .l1_entries(1024)
+        .promote_after(1)
+        .build()
+        .unwrap();
+    cache.insert(0, 0).unwrap();
+    assert_eq!(cache.get(&0), Some(0));
+    assert_eq!(cache.l1_copy(&0), Some(0), "promoted");
+    for key in 1..2_000 {
+        cache.insert(key, key).unwrap();
+        cache.get(&key); // used on probation: it will move to the main CLOCK and press on it
+        assert_eq!(cache.get(&0), Some(0), "evicted after {key} insertions");
+    }
+    assert!(cache.stats().l1_hits >= 1_999);
+}

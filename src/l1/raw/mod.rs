@@ -182,6 +182,17 @@ impl<K, V> RawGuard<'_, K, V> {
             .map(|node| (&node.key, &node.value))
     }
 
+    /// Whether `key` was used since its reference bit was last cleared; clears it.
+    #[inline]
+    pub(crate) fn take_reference<Q>(&self, hash: u64, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let (set, _) = self.table.set_of(hash);
+        set.take_reference(hash, key, &self.guard)
+    }
+
     /// Inserts or replaces; never fails (a full set evicts by CLOCK).
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Placement
     where

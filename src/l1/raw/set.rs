@@ -148,6 +148,44 @@ impl<K, V> Set<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
+        let (ctrl, way, node) = self.locate(hash, key, guard)?;
+        let bit = ref_bit(way);
+        if touch && ctrl & bit == 0 {
+            // Relaxed: the reference bit is a hint to the CLOCK hand; it orders nothing. It is
+            // a read-modify-write, so it keeps the Release sequences of tag updates on this
+            // word intact.
+            self.ctrl.fetch_or(bit, Ordering::Relaxed);
+        }
+        Some(node)
+    }
+
+    /// Whether `key` is present with its reference bit set; if so, clears the bit (a use is
+    /// consumed once). Wait-free, like [`find`](Self::find).
+    pub(crate) fn take_reference<Q>(&self, hash: u64, key: &Q, guard: &Guard) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let Some((ctrl, way, _)) = self.locate(hash, key, guard) else {
+            return false;
+        };
+        let bit = ref_bit(way);
+        // Relaxed: a hint to the hands, and a read-modify-write, as in `find`.
+        ctrl & bit != 0 && self.ctrl.fetch_and(!bit, Ordering::Relaxed) & bit != 0
+    }
+
+    /// The control word as loaded, the way and the node holding `key`.
+    #[inline]
+    fn locate<'g, Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        guard: &'g Guard,
+    ) -> Option<(usize, usize, &'g Node<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
         // Acquire pairs with the Release tag updates in `publish`/`unlink`: a reader that sees
         // a tag sees the slot store made before it.
         let ctrl = self.ctrl.load(Ordering::Acquire);
@@ -166,14 +204,7 @@ impl<K, V> Set<K, V> {
                 continue;
             };
             if node.hash == hash && node.key.borrow() == key {
-                let bit = ref_bit(way);
-                if touch && ctrl & bit == 0 {
-                    // Relaxed: the reference bit is a hint to the CLOCK hand; it orders nothing.
-                    // It is a read-modify-write, so it keeps the Release sequences of tag
-                    // updates on this word intact.
-                    self.ctrl.fetch_or(bit, Ordering::Relaxed);
-                }
-                return Some(node);
+                return Some((ctrl, way, node));
             }
         }
         None

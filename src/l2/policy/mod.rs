@@ -58,11 +58,17 @@ pub trait Entries<M> {
     fn weight(&self, id: SlotId) -> u64;
     /// Whether entry `id`'s time to live has run out (it will never be returned again).
     fn is_expired(&self, id: SlotId) -> bool;
+    /// Whether entry `id` was used in a tier above this one (the tiered cache's L1, whose
+    /// hits never reach the shard) since this was last asked; asking consumes that use. A
+    /// CLOCK hand asks before evicting an entry whose counter is zero.
+    fn used_elsewhere(&mut self, id: SlotId) -> bool;
 }
 
-/// A saturating count of an entry's hits, for policies to keep in their [`Policy::Meta`] and
-/// return from [`Policy::on_hit`]. The tiered cache promotes an entry into L1 once it reaches
-/// the configured number. One byte; once saturated, a hit no longer writes it.
+/// A saturating count of an entry's hits, which every policy keeps in its [`Policy::Meta`]
+/// (see [`Policy::hit_counter`]); the shard counts. The tiered cache copies an entry into L1
+/// once its count reaches the configured number, and relies on the count never going down:
+/// an entry whose count is below that number has no L1 copy, so its eviction need not look
+/// in L1. One byte; once saturated, a hit no longer writes it.
 #[derive(Debug, Default)]
 pub struct HitCounter(AtomicU8);
 
@@ -72,16 +78,37 @@ impl HitCounter {
         Self(AtomicU8::new(0))
     }
 
-    /// Counts a hit and returns the hits so far, this one included (saturating at 255).
+    /// Counts a hit and returns the hits so far, this one included (saturating at 255). The
+    /// count never decreases, even under racing hits.
     #[inline]
     pub fn record(&self) -> u8 {
-        // Relaxed: a hint for promotion; racing hits may count once.
-        let seen = self.0.load(Ordering::Relaxed);
-        if seen == u8::MAX {
-            return seen;
+        // Relaxed: the count orders nothing; the shard lock orders promotions and evictions.
+        let mut seen = self.0.load(Ordering::Relaxed);
+        while seen < u8::MAX {
+            // A read-modify-write (not a load and a store) so that a racing hit cannot write
+            // back a smaller count; at most 255 per entry, then no write at all.
+            match self
+                .0
+                .compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return seen + 1,
+                Err(now) => seen = now,
+            }
         }
-        self.0.store(seen + 1, Ordering::Relaxed);
-        seen + 1
+        seen
+    }
+
+    /// The hits so far.
+    #[inline]
+    pub fn get(&self) -> u8 {
+        // Relaxed: as in `record`.
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Sets the count to its maximum (an entry copied into L1 at insertion).
+    pub fn saturate(&self) {
+        // Relaxed: as in `record`; callers hold the shard's write lock.
+        self.0.store(u8::MAX, Ordering::Relaxed);
     }
 }
 
@@ -95,9 +122,11 @@ pub trait Policy: Send + Sync {
     fn new_meta(&self) -> Self::Meta;
 
     /// A lookup hit the entry whose state is `meta`. Runs under the shard's read lock,
-    /// concurrently with other hits: only atomic updates are allowed. Returns the entry's hits
-    /// so far, saturating (a [`HitCounter`] does this).
-    fn on_hit(meta: &Self::Meta) -> u8;
+    /// concurrently with other hits: only atomic updates are allowed.
+    fn on_hit(meta: &Self::Meta);
+
+    /// The entry's hit counter, kept in its state; the shard counts hits with it.
+    fn hit_counter(meta: &Self::Meta) -> &HitCounter;
 
     /// A new entry was stored at `id`.
     fn on_insert(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId, info: EntryInfo);

@@ -17,15 +17,17 @@
 //! queue, and a key that comes back soon after a probation eviction is admitted to the main
 //! queue directly.
 //!
+//! Hits on an entry's L1 copy never reach the shard, so before the hand evicts an entry whose
+//! counter is zero it asks whether the entry was used in L1 since it last asked
+//! ([`Entries::used_elsewhere`]); if so the entry gets one more round.
+//!
 //! Priorities: a counter saturates at [`Priority::max_uses`] (3 for `High` and `Critical`, 2
 //! for `Medium`, 1 for `Low`). `Critical` entries live in a third ring, a CLOCK of its own,
 //! which gives victims only when eviction may take Critical entries and probation and main
 //! are both empty. Expired entries met by either hand are evicted at once, without a ghost
 //! record and whatever their counter.
 
-use alloc::collections::VecDeque;
-
-use hashbrown::HashTable;
+use alloc::vec::Vec;
 
 use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
 use crate::sync::{AtomicU8, Ordering};
@@ -103,15 +105,26 @@ impl Ring {
     }
 
     /// One CLOCK decision at the hand: evicts (unlinks and returns) the entry there if it is
-    /// expired or its counter is zero, else decrements the counter and moves the hand on.
-    fn clock_step(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
+    /// expired, or if its counter is zero and it was not used in L1 since the hand last asked
+    /// (at most `l1_saves` such reprieves, so readers cannot keep the hand going round);
+    /// otherwise decrements the counter and moves the hand on.
+    fn clock_step(
+        &mut self,
+        entries: &mut impl Entries<Meta>,
+        l1_saves: &mut usize,
+    ) -> Option<SlotId> {
         let id = self.head?;
         if !entries.is_expired(id) {
             let freq = &entries.meta(id).freq;
             // Relaxed: exclusive access (no hit runs during eviction).
             let f = freq.load(Ordering::Relaxed);
-            if f > 0 {
-                freq.store(f - 1, Ordering::Relaxed);
+            let reprieve = f > 0 || (*l1_saves > 0 && entries.used_elsewhere(id));
+            if reprieve {
+                if f > 0 {
+                    entries.meta(id).freq.store(f - 1, Ordering::Relaxed);
+                } else {
+                    *l1_saves -= 1;
+                }
                 self.head = Some(entries.meta(id).next);
                 return None;
             }
@@ -121,41 +134,61 @@ impl Ring {
     }
 }
 
-/// Hashes of keys recently evicted from probation, oldest first.
+/// Fingerprints of keys recently evicted from probation: a direct-mapped table of 32-bit
+/// fingerprints, one per bucket, sized to the number of entries the shard holds (rounded up to
+/// a power of two). A new record overwrites whatever shared its bucket, so old records fade
+/// at random rather than in strict FIFO order, as in S3-FIFO's own implementation notes; a
+/// lookup or a record is one load or store in one array, where a queue and a hash set took
+/// several cache misses. False positives need two hashes to agree on the bucket and on 31
+/// more bits.
 #[derive(Default)]
 struct Ghost {
-    order: VecDeque<u64>,
-    members: HashTable<u64>,
+    buckets: Vec<u32>,
 }
 
 impl Ghost {
-    fn contains(&self, hash: u64) -> bool {
-        self.members.find(hash, |&h| h == hash).is_some()
+    #[inline]
+    fn bucket(&self, hash: u64) -> Option<usize> {
+        (!self.buckets.is_empty()).then(|| hash as usize & (self.buckets.len() - 1))
     }
 
-    fn insert(&mut self, hash: u64, capacity: usize) {
-        if capacity == 0 || self.contains(hash) {
-            return;
+    #[inline]
+    fn fingerprint(hash: u64) -> u32 {
+        // Never 0, which marks an empty bucket.
+        (hash >> 32) as u32 | 1
+    }
+
+    /// Whether `hash` was recorded (and not overwritten since); forgets it if so.
+    fn take(&mut self, hash: u64) -> bool {
+        let Some(at) = self.bucket(hash) else {
+            return false;
+        };
+        let found = self.buckets[at] == Self::fingerprint(hash);
+        if found {
+            self.buckets[at] = 0;
         }
-        self.order.push_back(hash);
-        self.members.insert_unique(hash, hash, |&h| h);
-        while self.order.len() > capacity {
-            if let Some(old) = self.order.pop_front()
-                && let Ok(entry) = self.members.find_entry(old, |&h| h == old)
-            {
-                entry.remove();
-            }
+        found
+    }
+
+    /// Records `hash`, first growing the table (and forgetting its records) if the shard now
+    /// holds more than `entries` of buckets.
+    fn insert(&mut self, hash: u64, entries: usize) {
+        let wanted = entries.next_power_of_two();
+        if self.buckets.len() < wanted {
+            self.buckets.clear();
+            self.buckets.resize(wanted, 0);
+        }
+        if let Some(at) = self.bucket(hash) {
+            self.buckets[at] = Self::fingerprint(hash);
         }
     }
 
     fn clear(&mut self) {
-        self.order.clear();
-        self.members.clear();
+        self.buckets = Vec::new();
     }
 
     fn heap_bytes(&self) -> usize {
-        self.order.capacity() * core::mem::size_of::<u64>()
-            + self.members.capacity() * (core::mem::size_of::<u64>() + 1)
+        self.buckets.capacity() * core::mem::size_of::<u32>()
     }
 }
 
@@ -191,7 +224,7 @@ impl ProbationClock {
     fn admit(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, hash: u64) {
         if entries.meta(id).priority == Priority::Critical {
             self.critical.link_tail(entries, id, Queue::Critical);
-        } else if self.ghost.contains(hash) {
+        } else if self.ghost.take(hash) {
             self.main.link_tail(entries, id, Queue::Main);
         } else {
             self.probation.link_tail(entries, id, Queue::Probation);
@@ -214,13 +247,17 @@ impl Policy for ProbationClock {
     }
 
     #[inline]
-    fn on_hit(meta: &Meta) -> u8 {
+    fn on_hit(meta: &Meta) {
         // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
         let f = meta.freq.load(Ordering::Relaxed);
         if f < meta.priority.max_uses() {
             meta.freq.store(f + 1, Ordering::Relaxed);
         }
-        meta.hits.record()
+    }
+
+    #[inline]
+    fn hit_counter(meta: &Meta) -> &HitCounter {
+        &meta.hits
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -272,13 +309,14 @@ impl Policy for ProbationClock {
     }
 
     fn evict(&mut self, entries: &mut impl Entries<Meta>, spare_critical: bool) -> Option<SlotId> {
+        let mut l1_saves = self.main.len + self.probation.len + self.critical.len;
         loop {
             let total = self.probation.weight + self.main.weight;
             let from_probation = match (self.probation.head, self.main.head) {
                 (None, None) if spare_critical => return None,
                 (None, None) => loop {
                     self.critical.head?;
-                    if let Some(id) = self.critical.clock_step(entries) {
+                    if let Some(id) = self.critical.clock_step(entries, &mut l1_saves) {
                         return Some(id);
                     }
                 },
@@ -300,11 +338,11 @@ impl Policy for ProbationClock {
                     self.main.link_tail(entries, id, Queue::Main);
                     continue;
                 }
-                let capacity = self.main.len + self.probation.len + 1;
-                self.ghost.insert(entries.hash(id), capacity);
+                let resident = self.main.len + self.probation.len + self.critical.len + 1;
+                self.ghost.insert(entries.hash(id), resident);
                 return Some(id);
             }
-            if let Some(id) = self.main.clock_step(entries) {
+            if let Some(id) = self.main.clock_step(entries, &mut l1_saves) {
                 return Some(id);
             }
         }
