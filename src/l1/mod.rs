@@ -309,6 +309,16 @@ impl<K, V, S> Guard<'_, K, V, S> {
         self.raw.take_reference(hash, key)
     }
 
+    /// Inserts what `make` builds unless the hash's set declines a newcomer (it is full and the
+    /// way under its CLOCK hand was used since the hand last passed: that way then loses its
+    /// second chance). Returns whether it was inserted. For promotions, which may be refused.
+    pub(crate) fn insert_admitted_hashed(&self, hash: u64, make: impl FnOnce() -> (K, V)) -> bool
+    where
+        K: Eq,
+    {
+        self.raw.insert_admitted(hash, make)
+    }
+
     pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V) -> Placement
     where
         K: Eq,

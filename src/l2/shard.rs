@@ -123,8 +123,8 @@ pub struct Evicted<K, V> {
     /// Why it left: [`RemovalCause::Capacity`], or [`RemovalCause::Expired`] when its time to
     /// live had run out.
     pub cause: RemovalCause,
-    /// Its counted hits (saturating at 255; the tiered cache saturates the count of an entry
-    /// it copies into L1 when storing it).
+    /// Its counted hits (the tiered cache counts up to its promotion threshold, and saturates
+    /// the count of an entry it copies into L1 when storing it).
     pub hits: u8,
 }
 
@@ -258,17 +258,18 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Some((&slot.key, &slot.value))
     }
 
-    /// The entry for `key`, counted as a use, with its deadline and hits so far. Expired
-    /// entries are found too: the caller, which has the clock, decides.
+    /// The entry for `key`, counted as a use, with its deadline and hits so far (counted up
+    /// to `count_up_to`). Expired entries are found too: the caller, which has the clock,
+    /// decides.
     #[inline]
-    pub(crate) fn lookup<Q>(&self, hash: u64, key: &Q) -> Option<Found<'_, K, V>>
+    pub(crate) fn lookup<Q>(&self, hash: u64, key: &Q, count_up_to: u8) -> Option<Found<'_, K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
         let slot = self.slot(self.find(hash, key)?);
         P::on_hit(&slot.meta);
-        let hits = P::hit_counter(&slot.meta).record();
+        let hits = P::hit_counter(&slot.meta).record(count_up_to);
         Some(Found {
             key: &slot.key,
             value: &slot.value,

@@ -341,6 +341,26 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
         self.weight.load(Ordering::Relaxed) > self.capacity
     }
 
+    /// Whether the table is over budget once `pending` (a change not yet added to the total)
+    /// is counted.
+    fn over_budget_with(&self, pending: i64) -> bool {
+        // Relaxed: see `add_weight`.
+        self.weight.load(Ordering::Relaxed) as i64 + pending > self.capacity as i64
+    }
+
+    /// Adds `pending` to the table's total: one read-modify-write, none when it is zero (an
+    /// insertion into a full cache that evicts one entry of the same weight writes nothing
+    /// shared).
+    fn apply(&self, pending: i64) {
+        // Relaxed: see `add_weight`.
+        if pending > 0 {
+            self.weight.fetch_add(pending as usize, Ordering::Relaxed);
+        } else if pending < 0 {
+            self.weight
+                .fetch_sub(pending.unsigned_abs() as usize, Ordering::Relaxed);
+        }
+    }
+
     /// Heap bytes the table holds (shard arenas, indexes, policy history), not counting what
     /// keys and values own. Takes every shard's read lock in turn.
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -352,29 +372,31 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
                 .sum::<usize>()
     }
 
-    /// Evicts from `shard` while the table is over budget and the shard holds more than `keep`
-    /// entries; `on_evict` sees each victim while the shard is still locked.
+    /// Evicts from `shard` while the table, counting `pending` weight not yet added to its
+    /// total, is over budget and the shard holds more than `keep` entries; then adds the net
+    /// change to the total (before the shard is unlocked). `upper` sees each victim while the
+    /// shard is still locked.
     fn evict_from(
         &self,
         shard: &mut Shard<K, V, P>,
         evict: Evict,
+        mut pending: i64,
         victims: &mut Victims<K, V>,
         upper: &mut impl Upper<K, V>,
     ) where
         P: Policy,
     {
-        while self.over_budget() && shard.len() > evict.keep {
+        while self.over_budget_with(pending) && shard.len() > evict.keep {
             let mut used = |hash: u64, key: &K, hits: u8| upper.used(hash, key, hits);
             let Some(victim) = shard.evict_at(evict.now, evict.spare_critical, Some(&mut used))
             else {
                 break;
             };
-            // Relaxed: see `add_weight`.
-            self.weight
-                .fetch_sub(victim.weight as usize, Ordering::Relaxed);
+            pending -= victim.weight as i64;
             upper.evicted(&victim);
             victims.push(victim);
         }
+        self.apply(pending);
     }
 }
 
@@ -549,28 +571,28 @@ where
             let before = shard.weight();
             let info = EntryInfo::new(hash, weight, how.priority);
             let replaced = shard.store(key, value, info, how.expires);
-            self.add_weight(before, shard.weight());
+            let added = shard.weight() as i64 - before as i64;
             after_store(&shard, replaced.as_ref().map(|(key, _)| key));
             // Keep the new entry if its shard has nothing else to give: others can.
-            self.evict_from(&mut shard, pass(1, true), &mut victims, upper);
+            self.evict_from(&mut shard, pass(1, true), added, &mut victims, upper);
             replaced
         };
         for spare_critical in [true, false] {
             if !spare_critical && self.over_budget() {
                 let mut shard = self.shards[home].write();
-                self.evict_from(&mut shard, pass(1, false), &mut victims, upper);
+                self.evict_from(&mut shard, pass(1, false), 0, &mut victims, upper);
             }
             for step in 1..self.shards.len() {
                 if !self.over_budget() {
                     break;
                 }
                 let mut shard = self.shards[(home + step) & self.shard_mask].write();
-                self.evict_from(&mut shard, pass(0, spare_critical), &mut victims, upper);
+                self.evict_from(&mut shard, pass(0, spare_critical), 0, &mut victims, upper);
             }
             if self.over_budget() {
                 // Only the new entry (and entries racing in) are left: the budget wins.
                 let mut shard = self.shards[home].write();
-                self.evict_from(&mut shard, pass(0, spare_critical), &mut victims, upper);
+                self.evict_from(&mut shard, pass(0, spare_critical), 0, &mut victims, upper);
             }
         }
         Ok(Displaced { replaced, victims })

@@ -265,7 +265,7 @@ where
             return Some(copy.value.clone());
         }
         let shard = self.l2.shard_of(hash).read();
-        let Some(found) = shard.lookup(hash, key) else {
+        let Some(found) = shard.lookup(hash, key, self.promote_after) else {
             drop(shard);
             self.stats.add(stripe, Event::Miss, 1);
             return None;
@@ -279,22 +279,37 @@ where
                 return None;
             }
         }
-        let promote = found.hits >= self.promote_after;
-        if promote {
-            // Under the shard's read lock: see the module docs.
-            let copy = Stamped {
-                value: found.value.clone(),
-                expires: found.expires,
-            };
-            l1.insert_hashed(hash, found.key.clone(), copy);
-        }
+        // Under the shard's read lock: see the module docs. L1 may decline the copy (its set
+        // is full of recently used copies), and promotions must pay for themselves.
+        let promoted = found.hits >= self.promote_after
+            && self.promotion_budget(stripe)
+            && l1.insert_admitted_hashed(hash, || {
+                let copy = Stamped {
+                    value: found.value.clone(),
+                    expires: found.expires,
+                };
+                (found.key.clone(), copy)
+            });
         let value = found.value.clone();
         drop(shard);
         self.stats.add(stripe, Event::L2Hit, 1);
-        if promote {
+        if promoted {
             self.stats.add(stripe, Event::Promotion, 1);
         }
         Some(value)
+    }
+
+    /// Whether this thread may promote now. A promotion costs an allocation, an L1 eviction and
+    /// a deferred free; it pays off only through later L1 hits. So each thread may promote
+    /// at most once per two of its L1 hits, beyond a first allowance of one L1 capacity (to
+    /// fill it). A skewed workload earns far more than it spends; one with no hot set, where
+    /// every copy would be evicted before its first L1 hit, stops churning L1 after the
+    /// allowance.
+    #[inline]
+    fn promotion_budget(&self, stripe: usize) -> bool {
+        let spent = self.stats.get(stripe, Event::Promotion);
+        let earned = self.stats.get(stripe, Event::L1Hit) / 2 + self.l1.capacity();
+        spent < earned
     }
 
     /// Removes `key` from both tiers if it has expired by `now`.

@@ -70,6 +70,13 @@ impl Counters {
         );
     }
 
+    /// The count of `event` on `stripe` (the caller's own).
+    #[inline]
+    pub(crate) fn get(&self, stripe: usize, event: Event) -> usize {
+        // Relaxed: statistics only.
+        self.stripes[stripe & self.mask].0[event as usize].load(Ordering::Relaxed)
+    }
+
     fn sum(&self, event: Event) -> u64 {
         self.stripes
             .iter()

@@ -186,3 +186,37 @@ fn hits_on_l1_copies_keep_their_entries_in_l2() {
     }
     assert!(cache.stats().l1_hits >= 1_999);
 }
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn promotions_stop_when_they_do_not_pay_for_themselves() {
+    // A working set far larger than L1, read round-robin: no copy is read again before it is
+    // evicted from L1, so promotions would only churn. After the first allowance (one L1
+    // capacity) a thread promotes at most once per two of its L1 hits.
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(4_096)
+        .l1_entries(64)
+        .promote_after(1)
+        .build()
+        .unwrap();
+    for key in 0..4_000 {
+        cache.insert(key, key).unwrap();
+    }
+    for _ in 0..5 {
+        for key in 0..4_000 {
+            assert_eq!(cache.get(&key), Some(key));
+        }
+    }
+    let stats = cache.stats();
+    let allowance = cache.l1_capacity() as u64;
+    assert!(stats.l2_hits > 15_000, "{stats:?}");
+    assert!(
+        stats.promotions <= allowance + stats.l1_hits / 2 + 1,
+        "{} promotions for {} L1 hits",
+        stats.promotions,
+        stats.l1_hits
+    );
+}

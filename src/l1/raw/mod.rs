@@ -230,6 +230,21 @@ impl<K, V> RawGuard<'_, K, V> {
         }
     }
 
+    /// Inserts the entry `make` builds unless the set declines a newcomer (see
+    /// `Set::admits`). `make` runs only when admitted. Returns whether the entry was inserted.
+    pub(crate) fn insert_admitted(&self, hash: u64, make: impl FnOnce() -> (K, V)) -> bool
+    where
+        K: Eq,
+    {
+        let (set, hand) = self.table.set_of(hash);
+        if !set.admits(hand) {
+            return false;
+        }
+        let (key, value) = make();
+        self.insert(hash, key, value);
+        true
+    }
+
     /// Replaces the value of a present key; hands key and value back if it is absent.
     pub(crate) fn replace(&self, hash: u64, key: K, value: V) -> Result<(), (K, V)>
     where

@@ -210,6 +210,32 @@ impl<K, V> Set<K, V> {
         None
     }
 
+    /// Admission for a copy the table may decline (a promotion), decided without the set's
+    /// lock: yes if the set has an empty way or the way under the CLOCK hand is cold;
+    /// otherwise the hand's way loses its reference bit (its second chance), the hand moves
+    /// on, and the newcomer is refused. A working set larger than the table then churns at most
+    /// once per second chance instead of on every promotion. The hand and the bits are hints:
+    /// a race with a writer can only misplace the hand, which `choose_way` reads modulo `WAYS`.
+    pub(crate) fn admits(&self, hand: &AtomicU8) -> bool {
+        // Relaxed: tags and reference bits are read as hints here; the insertion that follows
+        // an admission reads the set properly.
+        let ctrl = self.ctrl.load(Ordering::Relaxed);
+        if (nonzero_lanes(ctrl & TAG_MASK).count_ones() as usize) < WAYS {
+            return true;
+        }
+        // Relaxed: as above.
+        let way = usize::from(hand.load(Ordering::Relaxed)) % WAYS;
+        let bit = ref_bit(way);
+        if ctrl & bit == 0 {
+            return true;
+        }
+        // Relaxed: reference bits are hints, as in `choose_way`; a read-modify-write keeps the
+        // tag updates' Release sequences on this word intact.
+        self.ctrl.fetch_and(!bit, Ordering::Relaxed);
+        hand.store(((way + 1) % WAYS) as u8, Ordering::Relaxed);
+        false
+    }
+
     /// Reads the set for a writer: the tags and every slot pointer.
     pub(crate) fn snapshot_slots<'g>(&self, guard: &'g Guard) -> Snapshot<'g, K, V> {
         // Acquire: as in `find`. The tags are read before the slots, so a writer that published

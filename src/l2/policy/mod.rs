@@ -78,15 +78,17 @@ impl HitCounter {
         Self(AtomicU8::new(0))
     }
 
-    /// Counts a hit and returns the hits so far, this one included (saturating at 255). The
-    /// count never decreases, even under racing hits.
+    /// Counts a hit, up to `cap`, and returns the hits so far (this one included, at most
+    /// `cap`, or the count already saturated by [`saturate`](Self::saturate)). The count
+    /// never decreases, even under racing hits; once it has reached `cap` a hit no longer
+    /// writes it, so an entry pays at most `cap` read-modify-writes in its life.
     #[inline]
-    pub fn record(&self) -> u8 {
+    pub fn record(&self, cap: u8) -> u8 {
         // Relaxed: the count orders nothing; the shard lock orders promotions and evictions.
         let mut seen = self.0.load(Ordering::Relaxed);
-        while seen < u8::MAX {
+        while seen < cap {
             // A read-modify-write (not a load and a store) so that a racing hit cannot write
-            // back a smaller count; at most 255 per entry, then no write at all.
+            // back a smaller count.
             match self
                 .0
                 .compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed)
