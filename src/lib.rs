@@ -75,7 +75,7 @@ pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
 pub use l2::L2;
-pub use tier::{Cache, CacheBuilder, CacheHandle, CacheStats};
+pub use tier::{Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

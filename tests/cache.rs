@@ -193,3 +193,45 @@ fn batches_keep_order_and_hand_back_what_does_not_fit() {
     assert_eq!(handle.get_many([&5, &1]), [Some(2), Some(3)]);
     assert_eq!(cache.weighted_size(), 9);
 }
+
+#[test]
+fn frames_batch_operations_under_one_pin_with_the_same_guarantees() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(1_000)
+        .promote_after(1)
+        .build()
+        .unwrap();
+    let handle = cache.handle();
+    {
+        let frame = handle.frame();
+        for key in 0..100 {
+            frame.insert(key, key).unwrap();
+        }
+        for key in 0..100 {
+            assert_eq!(frame.get(&key), Some(key)); // promoted under the frame's pin
+        }
+        frame.insert(7, 70).unwrap();
+        assert_eq!(
+            frame.get(&7),
+            Some(70),
+            "a write inside a frame invalidates L1 at once"
+        );
+        assert_eq!(frame.remove(&8), Some(8));
+        assert_eq!(frame.get(&8), None);
+        assert_eq!(frame.get_or_insert_with(8, || 80), 80);
+        assert_eq!(frame.get_many([&1, &2, &999]), [Some(1), Some(2), None]);
+    }
+    handle.collect();
+    // Another thread's frame sees what this one wrote, and writes made outside the frame are
+    // seen inside it.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let frame = cache.frame();
+            assert_eq!(frame.get(&7), Some(70));
+            cache.insert(9, 90).unwrap();
+            assert_eq!(frame.get(&9), Some(90));
+        });
+    });
+    let stats = cache.stats();
+    assert_eq!((stats.hits(), stats.misses), (100 + 1 + 2 + 2, 3));
+}

@@ -7,6 +7,10 @@
 //! nothing in the timed loop. Every cache is warmed with one replay before it is timed, and
 //! the hit ratio of that warm-up is printed, since throughput depends on it.
 //!
+//! Subjects: `stratacache` (plain methods, thread-local pin per operation),
+//! `stratacache_handles` (an explicit handle per thread), `stratacache_frames` (a handle and
+//! one `CacheFrame` per 256 operations, as a game loop would), and the peers.
+//!
 //! Threads: `STRATACACHE_BENCH_THREADS` (comma-separated; `all` = every CPU), default `1,2`.
 //!
 //! `cargo bench -p stratacache-benches --bench cache` (add `-- --quick` for a short run).
@@ -111,6 +115,33 @@ impl Subject for StratacacheHandles {
     }
 }
 
+/// Stratacache through handles and frames: every [`FRAME_OPS`] operations run under one
+/// `CacheFrame` (one L1 pin), the way a game loop's frame does.
+struct StratacacheFrames(stratacache::Cache<u64, u64>);
+
+/// Operations per frame in the frames subject.
+const FRAME_OPS: usize = 256;
+
+impl Subject for StratacacheFrames {
+    fn replay(&self, ops: &[Op]) -> u64 {
+        let handle = self.0.handle();
+        let mut hits = 0;
+        for chunk in ops.chunks(FRAME_OPS) {
+            let c = handle.frame();
+            for op in chunk {
+                if op.write {
+                    let _ = c.insert(op.key, op.key + 1);
+                } else if c.get(&op.key).is_some() {
+                    hits += 1;
+                } else {
+                    let _ = c.insert(op.key, op.key);
+                }
+            }
+        }
+        hits
+    }
+}
+
 /// Replays `window` (an index range into every trace) on one thread per trace.
 fn run(
     subject: &dyn Subject,
@@ -160,6 +191,7 @@ fn subjects() -> Vec<(&'static str, Box<dyn Subject>)> {
             "stratacache_handles",
             Box::new(StratacacheHandles(strata())),
         ),
+        ("stratacache_frames", Box::new(StratacacheFrames(strata()))),
         (
             "quick_cache",
             Box::new(quick_cache::sync::Cache::<u64, u64>::new(cap)),

@@ -492,23 +492,26 @@ where
     /// `get_or_insert_with`'s core: a hit, or the value of the one initialiser run for
     /// concurrent misses on `key`. `pin` is called for each step, so no L1 pin is held while
     /// the initialiser runs or while waiting for it.
-    fn get_or_try_insert_in<'c, E>(
+    fn get_or_try_insert_in<'c, E, G>(
         &'c self,
-        pin: impl Fn() -> l1::Guard<'c, K, Stamped<V>, ()>,
+        pin: impl Fn() -> G,
         stripe: usize,
         key: K,
         options: InsertOptions,
         init: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, E> {
+    ) -> Result<V, E>
+    where
+        G: Borrow<l1::Guard<'c, K, Stamped<V>, ()>>,
+    {
         let hash = self.hash_builder.hash_one(&key);
         let mut init = Some(init);
         loop {
-            if let Some(value) = self.get_hashed(&pin(), stripe, hash, &key) {
+            if let Some(value) = self.get_hashed(pin().borrow(), stripe, hash, &key) {
                 return Ok(value);
             }
-            let role = self
-                .flights
-                .join_or_lead(hash, &key, || self.peek_with(&pin(), &key, V::clone));
+            let role = self.flights.join_or_lead(hash, &key, || {
+                self.peek_with(pin().borrow(), &key, V::clone)
+            });
             match role {
                 Role::Found(value) => return Ok(value),
                 Role::Join(flight) => {
@@ -524,7 +527,7 @@ where
                     // A panic or an error drops `leading`, which wakes the waiters.
                     let value = init()?;
                     // A refused insertion (too heavy, no clock) still hands the value out.
-                    drop(self.insert_in(&pin(), stripe, key, value.clone(), options));
+                    drop(self.insert_in(pin().borrow(), stripe, key, value.clone(), options));
                     leading.finish(value.clone());
                     return Ok(value);
                 }
@@ -725,6 +728,15 @@ where
     }
 
     cache_operations!(pin_l1, stripe);
+
+    /// Pins L1 once for a batch of operations: see [`CacheFrame`].
+    pub fn frame(&self) -> CacheFrame<'_, K, V, S, W, P> {
+        CacheFrame {
+            cache: self,
+            l1: self.l1.pin(),
+            stripe: stats::thread_stripe(),
+        }
+    }
 }
 
 impl<K, V, S, W, P: Policy> fmt::Debug for Cache<K, V, S, W, P> {
@@ -775,10 +787,83 @@ where
 
     cache_operations!(pin_l1, stripe);
 
+    /// Pins L1 once for a batch of operations: see [`CacheFrame`].
+    pub fn frame(&self) -> CacheFrame<'c, K, V, S, W, P> {
+        CacheFrame {
+            cache: self.cache,
+            l1: self.l1.pin(),
+            stripe: self.stripe,
+        }
+    }
+
     /// Frees L1 copies retired by this thread and others that no reader can still see (at most
     /// 8 batches of 64). Call it at a quiet point, such as between frames.
     pub fn collect(&self) {
         self.l1.collect();
+    }
+}
+
+/// A batch of operations under one pin of L1: a game loop's frame, or a request's worth of
+/// lookups. Every operation of a [`Cache`] or a [`CacheHandle`] pins L1 for its own duration,
+/// which costs one atomic read-modify-write; a frame pays it once, so its L1 hits write no
+/// shared memory at all. `!Send`.
+///
+/// While a frame lives, L1 copies retired by any thread are not freed (reclamation waits for
+/// every pinned reader), so keep frames short: end one per frame, not per level. Ending a
+/// frame frees what has become reclaimable (at most 8 batches of 64 copies, as
+/// [`CacheHandle::collect`]). Nothing else changes: writes still invalidate L1 before they return, and a
+/// [`get_or_insert_with`](Self::get_or_insert_with) inside a frame waits or loads with the
+/// frame's pin held.
+///
+/// ```
+/// use stratacache::Cache;
+///
+/// let cache: Cache<u32, u32> = Cache::builder().capacity(1_000).build()?;
+/// let handle = cache.handle();
+/// for frame_number in 0..3 {
+///     let frame = handle.frame();
+///     frame.insert(frame_number, frame_number * 10)?;
+///     assert_eq!(frame.get(&0), Some(0));
+/// } // each frame's pin ends here
+/// handle.collect(); // a quiet point: free what the frames retired
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct CacheFrame<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock>
+{
+    cache: &'c Cache<K, V, S, W, P>,
+    l1: l1::Guard<'c, K, Stamped<V>, ()>,
+    stripe: usize,
+}
+
+impl<'c, K, V, S, W, P> CacheFrame<'c, K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    fn cache(&self) -> &'c Cache<K, V, S, W, P> {
+        self.cache
+    }
+
+    #[inline]
+    fn pin_l1(&self) -> &l1::Guard<'c, K, Stamped<V>, ()> {
+        &self.l1
+    }
+
+    #[inline]
+    fn stripe(&self) -> usize {
+        self.stripe
+    }
+
+    cache_operations!(pin_l1, stripe);
+}
+
+impl<K, V, S, W, P: Policy> Drop for CacheFrame<'_, K, V, S, W, P> {
+    fn drop(&mut self) {
+        // No lock is held here: freeing copies may run their `Drop`.
+        self.l1.flush();
     }
 }
 
