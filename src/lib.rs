@@ -7,7 +7,11 @@
 //!
 //! - [`Cache`]: the tiered in-memory cache. A wait-free L1 of hot copies in front of a sharded
 //!   L2, per-key linearizable across both tiers (promotions never leave a stale copy), with
-//!   capacity by entries or by weight enforced over the whole cache.
+//!   capacity by entries or by weight enforced over the whole cache. Entries carry a
+//!   [`Priority`] and a time to live ([`InsertOptions`], timed by a [`Clock`]);
+//!   [`Cache::get_or_insert_with`] runs one loader per concurrent miss; an eviction listener
+//!   hears every [`RemovalCause`]; [`Cache::stats`] sums per-thread counters; a
+//!   [`CacheFrame`] batches operations under one L1 pin.
 //! - [`l1`]: a fixed-capacity, set-associative table with **wait-free reads**, epoch-based
 //!   reclamation (crossbeam-epoch) whose cost is bounded and can be driven by the caller, and
 //!   per-set CLOCK eviction. Gets are zero-copy (`&V` bound to a guard) and allocate nothing.
@@ -15,18 +19,34 @@
 //!   [`l2::Policy`] trait with the default scan-resistant [`l2::ProbationClock`]
 //!   (S3-FIFO family).
 //!
-//! TTL, priorities, `get_or_insert_with`, the eviction listener and statistics, NUMA placement,
-//! arenas and the persistent L3 come next (see `DESIGN.md`).
+//! NUMA placement, arenas and the persistent L3 come next (see `DESIGN.md`).
+//!
+//! ```
+//! use std::time::Duration;
+//! use stratacache::{Cache, InsertOptions, Priority};
+//!
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .capacity(10_000)
+//!     .time_to_live(Duration::from_secs(300)) // a default; per-entry options override it
+//!     .build()?;
+//! cache.insert_with(1, "match state".into(), InsertOptions::new().priority(Priority::Critical))?;
+//! let name = cache.get_or_insert_with(2, || "loaded once".into());
+//! assert_eq!(name, "loaded once");
+//! assert_eq!(cache.get(&1).as_deref(), Some("match state"));
+//! assert_eq!(cache.stats().l1_hits, 1); // Critical entries are in L1 from the start
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ## Features
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning); foldhash seeds also mix in the clock |
+//! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning) and `get_or_insert_with` waiters park; [`StdClock`] is the default clock for time to live; foldhash seeds also mix in the clock |
 //!
 //! Without `std` the crate builds for bare-metal targets (`x86_64-unknown-none`,
 //! `thumbv7em-none-eabihf`); threads then take part through an explicit [`CacheHandle`] or
-//! [`l1::Handle`], and L2 shards use spin locks.
+//! [`l1::Handle`], L2 shards use spin locks, loader waiters spin then yield, and time to live
+//! needs a [`Clock`] from the embedder (a frame counter, a hardware timer).
 //!
 //! ## Example
 //! ```

@@ -116,3 +116,28 @@ fn single_flight_survives_a_failing_leader() {
         assert_eq!(cache.handle().get(&1), Some(20));
     });
 }
+
+/// A `Critical` write copies its value into L1 under the shard's write lock while a reader
+/// promotes the old value under the read lock: the copies are ordered by that lock, so once
+/// the write has returned only the new value is ever read.
+#[test]
+fn promotion_vs_critical_write() {
+    use stratacache::{InsertOptions, Priority};
+    loom::model(|| {
+        let cache = cache();
+        cache.handle().insert(1, 10).unwrap();
+        let reader = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                let seen = cache.handle().get(&1);
+                assert!(matches!(seen, Some(10 | 11)), "{seen:?}");
+            })
+        };
+        let h = cache.handle();
+        let critical = InsertOptions::new().priority(Priority::Critical);
+        h.insert_with(1, 11, critical).unwrap();
+        assert_eq!(h.get(&1), Some(11), "read after own write");
+        reader.join().unwrap();
+        assert_eq!(cache.handle().get(&1), Some(11), "no stale copy in L1");
+    });
+}

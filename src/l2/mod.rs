@@ -9,7 +9,9 @@
 //!   [`ProbationClock`], a probationary FIFO and a ghost set in front of a CLOCK of 2-bit
 //!   counters (the S3-FIFO family).
 //!
-//! TTL, priorities and the tiered facade over L1 and L2 are built on these next.
+//! The tiered [`Cache`](crate::Cache) is built on these: it stores priorities and deadlines
+//! in the slots, keeps L1 in step under the shard locks, and tells the policy which entries
+//! were used in L1 ([`policy::Entries::used_elsewhere`]).
 
 pub mod policy;
 pub(crate) mod shard;
