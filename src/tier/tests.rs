@@ -166,6 +166,10 @@ fn without_a_clock_deadlines_are_refused_and_nothing_is_lost() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code beyond what the other tests run"
+)]
 fn hits_on_l1_copies_keep_their_entries_in_l2() {
     // Reads of key 0 are all answered by L1, so L2 never counts them: unless its hand asks
     // L1, the entry would age out of L2 (and so out of L1) under a flood of new keys.

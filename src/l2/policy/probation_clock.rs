@@ -134,16 +134,17 @@ impl Ring {
     }
 }
 
-/// Fingerprints of keys recently evicted from probation: a direct-mapped table of 32-bit
+/// Fingerprints of keys recently evicted from probation: a direct-mapped table of 16-bit
 /// fingerprints, one per bucket, sized to the number of entries the shard holds (rounded up to
 /// a power of two). A new record overwrites whatever shared its bucket, so old records fade
 /// at random rather than in strict FIFO order, as in S3-FIFO's own implementation notes; a
 /// lookup or a record is one load or store in one array, where a queue and a hash set took
-/// several cache misses. False positives need two hashes to agree on the bucket and on 31
-/// more bits.
+/// several cache misses. False positives need two hashes to agree on the bucket and on 15
+/// more bits (and only cost a key a place in the main queue it had not earned). Two bytes
+/// per entry.
 #[derive(Default)]
 struct Ghost {
-    buckets: Vec<u32>,
+    buckets: Vec<u16>,
 }
 
 impl Ghost {
@@ -153,9 +154,9 @@ impl Ghost {
     }
 
     #[inline]
-    fn fingerprint(hash: u64) -> u32 {
-        // Never 0, which marks an empty bucket.
-        (hash >> 32) as u32 | 1
+    fn fingerprint(hash: u64) -> u16 {
+        // The top bits (the bucket uses the low ones); never 0, which marks an empty bucket.
+        (hash >> 48) as u16 | 1
     }
 
     /// Whether `hash` was recorded (and not overwritten since); forgets it if so.
@@ -188,7 +189,7 @@ impl Ghost {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.buckets.capacity() * core::mem::size_of::<u32>()
+        self.buckets.capacity() * core::mem::size_of::<u16>()
     }
 }
 
