@@ -320,12 +320,12 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             EntryInfo::new(hash, weight, Priority::High),
             NEVER,
         )
-        .map(|(_, old)| old)
+        .map(|(_, old, _)| old)
     }
 
     /// Stores an entry described by `info` that expires at `expires` ([`NEVER`] for never).
-    /// When the key was present, its stored key and policy state are kept and the new key and
-    /// the old value are returned, for the caller to drop outside its lock.
+    /// When the key was present, its stored key and policy state are kept and the new key, the
+    /// old value and the old deadline are returned, for the caller to drop outside its lock.
     ///
     /// # Panics
     /// If the shard would hold more than `u32::MAX` entries.
@@ -335,7 +335,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         value: V,
         info: EntryInfo,
         expires: u64,
-    ) -> Option<(K, V)>
+    ) -> Option<(K, V, u64)>
     where
         K: Eq,
     {
@@ -353,16 +353,16 @@ impl<K, V, P: Policy> Shard<K, V, P> {
                 let id = *occupied.get();
                 let slot = self.slots[id as usize].as_mut().expect("live slot");
                 let old_weight = u64::from(core::mem::replace(&mut slot.weight, weight));
-                slot.expires = expires;
                 self.weight = self.weight - old_weight + info.weight;
                 let old = core::mem::replace(&mut slot.value, value);
+                let old_expires = core::mem::replace(&mut slot.expires, expires);
                 self.policy.on_replace(
                     &mut SlotsView::<K, V, P>::new(&mut self.slots, 0),
                     id,
                     old_weight,
                     info,
                 );
-                return Some((key, old));
+                return Some((key, old, old_expires));
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
         };

@@ -112,8 +112,9 @@ impl<K, V> Victims<K, V> {
 /// What an insertion displaced, handed out of the locked sections so the caller can report
 /// it and drop it there.
 pub(crate) struct Displaced<K, V> {
-    /// When the key was present: the new key (the stored one is kept) and the old value.
-    pub(crate) replaced: Option<(K, V)>,
+    /// When the key was present: the new key (the stored one is kept), the old value and the
+    /// old deadline.
+    pub(crate) replaced: Option<(K, V, u64)>,
     /// The entries evicted to make room.
     pub(crate) victims: Victims<K, V>,
 }
@@ -572,7 +573,7 @@ where
             let info = EntryInfo::new(hash, weight, how.priority);
             let replaced = shard.store(key, value, info, how.expires);
             let added = shard.weight() as i64 - before as i64;
-            after_store(&shard, replaced.as_ref().map(|(key, _)| key));
+            after_store(&shard, replaced.as_ref().map(|(key, _, _)| key));
             // Keep the new entry if its shard has nothing else to give: others can.
             self.evict_from(&mut shard, pass(1, true), added, &mut victims, upper);
             replaced

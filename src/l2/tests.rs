@@ -239,7 +239,7 @@ fn critical_entries_are_spared_until_nothing_else_is_left() {
     assert_eq!(shard.evict_at(0, false, None).map(|e| e.key), Some(1));
     // A replacement can demote an entry out of the Critical ring.
     let demoted = EntryInfo::new(h(3), 1, Priority::High);
-    assert_eq!(shard.store(3, 30, demoted, NEVER), Some((3, 3)));
+    assert_eq!(shard.store(3, 30, demoted, NEVER), Some((3, 3, NEVER)));
     assert_eq!(
         shard.evict_at(0, true, None).map(|e| (e.key, e.value)),
         Some((3, 30))

@@ -408,8 +408,19 @@ where
             },
         )?;
         self.stats.add(stripe, Event::Insert, 1);
-        if displaced.replaced.is_some() {
-            self.stats.add(stripe, Event::Replaced, 1);
+        // An insertion over an entry whose time had run out (not yet reclaimed) ends that
+        // entry by expiry, not replacement.
+        let replaced_cause = displaced.replaced.as_ref().map(|&(_, _, old_expires)| {
+            if old_expires <= now && old_expires != NEVER {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Replaced
+            }
+        });
+        match replaced_cause {
+            Some(RemovalCause::Expired) => self.stats.add(stripe, Event::Expired, 1),
+            Some(_) => self.stats.add(stripe, Event::Replaced, 1),
+            None => {}
         }
         for victim in displaced.victims.iter() {
             let event = match victim.cause {
@@ -419,8 +430,8 @@ where
             self.stats.add(stripe, event, 1);
         }
         if self.listener.is_some() {
-            if let Some((key, old)) = &displaced.replaced {
-                self.notify(key, old, RemovalCause::Replaced);
+            if let (Some((key, old, _)), Some(cause)) = (&displaced.replaced, replaced_cause) {
+                self.notify(key, old, cause);
             }
             for victim in displaced.victims.iter() {
                 self.notify(&victim.key, &victim.value, victim.cause);
