@@ -3,6 +3,9 @@
 //! The benches compare stratacache side by side with peer caches in one run; this crate is
 //! the only place those peers are dependencies.
 
+pub mod sim;
+pub mod trace;
+
 /// A fast deterministic generator (xorshift64*) for keys and operation mixes.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

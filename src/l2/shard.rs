@@ -247,6 +247,20 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.get_key_value(hash, key).map(|(_, v)| v)
     }
 
+    /// The value for `key`, counted as a use with exclusive access: policies that reorder on a
+    /// hit (LRU) do so at once, where [`get`](Self::get), which may run under a shared lock,
+    /// only marks the entry.
+    pub fn access<Q>(&mut self, hash: u64, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let id = self.find(hash, key)?;
+        self.policy
+            .on_access(&mut SlotsView::<K, V, P>::new(&mut self.slots, 0), id);
+        Some(&self.slot(id).value)
+    }
+
     /// The key and value for `key`, counted as a use.
     pub fn get_key_value<Q>(&self, hash: u64, key: &Q) -> Option<(&K, &V)>
     where

@@ -307,3 +307,19 @@ fn a_u64_slot_stays_at_48_bytes() {
     assert_eq!(core::mem::size_of::<ProbationMeta>(), 12);
     assert_eq!(super::shard::slot_size::<u64, u64, ProbationMeta>(), 48);
 }
+
+#[test]
+fn lru_is_exact_with_exclusive_access_and_second_chance_under_shared_hits() {
+    use super::policy::Lru;
+    let mut shard: Shard<u64, u64, Lru> = Shard::with_policy(Lru::new());
+    for key in 1..=3 {
+        shard.insert(h(key), key, key, 1);
+    }
+    shard.access(h(1), &1); // order now 2, 3, 1
+    assert_eq!(shard.evict().map(|e| e.key), Some(2));
+    // A shared hit only marks: the hand moves a marked head to the tail.
+    shard.get(h(3), &3); // order 3*, 1
+    assert_eq!(shard.evict().map(|e| e.key), Some(1));
+    assert_eq!(shard.evict().map(|e| e.key), Some(3));
+    assert!(shard.evict().is_none());
+}

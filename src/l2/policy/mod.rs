@@ -12,8 +12,10 @@
 //! with `spare_critical` set they must not choose a `Critical` entry, and they should choose
 //! an entry that [has expired](Entries::is_expired) before any other.
 
+mod lru;
 mod probation_clock;
 
+pub use lru::{Lru, Meta as LruMeta};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 
 pub use crate::entry::Priority;
@@ -126,6 +128,13 @@ pub trait Policy: Send + Sync {
     /// A lookup hit the entry whose state is `meta`. Runs under the shard's read lock,
     /// concurrently with other hits: only atomic updates are allowed.
     fn on_hit(meta: &Self::Meta);
+
+    /// A hit on entry `id` by an owner with exclusive access (a single-threaded shard, such as
+    /// the trace simulator's): policies that reorder on a hit (LRU) do it here. By default the
+    /// same as [`on_hit`](Self::on_hit).
+    fn on_access(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId) {
+        Self::on_hit(entries.meta(id));
+    }
 
     /// The entry's hit counter, kept in its state; the shard counts hits with it.
     fn hit_counter(meta: &Self::Meta) -> &HitCounter;

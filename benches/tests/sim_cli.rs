@@ -1,0 +1,108 @@
+//! The simulator's command line: results as a table or exact CSV, and bad input answered with
+//! a message naming the file and the line or offset, and exit code 2.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("the sim binary runs")
+}
+
+/// A scratch file holding `bytes`, unique to this test process.
+fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stratacache-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn csv_output_is_exactly_the_documented_columns() {
+    // 1 2 1 2 1: with two entries, LRU misses twice and then hits three times.
+    let trace = scratch("small.trace", b"1\n2\n1\n2\n1\n");
+    let out = sim(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--format",
+        "lirs",
+        "--policy",
+        "lru,default",
+        "--size",
+        "2",
+        "--csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "trace,size,policy,requests,hits,hit_ratio\n\
+         small,2,lru,5,3,60.00\n\
+         small,2,default,5,3,60.00\n"
+    );
+}
+
+#[test]
+fn bad_input_names_the_file_and_place_and_exits_2() {
+    let bad_key = scratch("bad.trace", b"1\n2\nthree\n");
+    let out = sim(&[
+        "--trace",
+        bad_key.to_str().unwrap(),
+        "--format",
+        "lirs",
+        "--size",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(
+        message.contains("bad.trace") && message.contains("line 3"),
+        "{message}"
+    );
+
+    let truncated = scratch("cut.bin", &[0u8; 30]);
+    let out = sim(&[
+        "--trace",
+        truncated.to_str().unwrap(),
+        "--format",
+        "oracle-general",
+        "--size",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("byte 24"), "{}", stderr(&out));
+
+    let empty = scratch("empty.trace", b"\n*\n");
+    let out = sim(&[
+        "--trace",
+        empty.to_str().unwrap(),
+        "--format",
+        "lirs",
+        "--size",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no request"), "{}", stderr(&out));
+
+    let out = sim(&[
+        "--trace",
+        empty.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "--size",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("parquet"), "{}", stderr(&out));
+
+    let missing = "/nonexistent/stratacache.trace";
+    let out = sim(&["--trace", missing, "--format", "lirs", "--size", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(missing), "{}", stderr(&out));
+}
