@@ -5,8 +5,8 @@
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
-use stratacache::l2::Shard;
-use stratacache::l2::policy::Lru;
+use stratacache::l2::policy::{Clock, Lru, Policy, S3Fifo, Sieve};
+use stratacache::l2::{ProbationClock, Shard};
 
 use crate::trace::Request;
 
@@ -15,6 +15,14 @@ use crate::trace::Request;
 pub enum Subject {
     /// Exact LRU: `stratacache`'s `Lru` policy in one shard, hits reordering at once.
     Lru,
+    /// CLOCK with 2-bit counters, one shard.
+    Clock,
+    /// SIEVE, one shard.
+    Sieve,
+    /// S3-FIFO as the paper has it (exact ghost), one shard.
+    S3Fifo,
+    /// The default L2 policy (`ProbationClock`) alone, in one shard.
+    ProbationClock,
     /// The real `stratacache::Cache` with default settings (L1 and L2), through `get` and
     /// `insert`.
     Default,
@@ -24,32 +32,49 @@ pub enum Subject {
     QuickCache,
     /// mini-moka's `sync::Cache`.
     MiniMoka,
+    /// Belady's offline optimum (evicts the entry needed furthest in the future, and does not
+    /// admit an object needed later than everything cached): the ceiling.
+    Belady,
 }
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 10] = [
         Self::Lru,
+        Self::Clock,
+        Self::Sieve,
+        Self::S3Fifo,
+        Self::ProbationClock,
         Self::Default,
         Self::Moka,
         Self::QuickCache,
         Self::MiniMoka,
+        Self::Belady,
     ];
 
     /// The name used on the command line and in results.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Lru => "lru",
+            Self::Clock => "clock",
+            Self::Sieve => "sieve",
+            Self::S3Fifo => "s3fifo",
+            Self::ProbationClock => "probation_clock",
             Self::Default => "default",
             Self::Moka => "moka",
             Self::QuickCache => "quick_cache",
             Self::MiniMoka => "mini_moka",
+            Self::Belady => "belady",
         }
     }
 
-    /// Whether `threads` > 1 replays concurrently (single-shard policies run on one thread).
+    /// Whether `threads` > 1 replays concurrently (single-shard policies and Belady run on
+    /// one thread).
     pub const fn concurrent(self) -> bool {
-        !matches!(self, Self::Lru)
+        matches!(
+            self,
+            Self::Default | Self::Moka | Self::QuickCache | Self::MiniMoka
+        )
     }
 }
 
@@ -67,6 +92,27 @@ impl FromStr for Subject {
                     names.join(", ")
                 )
             })
+    }
+}
+
+/// How the simulated caches are set up beyond their capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setup {
+    /// Weigh each object by its size (the capacity is then in bytes).
+    pub weighted: bool,
+    /// Threads for concurrent subjects (the trace is split round-robin).
+    pub threads: usize,
+    /// L2 shards of the `default` cache (`None`: its default, four per CPU).
+    pub shards: Option<usize>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            weighted: false,
+            threads: 1,
+            shards: None,
+        }
     }
 }
 
@@ -95,67 +141,35 @@ impl Outcome {
     }
 }
 
-/// Replays `requests` through `subject` holding at most `capacity` entries, or, `weighted`,
-/// at most `capacity` bytes of objects (an object's weight is its size). With `threads` > 1,
-/// concurrent subjects replay the trace split round-robin over that many threads.
-pub fn simulate(
-    subject: Subject,
-    requests: &[Request],
-    capacity: u64,
-    weighted: bool,
-    threads: usize,
-) -> Outcome {
-    let weight = |r: &Request| if weighted { u64::from(r.size) } else { 1 };
+/// Replays `requests` through `subject` holding at most `capacity` entries, or, weighted, at
+/// most `capacity` bytes of objects (an object's weight is its size).
+pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Setup) -> Outcome {
+    let weighted = setup.weighted;
+    let weight = move |r: &Request| if weighted { u64::from(r.size) } else { 1 };
     let threads = if subject.concurrent() {
-        threads.max(1)
+        setup.threads.max(1)
     } else {
         1
     };
     let hits = match subject {
-        Subject::Lru => {
-            let hasher = foldhash::fast::FixedState::with_seed(7);
-            let mut shard: Shard<u64, (), Lru> = Shard::with_policy(Lru::new());
-            let mut hits = 0;
-            for r in requests {
-                let hash = hasher.hash_one(r.key);
-                if shard.access(hash, &r.key).is_some() {
-                    hits += 1;
-                    continue;
-                }
-                let w = weight(r);
-                if w > capacity {
-                    continue;
-                }
-                shard.insert(hash, r.key, (), w);
-                while shard.weight() > capacity {
-                    shard.evict();
-                }
-            }
-            hits
-        }
-        Subject::Default if weighted => {
-            let cache = stratacache::Cache::builder()
+        Subject::Lru => in_one_shard(Lru::new(), requests, capacity, weight),
+        Subject::Clock => in_one_shard(Clock::<2>::new(), requests, capacity, weight),
+        Subject::Sieve => in_one_shard(Sieve::new(), requests, capacity, weight),
+        Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weight),
+        Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
+        Subject::Belady => belady(requests, capacity, weight),
+        Subject::Default => {
+            let mut builder = stratacache::Cache::builder()
                 .capacity(capacity)
-                .weigher(|_: &u64, size: &u32| u64::from(*size))
-                .build()
-                .expect("a positive capacity");
+                .weigher(move |_: &u64, size: &u32| if weighted { u64::from(*size) } else { 1 });
+            if let Some(shards) = setup.shards {
+                builder = builder.shards(shards);
+            }
+            let cache = builder.build().expect("a positive capacity");
             replay(requests, threads, |r| {
                 let hit = cache.get(&r.key).is_some();
                 if !hit {
                     // Refused when heavier than the whole cache: not admitted.
-                    let _ = cache.insert(r.key, r.size);
-                }
-                hit
-            })
-        }
-        Subject::Default => {
-            let cache: stratacache::Cache<u64, u32> = stratacache::Cache::builder()
-                .capacity(capacity)
-                .build()
-                .expect("a positive capacity");
-            replay(requests, threads, |r| {
-                let hit = cache.get(&r.key).is_some();
-                if !hit {
                     let _ = cache.insert(r.key, r.size);
                 }
                 hit
@@ -211,6 +225,90 @@ pub fn simulate(
         requests: requests.len() as u64,
         hits,
     }
+}
+
+/// Replays through one shard evicting by `policy`, with exclusive access (so policies that
+/// reorder on a hit, like LRU, are exact). Objects heavier than the cache are not admitted.
+fn in_one_shard<P: Policy>(
+    policy: P,
+    requests: &[Request],
+    capacity: u64,
+    weight: impl Fn(&Request) -> u64,
+) -> u64 {
+    let hasher = foldhash::fast::FixedState::with_seed(7);
+    let mut shard: Shard<u64, (), P> = Shard::with_policy(policy);
+    let mut hits = 0;
+    for r in requests {
+        let hash = hasher.hash_one(r.key);
+        if shard.access(hash, &r.key).is_some() {
+            hits += 1;
+            continue;
+        }
+        let w = weight(r);
+        if w > capacity {
+            continue;
+        }
+        shard.insert(hash, r.key, (), w);
+        while shard.weight() > capacity {
+            shard.evict();
+        }
+    }
+    hits
+}
+
+/// Belady's MIN with bypass: on a miss the object is admitted unless it is needed later than
+/// everything cached; victims are the objects needed furthest ahead (size-oblivious when
+/// weighted, as libCacheSim's "Belady").
+fn belady(requests: &[Request], capacity: u64, weight: impl Fn(&Request) -> u64) -> u64 {
+    use std::collections::{BinaryHeap, HashMap};
+    // next[i]: the index of the next request for the same key (usize::MAX: never).
+    let mut next = vec![usize::MAX; requests.len()];
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for (i, r) in requests.iter().enumerate().rev() {
+        if let Some(&later) = seen.get(&r.key) {
+            next[i] = later;
+        }
+        seen.insert(r.key, i);
+    }
+    // Cached keys with their next use and weight; a max-heap by next use, with stale records
+    // skipped when popped.
+    let mut cached: HashMap<u64, (usize, u64)> = HashMap::new();
+    let mut heap: BinaryHeap<(usize, u64)> = BinaryHeap::new();
+    let mut used = 0u64;
+    let mut hits = 0;
+    for (i, r) in requests.iter().enumerate() {
+        let w = weight(r);
+        if let Some(entry) = cached.get_mut(&r.key) {
+            hits += 1;
+            entry.0 = next[i];
+            heap.push((next[i], r.key));
+            continue;
+        }
+        if w > capacity || next[i] == usize::MAX {
+            continue; // never needed again (or too big): not worth a place
+        }
+        while used + w > capacity {
+            let Some((at, key)) = heap.pop() else { break };
+            match cached.get(&key) {
+                Some(&(current, _)) if current == at => {
+                    if at <= next[i] {
+                        // Everything cached is needed sooner than this object: bypass it.
+                        heap.push((at, key));
+                        break;
+                    }
+                    let (_, weight) = cached.remove(&key).expect("present");
+                    used -= weight;
+                }
+                _ => {} // stale record
+            }
+        }
+        if used + w <= capacity {
+            cached.insert(r.key, (next[i], w));
+            heap.push((next[i], r.key));
+            used += w;
+        }
+    }
+    hits
 }
 
 /// Runs `access` on every request (true = hit), on `threads` threads taking the requests

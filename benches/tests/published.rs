@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use stratacache_benches::sim::{Subject, simulate};
+use stratacache_benches::sim::{Setup, Subject, simulate};
 use stratacache_benches::trace::{Format, read};
 
 /// The traces folder, or `None` (after saying why) where this checkout has none.
@@ -42,7 +42,11 @@ fn lru(
     weighted: bool,
 ) -> (String, u64) {
     let requests = read(&dir.join(file), format).expect("the shared trace");
-    let outcome = simulate(Subject::Lru, &requests, size, weighted, 1);
+    let setup = Setup {
+        weighted,
+        ..Setup::default()
+    };
+    let outcome = simulate(Subject::Lru, &requests, size, setup);
     (format!("{:.2}", outcome.hit_percent()), outcome.misses())
 }
 

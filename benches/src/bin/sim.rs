@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use stratacache_benches::sim::{self, Subject};
+use stratacache_benches::sim::{self, Setup, Subject};
 use stratacache_benches::trace::{self, Format};
 
 /// Replays a cache trace through policies and caches and prints their hit ratios.
@@ -28,9 +28,10 @@ struct Args {
     /// lirs, arc, be32, be64, oracle-general or csv.
     #[arg(long)]
     format: Format,
-    /// Comma-separated: lru, default, moka, quick_cache, mini_moka.
-    #[arg(long, value_delimiter = ',', default_value = "lru,default")]
-    policy: Vec<Subject>,
+    /// Comma-separated: lru, clock, sieve, s3fifo, probation_clock, default, moka,
+    /// quick_cache, mini_moka, belady; or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "lru,default", value_parser = parse_subject)]
+    policy: Vec<Vec<Subject>>,
     /// Comma-separated capacities (entries, or bytes with `--weighted`).
     #[arg(long, value_delimiter = ',', value_parser = parse_size, required = true)]
     size: Vec<u64>,
@@ -43,6 +44,18 @@ struct Args {
     /// Replay concurrent caches on this many threads, the trace split round-robin.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// L2 shards of the `default` cache (default: four per CPU).
+    #[arg(long)]
+    shards: Option<usize>,
+}
+
+/// A policy name, or `all`.
+fn parse_subject(s: &str) -> Result<Vec<Subject>, String> {
+    if s == "all" {
+        Ok(Subject::ALL.to_vec())
+    } else {
+        s.parse().map(|subject| vec![subject])
+    }
 }
 
 /// A capacity: a number, optionally with a binary unit.
@@ -93,9 +106,15 @@ fn main() -> ExitCode {
             "trace", "size", "policy", "requests", "hits", "hit %"
         );
     }
+    let setup = Setup {
+        weighted: args.weighted,
+        threads: args.threads,
+        shards: args.shards,
+    };
+    let subjects: Vec<Subject> = args.policy.iter().flatten().copied().collect();
     for &size in &args.size {
-        for &subject in &args.policy {
-            let outcome = sim::simulate(subject, &requests, size, args.weighted, args.threads);
+        for &subject in &subjects {
+            let outcome = sim::simulate(subject, &requests, size, setup);
             if args.csv {
                 println!(
                     "{name},{size},{},{},{},{:.2}",

@@ -12,11 +12,18 @@
 //! with `spare_critical` set they must not choose a `Critical` entry, and they should choose
 //! an entry that [has expired](Entries::is_expired) before any other.
 
+mod clock;
+mod list;
 mod lru;
 mod probation_clock;
+mod s3fifo;
+mod sieve;
 
+pub use clock::{Clock, Meta as ClockMeta};
 pub use lru::{Lru, Meta as LruMeta};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
+pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
+pub use sieve::{Meta as SieveMeta, Sieve};
 
 pub use crate::entry::Priority;
 use crate::sync::{AtomicU8, Ordering};

@@ -115,15 +115,17 @@ impl Ring {
     ) -> Option<SlotId> {
         let id = self.head?;
         if !entries.is_expired(id) {
+            // Use in L1 since the hand last asked counts as a hit: the counter keeps its
+            // value instead of dropping (so an entry hot in L1 keeps its standing in L2).
+            let used_above = *l1_saves > 0 && entries.used_elsewhere(id);
             let freq = &entries.meta(id).freq;
             // Relaxed: exclusive access (no hit runs during eviction).
             let f = freq.load(Ordering::Relaxed);
-            let reprieve = f > 0 || (*l1_saves > 0 && entries.used_elsewhere(id));
-            if reprieve {
-                if f > 0 {
-                    entries.meta(id).freq.store(f - 1, Ordering::Relaxed);
-                } else {
+            if used_above || f > 0 {
+                if used_above {
                     *l1_saves -= 1;
+                } else {
+                    freq.store(f - 1, Ordering::Relaxed);
                 }
                 self.head = Some(entries.meta(id).next);
                 return None;

@@ -1,0 +1,137 @@
+//! CLOCK with `BITS`-bit use counters (Corbató, "A paging experiment with the Multics
+//! system", 1968; the n-bit generalisation is the classic "GCLOCK" of Smith, 1978).
+//!
+//! Entries sit on a ring; a hit raises the entry's counter (up to `2^BITS - 1`, or less for
+//! lower priorities); the hand evicts the first entry whose counter is zero, decrementing
+//! every counter it passes. New entries go in just behind the hand. With `spare_critical` the
+//! hand passes over `Critical` entries; expired entries are evicted whatever their counter.
+
+use super::list::{List, linked_meta};
+use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
+use crate::sync::{AtomicU8, Ordering};
+
+/// Per-entry state (12 bytes).
+pub struct Meta {
+    prev: SlotId,
+    next: SlotId,
+    freq: AtomicU8,
+    /// The counter's ceiling for this entry: `2^BITS - 1`, capped by its priority.
+    max: u8,
+    hits: HitCounter,
+    critical: bool,
+}
+
+linked_meta!(Meta);
+
+/// CLOCK with `BITS`-bit counters (1 bit: second chance). The default is 2 bits.
+#[derive(Default)]
+pub struct Clock<const BITS: u8 = 2> {
+    ring: List,
+}
+
+impl<const BITS: u8> Clock<BITS> {
+    const MAX: u8 = if BITS >= 8 {
+        u8::MAX
+    } else {
+        (1u8 << BITS) - 1
+    };
+
+    /// An empty policy.
+    pub fn new() -> Self {
+        Self {
+            ring: List::default(),
+        }
+    }
+
+    fn ceiling(priority: Priority) -> u8 {
+        // Lower priorities get fewer second chances, scaled to the counter's width.
+        match priority {
+            Priority::High | Priority::Critical => Self::MAX,
+            Priority::Medium => Self::MAX.div_ceil(2),
+            Priority::Low => 1.min(Self::MAX),
+        }
+    }
+}
+
+impl<const BITS: u8> Policy for Clock<BITS> {
+    type Meta = Meta;
+
+    fn new_meta(&self) -> Meta {
+        Meta {
+            prev: 0,
+            next: 0,
+            freq: AtomicU8::new(0),
+            max: Self::MAX,
+            hits: HitCounter::new(),
+            critical: false,
+        }
+    }
+
+    #[inline]
+    fn on_hit(meta: &Meta) {
+        // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
+        let f = meta.freq.load(Ordering::Relaxed);
+        if f < meta.max {
+            meta.freq.store(f + 1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn hit_counter(meta: &Meta) -> &HitCounter {
+        &meta.hits
+    }
+
+    fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
+        let meta = entries.meta_mut(id);
+        meta.max = Self::ceiling(info.priority);
+        meta.critical = info.priority == Priority::Critical;
+        // Behind the hand: the front is where the hand points, so the back is just behind it.
+        self.ring.push_back(entries, id);
+    }
+
+    fn on_replace(
+        &mut self,
+        entries: &mut impl Entries<Meta>,
+        id: SlotId,
+        old_weight: u64,
+        info: EntryInfo,
+    ) {
+        self.ring.weight = self.ring.weight - old_weight + info.weight;
+        let meta = entries.meta_mut(id);
+        meta.max = Self::ceiling(info.priority);
+        meta.critical = info.priority == Priority::Critical;
+        Self::on_hit(entries.meta(id));
+    }
+
+    fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        self.ring.remove(entries, id);
+    }
+
+    fn evict(&mut self, entries: &mut impl Entries<Meta>, spare_critical: bool) -> Option<SlotId> {
+        // Every counter is at most MAX, so (MAX + 2) turns find a victim if one may go.
+        let mut steps = (usize::from(Self::MAX) + 2) * self.ring.len;
+        while steps > 0 {
+            steps -= 1;
+            let id = self.ring.front?;
+            if entries.is_expired(id) {
+                self.ring.remove(entries, id);
+                return Some(id);
+            }
+            let meta = entries.meta(id);
+            // Relaxed: exclusive access.
+            let f = meta.freq.load(Ordering::Relaxed);
+            if f > 0 {
+                meta.freq.store(f - 1, Ordering::Relaxed);
+            } else if !(spare_critical && meta.critical) && !entries.used_elsewhere(id) {
+                self.ring.remove(entries, id);
+                return Some(id);
+            }
+            self.ring.rotate(entries);
+        }
+        None
+    }
+
+    fn clear(&mut self) {
+        self.ring = List::default();
+    }
+}

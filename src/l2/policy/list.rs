@@ -1,0 +1,95 @@
+//! An intrusive circular doubly-linked list through entries' policy state, shared by the
+//! policies: the front is the oldest entry (where a CLOCK hand points), the back the newest.
+
+use super::{Entries, SlotId};
+
+/// Policy state that can be linked into a [`List`].
+pub(crate) trait Linked {
+    fn links(&self) -> (SlotId, SlotId);
+    fn set_links(&mut self, prev: SlotId, next: SlotId);
+    fn set_prev(&mut self, prev: SlotId);
+    fn set_next(&mut self, next: SlotId);
+}
+
+/// A list identified by its front; it tracks its length and its entries' total weight.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct List {
+    pub(crate) front: Option<SlotId>,
+    pub(crate) len: usize,
+    pub(crate) weight: u64,
+}
+
+impl List {
+    /// Links `id` at the back (newest end).
+    pub(crate) fn push_back<M: Linked>(&mut self, entries: &mut impl Entries<M>, id: SlotId) {
+        match self.front {
+            None => {
+                entries.meta_mut(id).set_links(id, id);
+                self.front = Some(id);
+            }
+            Some(front) => {
+                let back = entries.meta(front).links().0;
+                entries.meta_mut(id).set_links(back, front);
+                entries.meta_mut(back).set_next(id);
+                entries.meta_mut(front).set_prev(id);
+            }
+        }
+        self.len += 1;
+        self.weight += entries.weight(id);
+    }
+
+    /// Unlinks `id`, which must be in this list.
+    pub(crate) fn remove<M: Linked>(&mut self, entries: &mut impl Entries<M>, id: SlotId) {
+        let (prev, next) = entries.meta(id).links();
+        if next == id {
+            self.front = None;
+        } else {
+            entries.meta_mut(prev).set_next(next);
+            entries.meta_mut(next).set_prev(prev);
+            if self.front == Some(id) {
+                self.front = Some(next);
+            }
+        }
+        self.len -= 1;
+        self.weight -= entries.weight(id);
+    }
+
+    /// The entry after `id` (wrapping from the back to the front).
+    pub(crate) fn next<M: Linked>(entries: &impl Entries<M>, id: SlotId) -> SlotId {
+        entries.meta(id).links().1
+    }
+
+    /// Rotates the front to the next entry (a CLOCK hand moving on: the old front becomes the
+    /// back).
+    pub(crate) fn rotate<M: Linked>(&mut self, entries: &impl Entries<M>) {
+        if let Some(front) = self.front {
+            self.front = Some(Self::next(entries, front));
+        }
+    }
+}
+
+/// Implements [`Linked`] for a meta type with `prev` and `next` fields.
+macro_rules! linked_meta {
+    ($meta:ty) => {
+        impl $crate::l2::policy::list::Linked for $meta {
+            #[inline]
+            fn links(&self) -> (SlotId, SlotId) {
+                (self.prev, self.next)
+            }
+            #[inline]
+            fn set_links(&mut self, prev: SlotId, next: SlotId) {
+                self.prev = prev;
+                self.next = next;
+            }
+            #[inline]
+            fn set_prev(&mut self, prev: SlotId) {
+                self.prev = prev;
+            }
+            #[inline]
+            fn set_next(&mut self, next: SlotId) {
+                self.next = next;
+            }
+        }
+    };
+}
+pub(crate) use linked_meta;
