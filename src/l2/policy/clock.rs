@@ -118,11 +118,12 @@ impl<const BITS: u8> Policy for Clock<BITS> {
                 return Some(id);
             }
             let meta = entries.meta(id);
+            let spared = spare_critical && meta.critical;
             // Relaxed: exclusive access.
             let f = meta.freq.load(Ordering::Relaxed);
             if f > 0 {
                 meta.freq.store(f - 1, Ordering::Relaxed);
-            } else if !(spare_critical && meta.critical) && !entries.used_elsewhere(id) {
+            } else if !(spared || entries.used_elsewhere(id)) {
                 self.ring.remove(entries, id);
                 return Some(id);
             }

@@ -100,6 +100,7 @@ impl Policy for Sieve {
         while steps > 0 {
             steps -= 1;
             let meta = entries.meta(at);
+            let spared = spare_critical && meta.critical;
             let expired = entries.is_expired(at);
             // Relaxed: exclusive access.
             let visited = !expired && meta.visited.load(Ordering::Relaxed) != 0;
