@@ -106,8 +106,7 @@ impl Policy for Sieve {
             let visited = !expired && meta.visited.load(Ordering::Relaxed) != 0;
             if visited {
                 meta.visited.store(0, Ordering::Relaxed);
-            } else if expired || (!(spare_critical && meta.critical) && !entries.used_elsewhere(at))
-            {
+            } else if expired || !(spared || entries.used_elsewhere(at)) {
                 self.hand = Some(at);
                 self.unlink(entries, at);
                 return Some(at);
