@@ -227,6 +227,21 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
     }
 }
 
+/// Replays `requests` through one shard evicting by `policy` (any [`Policy`], including ones
+/// configured beyond `Subject`'s rows), at `capacity` entries or, weighted, bytes.
+pub fn simulate_policy<P: Policy>(
+    policy: P,
+    requests: &[Request],
+    capacity: u64,
+    weighted: bool,
+) -> Outcome {
+    let weight = move |r: &Request| if weighted { u64::from(r.size) } else { 1 };
+    Outcome {
+        requests: requests.len() as u64,
+        hits: in_one_shard(policy, requests, capacity, weight),
+    }
+}
+
 /// Replays through one shard evicting by `policy`, with exclusive access (so policies that
 /// reorder on a hit, like LRU, are exact). Objects heavier than the cache are not admitted.
 fn in_one_shard<P: Policy>(
