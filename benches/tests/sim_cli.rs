@@ -106,3 +106,43 @@ fn bad_input_names_the_file_and_place_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains(missing), "{}", stderr(&out));
 }
+
+#[test]
+fn markdown_and_plot_outputs() {
+    let trace = scratch("tiny.trace", b"1\n2\n3\n1\n2\n3\n4\n1\n");
+    let svg = std::env::temp_dir().join(format!("stratacache-sim-{}.svg", std::process::id()));
+    let out = sim(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--format",
+        "lirs",
+        "--policy",
+        "lru,default,belady",
+        "--size",
+        "2,3",
+        "--markdown",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        rows[0],
+        "| size | lru | default | belady | best of LRU and peers | default − best |"
+    );
+    // Three entries: 1 2 3 miss, 1 2 3 hit, then LRU evicts 1 for 4 and misses 1 again (3 hits
+    // of 8), while Belady does not admit 4 (never used again) and hits 1 (4 of 8).
+    let cells: Vec<&str> = rows[3].split('|').map(str::trim).collect();
+    assert_eq!(
+        (cells[1], cells[2], cells[4]),
+        ("3", "37.50", "50.00"),
+        "{}",
+        rows[3]
+    );
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("belady"),
+        "an SVG chart with a legend"
+    );
+}

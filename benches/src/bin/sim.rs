@@ -39,14 +39,21 @@ struct Args {
     #[arg(long)]
     weighted: bool,
     /// Print `trace,size,policy,requests,hits,hit_ratio` lines instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     csv: bool,
+    /// Print a Markdown table instead: a row per size, a column per policy, and, when the
+    /// peers were run, the best of LRU and the peers and `default`'s margin over it.
+    #[arg(long)]
+    markdown: bool,
     /// Replay concurrent caches on this many threads, the trace split round-robin.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// L2 shards of the `default` cache (default: four per CPU).
     #[arg(long)]
     shards: Option<usize>,
+    /// Also write a hit-ratio-against-size chart (SVG), one line per policy.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// A policy name, or `all`.
@@ -100,6 +107,8 @@ fn main() -> ExitCode {
     let name = trace_name(&args.trace);
     if args.csv {
         println!("trace,size,policy,requests,hits,hit_ratio");
+    } else if args.markdown {
+        // Printed at the end, from the results.
     } else {
         println!(
             "{:<16} {:>14} {:<12} {:>10} {:>10} {:>8}",
@@ -112,10 +121,25 @@ fn main() -> ExitCode {
         shards: args.shards,
     };
     let subjects: Vec<Subject> = args.policy.iter().flatten().copied().collect();
+    // A progress bar on stderr, drawn only once the run has taken more than a second.
+    let progress = indicatif::ProgressBar::with_draw_target(
+        Some((args.size.len() * subjects.len()) as u64),
+        indicatif::ProgressDrawTarget::hidden(),
+    );
+    let started = std::time::Instant::now();
+    let mut results: Vec<(Subject, u64, f64)> = Vec::new();
     for &size in &args.size {
         for &subject in &subjects {
+            progress.set_message(format!("{} at {size}", subject.name()));
             let outcome = sim::simulate(subject, &requests, size, setup);
-            if args.csv {
+            progress.inc(1);
+            if progress.is_hidden() && started.elapsed().as_secs() >= 1 {
+                progress.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            results.push((subject, size, outcome.hit_percent()));
+            if args.markdown {
+                // Printed at the end, from the results.
+            } else if args.csv {
                 println!(
                     "{name},{size},{},{},{},{:.2}",
                     subject.name(),
@@ -134,5 +158,140 @@ fn main() -> ExitCode {
             }
         }
     }
+    progress.finish_and_clear();
+    if args.markdown {
+        print!(
+            "{}",
+            markdown(&args.size, &subjects, &results, args.weighted)
+        );
+    }
+    if let Some(out) = &args.plot
+        && let Err(error) = plot(out, &name, &subjects, &results, args.weighted)
+    {
+        eprintln!("sim: {}: {error}", out.display());
+        return ExitCode::from(2);
+    }
     ExitCode::SUCCESS
+}
+
+/// A Markdown table of `results`: a row per size, a column per subject; with `default` and at
+/// least one of LRU and the peers, the best of those and `default`'s margin over it.
+fn markdown(
+    sizes: &[u64],
+    subjects: &[Subject],
+    results: &[(Subject, u64, f64)],
+    weighted: bool,
+) -> String {
+    use std::fmt::Write;
+    let peers = [
+        Subject::Lru,
+        Subject::Moka,
+        Subject::QuickCache,
+        Subject::MiniMoka,
+    ];
+    let compare =
+        subjects.contains(&Subject::Default) && subjects.iter().any(|s| peers.contains(s));
+    let mut out = String::from("| size |");
+    for subject in subjects {
+        let _ = write!(out, " {} |", subject.name());
+    }
+    if compare {
+        out.push_str(" best of LRU and peers | default − best |");
+    }
+    out.push_str("\n|---:|");
+    for _ in subjects {
+        out.push_str("---:|");
+    }
+    if compare {
+        out.push_str("---:|---:|");
+    }
+    out.push('\n');
+    for &size in sizes {
+        let label = if weighted && size % (1 << 20) == 0 {
+            format!("{} MiB", size >> 20)
+        } else {
+            size.to_string()
+        };
+        let _ = write!(out, "| {label} |");
+        let at = |subject: Subject| {
+            results
+                .iter()
+                .find(|r| r.0 == subject && r.1 == size)
+                .map(|r| r.2)
+        };
+        for &subject in subjects {
+            let _ = write!(out, " {:.2} |", at(subject).unwrap_or(f64::NAN));
+        }
+        if compare {
+            let best = peers.iter().filter_map(|&p| at(p)).fold(f64::MIN, f64::max);
+            let default = at(Subject::Default).unwrap_or(f64::NAN);
+            let _ = write!(out, " {best:.2} | {:+.2} |", default - best);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes the hit-ratio-against-size chart: one line per policy, sizes on a log axis.
+fn plot(
+    out: &std::path::Path,
+    trace: &str,
+    subjects: &[Subject],
+    results: &[(Subject, u64, f64)],
+    weighted: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let sizes = results.iter().map(|r| r.1);
+    let (lo, hi) = (sizes.clone().min().unwrap_or(1), sizes.max().unwrap_or(1));
+    let top = results.iter().map(|r| r.2).fold(0.0f64, f64::max);
+    let root = SVGBackend::new(out, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{trace}: hit ratio by cache size"),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(
+            (lo as f64 * 0.9..hi as f64 * 1.1).log_scale(),
+            0.0..(top * 1.1 + 1.0).min(100.0),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(if weighted {
+            "capacity (bytes)"
+        } else {
+            "capacity (entries)"
+        })
+        .y_desc("hit %")
+        .draw()?;
+    for (i, subject) in subjects.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = results
+            .iter()
+            .filter(|r| r.0 == *subject)
+            .map(|r| (r.1 as f64, r.2))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(subject.name())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 3, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
