@@ -23,8 +23,8 @@ pub enum Subject {
     S3Fifo,
     /// The default L2 policy (`ProbationClock`) alone, in one shard.
     ProbationClock,
-    /// The real `stratacache::Cache` with default settings (L1 and L2), through `get` and
-    /// `insert`.
+    /// The real `stratacache::Cache` with default settings (L1 and L2; a fixed hash seed so
+    /// runs repeat exactly), through `get` and `insert`.
     Default,
     /// moka's `sync::Cache`.
     Moka,
@@ -159,7 +159,9 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
         Subject::Belady => belady(requests, capacity, weight),
         Subject::Default => {
+            // Default settings but a fixed hash seed, so that results are reproducible.
             let mut builder = stratacache::Cache::builder()
+                .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
                 .capacity(capacity)
                 .weigher(move |_: &u64, size: &u32| if weighted { u64::from(*size) } else { 1 });
             if let Some(shards) = setup.shards {

@@ -268,7 +268,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Q: ?Sized + Eq,
     {
         let slot = self.slot(self.find(hash, key)?);
-        P::on_hit(&slot.meta);
+        self.policy.on_hit(&slot.meta, hash);
         Some((&slot.key, &slot.value))
     }
 
@@ -282,7 +282,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Q: ?Sized + Eq,
     {
         let slot = self.slot(self.find(hash, key)?);
-        P::on_hit(&slot.meta);
+        self.policy.on_hit(&slot.meta, hash);
         let hits = P::hit_counter(&slot.meta).record(count_up_to);
         Some(Found {
             key: &slot.key,

@@ -68,7 +68,7 @@ impl<const BITS: u8> Policy for Clock<BITS> {
     }
 
     #[inline]
-    fn on_hit(meta: &Meta) {
+    fn on_hit(&self, meta: &Meta, _hash: u64) {
         // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
         let f = meta.freq.load(Ordering::Relaxed);
         if f < meta.max {
@@ -100,7 +100,7 @@ impl<const BITS: u8> Policy for Clock<BITS> {
         let meta = entries.meta_mut(id);
         meta.max = Self::ceiling(info.priority);
         meta.critical = info.priority == Priority::Critical;
-        Self::on_hit(entries.meta(id));
+        self.on_hit(entries.meta(id), entries.hash(id));
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {

@@ -100,7 +100,7 @@ impl Policy for Lru {
     }
 
     #[inline]
-    fn on_hit(meta: &Meta) {
+    fn on_hit(&self, meta: &Meta, _hash: u64) {
         // Relaxed: a hint for the hand; no store once set.
         if meta.touched.load(Ordering::Relaxed) == 0 {
             meta.touched.store(1, Ordering::Relaxed);

@@ -132,15 +132,16 @@ pub trait Policy: Send + Sync {
     /// The state of a newly stored entry (before [`on_insert`](Self::on_insert) links it).
     fn new_meta(&self) -> Self::Meta;
 
-    /// A lookup hit the entry whose state is `meta`. Runs under the shard's read lock,
-    /// concurrently with other hits: only atomic updates are allowed.
-    fn on_hit(meta: &Self::Meta);
+    /// A lookup hit the entry whose state is `meta` and whose key hashes to `hash`. Runs under
+    /// the shard's read lock, concurrently with other hits: only atomic updates are allowed
+    /// (to the entry's state or to the policy's own atomics, such as a frequency sketch).
+    fn on_hit(&self, meta: &Self::Meta, hash: u64);
 
     /// A hit on entry `id` by an owner with exclusive access (a single-threaded shard, such as
     /// the trace simulator's): policies that reorder on a hit (LRU) do it here. By default the
     /// same as [`on_hit`](Self::on_hit).
     fn on_access(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId) {
-        Self::on_hit(entries.meta(id));
+        self.on_hit(entries.meta(id), entries.hash(id));
     }
 
     /// The entry's hit counter, kept in its state; the shard counts hits with it.

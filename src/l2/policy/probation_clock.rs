@@ -250,7 +250,7 @@ impl Policy for ProbationClock {
     }
 
     #[inline]
-    fn on_hit(meta: &Meta) {
+    fn on_hit(&self, meta: &Meta, _hash: u64) {
         // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
         let f = meta.freq.load(Ordering::Relaxed);
         if f < meta.priority.max_uses() {

@@ -109,7 +109,7 @@ impl Policy for S3Fifo {
     }
 
     #[inline]
-    fn on_hit(meta: &Meta) {
+    fn on_hit(&self, meta: &Meta, _hash: u64) {
         // Relaxed: a use counter is a hint.
         let f = meta.freq.load(Ordering::Relaxed);
         if f < meta.max {
@@ -144,7 +144,7 @@ impl Policy for S3Fifo {
         let meta = entries.meta_mut(id);
         meta.max = info.priority.max_uses();
         meta.critical = info.priority == Priority::Critical;
-        Self::on_hit(entries.meta(id));
+        self.on_hit(entries.meta(id), entries.hash(id));
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {

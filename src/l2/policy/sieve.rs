@@ -61,7 +61,7 @@ impl Policy for Sieve {
     }
 
     #[inline]
-    fn on_hit(meta: &Meta) {
+    fn on_hit(&self, meta: &Meta, _hash: u64) {
         // Relaxed: a hint for the hand; no store once set.
         if meta.visited.load(Ordering::Relaxed) == 0 {
             meta.visited.store(1, Ordering::Relaxed);
@@ -87,7 +87,7 @@ impl Policy for Sieve {
     ) {
         self.queue.weight = self.queue.weight - old_weight + info.weight;
         entries.meta_mut(id).critical = info.priority == Priority::Critical;
-        Self::on_hit(entries.meta(id));
+        self.on_hit(entries.meta(id), entries.hash(id));
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
