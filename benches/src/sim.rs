@@ -5,7 +5,7 @@
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
-use stratacache::l2::policy::{Clock, Lru, Policy, S3Fifo, Sieve};
+use stratacache::l2::policy::{Clock, Lru, Policy, S3Fifo, Sieve, WTinyLfu};
 use stratacache::l2::{ProbationClock, Shard};
 
 use crate::trace::Request;
@@ -21,6 +21,8 @@ pub enum Subject {
     Sieve,
     /// S3-FIFO as the paper has it (exact ghost), one shard.
     S3Fifo,
+    /// W-TinyLFU (window, segmented LRU, frequency-sketch admission), one shard.
+    WTinyLfu,
     /// The default L2 policy (`ProbationClock`) alone, in one shard.
     ProbationClock,
     /// The real `stratacache::Cache` with default settings (L1 and L2; a fixed hash seed so
@@ -39,11 +41,12 @@ pub enum Subject {
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Lru,
         Self::Clock,
         Self::Sieve,
         Self::S3Fifo,
+        Self::WTinyLfu,
         Self::ProbationClock,
         Self::Default,
         Self::Moka,
@@ -59,6 +62,7 @@ impl Subject {
             Self::Clock => "clock",
             Self::Sieve => "sieve",
             Self::S3Fifo => "s3fifo",
+            Self::WTinyLfu => "wtinylfu",
             Self::ProbationClock => "probation_clock",
             Self::Default => "default",
             Self::Moka => "moka",
@@ -156,6 +160,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::Clock => in_one_shard(Clock::<2>::new(), requests, capacity, weight),
         Subject::Sieve => in_one_shard(Sieve::new(), requests, capacity, weight),
         Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weight),
+        Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weight),
         Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
         Subject::Belady => belady(requests, capacity, weight),
         Subject::Default => {

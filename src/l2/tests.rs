@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::policy::{EntryInfo, Priority};
+use super::policy::{EntryInfo, Policy, Priority};
 use super::shard::NEVER;
 use super::{Evicted, Shard};
 use crate::entry::RemovalCause;
@@ -322,4 +322,34 @@ fn lru_is_exact_with_exclusive_access_and_second_chance_under_shared_hits() {
     assert_eq!(shard.evict().map(|e| e.key), Some(1));
     assert_eq!(shard.evict().map(|e| e.key), Some(3));
     assert!(shard.evict().is_none());
+}
+
+/// Hits of a loop over `keys` keys, `rounds` times, through a shard of `capacity` entries
+/// evicting by `policy` (exclusive access, as in the simulator).
+fn loop_hits<P: Policy>(policy: P, keys: u64, capacity: u64, rounds: u64) -> u64 {
+    let mut shard: Shard<u64, u64, P> = Shard::with_policy(policy);
+    let mut hits = 0;
+    for _ in 0..rounds {
+        for key in 0..keys {
+            if shard.access(h(key), &key).is_some() {
+                hits += 1;
+                continue;
+            }
+            shard.insert(h(key), key, key, 1);
+            while shard.weight() > capacity {
+                shard.evict();
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn w_tinylfu_keeps_part_of_a_loop_larger_than_the_cache() {
+    use super::policy::{Lru, WTinyLfu};
+    // 400 keys in a loop through 200 entries: LRU always evicts the key needed next.
+    assert_eq!(loop_hits(Lru::new(), 400, 200, 20), 0);
+    // Frequency admission keeps a stable set instead: nearly half of every round hits.
+    let hits = loop_hits(WTinyLfu::new(), 400, 200, 20);
+    assert!(hits > 20 * 400 * 4 / 10, "{hits} hits of {}", 20 * 400);
 }

@@ -18,12 +18,15 @@ mod lru;
 mod probation_clock;
 mod s3fifo;
 mod sieve;
+mod sketch;
+mod wtinylfu;
 
 pub use clock::{Clock, Meta as ClockMeta};
 pub use lru::{Lru, Meta as LruMeta};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
 pub use sieve::{Meta as SieveMeta, Sieve};
+pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu};
 
 pub use crate::entry::Priority;
 use crate::sync::{AtomicU8, Ordering};
