@@ -5,7 +5,7 @@
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
-use stratacache::l2::policy::{Clock, Lru, Policy, S3Fifo, Sieve, WTinyLfu};
+use stratacache::l2::policy::{Arc, Clock, Lru, Policy, S3Fifo, Sieve, WTinyLfu};
 use stratacache::l2::{ProbationClock, Shard};
 
 use crate::trace::Request;
@@ -23,6 +23,8 @@ pub enum Subject {
     S3Fifo,
     /// W-TinyLFU (window, segmented LRU, frequency-sketch admission), one shard.
     WTinyLfu,
+    /// ARC (adaptive: recency and frequency lists with ghosts), one shard.
+    Arc,
     /// The default L2 policy (`ProbationClock`) alone, in one shard.
     ProbationClock,
     /// The real `stratacache::Cache` with default settings (L1 and L2; a fixed hash seed so
@@ -41,12 +43,13 @@ pub enum Subject {
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Lru,
         Self::Clock,
         Self::Sieve,
         Self::S3Fifo,
         Self::WTinyLfu,
+        Self::Arc,
         Self::ProbationClock,
         Self::Default,
         Self::Moka,
@@ -63,6 +66,7 @@ impl Subject {
             Self::Sieve => "sieve",
             Self::S3Fifo => "s3fifo",
             Self::WTinyLfu => "wtinylfu",
+            Self::Arc => "arc",
             Self::ProbationClock => "probation_clock",
             Self::Default => "default",
             Self::Moka => "moka",
@@ -161,6 +165,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::Sieve => in_one_shard(Sieve::new(), requests, capacity, weight),
         Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weight),
         Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weight),
+        Subject::Arc => in_one_shard(Arc::new(), requests, capacity, weight),
         Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
         Subject::Belady => belady(requests, capacity, weight),
         Subject::Default => {

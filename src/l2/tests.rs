@@ -353,3 +353,28 @@ fn w_tinylfu_keeps_part_of_a_loop_larger_than_the_cache() {
     let hits = loop_hits(WTinyLfu::new(), 400, 200, 20);
     assert!(hits > 20 * 400 * 4 / 10, "{hits} hits of {}", 20 * 400);
 }
+
+#[test]
+fn arc_moves_reused_entries_to_t2_and_adapts_on_ghost_hits() {
+    use super::policy::Arc;
+    // Capacity 4. 1 and 2 are used twice (T2); a scan of 10..20 passes through T1 only.
+    let mut shard: Shard<u64, u64, Arc> = Shard::with_policy(Arc::new());
+    let touch = |shard: &mut Shard<u64, u64, Arc>, key: u64| {
+        if shard.access(h(key), &key).is_none() {
+            shard.insert(h(key), key, key, 1);
+            while shard.weight() > 4 {
+                shard.evict();
+            }
+        }
+    };
+    for key in [1, 2, 1, 2] {
+        touch(&mut shard, key);
+    }
+    for key in 10..20 {
+        touch(&mut shard, key);
+    }
+    assert!(
+        shard.peek(h(1), &1).is_some() && shard.peek(h(2), &2).is_some(),
+        "the scan kept out of T2"
+    );
+}

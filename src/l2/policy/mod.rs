@@ -12,6 +12,7 @@
 //! with `spare_critical` set they must not choose a `Critical` entry, and they should choose
 //! an entry that [has expired](Entries::is_expired) before any other.
 
+mod arc;
 mod clock;
 mod list;
 mod lru;
@@ -21,6 +22,7 @@ mod sieve;
 mod sketch;
 mod wtinylfu;
 
+pub use arc::{Arc, Meta as ArcMeta};
 pub use clock::{Clock, Meta as ClockMeta};
 pub use lru::{Lru, Meta as LruMeta};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
