@@ -5,7 +5,7 @@
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
-use stratacache::l2::policy::{Arc, Clock, Lru, Policy, S3Fifo, Sieve, WTinyLfu};
+use stratacache::l2::policy::{Arc, Clock, Lfu, Lru, Policy, S3Fifo, Sieve, WTinyLfu};
 use stratacache::l2::{ProbationClock, Shard};
 
 use crate::trace::Request;
@@ -25,6 +25,8 @@ pub enum Subject {
     WTinyLfu,
     /// ARC (adaptive: recency and frequency lists with ghosts), one shard.
     Arc,
+    /// LFU with ageing, one shard.
+    Lfu,
     /// The default L2 policy (`ProbationClock`) alone, in one shard.
     ProbationClock,
     /// The real `stratacache::Cache` with default settings (L1 and L2; a fixed hash seed so
@@ -43,13 +45,14 @@ pub enum Subject {
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Lru,
         Self::Clock,
         Self::Sieve,
         Self::S3Fifo,
         Self::WTinyLfu,
         Self::Arc,
+        Self::Lfu,
         Self::ProbationClock,
         Self::Default,
         Self::Moka,
@@ -67,6 +70,7 @@ impl Subject {
             Self::S3Fifo => "s3fifo",
             Self::WTinyLfu => "wtinylfu",
             Self::Arc => "arc",
+            Self::Lfu => "lfu",
             Self::ProbationClock => "probation_clock",
             Self::Default => "default",
             Self::Moka => "moka",
@@ -166,6 +170,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weight),
         Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weight),
         Subject::Arc => in_one_shard(Arc::new(), requests, capacity, weight),
+        Subject::Lfu => in_one_shard(Lfu::new(), requests, capacity, weight),
         Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
         Subject::Belady => belady(requests, capacity, weight),
         Subject::Default => {

@@ -378,3 +378,28 @@ fn arc_moves_reused_entries_to_t2_and_adapts_on_ghost_hits() {
         "the scan kept out of T2"
     );
 }
+
+#[test]
+fn lfu_keeps_the_most_used_entries_against_one_time_keys() {
+    use super::policy::Lfu;
+    let mut shard: Shard<u64, u64, Lfu> = Shard::with_policy(Lfu::new());
+    let bounded = |shard: &mut Shard<u64, u64, Lfu>, key: u64| {
+        if shard.access(h(key), &key).is_none() {
+            shard.insert(h(key), key, key, 1);
+            while shard.weight() > 3 {
+                shard.evict();
+            }
+        }
+    };
+    for _ in 0..5 {
+        bounded(&mut shard, 1); // used five times
+    }
+    bounded(&mut shard, 2);
+    bounded(&mut shard, 2);
+    for key in 100..110 {
+        bounded(&mut shard, key); // one-time keys evict one another, not 1 or 2
+    }
+    assert!(shard.peek(h(1), &1).is_some() && shard.peek(h(2), &2).is_some());
+    // An LRU would have kept only the last three one-time keys.
+    assert_eq!(shard.len(), 3);
+}

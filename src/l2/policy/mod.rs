@@ -14,6 +14,7 @@
 
 mod arc;
 mod clock;
+mod lfu;
 mod list;
 mod lru;
 mod probation_clock;
@@ -24,6 +25,7 @@ mod wtinylfu;
 
 pub use arc::{Arc, Meta as ArcMeta};
 pub use clock::{Clock, Meta as ClockMeta};
+pub use lfu::{Lfu, Meta as LfuMeta};
 pub use lru::{Lru, Meta as LruMeta};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
