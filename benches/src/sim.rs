@@ -5,7 +5,7 @@
 use std::hash::BuildHasher;
 use std::str::FromStr;
 
-use stratacache::l2::policy::{Arc, Clock, Lfu, Lru, Policy, S3Fifo, Sieve, WTinyLfu};
+use stratacache::l2::policy::{Arc, Clock, Lfu, Lru, Policy, Predictive, S3Fifo, Sieve, WTinyLfu};
 use stratacache::l2::{ProbationClock, Shard};
 
 use crate::trace::Request;
@@ -27,6 +27,8 @@ pub enum Subject {
     Arc,
     /// LFU with ageing, one shard.
     Lfu,
+    /// The predictive policy (online-learned scores, sampled eviction), one shard.
+    Predictive,
     /// The default L2 policy (`ProbationClock`) alone, in one shard.
     ProbationClock,
     /// The real `stratacache::Cache` with default settings (L1 and L2; a fixed hash seed so
@@ -45,7 +47,7 @@ pub enum Subject {
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Lru,
         Self::Clock,
         Self::Sieve,
@@ -53,6 +55,7 @@ impl Subject {
         Self::WTinyLfu,
         Self::Arc,
         Self::Lfu,
+        Self::Predictive,
         Self::ProbationClock,
         Self::Default,
         Self::Moka,
@@ -71,6 +74,7 @@ impl Subject {
             Self::WTinyLfu => "wtinylfu",
             Self::Arc => "arc",
             Self::Lfu => "lfu",
+            Self::Predictive => "predictive",
             Self::ProbationClock => "probation_clock",
             Self::Default => "default",
             Self::Moka => "moka",
@@ -171,6 +175,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weight),
         Subject::Arc => in_one_shard(Arc::new(), requests, capacity, weight),
         Subject::Lfu => in_one_shard(Lfu::new(), requests, capacity, weight),
+        Subject::Predictive => in_one_shard(Predictive::new(), requests, capacity, weight),
         Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
         Subject::Belady => belady(requests, capacity, weight),
         Subject::Default => {

@@ -345,6 +345,10 @@ fn loop_hits<P: Policy>(policy: P, keys: u64, capacity: u64, rounds: u64) -> u64
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn w_tinylfu_keeps_part_of_a_loop_larger_than_the_cache() {
     use super::policy::{Lru, WTinyLfu};
     // 400 keys in a loop through 200 entries: LRU always evicts the key needed next.
@@ -402,4 +406,36 @@ fn lfu_keeps_the_most_used_entries_against_one_time_keys() {
     assert!(shard.peek(h(1), &1).is_some() && shard.peek(h(2), &2).is_some());
     // An LRU would have kept only the last three one-time keys.
     assert_eq!(shard.len(), 3);
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn predictive_learns_to_keep_part_of_a_loop_and_a_hot_key_through_a_scan() {
+    use super::policy::Predictive;
+    assert!(
+        loop_hits(Predictive::new(), 400, 200, 20) > 20 * 400 / 4,
+        "a loop twice the cache: LRU keeps nothing, the learned scores keep a stable part"
+    );
+    let mut shard: Shard<u64, u64, Predictive> = Shard::with_policy(Predictive::new());
+    let mut hot_hits = 0;
+    for round in 0..2_000u64 {
+        for key in [0, 1_000 + round] {
+            // Key 0 is read every round; the others are a scan of one-time keys.
+            if shard.access(h(key), &key).is_some() {
+                hot_hits += u64::from(key == 0);
+                continue;
+            }
+            shard.insert(h(key), key, key, 1);
+            while shard.weight() > 16 {
+                shard.evict();
+            }
+        }
+    }
+    assert!(
+        hot_hits >= 1_990,
+        "the hot key survived the scan: {hot_hits} hits"
+    );
 }

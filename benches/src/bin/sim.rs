@@ -28,7 +28,7 @@ struct Args {
     /// lirs, arc, be32, be64, oracle-general or csv.
     #[arg(long)]
     format: Format,
-    /// Comma-separated: lru, clock, sieve, s3fifo, wtinylfu, arc, lfu, probation_clock, default, moka,
+    /// Comma-separated: lru, clock, sieve, s3fifo, wtinylfu, arc, lfu, predictive, probation_clock, default, moka,
     /// quick_cache, mini_moka, belady; or `all`.
     #[arg(long, value_delimiter = ',', default_value = "lru,default", value_parser = parse_subject)]
     policy: Vec<Vec<Subject>>,
