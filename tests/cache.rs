@@ -235,3 +235,34 @@ fn frames_batch_operations_under_one_pin_with_the_same_guarantees() {
     let stats = cache.stats();
     assert_eq!((stats.hits(), stats.misses), (100 + 1 + 2 + 2, 3));
 }
+
+#[test]
+fn every_policy_is_selectable_in_the_builder() {
+    use stratacache::l2::Policy;
+    use stratacache::l2::policy::{Arc, Clock, Lfu, Lru, Predictive, S3Fifo, Sieve, WTinyLfu};
+
+    fn exercise<P: Policy + Default>(name: &str) {
+        let cache: Cache<u64, u64, _, _, P> =
+            Cache::builder().capacity(64).policy::<P>().build().unwrap();
+        for key in 0..1_000 {
+            cache.insert(key, key).unwrap();
+            cache.get(&(key / 2));
+        }
+        assert!(cache.len() <= 64 && cache.weighted_size() <= 64, "{name}");
+        assert_eq!(
+            cache.get(&999),
+            Some(999),
+            "{name}: the last insertion is present"
+        );
+        assert_eq!(cache.remove(&999), Some(999), "{name}");
+    }
+    exercise::<Lru>("lru");
+    exercise::<Clock>("clock");
+    exercise::<Clock<1>>("clock1");
+    exercise::<Sieve>("sieve");
+    exercise::<S3Fifo>("s3fifo");
+    exercise::<WTinyLfu>("wtinylfu");
+    exercise::<Arc>("arc");
+    exercise::<Lfu>("lfu");
+    exercise::<Predictive>("predictive");
+}
