@@ -178,12 +178,12 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::Predictive => in_one_shard(Predictive::new(), requests, capacity, weight),
         Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
         Subject::Belady => belady(requests, capacity, weight),
-        Subject::Default => {
+        Subject::Default if weighted => {
             // Default settings but a fixed hash seed, so that results are reproducible.
             let mut builder = stratacache::Cache::builder()
                 .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
                 .capacity(capacity)
-                .weigher(move |_: &u64, size: &u32| if weighted { u64::from(*size) } else { 1 });
+                .weigher(|_: &u64, size: &u32| u64::from(*size));
             if let Some(shards) = setup.shards {
                 builder = builder.shards(shards);
             }
@@ -192,6 +192,23 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
                 let hit = cache.get(&r.key).is_some();
                 if !hit {
                     // Refused when heavier than the whole cache: not admitted.
+                    let _ = cache.insert(r.key, r.size);
+                }
+                hit
+            })
+        }
+        Subject::Default => {
+            let mut builder = stratacache::Cache::builder()
+                .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
+                .capacity(capacity);
+            if let Some(shards) = setup.shards {
+                builder = builder.shards(shards);
+            }
+            let cache: stratacache::Cache<u64, u32, _> =
+                builder.build().expect("a positive capacity");
+            replay(requests, threads, |r| {
+                let hit = cache.get(&r.key).is_some();
+                if !hit {
                     let _ = cache.insert(r.key, r.size);
                 }
                 hit
