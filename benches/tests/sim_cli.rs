@@ -146,3 +146,36 @@ fn markdown_and_plot_outputs() {
         "an SVG chart with a legend"
     );
 }
+
+#[test]
+fn threads_replay_the_trace_concurrently_against_the_concurrent_caches() {
+    // 200 keys read in order 20 times into a cache that holds them all. Split round-robin over
+    // 4 threads, each key always lands on the same thread (200 is a multiple of 4), so exactly
+    // the 200 first touches miss.
+    let trace: String = (0..20)
+        .flat_map(|_| 0..200)
+        .map(|k| format!("{k}\n"))
+        .collect();
+    let trace = scratch("round.trace", trace.as_bytes());
+    let out = sim(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--format",
+        "lirs",
+        "--policy",
+        "default,quick_cache,lru",
+        "--size",
+        "400",
+        "--threads",
+        "4",
+        "--csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = String::from_utf8(out.stdout).unwrap();
+    for line in lines.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let hits: u64 = fields[4].parse().unwrap();
+        assert_eq!(fields[3], "4000", "{line}");
+        assert_eq!(hits, 3_800, "{line}");
+    }
+}
