@@ -10,6 +10,7 @@
 //! Priorities: with `spare_critical` the hand passes over `Critical` entries (they keep their
 //! place). Expired entries at the head go first, like any other head.
 
+use super::list::{List, linked_meta};
 use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
 use crate::sync::{AtomicU8, Ordering};
 
@@ -24,11 +25,13 @@ pub struct Meta {
     critical: bool,
 }
 
+linked_meta!(Meta);
+
 /// Least recently used (exact with exclusive access; second chance under shared hits).
 #[derive(Default)]
 pub struct Lru {
-    head: Option<SlotId>,
-    len: usize,
+    /// Least recently used at the front.
+    list: List,
 }
 
 impl Lru {
@@ -38,42 +41,13 @@ impl Lru {
     }
 
     fn link_tail(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
-        match self.head {
-            None => {
-                let m = entries.meta_mut(id);
-                m.prev = id;
-                m.next = id;
-                self.head = Some(id);
-            }
-            Some(head) => {
-                let tail = entries.meta(head).prev;
-                let m = entries.meta_mut(id);
-                m.prev = tail;
-                m.next = head;
-                entries.meta_mut(tail).next = id;
-                entries.meta_mut(head).prev = id;
-            }
-        }
+        self.list.push_back(entries, id);
         entries.meta_mut(id).linked = true;
-        self.len += 1;
     }
 
     fn unlink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
-        let (prev, next) = {
-            let m = entries.meta(id);
-            (m.prev, m.next)
-        };
-        if next == id {
-            self.head = None;
-        } else {
-            entries.meta_mut(prev).next = next;
-            entries.meta_mut(next).prev = prev;
-            if self.head == Some(id) {
-                self.head = Some(next);
-            }
-        }
+        self.list.remove(entries, id);
         entries.meta_mut(id).linked = false;
-        self.len -= 1;
     }
 
     /// Moves `id` to the most recently used end.
@@ -141,8 +115,8 @@ impl Policy for Lru {
     fn evict(&mut self, entries: &mut impl Entries<Meta>, spare_critical: bool) -> Option<SlotId> {
         // Each entry is passed over at most twice (once to clear its mark, once if Critical
         // and spared), so the walk ends.
-        let mut budget = 2 * self.len + 1;
-        let mut at = self.head?;
+        let mut budget = 2 * self.list.len + 1;
+        let mut at = self.list.front?;
         while budget > 0 {
             budget -= 1;
             let next = entries.meta(at).next;
@@ -151,9 +125,9 @@ impl Policy for Lru {
             // Relaxed: exclusive access.
             if !expired && meta.touched.load(Ordering::Relaxed) != 0 {
                 meta.touched.store(0, Ordering::Relaxed);
-                if self.head == Some(at) {
+                if self.list.front == Some(at) {
                     self.refresh(entries, at);
-                    at = self.head.expect("not empty");
+                    at = self.list.front.expect("not empty");
                 } else {
                     at = next;
                 }

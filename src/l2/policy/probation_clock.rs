@@ -29,6 +29,7 @@
 
 use alloc::vec::Vec;
 
+use super::list::{List, linked_meta};
 use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
 use crate::sync::{AtomicU8, Ordering};
 
@@ -53,54 +54,32 @@ pub struct Meta {
     priority: Priority,
 }
 
-/// A circular doubly-linked list through the entries' [`Meta`], identified by its head (the
-/// oldest entry, which is also where a CLOCK hand points).
-#[derive(Default, Clone, Copy)]
-struct Ring {
-    head: Option<SlotId>,
-    weight: u64,
-    len: usize,
+linked_meta!(Meta);
+
+/// The three queues are intrusive rings ([`List`]) through the entries' [`Meta`], which also
+/// records the queue an entry is on; the front of a ring is its oldest entry, which is also
+/// where its CLOCK hand points.
+type Ring = List;
+
+/// Queue membership and the CLOCK hand over a [`Ring`].
+trait Queued {
+    fn link_tail(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, queue: Queue);
+    fn unlink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId);
+    fn clock_step(
+        &mut self,
+        entries: &mut impl Entries<Meta>,
+        l1_saves: &mut usize,
+    ) -> Option<SlotId>;
 }
 
-impl Ring {
+impl Queued for Ring {
     fn link_tail(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, queue: Queue) {
-        match self.head {
-            None => {
-                let m = entries.meta_mut(id);
-                m.prev = id;
-                m.next = id;
-                self.head = Some(id);
-            }
-            Some(head) => {
-                let tail = entries.meta(head).prev;
-                let m = entries.meta_mut(id);
-                m.prev = tail;
-                m.next = head;
-                entries.meta_mut(tail).next = id;
-                entries.meta_mut(head).prev = id;
-            }
-        }
+        self.push_back(entries, id);
         entries.meta_mut(id).queue = queue;
-        self.weight += entries.weight(id);
-        self.len += 1;
     }
 
     fn unlink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
-        let (prev, next) = {
-            let m = entries.meta(id);
-            (m.prev, m.next)
-        };
-        if next == id {
-            self.head = None;
-        } else {
-            entries.meta_mut(prev).next = next;
-            entries.meta_mut(next).prev = prev;
-            if self.head == Some(id) {
-                self.head = Some(next);
-            }
-        }
-        self.weight -= entries.weight(id);
-        self.len -= 1;
+        self.remove(entries, id);
         entries.meta_mut(id).queue = Queue::Absent;
     }
 
@@ -113,7 +92,7 @@ impl Ring {
         entries: &mut impl Entries<Meta>,
         l1_saves: &mut usize,
     ) -> Option<SlotId> {
-        let id = self.head?;
+        let id = self.front?;
         if !entries.is_expired(id) {
             // Use in L1 since the hand last asked counts as a hit: the counter keeps its
             // value instead of dropping (so an entry hot in L1 keeps its standing in L2).
@@ -127,7 +106,7 @@ impl Ring {
                 } else {
                     freq.store(f - 1, Ordering::Relaxed);
                 }
-                self.head = Some(entries.meta(id).next);
+                self.rotate(entries);
                 return None;
             }
         }
@@ -315,10 +294,10 @@ impl Policy for ProbationClock {
         let mut l1_saves = self.main.len + self.probation.len + self.critical.len;
         loop {
             let total = self.probation.weight + self.main.weight;
-            let from_probation = match (self.probation.head, self.main.head) {
+            let from_probation = match (self.probation.front, self.main.front) {
                 (None, None) if spare_critical => return None,
                 (None, None) => loop {
-                    self.critical.head?;
+                    self.critical.front?;
                     if let Some(id) = self.critical.clock_step(entries, &mut l1_saves) {
                         return Some(id);
                     }
@@ -328,7 +307,7 @@ impl Policy for ProbationClock {
                 (Some(_), Some(_)) => self.probation.weight * PROBATION_SHARE >= total,
             };
             if from_probation {
-                let id = self.probation.head.expect("checked above");
+                let id = self.probation.front.expect("checked above");
                 self.probation.unlink(entries, id);
                 if entries.is_expired(id) {
                     return Some(id);
