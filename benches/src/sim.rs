@@ -167,6 +167,12 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
     } else {
         1
     };
+    // Peers admit every object no heavier than the whole cache.
+    let admit = |r: &Request, insert: &dyn Fn()| {
+        if weight(r) <= capacity {
+            insert();
+        }
+    };
     let hits = match subject {
         Subject::Lru => in_one_shard(Lru::new(), requests, capacity, weight),
         Subject::Clock => in_one_shard(Clock::<2>::new(), requests, capacity, weight),
@@ -188,14 +194,13 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
                 builder = builder.shards(shards);
             }
             let cache = builder.build().expect("a positive capacity");
-            replay(requests, threads, |r| {
-                let hit = cache.get(&r.key).is_some();
-                if !hit {
-                    // Refused when heavier than the whole cache: not admitted.
-                    let _ = cache.insert(r.key, r.size);
-                }
-                hit
-            })
+            // An insertion heavier than the whole cache is refused: not admitted.
+            replay(
+                requests,
+                threads,
+                |r| cache.get(&r.key).is_some(),
+                |r| drop(cache.insert(r.key, r.size)),
+            )
         }
         Subject::Default => {
             let mut builder = stratacache::Cache::builder()
@@ -206,13 +211,12 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
             }
             let cache: stratacache::Cache<u64, u32, _> =
                 builder.build().expect("a positive capacity");
-            replay(requests, threads, |r| {
-                let hit = cache.get(&r.key).is_some();
-                if !hit {
-                    let _ = cache.insert(r.key, r.size);
-                }
-                hit
-            })
+            replay(
+                requests,
+                threads,
+                |r| cache.get(&r.key).is_some(),
+                |r| drop(cache.insert(r.key, r.size)),
+            )
         }
         Subject::QuickCache => {
             let cache = quick_cache::sync::Cache::<u64, u32, SizeWeighter>::with_weighter(
@@ -222,42 +226,36 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
                 capacity,
                 SizeWeighter { weighted },
             );
-            replay(requests, threads, |r| {
-                cache.get(&r.key).is_some() || {
-                    if weight(r) <= capacity {
-                        cache.insert(r.key, r.size);
-                    }
-                    false
-                }
-            })
+            replay(
+                requests,
+                threads,
+                |r| cache.get(&r.key).is_some(),
+                |r| admit(r, &|| cache.insert(r.key, r.size)),
+            )
         }
         Subject::Moka => {
             let cache = moka::sync::Cache::<u64, u32>::builder()
                 .max_capacity(capacity)
                 .weigher(move |_, size: &u32| if weighted { *size } else { 1 })
                 .build();
-            replay(requests, threads, |r| {
-                cache.get(&r.key).is_some() || {
-                    if weight(r) <= capacity {
-                        cache.insert(r.key, r.size);
-                    }
-                    false
-                }
-            })
+            replay(
+                requests,
+                threads,
+                |r| cache.get(&r.key).is_some(),
+                |r| admit(r, &|| cache.insert(r.key, r.size)),
+            )
         }
         Subject::MiniMoka => {
             let cache = mini_moka::sync::Cache::<u64, u32>::builder()
                 .max_capacity(capacity)
                 .weigher(move |_, size: &u32| if weighted { *size } else { 1 })
                 .build();
-            replay(requests, threads, |r| {
-                cache.get(&r.key).is_some() || {
-                    if weight(r) <= capacity {
-                        cache.insert(r.key, r.size);
-                    }
-                    false
-                }
-            })
+            replay(
+                requests,
+                threads,
+                |r| cache.get(&r.key).is_some(),
+                |r| admit(r, &|| cache.insert(r.key, r.size)),
+            )
         }
     };
     Outcome {
@@ -365,9 +363,20 @@ fn belady(requests: &[Request], capacity: u64, weight: impl Fn(&Request) -> u64)
     hits
 }
 
-/// Runs `access` on every request (true = hit), on `threads` threads taking the requests
-/// round-robin, and counts the hits.
-fn replay(requests: &[Request], threads: usize, access: impl Fn(&Request) -> bool + Sync) -> u64 {
+/// Looks every request up with `hit` and, on a miss, stores it with `admit`, on `threads`
+/// threads taking the requests round-robin; counts the hits.
+fn replay(
+    requests: &[Request],
+    threads: usize,
+    hit: impl Fn(&Request) -> bool + Sync,
+    admit: impl Fn(&Request) + Sync,
+) -> u64 {
+    let access = |r: &Request| {
+        hit(r) || {
+            admit(r);
+            false
+        }
+    };
     if threads <= 1 {
         return requests.iter().filter(|r| access(r)).count() as u64;
     }
