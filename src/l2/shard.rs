@@ -527,12 +527,21 @@ impl<K, V, P: Policy> Shard<K, V, P> {
 
     /// Removes every entry and returns them, so the caller can drop them outside its lock.
     pub fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V, P> {
+        self.take_all_hashed().map(|(_, key, value)| (key, value))
+    }
+
+    /// [`take_all`](Self::take_all) with each entry's stored hash, so the caller need not
+    /// hash keys (user code) while it holds its lock.
+    pub(crate) fn take_all_hashed(&mut self) -> impl Iterator<Item = (u64, K, V)> + use<K, V, P> {
         let slots = core::mem::take(&mut self.slots);
         self.index.clear();
         self.free.clear();
         self.policy.clear();
         self.weight = 0;
-        slots.into_iter().flatten().map(|s| (s.key, s.value))
+        slots
+            .into_iter()
+            .flatten()
+            .map(|s| (s.hash, s.key, s.value))
     }
 }
 

@@ -663,18 +663,19 @@ where
         }
     }
 
-    /// Removes every entry, one shard at a time; `under_lock` sees each shard's entries while
-    /// it is still locked, `after` once it is released. Entries are dropped after that.
+    /// Removes every entry, one shard at a time; `under_lock` sees each shard's entries (with
+    /// their stored hashes) while it is still locked, `after` once it is released. Entries are
+    /// dropped after that.
     pub(crate) fn clear_with(
         &self,
-        mut under_lock: impl FnMut(&[(K, V)]),
-        mut after: impl FnMut(&[(K, V)]),
+        mut under_lock: impl FnMut(&[(u64, K, V)]),
+        mut after: impl FnMut(&[(u64, K, V)]),
     ) {
         for shard in self.shards.iter() {
-            let taken: Vec<(K, V)> = {
+            let taken: Vec<(u64, K, V)> = {
                 let mut shard = shard.write();
                 let before = shard.weight();
-                let taken: Vec<(K, V)> = shard.take_all().collect();
+                let taken: Vec<(u64, K, V)> = shard.take_all_hashed().collect();
                 self.add_weight(before, 0);
                 under_lock(&taken);
                 taken

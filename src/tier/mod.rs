@@ -462,13 +462,14 @@ where
     fn clear_in(&self, l1: &l1::Guard<'_, K, Stamped<V>, ()>, stripe: usize) {
         self.l2.clear_with(
             |taken| {
-                for (key, _) in taken {
-                    l1.remove_hashed(self.hash_builder.hash_one(key), key);
+                // The stored hashes: no user code (`Hash`) runs under the shard lock.
+                for (hash, key, _) in taken {
+                    l1.remove_hashed(*hash, key);
                 }
             },
             |taken| {
                 self.stats.add(stripe, Event::Removed, taken.len());
-                for (key, value) in taken {
+                for (_, key, value) in taken {
                     self.notify(key, value, RemovalCause::Removed);
                 }
             },
