@@ -6,8 +6,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use stratacache::Cache;
 use stratacache::hash::FixedState;
+use stratacache::{Cache, InsertOptions, Priority};
 
 type Tiered = Cache<u64, u64, FixedState>;
 
@@ -24,11 +24,10 @@ fn cache() -> Arc<Tiered> {
     Arc::new(cache)
 }
 
-/// A reader promotes the old value while a writer replaces it: once the write has returned,
-/// every read (on the writer's thread and after both join) sees the new value.
-#[test]
-fn promotion_vs_write() {
-    loom::model(|| {
+/// A reader promotes the old value while a writer replaces it with `options`: once the write
+/// has returned, every read (on the writer's thread and after both join) sees the new value.
+fn promotion_vs_replacement(options: InsertOptions) {
+    loom::model(move || {
         let cache = cache();
         cache.handle().insert(1, 10).unwrap();
         let reader = {
@@ -39,7 +38,7 @@ fn promotion_vs_write() {
             })
         };
         let h = cache.handle();
-        h.insert(1, 11).unwrap();
+        h.insert_with(1, 11, options).unwrap();
         assert_eq!(h.get(&1), Some(11), "read after own write");
         reader.join().unwrap();
         assert_eq!(
@@ -48,6 +47,12 @@ fn promotion_vs_write() {
             "no stale copy survived in L1"
         );
     });
+}
+
+/// An ordinary write invalidates L1's copy under the shard's write lock.
+#[test]
+fn promotion_vs_write() {
+    promotion_vs_replacement(InsertOptions::new());
 }
 
 /// A reader promotes a value while a writer removes the key: after the removal, nothing.
@@ -97,7 +102,6 @@ fn single_flight_runs_the_initialiser_once() {
 /// waits forever and the value the waiter made is what stays.
 #[test]
 fn single_flight_survives_a_failing_leader() {
-    use stratacache::InsertOptions;
     loom::model(|| {
         let cache = cache();
         let failing =
@@ -122,22 +126,5 @@ fn single_flight_survives_a_failing_leader() {
 /// the write has returned only the new value is ever read.
 #[test]
 fn promotion_vs_critical_write() {
-    use stratacache::{InsertOptions, Priority};
-    loom::model(|| {
-        let cache = cache();
-        cache.handle().insert(1, 10).unwrap();
-        let reader = {
-            let cache = Arc::clone(&cache);
-            thread::spawn(move || {
-                let seen = cache.handle().get(&1);
-                assert!(matches!(seen, Some(10 | 11)), "{seen:?}");
-            })
-        };
-        let h = cache.handle();
-        let critical = InsertOptions::new().priority(Priority::Critical);
-        h.insert_with(1, 11, critical).unwrap();
-        assert_eq!(h.get(&1), Some(11), "read after own write");
-        reader.join().unwrap();
-        assert_eq!(cache.handle().get(&1), Some(11), "no stale copy in L1");
-    });
+    promotion_vs_replacement(InsertOptions::new().priority(Priority::Critical));
 }
