@@ -16,8 +16,8 @@
 //!   reclamation (crossbeam-epoch) whose cost is bounded and can be driven by the caller, and
 //!   per-set CLOCK eviction. Gets are zero-copy (`&V` bound to a guard) and allocate nothing.
 //! - [`l2`]: the sharded L2 ([`L2`]), its single-threaded [`l2::Shard`], and the shard-level
-//!   [`l2::Policy`] trait with the default scan-resistant [`l2::ProbationClock`]
-//!   (S3-FIFO family).
+//!   [`l2::Policy`] trait with the default [`l2::WTinyLfu`] (frequency-sketch admission,
+//!   hill-climbed window), and nine other policies to choose from.
 //!
 //! NUMA placement, arenas and the persistent L3 come next (see `DESIGN.md`).
 //!

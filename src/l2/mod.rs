@@ -5,9 +5,11 @@
 //!   weight ([`Weigher`]) is enforced over the whole table.
 //! - [`Shard`]: the single-threaded core of one shard, a hashbrown `HashTable` index over a
 //!   slot arena, usable on its own.
-//! - [`Policy`]: the shard-level eviction and admission policy; the default is
-//!   [`ProbationClock`], a probationary FIFO and a ghost set in front of a CLOCK of 2-bit
-//!   counters (the S3-FIFO family).
+//! - [`Policy`]: the shard-level eviction and admission policy; the default
+//!   ([`DefaultPolicy`]) is [`WTinyLfu`]: a small LRU window in front of a segmented main
+//!   region, frequency-sketch admission, and a window sized by hill climbing on the hit
+//!   ratio. [`policy`] holds the others (CLOCK, SIEVE, S3-FIFO, LRU, LFU, ARC, the S3-FIFO
+//!   family's [`ProbationClock`] and a predictive policy).
 //!
 //! The tiered [`Cache`](crate::Cache) is built on these: it stores priorities and deadlines
 //! in the slots, keeps L1 in step under the shard locks, and tells the policy which entries
@@ -19,6 +21,6 @@ pub(crate) mod table;
 #[cfg(test)]
 mod tests;
 
-pub use policy::{Policy, ProbationClock};
+pub use policy::{DefaultPolicy, Policy, ProbationClock, WTinyLfu};
 pub use shard::{Evicted, Shard};
 pub use table::{L2, L2Builder, UnitWeigher, Weigher};

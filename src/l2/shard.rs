@@ -6,7 +6,7 @@ use core::fmt;
 
 use hashbrown::HashTable;
 
-use super::policy::{Entries, EntryInfo, Policy, Priority, ProbationClock, SlotId};
+use super::policy::{DefaultPolicy, Entries, EntryInfo, Policy, Priority, SlotId};
 use crate::entry::RemovalCause;
 
 /// The deadline of an entry that never expires.
@@ -129,7 +129,7 @@ pub struct Evicted<K, V> {
 }
 
 /// A single-threaded cache shard: a hashbrown index over a slot arena, with eviction and
-/// admission delegated to a [`Policy`] (by default [`ProbationClock`]).
+/// admission delegated to a [`Policy`] (by default [`DefaultPolicy`], W-TinyLFU).
 ///
 /// The shard keeps no capacity of its own: its owner asks for victims with
 /// [`evict`](Self::evict) while it is over budget. Lookups ([`get`](Self::get)) take `&self`,
@@ -146,7 +146,7 @@ pub struct Evicted<K, V> {
 /// assert_eq!((victim.key, victim.value), ("hp", 100));
 /// assert!(shard.is_empty());
 /// ```
-pub struct Shard<K, V, P: Policy = ProbationClock> {
+pub struct Shard<K, V, P: Policy = DefaultPolicy> {
     index: HashTable<SlotId>,
     slots: Vec<Option<Slot<K, V, P::Meta>>>,
     free: Vec<SlotId>,
@@ -154,14 +154,14 @@ pub struct Shard<K, V, P: Policy = ProbationClock> {
     weight: u64,
 }
 
-impl<K, V> Shard<K, V, ProbationClock> {
+impl<K, V> Shard<K, V, DefaultPolicy> {
     /// An empty shard with the default policy.
     pub fn new() -> Self {
-        Self::with_policy(ProbationClock::new())
+        Self::with_policy(DefaultPolicy::new())
     }
 }
 
-impl<K, V> Default for Shard<K, V, ProbationClock> {
+impl<K, V> Default for Shard<K, V, DefaultPolicy> {
     fn default() -> Self {
         Self::new()
     }

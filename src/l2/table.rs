@@ -10,7 +10,7 @@ use core::marker::PhantomData;
 
 use crossbeam_utils::CachePadded;
 
-use super::policy::{EntryInfo, Policy, Priority, ProbationClock};
+use super::policy::{DefaultPolicy, EntryInfo, Policy, Priority};
 use super::shard::{Evicted, NEVER, Shard};
 use crate::error::{BuildError, InsertError};
 use crate::hash::DefaultHashBuilder;
@@ -69,7 +69,7 @@ impl<K, V, F: Fn(&K, &V) -> u64> Weigher<K, V> for F {
 /// assert_eq!(cache.remove(&1).as_deref(), Some("one"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock> {
+pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy> {
     shards: Box<[LockedShard<K, V, P>]>,
     shard_mask: usize,
     hash_builder: S,
@@ -123,7 +123,7 @@ pub(crate) struct Displaced<K, V> {
 type LockedShard<K, V, P> = CachePadded<RwLock<Shard<K, V, P>>>;
 
 /// Builds an [`L2`]: capacity (required), shards, hasher, weigher, policy.
-pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = ProbationClock> {
+pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = DefaultPolicy> {
     capacity: Option<u64>,
     shards: Option<usize>,
     hash_builder: S,
@@ -155,13 +155,27 @@ impl<K, V, S, W, P> fmt::Debug for L2Builder<K, V, S, W, P> {
     }
 }
 
-/// The default shard count: four per CPU (under `std`), rounded up to a power of two.
-fn default_shards() -> usize {
+/// Entries a default shard is given at least (counting entries): the policy's window, sketch
+/// and hill climber need a few hundred entries to judge well, and a small cache gains nothing
+/// from more locks than it has hot entries.
+const MIN_SHARD_ENTRIES: usize = 256;
+
+/// The default shard count: four per CPU (under `std`), rounded up to a power of two; when the
+/// capacity counts entries, no more than leave each shard [`MIN_SHARD_ENTRIES`].
+fn default_shards(entries: Option<usize>) -> usize {
     #[cfg(feature = "std")]
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
     #[cfg(not(feature = "std"))]
     let cpus: usize = 4;
-    (cpus * 4).next_power_of_two().min(1 << 12)
+    let by_cpus = (cpus * 4).next_power_of_two().min(1 << 12);
+    match entries {
+        Some(entries) => {
+            let most = (entries / MIN_SHARD_ENTRIES).max(1);
+            // The largest power of two not above `most`.
+            by_cpus.min(1 << most.ilog2())
+        }
+        None => by_cpus,
+    }
 }
 
 impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
@@ -172,7 +186,8 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         self
     }
 
-    /// The number of shards, a power of two (default: four per CPU, rounded up).
+    /// The number of shards, a power of two (default: four per CPU, rounded up, but when the
+    /// capacity counts entries no more than leave each shard 256 of them).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -230,7 +245,9 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         let capacity = usize::try_from(capacity).map_err(|_| BuildError::CapacityOverflow {
             requested: usize::MAX,
         })?;
-        let shards = self.shards.unwrap_or_else(default_shards);
+        let shards = self
+            .shards
+            .unwrap_or_else(|| default_shards(W::UNIT.then_some(capacity)));
         if shards == 0 {
             return Err(BuildError::ZeroShards);
         }

@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::policy::{EntryInfo, Policy, Priority};
+use super::policy::{EntryInfo, Policy, Priority, ProbationClock, WTinyLfu};
 use super::shard::NEVER;
 use super::{Evicted, Shard};
 use crate::entry::RemovalCause;
@@ -16,7 +16,11 @@ fn h(key: u64) -> u64 {
 }
 
 /// Inserts like a capacity-bounded cache would: store, then evict while over `capacity`.
-fn insert_bounded(shard: &mut Shard<u64, u64>, capacity: u64, key: u64) -> Vec<Evicted<u64, u64>> {
+fn insert_bounded<P: Policy>(
+    shard: &mut Shard<u64, u64, P>,
+    capacity: u64,
+    key: u64,
+) -> Vec<Evicted<u64, u64>> {
     shard.insert(h(key), key, key * 10, 1);
     let mut evicted = Vec::new();
     while shard.weight() > capacity {
@@ -115,7 +119,7 @@ fn a_scan_does_not_flush_the_hot_set() {
 )]
 fn a_key_back_soon_after_a_probation_eviction_is_admitted_to_the_main_queue() {
     let capacity = 20;
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Shard<u64, u64, ProbationClock> = Shard::with_policy(ProbationClock::new());
     for k in 0..capacity {
         insert_bounded(&mut shard, capacity, k);
     }
@@ -165,7 +169,7 @@ fn dropping_a_shard_drops_what_it_holds() {
 )]
 fn one_use_on_probation_saves_a_key_from_a_full_turnover() {
     let capacity = 30;
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Shard<u64, u64, ProbationClock> = Shard::with_policy(ProbationClock::new());
     for k in 0..capacity {
         insert_bounded(&mut shard, capacity, k);
     }
@@ -185,7 +189,7 @@ fn one_use_on_probation_saves_a_key_from_a_full_turnover() {
 }
 
 /// Stores `key` at `priority` without expiry, deadline `expires`.
-fn store(shard: &mut Shard<u64, u64>, key: u64, priority: Priority, expires: u64) {
+fn store<P: Policy>(shard: &mut Shard<u64, u64, P>, key: u64, priority: Priority, expires: u64) {
     let info = EntryInfo::new(h(key), 1, priority);
     assert!(shard.store(key, key, info, expires).is_none());
 }
@@ -194,7 +198,7 @@ fn store(shard: &mut Shard<u64, u64>, key: u64, priority: Priority, expires: u64
 /// probation; a third, unused entry is evicted to move them), then hits each three times and
 /// returns the next victim.
 fn victim_after_equal_use(hot: Priority, other: Priority) -> u64 {
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Shard<u64, u64, ProbationClock> = Shard::with_policy(ProbationClock::new());
     store(&mut shard, 1, hot, NEVER);
     store(&mut shard, 2, other, NEVER);
     store(&mut shard, 3, Priority::High, NEVER);
@@ -213,7 +217,7 @@ fn victim_after_equal_use(hot: Priority, other: Priority) -> u64 {
 }
 
 #[test]
-fn lower_priorities_get_fewer_second_chances() {
+fn lower_priorities_get_fewer_second_chances_in_probation_clock() {
     // Both High: each counter is 3; the hand takes the first entry after three rounds.
     assert_eq!(victim_after_equal_use(Priority::High, Priority::High), 1);
     // The same use, but entry 2 is Low (one second chance) or Medium (two): it goes first.
@@ -438,4 +442,170 @@ fn predictive_learns_to_keep_part_of_a_loop_and_a_hot_key_through_a_scan() {
         hot_hits >= 1_990,
         "the hot key survived the scan: {hot_hits} hits"
     );
+}
+
+/// Replays `requests` through a W-TinyLFU shard of `capacity` entries, looking up with shared
+/// access (`get`, as the sharded L2 does) or exclusive access (`access`), inserting on a miss;
+/// returns the hits among the requests from `count_from` on.
+fn replay_wtinylfu(
+    shard: &mut Shard<u64, u64, WTinyLfu>,
+    capacity: u64,
+    requests: impl IntoIterator<Item = u64>,
+    exclusive: bool,
+    count_from: usize,
+) -> usize {
+    let mut hits = 0;
+    for (at, key) in requests.into_iter().enumerate() {
+        let hit = if exclusive {
+            shard.access(h(key), &key).is_some()
+        } else {
+            shard.get(h(key), &key).is_some()
+        };
+        if hit {
+            hits += usize::from(at >= count_from);
+        } else {
+            insert_bounded(shard, capacity, key);
+        }
+    }
+    hits
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn the_default_policy_keeps_a_stable_part_of_a_loop_larger_than_the_cache() {
+    // 120 keys in a loop through 100 entries: LRU and FIFO never hit; the optimum holds 99.
+    for exclusive in [true, false] {
+        let mut shard = Shard::with_policy(WTinyLfu::new());
+        let looped = (0..60).flat_map(|_| 0..120u64);
+        let hits = replay_wtinylfu(&mut shard, 100, looped, exclusive, 40 * 120);
+        let ratio = hits as f64 / (20.0 * 120.0);
+        assert!(
+            ratio > 0.75,
+            "hit ratio {ratio:.3} on the loop's last 20 rounds (exclusive: {exclusive})"
+        );
+        let mut lru = Shard::with_policy(super::policy::Lru::new());
+        let mut lru_hits = 0;
+        for key in (0..60).flat_map(|_| 0..120u64) {
+            if lru.access(h(key), &key).is_some() {
+                lru_hits += 1;
+            } else {
+                insert_bounded(&mut lru, 100, key);
+            }
+        }
+        assert_eq!(lru_hits, 0, "the loop defeats LRU");
+    }
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
+    let initial = super::policy::WindowTuning::DEFAULT.initial;
+    let one = 1 << 16;
+    // Recency: each key is used twice, the second time 1 to 60 new keys after the first, and
+    // never again. The longer the window, the more second uses it catches; the sketch has
+    // seen such a key once, not enough to displace an incumbent.
+    let mut events: Vec<(u64, u64)> = Vec::new();
+    for key in 0..60_000u64 {
+        let gap = h(key) % 60 + 1;
+        events.push((3 * key, key));
+        events.push((3 * (key + gap) + 1, key));
+    }
+    events.sort_unstable();
+    let recent: Vec<u64> = events.into_iter().map(|(_, key)| key).collect();
+    for exclusive in [true, false] {
+        let mut shard = Shard::with_policy(WTinyLfu::new());
+        replay_wtinylfu(&mut shard, 200, recent.clone(), exclusive, 0);
+        let share = shard.policy().window_share();
+        assert!(
+            share > one / 4,
+            "window share {share} (of 65 536) after a recency workload (exclusive: {exclusive})"
+        );
+        let mut shard = Shard::with_policy(WTinyLfu::new());
+        replay_wtinylfu(
+            &mut shard,
+            100,
+            (0..2_000).flat_map(|_| 0..120u64),
+            exclusive,
+            0,
+        );
+        let share = shard.policy().window_share();
+        assert!(
+            share < one / 8 && share < 12 * initial,
+            "window share {share} (of 65 536) after a loop (exclusive: {exclusive})"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn low_priority_entries_never_displace_used_incumbents() {
+    // A fixed 1 % window (no climbing), so every insertion brings a candidate to judge.
+    let tuning = super::policy::WindowTuning::fixed(1);
+    let mut shard = Shard::with_policy(WTinyLfu::with_tuning(tuning));
+    for key in 0..10 {
+        store(&mut shard, key, Priority::High, NEVER);
+        for _ in 0..3 {
+            shard.get(h(key), &key);
+        }
+    }
+    // Hundreds of Low entries, each used five times while it is the newest: the sketch sees
+    // them as often as the incumbents, but a Low candidate counts as never seen. (The first
+    // one pushes the newest incumbent out of the window, and one of the two may go then.)
+    let mut displaced = Vec::new();
+    for key in 100..400 {
+        store(&mut shard, key, Priority::Low, NEVER);
+        for _ in 0..5 {
+            shard.get(h(key), &key);
+        }
+        while shard.len() > 10 {
+            let victim = shard.evict().expect("over capacity");
+            if victim.key < 100 {
+                displaced.push((victim.key, key));
+            }
+        }
+    }
+    assert!(
+        displaced.len() <= 1 && displaced.iter().all(|&(_, by)| by == 100),
+        "incumbents displaced (incumbent, by): {displaced:?}"
+    );
+    // The same with High newcomers: they earn their place.
+    for key in 1_000..1_300 {
+        store(&mut shard, key, Priority::High, NEVER);
+        for _ in 0..5 {
+            shard.get(h(key), &key);
+        }
+        while shard.len() > 10 {
+            shard.evict().expect("over capacity");
+        }
+    }
+    assert!(
+        (0..10).filter(|&k| shard.peek(h(k), &k).is_some()).count() < 10,
+        "frequent High newcomers displace some incumbents"
+    );
+}
+
+#[test]
+fn the_newest_entry_survives_its_own_insertion() {
+    // Whatever the window's share, an insertion is not undone by its own eviction pass.
+    let mut shard = Shard::with_policy(WTinyLfu::new());
+    for key in 0..1_000 {
+        let evicted = insert_bounded(&mut shard, 8, key);
+        assert!(
+            evicted.iter().all(|e| e.key != key),
+            "{key} evicted at once"
+        );
+        assert_eq!(shard.peek(h(key), &key), Some(&(key * 10)));
+        // Used while the newest: the next insertion's window pass gives it a second chance
+        // behind the newcomer, which must not leave the newcomer at the front to be judged.
+        shard.get(h(key), &key);
+    }
 }

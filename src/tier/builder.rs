@@ -12,7 +12,7 @@ use crate::entry::RemovalCause;
 use crate::error::BuildError;
 use crate::hash::DefaultHashBuilder;
 use crate::l1::L1;
-use crate::l2::{L2, L2Builder, Policy, ProbationClock, Weigher};
+use crate::l2::{DefaultPolicy, L2, L2Builder, Policy, Weigher};
 use crate::sync::AtomicU8;
 
 /// Builds a [`Cache`]. Only the capacity is required; [`build`](Self::build) validates.
@@ -34,13 +34,8 @@ use crate::sync::AtomicU8;
 ///     .build()?;
 /// # Ok::<(), stratacache::BuildError>(())
 /// ```
-pub struct CacheBuilder<
-    K,
-    V,
-    S = DefaultHashBuilder,
-    W = crate::l2::UnitWeigher,
-    P = ProbationClock,
-> {
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder, W = crate::l2::UnitWeigher, P = DefaultPolicy>
+{
     l2: L2Builder<K, V, (), W, P>,
     capacity: Option<u64>,
     l1_entries: Option<usize>,
@@ -92,7 +87,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     }
 
     /// How many hot copies L1 holds, in entries (default: an eighth of the capacity, between
-    /// 64 and 65 536, rounded up to whole sets).
+    /// 7 and 65 536, rounded up to whole sets). L1 hits never reach the L2 policy, which only
+    /// learns of them when it is about to evict, so an L1 that holds much of the cache blinds
+    /// the policy: keep it a small share.
     pub fn l1_entries(mut self, entries: usize) -> Self {
         self.l1_entries = Some(entries);
         self
@@ -105,7 +102,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
-    /// The number of L2 shards, a power of two (default: four per CPU, rounded up).
+    /// The number of L2 shards, a power of two (default: four per CPU, rounded up, but when the
+    /// capacity counts entries no more than leave each shard 256 of them).
     pub fn shards(mut self, shards: usize) -> Self {
         self.l2 = self.l2.shards(shards);
         self
@@ -201,7 +199,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         let l1_entries = self.l1_entries.unwrap_or_else(|| {
             usize::try_from(l2.capacity() / 8)
                 .unwrap_or(usize::MAX)
-                .clamp(64, 1 << 16)
+                .clamp(7, 1 << 16)
         });
         let stripes = 4 * super::cpus();
         let shards = l2.shard_count();

@@ -47,7 +47,7 @@ use crate::hash::DefaultHashBuilder;
 use crate::l1::{self, L1};
 use crate::l2::shard::NEVER;
 use crate::l2::table::{StoreAs, Upper};
-use crate::l2::{Evicted, L2, Policy, ProbationClock, UnitWeigher, Weigher};
+use crate::l2::{DefaultPolicy, Evicted, L2, Policy, UnitWeigher, Weigher};
 use crate::sync::{AtomicU8, Ordering};
 
 /// The eviction listener's type.
@@ -116,7 +116,7 @@ pub(crate) fn cpus() -> usize {
 /// assert_eq!(cache.stats().misses, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock> {
+pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy> {
     l1: L1<K, Stamped<V>, ()>,
     l2: L2<K, V, (), W, P>,
     hash_builder: S,
@@ -762,14 +762,8 @@ impl<K, V, S, W, P: Policy> fmt::Debug for Cache<K, V, S, W, P> {
 }
 
 /// One thread's access to a [`Cache`], without `std`'s thread-locals. `!Send`.
-pub struct CacheHandle<
-    'c,
-    K,
-    V,
-    S = DefaultHashBuilder,
-    W = UnitWeigher,
-    P: Policy = ProbationClock,
-> {
+pub struct CacheHandle<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
+{
     cache: &'c Cache<K, V, S, W, P>,
     l1: l1::Handle<'c, K, Stamped<V>, ()>,
     stripe: usize,
@@ -840,7 +834,7 @@ where
 /// handle.collect(); // a quiet point: free what the frames retired
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct CacheFrame<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = ProbationClock>
+pub struct CacheFrame<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
 {
     cache: &'c Cache<K, V, S, W, P>,
     l1: l1::Guard<'c, K, Stamped<V>, ()>,

@@ -32,9 +32,15 @@ pub use predictive::{Meta as PredictiveMeta, Predictive};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
 pub use sieve::{Meta as SieveMeta, Sieve};
-pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu};
+pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu, WindowTuning};
 
 pub use crate::entry::Priority;
+
+/// The policy a [`Cache`](crate::Cache), an [`L2`](crate::l2::L2) and a
+/// [`Shard`](crate::l2::Shard) use unless told otherwise: W-TinyLFU with a hill-climbed window,
+/// chosen on the shared traces (`benches/HIT_RATIO.md`) as the one that is never far from the
+/// best policy on any of them.
+pub type DefaultPolicy = WTinyLfu;
 use crate::sync::{AtomicU8, Ordering};
 
 /// The index of an entry in a shard's arena. Ids are reused after an entry leaves.

@@ -1,97 +1,195 @@
 //! A frequency sketch for admission (TinyLFU: Einziger, Friedman & Manes, "TinyLFU: A Highly
-//! Efficient Cache Admission Policy", ACM ToS 2017): a count-min sketch of small saturating
-//! counters, four rows, halved every `10 × width` additions so old popularity fades.
+//! Efficient Cache Admission Policy", ACM ToS 2017): a count-min sketch of 4-bit saturating
+//! counters, four per key, halved once the sketch has counted ten accesses per entry it is
+//! sized for, so old popularity fades.
 //!
-//! Increments may run under a shard's read lock (hits): they are relaxed loads and stores of
-//! byte counters, so racing increments may be lost, which only makes the estimate a little
-//! low. Resizing and ageing need exclusive access.
+//! Layout (after Caffeine's): the counters live in 64-byte blocks of sixteen 32-bit words; a
+//! key's four counters are in one block (one cache line), in four different words, so an
+//! increment or an estimate touches one line. Sixteen counters per entry (eight bytes).
+//!
+//! Increments may run under a shard's read lock (hits): they are relaxed loads and stores, so
+//! racing increments may be lost (including one of a neighbouring counter in the same word),
+//! which only makes an estimate a little low. A counter already at its maximum is not written,
+//! so a popular key's hits stop writing the sketch. Sizing and ageing need exclusive access.
 
 use alloc::vec::Vec;
 
-use crate::sync::{AtomicU8, AtomicUsize, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 
-/// The largest counter value (4 bits' worth, as in TinyLFU).
-const MAX: u8 = 15;
-const ROWS: usize = 4;
-/// Seeds mixing the key's hash into one column per row.
-const SEEDS: [u64; ROWS] = [
-    0x9E37_79B9_7F4A_7C15,
-    0xC2B2_AE3D_27D4_EB4F,
-    0x1656_67B1_9E37_79F9,
-    0x85EB_CA77_C2B2_AE63,
-];
+/// The largest counter value (4 bits).
+const MAX: u32 = 15;
+/// Words per block (one 64-byte cache line of 32-bit words).
+const BLOCK: usize = 16;
+/// Counters per entry the sketch is sized for.
+const COUNTERS_PER_ENTRY: usize = 16;
+/// Increments counted per sized entry before every counter is halved.
+const AGE_AFTER: usize = 10;
 
 #[derive(Default)]
 pub(crate) struct FrequencySketch {
-    counters: Vec<AtomicU8>,
-    /// Columns per row, a power of two (0: not sized yet).
-    width: usize,
-    additions: AtomicUsize,
+    words: Vec<AtomicU32>,
+    /// `blocks - 1` (blocks: a power of two).
+    block_mask: usize,
+    /// Entries the sketch is sized for (0: not sized yet).
+    entries: usize,
+    /// Increments that changed a counter since the last halving (relaxed: a lost count only
+    /// delays the halving a little).
+    additions: AtomicU32,
 }
 
 impl FrequencySketch {
+    /// The word index and shift of `hash`'s counter in row `row`.
     #[inline]
-    fn index(&self, hash: u64, row: usize) -> usize {
-        let mixed = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
-        row * self.width + ((mixed >> 32) as usize & (self.width - 1))
+    fn counter(&self, mixed: u64, row: usize) -> (usize, u32) {
+        let block = (mixed >> 32) as usize & self.block_mask;
+        let bits = (mixed >> (12 + row * 5)) as usize;
+        let word = block * BLOCK + row * 4 + (bits & 3);
+        let shift = ((bits >> 2) & 7) as u32 * 4;
+        (word, shift)
+    }
+
+    #[inline]
+    fn mix(hash: u64) -> u64 {
+        // Shards and L1 sets take fixed bits of the hash; mix all of them into every position.
+        (hash ^ (hash >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     /// Counts one access to `hash` (shared access is enough).
     #[inline]
     pub(crate) fn increment(&self, hash: u64) {
-        if self.width == 0 {
+        if self.words.is_empty() {
             return;
         }
-        for row in 0..ROWS {
-            let counter = &self.counters[self.index(hash, row)];
+        let mixed = Self::mix(hash);
+        let mut added = false;
+        for row in 0..4 {
+            let (word, shift) = self.counter(mixed, row);
+            let word = &self.words[word];
             // Relaxed: an estimate; a lost increment under a race is harmless.
-            let c = counter.load(Ordering::Relaxed);
-            if c < MAX {
-                counter.store(c + 1, Ordering::Relaxed);
+            let w = word.load(Ordering::Relaxed);
+            if (w >> shift) & MAX < MAX {
+                word.store(w + (1 << shift), Ordering::Relaxed);
+                added = true;
             }
         }
-        // Relaxed: as above.
-        let n = self.additions.load(Ordering::Relaxed);
-        self.additions.store(n + 1, Ordering::Relaxed);
+        // Only increments that changed something count toward the halving: when every key
+        // in use has saturated its counters (a loop over more keys than the cache holds), the
+        // counts stay where they are, ties keep the incumbents, and the cache keeps a stable
+        // part of the loop instead of churning after each halving.
+        if added {
+            // Relaxed: as above.
+            let n = self.additions.load(Ordering::Relaxed);
+            self.additions.store(n.wrapping_add(1), Ordering::Relaxed);
+        }
     }
 
-    /// How often `hash` was seen lately (the smallest of its counters).
+    /// How often `hash` was seen lately (the smallest of its counters, 0 to 15).
     pub(crate) fn estimate(&self, hash: u64) -> u8 {
-        if self.width == 0 {
+        if self.words.is_empty() {
             return 0;
         }
-        (0..ROWS)
-            // Relaxed: an estimate.
-            .map(|row| self.counters[self.index(hash, row)].load(Ordering::Relaxed))
+        let mixed = Self::mix(hash);
+        (0..4)
+            .map(|row| {
+                let (word, shift) = self.counter(mixed, row);
+                // Relaxed: an estimate.
+                (self.words[word].load(Ordering::Relaxed) >> shift) & MAX
+            })
             .min()
-            .unwrap_or(0)
+            .unwrap_or(0) as u8
     }
 
-    /// With exclusive access: sizes the sketch for `entries` resident entries (growing it
-    /// forgets the counts), and halves every counter once enough accesses were counted.
+    /// With exclusive access: sizes the sketch for `entries` resident entries, and halves every
+    /// counter once ten increments per sized entry changed a counter.
+    ///
+    /// The sketch grows by doubling as a cache fills, keeping its counts: a key's block index
+    /// gains one bit, so each old block is copied to the two blocks its keys may now map to.
     pub(crate) fn maintain(&mut self, entries: usize) {
-        let wanted = entries.max(16).next_power_of_two();
-        if self.width < wanted {
-            self.width = wanted;
-            self.counters = (0..ROWS * wanted).map(|_| AtomicU8::new(0)).collect();
-            self.additions = AtomicUsize::new(0);
+        if entries > self.entries {
+            let sized = entries.max(8).next_power_of_two();
+            let words = (sized * COUNTERS_PER_ENTRY / 8).max(BLOCK);
+            let old = core::mem::take(&mut self.words);
+            self.words = (0..words)
+                .map(|at| {
+                    // Relaxed: exclusive access.
+                    let copied = old.get(at % old.len().max(1));
+                    AtomicU32::new(copied.map_or(0, |w| w.load(Ordering::Relaxed)))
+                })
+                .collect();
+            self.block_mask = words / BLOCK - 1;
+            self.entries = sized;
             return;
         }
         // Relaxed: exclusive access.
-        if self.additions.load(Ordering::Relaxed) >= 10 * self.width {
-            for counter in &self.counters {
-                let c = counter.load(Ordering::Relaxed);
-                counter.store(c / 2, Ordering::Relaxed);
+        if self.additions.load(Ordering::Relaxed) as usize >= AGE_AFTER * self.entries {
+            for word in &self.words {
+                // Halves each 4-bit counter in place.
+                let w = word.load(Ordering::Relaxed);
+                word.store((w >> 1) & 0x7777_7777, Ordering::Relaxed);
             }
             self.additions.store(0, Ordering::Relaxed);
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        *self = Self::default();
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.words.capacity() * core::mem::size_of::<AtomicU32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(key: u64) -> u64 {
+        key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key >> 11)
     }
 
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.counters.capacity()
+    #[test]
+    fn counts_saturate_and_halve_after_ten_increments_per_entry() {
+        let mut sketch = FrequencySketch::default();
+        sketch.maintain(64);
+        assert_eq!(sketch.estimate(hash(1)), 0);
+        for _ in 0..20 {
+            sketch.increment(hash(1));
+        }
+        for _ in 0..3 {
+            sketch.increment(hash(2));
+        }
+        assert_eq!(sketch.estimate(hash(1)), 15, "4-bit counters saturate");
+        assert_eq!(sketch.estimate(hash(2)), 3);
+        // Saturated increments do not count toward the halving: 18 changed counters so far.
+        for key in 100..(100 + 10 * 64 - 18) {
+            sketch.increment(hash(key));
+        }
+        let before = sketch.estimate(hash(2));
+        sketch.maintain(64);
+        assert_eq!(sketch.estimate(hash(1)), 7, "halved");
+        assert_eq!(sketch.estimate(hash(2)), before / 2, "halved");
+    }
+
+    #[test]
+    fn growing_keeps_the_counts() {
+        let mut sketch = FrequencySketch::default();
+        sketch.maintain(8);
+        for key in 0..8 {
+            for _ in 0..=key {
+                sketch.increment(hash(key));
+            }
+        }
+        let before: Vec<u8> = (0..8).map(|key| sketch.estimate(hash(key))).collect();
+        sketch.maintain(1_000);
+        let after: Vec<u8> = (0..8).map(|key| sketch.estimate(hash(key))).collect();
+        assert_eq!(before, after);
+        assert!(
+            before
+                .iter()
+                .zip(1..)
+                .all(|(&seen, used)| seen >= used.min(15))
+        );
+        assert_eq!(
+            sketch.heap_bytes(),
+            1024 * 16 / 2,
+            "sixteen 4-bit counters per entry"
+        );
     }
 }

@@ -1,29 +1,50 @@
-//! W-TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache Admission
-//! Policy", ACM ToS 2017; the window as in Caffeine): a small LRU window (1 % of the weight)
-//! in front of a segmented LRU main region (20 % probation, 80 % protected), with admission
-//! to the main region decided by a frequency sketch.
+//! W-TinyLFU with an adaptive window, the default L2 policy.
 //!
-//! A new key enters the window. When the window overflows, its oldest entry (the candidate)
-//! meets the main region's next victim: the one seen more often lately (by the sketch) stays,
-//! the other is evicted; ties keep the incumbent, so a loop larger than the cache keeps a
-//! stable part of itself. A hit in probation promotes to protected, which demotes its oldest
-//! entry to probation when it outgrows its share.
+//! The admission policy is TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient
+//! Cache Admission Policy", ACM ToS 2017); the window's size is tuned online by hill climbing
+//! on the hit ratio (Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache Management",
+//! Middleware 2018), as Caffeine does.
 //!
-//! With exclusive access (the simulator) hits reorder at once. Under the sharded L2's shared
-//! hits, a hit only counts in the sketch and marks the entry, and the hand gives a marked
-//! victim a second chance at the most recently used end of its segment. `Critical` entries
-//! are passed over when they must be spared; expired entries go first where met.
+//! - A new key enters the **window**, an LRU of a share of the shard's weight (1 % at first).
+//! - The window's overflow, its oldest entry (the **candidate**), meets the **main** region's
+//!   next victim, the oldest entry of its **probation** segment: the one a count-min
+//!   [frequency sketch](super::sketch) has seen more often lately stays, the other is evicted.
+//!   Ties keep the incumbent, so a loop larger than the cache keeps a stable part of itself,
+//!   and a scan never flushes the main region.
+//! - A hit in probation moves the entry to **protected** (80 % of the main region), whose
+//!   oldest entries fall back to probation when it outgrows its share.
+//! - The **hill climber** counts hits and misses; after every sample it moves the window's
+//!   share by a step in the direction that last raised the hit ratio, reversing when the
+//!   ratio fell. Steps shrink as the ratio settles and jump back to their full size when it
+//!   moves sharply (the workload changed). Recency-heavy traces grow the window toward LRU;
+//!   frequency-heavy traces and loops shrink it toward pure TinyLFU.
+//!
+//! **Concurrency.** With exclusive access (a single-threaded shard, the trace simulator) hits
+//! reorder at once. Under the sharded L2's shared hits (a read lock), a hit only counts in the
+//! sketch and in the climber's tally, and marks the entry; the hand gives a marked entry its
+//! deferred reordering when it reaches it (a CLOCK's second chance, at the newest end of its
+//! segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
+//! ([`Entries::used_elsewhere`]) before it evicts an entry and treats such a use as a hit.
+//! Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters (not
+//! written once saturated) and one relaxed counter per shard.
+//!
+//! **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
+//! only when eviction may take Critical entries and nothing else is left. `Medium` entries
+//! count half their sketch frequency and `Low` entries none when a candidate meets a victim,
+//! so under pressure they lose their place before `High` entries with the same use. Expired
+//! entries are evicted first wherever the hand meets them.
 
 use super::list::{List, linked_meta};
 use super::sketch::FrequencySketch;
 use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{AtomicU8, AtomicU32, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
     Window,
     Probation,
     Protected,
+    Critical,
     Absent,
 }
 
@@ -31,27 +52,171 @@ enum Segment {
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
+    /// Hit under shared access since the hand last passed (a deferred reordering).
     touched: AtomicU8,
     hits: HitCounter,
     segment: Segment,
-    critical: bool,
+    priority: Priority,
 }
 
 linked_meta!(Meta);
 
-/// W-TinyLFU.
-#[derive(Default)]
+/// A candidate is admitted only if the sketch has seen it more than this many times more often
+/// than the victim. The candidate's count already includes its latest access and the victim's
+/// cannot yet include its next one, so in a loop the candidate leads by one although both are
+/// used exactly as often; without the margin every such comparison evicts the entry needed
+/// soonest and a loop larger than the cache degrades toward LRU (measured on the LIRS loop
+/// traces; it also helps the program traces and costs a little on OLTP's larger sizes).
+const ADMIT_MARGIN: u32 = 1;
+
+/// Shares of the shard's weight, in 1/65 536ths.
+const ONE: u32 = 1 << 16;
+
+/// How the window is sized: its first share and how the climber moves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowTuning {
+    /// The window's share at first, in 1/65 536ths of the shard's weight.
+    pub initial: u32,
+    /// Whether the hill climber adapts the share (otherwise it stays at `initial`).
+    pub adaptive: bool,
+    /// Requests per sample, per entry the shard holds (a sample of `sample × entries`).
+    pub sample: u32,
+    /// The full step, in 1/65 536ths.
+    pub step: u32,
+    /// Each settled step is this many 1/256ths of the one before.
+    pub decay: u32,
+    /// A change of the hit ratio by this much (in 1/65 536ths) restarts full steps.
+    pub restart: u32,
+}
+
+impl WindowTuning {
+    /// The tuning of the default policy (measured on the shared traces; see
+    /// `benches/HIT_RATIO.md`).
+    pub const DEFAULT: Self = Self {
+        initial: ONE / 100,
+        adaptive: true,
+        sample: 5,
+        step: ONE / 16,
+        decay: 251,
+        restart: ONE / 20,
+    };
+
+    /// A window of a fixed share (in percent), no climbing: W-TinyLFU as first published.
+    pub const fn fixed(percent: u32) -> Self {
+        Self {
+            initial: ONE / 100 * percent,
+            adaptive: false,
+            ..Self::DEFAULT
+        }
+    }
+}
+
+/// The hill climber's state.
+struct Climber {
+    tuning: WindowTuning,
+    /// The window's share now.
+    share: u32,
+    /// The next step, signed (positive grows the window).
+    step: i64,
+    /// The last sample's hit ratio, in 1/65 536ths.
+    previous: u32,
+    requests: u64,
+    hits: u64,
+}
+
+impl Climber {
+    fn new(tuning: WindowTuning) -> Self {
+        Self {
+            tuning,
+            share: tuning.initial.min(ONE),
+            step: i64::from(tuning.step),
+            previous: 0,
+            requests: 0,
+            hits: 0,
+        }
+    }
+
+    /// Counts `hits` and `misses`; at the end of a sample (of `sample × entries` requests)
+    /// moves the share.
+    fn record(&mut self, hits: u64, misses: u64, entries: usize) {
+        if !self.tuning.adaptive {
+            return;
+        }
+        self.requests += hits + misses;
+        self.hits += hits;
+        let sample = u64::from(self.tuning.sample) * entries.max(16) as u64;
+        if self.requests < sample {
+            return;
+        }
+        let ratio = (self.hits * u64::from(ONE) / self.requests) as u32;
+        let change = i64::from(ratio) - i64::from(self.previous);
+        let amount = if change >= 0 { self.step } else { -self.step };
+        let full = i64::from(self.tuning.step);
+        self.step = if change.unsigned_abs() >= u64::from(self.tuning.restart) {
+            if amount >= 0 { full } else { -full }
+        } else {
+            amount * i64::from(self.tuning.decay) / 256
+        };
+        self.share = (i64::from(self.share) + amount).clamp(0, i64::from(ONE)) as u32;
+        self.previous = ratio;
+        self.requests = 0;
+        self.hits = 0;
+    }
+}
+
+/// W-TinyLFU with a hill-climbed window (see the [module docs](self)).
 pub struct WTinyLfu {
     window: List,
     probation: List,
     protected: List,
+    critical: List,
     sketch: FrequencySketch,
+    climber: Climber,
+    /// The entry last moved from the window to probation, not yet judged against a victim.
+    candidate: Option<SlotId>,
+    /// The entry inserted last, while it is in the window: it stays there until the next
+    /// insertion.
+    newest: Option<SlotId>,
+    /// Hits under shared access since the last insertion (relaxed; a lost count is harmless).
+    shared_hits: AtomicU32,
+    /// Hits with exclusive access since the last insertion.
+    exclusive_hits: u32,
+    /// Whether the shard has had to evict (the climber waits for a full cache).
+    full: bool,
+}
+
+impl Default for WTinyLfu {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl WTinyLfu {
-    /// An empty policy.
+    /// An empty policy with the default tuning.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_tuning(WindowTuning::DEFAULT)
+    }
+
+    /// An empty policy whose window is sized by `tuning`.
+    pub fn with_tuning(tuning: WindowTuning) -> Self {
+        Self {
+            window: List::default(),
+            probation: List::default(),
+            protected: List::default(),
+            critical: List::default(),
+            sketch: FrequencySketch::default(),
+            climber: Climber::new(tuning),
+            candidate: None,
+            newest: None,
+            shared_hits: AtomicU32::new(0),
+            exclusive_hits: 0,
+            full: false,
+        }
+    }
+
+    /// The window's share of the shard's weight now, in 1/65 536ths.
+    pub fn window_share(&self) -> u32 {
+        self.climber.share
     }
 
     fn list(&mut self, segment: Segment) -> Option<&mut List> {
@@ -59,6 +224,7 @@ impl WTinyLfu {
             Segment::Window => Some(&mut self.window),
             Segment::Probation => Some(&mut self.probation),
             Segment::Protected => Some(&mut self.protected),
+            Segment::Critical => Some(&mut self.critical),
             Segment::Absent => None,
         }
     }
@@ -69,6 +235,12 @@ impl WTinyLfu {
             list.remove(entries, id);
         }
         entries.meta_mut(id).segment = Segment::Absent;
+        if self.candidate == Some(id) {
+            self.candidate = None;
+        }
+        if self.newest == Some(id) {
+            self.newest = None;
+        }
     }
 
     fn push(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, segment: Segment) {
@@ -78,8 +250,14 @@ impl WTinyLfu {
         }
     }
 
-    fn total(&self) -> u64 {
-        self.window.weight + self.probation.weight + self.protected.weight
+    fn resident(&self) -> usize {
+        self.window.len + self.probation.len + self.protected.len + self.critical.len
+    }
+
+    /// The weight the window may hold now.
+    fn window_target(&self) -> u64 {
+        let total = self.window.weight + self.probation.weight + self.protected.weight;
+        total * u64::from(self.climber.share) / u64::from(ONE)
     }
 
     /// Keeps protected within 80 % of the main region by demoting its oldest entries.
@@ -93,25 +271,99 @@ impl WTinyLfu {
         }
     }
 
-    /// A reordering hit: what `on_access` does, and what a marked entry gets from the hand.
+    /// A reordering hit: what `on_access` does at once, and what the hand does for a marked
+    /// entry.
     fn promote(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        // Relaxed: exclusive access.
+        entries.meta(id).touched.store(0, Ordering::Relaxed);
         match entries.meta(id).segment {
             Segment::Window => {
+                let newest = self.newest;
                 self.unlink(entries, id);
                 self.push(entries, id, Segment::Window);
+                self.newest = newest;
             }
             Segment::Probation | Segment::Protected => {
                 self.unlink(entries, id);
                 self.push(entries, id, Segment::Protected);
                 self.rebalance(entries);
             }
+            Segment::Critical => {
+                self.unlink(entries, id);
+                self.push(entries, id, Segment::Critical);
+            }
             Segment::Absent => {}
         }
     }
 
-    /// The main region's next victim: probation's oldest, else protected's.
-    fn main_victim(&self) -> Option<SlotId> {
-        self.probation.front.or(self.protected.front)
+    /// Whether the entry was used since the hand last looked (a marked hit here, or a use of
+    /// its L1 copy, which also counts in the sketch); consumes the mark.
+    fn used_since(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) -> bool {
+        // Relaxed: exclusive access.
+        if entries.meta(id).touched.load(Ordering::Relaxed) != 0 {
+            return true;
+        }
+        if entries.used_elsewhere(id) {
+            self.sketch.increment(entries.hash(id));
+            return true;
+        }
+        false
+    }
+
+    /// Moves the window's overflow to probation's newest end, giving used entries a second
+    /// chance at the window's newest end; the last one moved becomes the candidate. The newest
+    /// entry always stays (whatever the share), so an insertion is never undone by its own
+    /// eviction pass.
+    fn trim_window(&mut self, entries: &mut impl Entries<Meta>) {
+        let target = self.window_target();
+        let mut chances = self.window.len;
+        while self.window.weight > target && self.window.len > 1 {
+            let Some(oldest) = self.window.front else {
+                break;
+            };
+            if Some(oldest) == self.newest {
+                // Touched entries went behind it: pass it (it stays at the newest end).
+                if chances == 0 {
+                    break;
+                }
+                chances -= 1;
+                self.window.rotate(entries);
+                continue;
+            }
+            if chances > 0 && !entries.is_expired(oldest) && self.used_since(entries, oldest) {
+                chances -= 1;
+                self.promote(entries, oldest);
+                continue;
+            }
+            self.unlink(entries, oldest);
+            self.push(entries, oldest, Segment::Probation);
+            self.candidate = Some(oldest);
+        }
+    }
+
+    /// The sketch's frequency for entry `id`, discounted by its priority.
+    fn frequency(&self, entries: &impl Entries<Meta>, id: SlotId) -> u8 {
+        let seen = self.sketch.estimate(entries.hash(id));
+        match entries.meta(id).priority {
+            Priority::Low => 0,
+            Priority::Medium => seen / 2,
+            Priority::High | Priority::Critical => seen,
+        }
+    }
+
+    /// Evicts from the Critical ring by CLOCK (one second chance per use).
+    fn evict_critical(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
+        let mut chances = self.critical.len;
+        loop {
+            let id = self.critical.front?;
+            if chances > 0 && !entries.is_expired(id) && self.used_since(entries, id) {
+                chances -= 1;
+                self.promote(entries, id);
+                continue;
+            }
+            self.unlink(entries, id);
+            return Some(id);
+        }
     }
 }
 
@@ -125,14 +377,17 @@ impl Policy for WTinyLfu {
             touched: AtomicU8::new(0),
             hits: HitCounter::new(),
             segment: Segment::Absent,
-            critical: false,
+            priority: Priority::High,
         }
     }
 
     #[inline]
     fn on_hit(&self, meta: &Meta, hash: u64) {
         self.sketch.increment(hash);
-        // Relaxed: a hint for the hand; no store once set.
+        // Relaxed: a tally and a hint for the hand; lost updates under races are harmless.
+        let hits = self.shared_hits.load(Ordering::Relaxed);
+        self.shared_hits
+            .store(hits.saturating_add(1), Ordering::Relaxed);
         if meta.touched.load(Ordering::Relaxed) == 0 {
             meta.touched.store(1, Ordering::Relaxed);
         }
@@ -140,6 +395,7 @@ impl Policy for WTinyLfu {
 
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.sketch.increment(entries.hash(id));
+        self.exclusive_hits = self.exclusive_hits.saturating_add(1);
         self.promote(entries, id);
     }
 
@@ -149,11 +405,25 @@ impl Policy for WTinyLfu {
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
-        let resident = self.window.len + self.probation.len + self.protected.len + 1;
+        // Relaxed: exclusive access (no hit runs while the shard is write-locked).
+        let hits =
+            u64::from(self.shared_hits.load(Ordering::Relaxed)) + u64::from(self.exclusive_hits);
+        self.shared_hits.store(0, Ordering::Relaxed);
+        self.exclusive_hits = 0;
+        let resident = self.resident() + 1;
         self.sketch.maintain(resident);
+        if self.full {
+            self.climber.record(hits, 1, resident);
+        }
         self.sketch.increment(info.hash);
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
-        self.push(entries, id, Segment::Window);
+        entries.meta_mut(id).priority = info.priority;
+        if info.priority == Priority::Critical {
+            self.push(entries, id, Segment::Critical);
+        } else {
+            self.push(entries, id, Segment::Window);
+            self.newest = Some(id);
+            self.trim_window(entries);
+        }
     }
 
     fn on_replace(
@@ -167,8 +437,21 @@ impl Policy for WTinyLfu {
         if let Some(list) = self.list(segment) {
             list.weight = list.weight - old_weight + info.weight;
         }
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
-        self.on_access(entries, id);
+        let was_critical = segment == Segment::Critical;
+        entries.meta_mut(id).priority = info.priority;
+        if was_critical != (info.priority == Priority::Critical) {
+            self.unlink(entries, id);
+            let to = if info.priority == Priority::Critical {
+                Segment::Critical
+            } else {
+                Segment::Protected
+            };
+            self.push(entries, id, to);
+            self.rebalance(entries);
+        } else {
+            self.sketch.increment(info.hash);
+            self.promote(entries, id);
+        }
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
@@ -176,55 +459,59 @@ impl Policy for WTinyLfu {
     }
 
     fn evict(&mut self, entries: &mut impl Entries<Meta>, spare_critical: bool) -> Option<SlotId> {
-        let mut steps = 4 * (self.window.len + self.probation.len + self.protected.len) + 4;
-        while steps > 0 {
-            steps -= 1;
-            // Keep the window at its 1 %: its overflow moves to probation's newest end, where
-            // the newest arrival is this eviction's candidate.
-            let mut candidate = None;
-            while self.window.weight * 100 > self.total() && self.window.len > 1 {
-                let oldest = self.window.front.expect("not empty");
+        self.full = true;
+        let mut chances = self.window.len + self.probation.len + self.protected.len;
+        loop {
+            self.trim_window(entries);
+            // An expired entry the hand can see goes first: the window's oldest, then main's.
+            if let Some(oldest) = self.window.front
+                && entries.is_expired(oldest)
+            {
                 self.unlink(entries, oldest);
-                self.push(entries, oldest, Segment::Probation);
-                candidate = Some(oldest);
+                return Some(oldest);
             }
-            let victim = self.main_victim().or(self.window.front)?;
-            let chosen = match candidate {
-                Some(c) if c != victim && !entries.is_expired(victim) => {
-                    // Frequency decides; ties keep the incumbent.
-                    let seen = |id| self.sketch.estimate(entries.hash(id));
-                    if entries.is_expired(c) || seen(c) <= seen(victim) {
-                        c
+            let Some(victim) = self.probation.front.or(self.protected.front) else {
+                // Main is empty: the window's oldest, then (if allowed) the Critical ring.
+                if let Some(id) = self.window.front {
+                    self.unlink(entries, id);
+                    return Some(id);
+                }
+                return if spare_critical {
+                    None
+                } else {
+                    self.evict_critical(entries)
+                };
+            };
+            if entries.is_expired(victim) {
+                self.unlink(entries, victim);
+                return Some(victim);
+            }
+            if chances > 0 && self.used_since(entries, victim) {
+                chances -= 1;
+                self.promote(entries, victim);
+                continue;
+            }
+            let chosen = match self.candidate.take() {
+                Some(candidate) if candidate != victim => {
+                    // Frequency decides, with the incumbent favoured (see `ADMIT_MARGIN`).
+                    let seen = |id| u32::from(self.frequency(entries, id));
+                    if entries.is_expired(candidate)
+                        || seen(candidate) <= seen(victim) + ADMIT_MARGIN
+                    {
+                        candidate
                     } else {
                         victim
                     }
                 }
                 _ => victim,
             };
-            let meta = entries.meta(chosen);
-            let expired = entries.is_expired(chosen);
-            // Relaxed: exclusive access.
-            if !expired && meta.touched.load(Ordering::Relaxed) != 0 {
-                meta.touched.store(0, Ordering::Relaxed);
-                self.promote(entries, chosen);
-                continue;
-            }
-            let spared = spare_critical && meta.critical;
-            if !expired && (spared || entries.used_elsewhere(chosen)) {
-                self.promote(entries, chosen);
-                continue;
-            }
             self.unlink(entries, chosen);
             return Some(chosen);
         }
-        None
     }
 
     fn clear(&mut self) {
-        self.window = List::default();
-        self.probation = List::default();
-        self.protected = List::default();
-        self.sketch.clear();
+        *self = Self::with_tuning(self.climber.tuning);
     }
 
     fn heap_bytes(&self) -> usize {
