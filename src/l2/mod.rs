@@ -7,9 +7,10 @@
 //!   slot arena, usable on its own.
 //! - [`Policy`]: the shard-level eviction and admission policy; the default
 //!   ([`DefaultPolicy`]) is [`WTinyLfu`]: a small LRU window in front of a segmented main
-//!   region, frequency-sketch admission, and a window sized by hill climbing on the hit
-//!   ratio. [`policy`] holds the others (CLOCK, SIEVE, S3-FIFO, LRU, LFU, ARC, the S3-FIFO
-//!   family's [`ProbationClock`] and a predictive policy).
+//!   region, frequency-sketch admission, and a window sized by what one more step of it
+//!   would catch against what one step less of the main region would lose. [`policy`] holds
+//!   the others (CLOCK, SIEVE, S3-FIFO, LRU, LFU, ARC, the S3-FIFO family's
+//!   [`ProbationClock`] and a predictive policy).
 //!
 //! The tiered [`Cache`](crate::Cache) is built on these: it stores priorities and deadlines
 //! in the slots, keeps L1 in step under the shard locks, and tells the policy which entries

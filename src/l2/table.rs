@@ -155,9 +155,9 @@ impl<K, V, S, W, P> fmt::Debug for L2Builder<K, V, S, W, P> {
     }
 }
 
-/// Entries a default shard is given at least (counting entries): the policy's window, sketch
-/// and hill climber need a few hundred entries to judge well, and a small cache gains nothing
-/// from more locks than it has hot entries.
+/// Entries a default shard is given at least (counting entries): the default policy's window,
+/// sketch and window sizing need a few hundred entries to judge well, and a small cache gains
+/// nothing from more locks than it has hot entries.
 const MIN_SHARD_ENTRIES: usize = 256;
 
 /// The default shard count: four per CPU (under `std`), rounded up to a power of two; when the

@@ -548,7 +548,7 @@ fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
 fn low_priority_entries_never_displace_used_incumbents() {
-    // A fixed 1 % window (no climbing), so every insertion brings a candidate to judge.
+    // A fixed 1 % window (never adapted), so every insertion brings a candidate to judge.
     let tuning = super::policy::WindowTuning::fixed(1);
     let mut shard = Shard::with_policy(WTinyLfu::with_tuning(tuning));
     for key in 0..10 {

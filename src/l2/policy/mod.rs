@@ -22,6 +22,7 @@ mod probation_clock;
 mod s3fifo;
 mod sieve;
 mod sketch;
+mod window;
 mod wtinylfu;
 
 pub use arc::{Arc, Meta as ArcMeta};
@@ -32,12 +33,13 @@ pub use predictive::{Meta as PredictiveMeta, Predictive};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
 pub use sieve::{Meta as SieveMeta, Sieve};
-pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu, WindowTuning};
+pub use window::WindowTuning;
+pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu};
 
 pub use crate::entry::Priority;
 
 /// The policy a [`Cache`](crate::Cache), an [`L2`](crate::l2::L2) and a
-/// [`Shard`](crate::l2::Shard) use unless told otherwise: W-TinyLFU with a hill-climbed window,
+/// [`Shard`](crate::l2::Shard) use unless told otherwise: W-TinyLFU with an adaptive window,
 /// chosen on the shared traces (`benches/HIT_RATIO.md`) as the one that is never far from the
 /// best policy on any of them.
 pub type DefaultPolicy = WTinyLfu;

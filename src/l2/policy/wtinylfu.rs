@@ -1,32 +1,32 @@
 //! W-TinyLFU with an adaptive window, the default L2 policy.
 //!
 //! The admission policy is TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient
-//! Cache Admission Policy", ACM ToS 2017); the window's size is tuned online by hill climbing
-//! on the hit ratio (Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache Management",
-//! Middleware 2018), as Caffeine does.
+//! Cache Admission Policy", ACM ToS 2017), in front of a main region and behind a window whose
+//! size adapts, as in Caffeine (Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache
+//! Management", Middleware 2018), though by a different estimate (see [`super::window`]).
 //!
 //! - A new key enters the **window**, an LRU of a share of the shard's weight (1 % at first).
+//!   The entry inserted last always stays there until the next insertion.
 //! - The window's overflow, its oldest entry (the **candidate**), meets the **main** region's
 //!   next victim, the oldest entry of its **probation** segment: the one a count-min
 //!   [frequency sketch](super::sketch) has seen more often lately stays, the other is evicted.
-//!   Ties keep the incumbent, so a loop larger than the cache keeps a stable part of itself,
-//!   and a scan never flushes the main region.
+//!   The incumbent is favoured (see `ADMIT_MARGIN`), so a loop larger than the cache keeps a
+//!   stable part of itself, and a scan never flushes the main region.
 //! - A hit in probation moves the entry to **protected** (80 % of the main region), whose
 //!   oldest entries fall back to probation when it outgrows its share.
-//! - The **hill climber** counts hits and misses; after every sample it moves the window's
-//!   share by a step in the direction that last raised the hit ratio, reversing when the
-//!   ratio fell. Steps shrink as the ratio settles and jump back to their full size when it
-//!   moves sharply (the workload changed). Recency-heavy traces grow the window toward LRU;
-//!   frequency-heavy traces and loops shrink it toward pure TinyLFU.
+//! - The window's share moves by steps of 1/16, by comparing, every sample, how many rejected
+//!   candidates came back soon enough for a longer window to have kept them with how many
+//!   hits probation (the main region's coldest end) took per step of its entries. Recency
+//!   grows the window toward LRU; frequency and loops shrink it toward pure TinyLFU.
 //!
 //! **Concurrency.** With exclusive access (a single-threaded shard, the trace simulator) hits
 //! reorder at once. Under the sharded L2's shared hits (a read lock), a hit only counts in the
-//! sketch and in the climber's tally, and marks the entry; the hand gives a marked entry its
+//! sketch and in the window's tallies, and marks the entry; the hand gives a marked entry its
 //! deferred reordering when it reaches it (a CLOCK's second chance, at the newest end of its
 //! segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
 //! ([`Entries::used_elsewhere`]) before it evicts an entry and treats such a use as a hit.
 //! Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters (not
-//! written once saturated) and one relaxed counter per shard.
+//! written once saturated) and two relaxed counters per shard.
 //!
 //! **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
 //! only when eviction may take Critical entries and nothing else is left. `Medium` entries
@@ -36,6 +36,7 @@
 
 use super::list::{List, linked_meta};
 use super::sketch::FrequencySketch;
+use super::window::{MainTail, ONE, WindowSizer, WindowTuning};
 use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
 use crate::sync::{AtomicU8, AtomicU32, Ordering};
 
@@ -69,109 +70,14 @@ linked_meta!(Meta);
 /// traces; it also helps the program traces and costs a little on OLTP's larger sizes).
 const ADMIT_MARGIN: u32 = 1;
 
-/// Shares of the shard's weight, in 1/65 536ths.
-const ONE: u32 = 1 << 16;
-
-/// How the window is sized: its first share and how the climber moves it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowTuning {
-    /// The window's share at first, in 1/65 536ths of the shard's weight.
-    pub initial: u32,
-    /// Whether the hill climber adapts the share (otherwise it stays at `initial`).
-    pub adaptive: bool,
-    /// Requests per sample, per entry the shard holds (a sample of `sample × entries`).
-    pub sample: u32,
-    /// The full step, in 1/65 536ths.
-    pub step: u32,
-    /// Each settled step is this many 1/256ths of the one before.
-    pub decay: u32,
-    /// A change of the hit ratio by this much (in 1/65 536ths) restarts full steps.
-    pub restart: u32,
-}
-
-impl WindowTuning {
-    /// The tuning of the default policy (measured on the shared traces; see
-    /// `benches/HIT_RATIO.md`).
-    pub const DEFAULT: Self = Self {
-        initial: ONE / 100,
-        adaptive: true,
-        sample: 5,
-        step: ONE / 16,
-        decay: 251,
-        restart: ONE / 20,
-    };
-
-    /// A window of a fixed share (in percent), no climbing: W-TinyLFU as first published.
-    pub const fn fixed(percent: u32) -> Self {
-        Self {
-            initial: ONE / 100 * percent,
-            adaptive: false,
-            ..Self::DEFAULT
-        }
-    }
-}
-
-/// The hill climber's state.
-struct Climber {
-    tuning: WindowTuning,
-    /// The window's share now.
-    share: u32,
-    /// The next step, signed (positive grows the window).
-    step: i64,
-    /// The last sample's hit ratio, in 1/65 536ths.
-    previous: u32,
-    requests: u64,
-    hits: u64,
-}
-
-impl Climber {
-    fn new(tuning: WindowTuning) -> Self {
-        Self {
-            tuning,
-            share: tuning.initial.min(ONE),
-            step: i64::from(tuning.step),
-            previous: 0,
-            requests: 0,
-            hits: 0,
-        }
-    }
-
-    /// Counts `hits` and `misses`; at the end of a sample (of `sample × entries` requests)
-    /// moves the share.
-    fn record(&mut self, hits: u64, misses: u64, entries: usize) {
-        if !self.tuning.adaptive {
-            return;
-        }
-        self.requests += hits + misses;
-        self.hits += hits;
-        let sample = u64::from(self.tuning.sample) * entries.max(16) as u64;
-        if self.requests < sample {
-            return;
-        }
-        let ratio = (self.hits * u64::from(ONE) / self.requests) as u32;
-        let change = i64::from(ratio) - i64::from(self.previous);
-        let amount = if change >= 0 { self.step } else { -self.step };
-        let full = i64::from(self.tuning.step);
-        self.step = if change.unsigned_abs() >= u64::from(self.tuning.restart) {
-            if amount >= 0 { full } else { -full }
-        } else {
-            amount * i64::from(self.tuning.decay) / 256
-        };
-        self.share = (i64::from(self.share) + amount).clamp(0, i64::from(ONE)) as u32;
-        self.previous = ratio;
-        self.requests = 0;
-        self.hits = 0;
-    }
-}
-
-/// W-TinyLFU with a hill-climbed window (see the [module docs](self)).
+/// W-TinyLFU with an adaptive window (see the [module docs](self)).
 pub struct WTinyLfu {
     window: List,
     probation: List,
     protected: List,
     critical: List,
     sketch: FrequencySketch,
-    climber: Climber,
+    sizer: WindowSizer,
     /// The entry last moved from the window to probation, not yet judged against a victim.
     candidate: Option<SlotId>,
     /// The entry inserted last, while it is in the window: it stays there until the next
@@ -179,9 +85,12 @@ pub struct WTinyLfu {
     newest: Option<SlotId>,
     /// Hits under shared access since the last insertion (relaxed; a lost count is harmless).
     shared_hits: AtomicU32,
+    /// Hits on probation entries this sample, once per entry between passes of the hand
+    /// (relaxed, as above): what one step less of the main region would lose.
+    probation_hits: AtomicU32,
     /// Hits with exclusive access since the last insertion.
     exclusive_hits: u32,
-    /// Whether the shard has had to evict (the climber waits for a full cache).
+    /// Whether the shard has had to evict (the window adapts once the cache is full).
     full: bool,
 }
 
@@ -205,10 +114,11 @@ impl WTinyLfu {
             protected: List::default(),
             critical: List::default(),
             sketch: FrequencySketch::default(),
-            climber: Climber::new(tuning),
+            sizer: WindowSizer::new(tuning),
             candidate: None,
             newest: None,
             shared_hits: AtomicU32::new(0),
+            probation_hits: AtomicU32::new(0),
             exclusive_hits: 0,
             full: false,
         }
@@ -216,7 +126,7 @@ impl WTinyLfu {
 
     /// The window's share of the shard's weight now, in 1/65 536ths.
     pub fn window_share(&self) -> u32 {
-        self.climber.share
+        self.sizer.share()
     }
 
     fn list(&mut self, segment: Segment) -> Option<&mut List> {
@@ -257,7 +167,7 @@ impl WTinyLfu {
     /// The weight the window may hold now.
     fn window_target(&self) -> u64 {
         let total = self.window.weight + self.probation.weight + self.protected.weight;
-        total * u64::from(self.climber.share) / u64::from(ONE)
+        total * u64::from(self.sizer.share()) / u64::from(ONE)
     }
 
     /// Keeps protected within 80 % of the main region by demoting its oldest entries.
@@ -296,6 +206,16 @@ impl WTinyLfu {
         }
     }
 
+    /// Counts a hit on a probation entry (what a smaller main region would lose).
+    fn count_tail_hit(&self, segment: Segment) {
+        if segment == Segment::Probation {
+            // Relaxed: a tally.
+            let hits = self.probation_hits.load(Ordering::Relaxed);
+            self.probation_hits
+                .store(hits.wrapping_add(1), Ordering::Relaxed);
+        }
+    }
+
     /// Whether the entry was used since the hand last looked (a marked hit here, or a use of
     /// its L1 copy, which also counts in the sketch); consumes the mark.
     fn used_since(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) -> bool {
@@ -304,6 +224,7 @@ impl WTinyLfu {
             return true;
         }
         if entries.used_elsewhere(id) {
+            self.count_tail_hit(entries.meta(id).segment);
             self.sketch.increment(entries.hash(id));
             return true;
         }
@@ -389,12 +310,16 @@ impl Policy for WTinyLfu {
         self.shared_hits
             .store(hits.saturating_add(1), Ordering::Relaxed);
         if meta.touched.load(Ordering::Relaxed) == 0 {
+            // The first hit since the hand passed: exclusive access would have moved the entry
+            // out of probation now, so later hits do not count as probation's.
+            self.count_tail_hit(meta.segment);
             meta.touched.store(1, Ordering::Relaxed);
         }
     }
 
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.sketch.increment(entries.hash(id));
+        self.count_tail_hit(entries.meta(id).segment);
         self.exclusive_hits = self.exclusive_hits.saturating_add(1);
         self.promote(entries, id);
     }
@@ -413,7 +338,16 @@ impl Policy for WTinyLfu {
         let resident = self.resident() + 1;
         self.sketch.maintain(resident);
         if self.full {
-            self.climber.record(hits, 1, resident);
+            let probation = self.probation.len;
+            let tail_hits = &self.probation_hits;
+            let tail = || MainTail {
+                // Relaxed: exclusive access.
+                hits: u64::from(tail_hits.load(Ordering::Relaxed)),
+                entries: probation,
+            };
+            if self.sizer.missed(info.hash, hits, resident, tail) {
+                self.probation_hits.store(0, Ordering::Relaxed);
+            }
         }
         self.sketch.increment(info.hash);
         entries.meta_mut(id).priority = info.priority;
@@ -474,6 +408,7 @@ impl Policy for WTinyLfu {
                 // Main is empty: the window's oldest, then (if allowed) the Critical ring.
                 if let Some(id) = self.window.front {
                     self.unlink(entries, id);
+                    self.sizer.rejected(entries.hash(id), self.resident());
                     return Some(id);
                 }
                 return if spare_critical {
@@ -506,15 +441,18 @@ impl Policy for WTinyLfu {
                 _ => victim,
             };
             self.unlink(entries, chosen);
+            if chosen != victim {
+                self.sizer.rejected(entries.hash(chosen), self.resident());
+            }
             return Some(chosen);
         }
     }
 
     fn clear(&mut self) {
-        *self = Self::with_tuning(self.climber.tuning);
+        *self = Self::with_tuning(self.sizer.tuning());
     }
 
     fn heap_bytes(&self) -> usize {
-        self.sketch.heap_bytes()
+        self.sketch.heap_bytes() + self.sizer.heap_bytes()
     }
 }
