@@ -21,7 +21,8 @@ pub enum Subject {
     Sieve,
     /// S3-FIFO as the paper has it (exact ghost), one shard.
     S3Fifo,
-    /// W-TinyLFU (window, segmented LRU, frequency-sketch admission), one shard.
+    /// W-TinyLFU (adaptive window, segmented LRU, frequency-sketch admission): the default
+    /// cache's L2 policy, alone in one shard.
     WTinyLfu,
     /// ARC (adaptive: recency and frequency lists with ghosts), one shard.
     Arc,
@@ -29,7 +30,8 @@ pub enum Subject {
     Lfu,
     /// The predictive policy (online-learned scores, sampled eviction), one shard.
     Predictive,
-    /// The default L2 policy (`ProbationClock`) alone, in one shard.
+    /// The S3-FIFO-family policy (probationary FIFO, ghost, CLOCK; the default before
+    /// W-TinyLFU), one shard.
     ProbationClock,
     /// The real `stratacache::Cache` with default settings (L1 and L2; a fixed hash seed so
     /// runs repeat exactly), through `get` and `insert`.
@@ -118,7 +120,8 @@ pub struct Setup {
     pub weighted: bool,
     /// Threads for concurrent subjects (the trace is split round-robin).
     pub threads: usize,
-    /// L2 shards of the `default` cache (`None`: its default, four per CPU).
+    /// L2 shards of the `default` cache (`None`: its default, four per CPU but at most one per
+    /// 256 entries).
     pub shards: Option<usize>,
 }
 

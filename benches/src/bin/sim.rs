@@ -48,7 +48,8 @@ struct Args {
     /// Replay concurrent caches on this many threads, the trace split round-robin.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// L2 shards of the `default` cache (default: four per CPU).
+    /// L2 shards of the `default` cache (default: the cache's own, four per CPU but at most one
+    /// per 256 entries).
     #[arg(long)]
     shards: Option<usize>,
     /// Also write a hit-ratio-against-size chart (SVG), one line per policy.

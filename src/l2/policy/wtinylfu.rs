@@ -171,11 +171,23 @@ impl WTinyLfu {
     }
 
     /// Keeps protected within 80 % of the main region by demoting its oldest entries.
+    ///
+    /// Under shared hits protected is in promotion order, not use order: an entry used since
+    /// the hand last looked (here or in L1) is passed over once, as exclusive access would have
+    /// moved it to the newest end.
     fn rebalance(&mut self, entries: &mut impl Entries<Meta>) {
+        let mut chances = self.protected.len;
         while self.protected.weight * 5 > (self.protected.weight + self.probation.weight) * 4 {
             let Some(oldest) = self.protected.front else {
                 break;
             };
+            if chances > 0 && self.used_since(entries, oldest) {
+                chances -= 1;
+                // Relaxed: exclusive access.
+                entries.meta(oldest).touched.store(0, Ordering::Relaxed);
+                self.protected.rotate(entries);
+                continue;
+            }
             self.unlink(entries, oldest);
             self.push(entries, oldest, Segment::Probation);
         }
