@@ -4,12 +4,12 @@ use core::time::Duration;
 
 /// How much an entry matters, from the source design's four levels.
 ///
-/// | priority | where an insert puts it | how the L2 policy treats it |
+/// | priority | where an insert puts it | how the default L2 policy (W-TinyLFU) treats it |
 /// |---|---|---|
 /// | `Critical` | L2 **and** L1 at once | kept apart from the other entries and evicted only when the whole cache holds nothing else to evict (see below) |
-/// | `High` (default) | L2 | ordinary standing: a CLOCK counter of up to 3 second chances |
-/// | `Medium` | L2 | up to 2 second chances |
-/// | `Low` | L2 | 1 second chance |
+/// | `High` (default) | L2 | ordinary standing: admitted from the window when the frequency sketch has seen it more often than the victim |
+/// | `Medium` | L2 | counts half its frequency when it meets a victim |
+/// | `Low` | L2 | counts no frequency: it lives in the window and never displaces an incumbent |
 ///
 /// **How Critical entries are evicted last.** The default policy keeps them in a ring of their
 /// own. An insertion that puts the cache over budget first evicts only non-Critical entries,
@@ -18,9 +18,14 @@ use core::time::Duration;
 /// one), does it evict Critical entries, by CLOCK among themselves. Expired entries of any
 /// priority are never returned and are reclaimed first.
 ///
-/// `Medium` and `Low` entries enter L2 like any other (through the probationary queue) but
-/// their use counters saturate lower, so under pressure they age out before `High` ones with
-/// the same use.
+/// Other policies read priorities their own way: the CLOCK family ([`ProbationClock`],
+/// [`Clock`], [`S3Fifo`]) saturates an entry's use counter at [`max_uses`](Self::max_uses), so
+/// under pressure `Medium` and `Low` entries age out before `High` ones with the same use;
+/// every policy passes over `Critical` entries while it may.
+///
+/// [`ProbationClock`]: crate::l2::policy::ProbationClock
+/// [`Clock`]: crate::l2::policy::Clock
+/// [`S3Fifo`]: crate::l2::policy::S3Fifo
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(u8)]
 pub enum Priority {

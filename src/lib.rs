@@ -17,7 +17,7 @@
 //!   per-set CLOCK eviction. Gets are zero-copy (`&V` bound to a guard) and allocate nothing.
 //! - [`l2`]: the sharded L2 ([`L2`]), its single-threaded [`l2::Shard`], and the shard-level
 //!   [`l2::Policy`] trait with the default [`l2::WTinyLfu`] (frequency-sketch admission,
-//!   adaptive window), and nine other policies to choose from.
+//!   adaptive window), and eight other policies to choose from.
 //!
 //! NUMA placement, arenas and the persistent L3 come next (see `DESIGN.md`).
 //!

@@ -1,23 +1,4 @@
-//! How W-TinyLFU's window is sized: by comparing, every sample, what one more step of window
-//! would catch with what one step less of the main region would lose.
-//!
-//! - **What a bigger window would catch**: candidates rejected at admission are remembered
-//!   (a direct-mapped table of fingerprints and the insertion count at which they left). A
-//!   miss on a key rejected no more than one step's worth of insertions ago would have been a
-//!   hit had the window been one step longer.
-//! - **What a smaller main region would lose**: the hits on its coldest segment, probation
-//!   (counted once per entry between two passes of the hand), in proportion: `hits × step /
-//!   probation entries`.
-//!
-//! The window grows by a step when the first is larger, shrinks when the second is, which
-//! settles where the two marginal utilities meet (the marginal-utility balance of utility-based
-//! cache partitioning: Qureshi & Patt, MICRO 2006). Both counts come from the same sample, so
-//! the decision needs no comparison across time and adapts in a few samples, where hill
-//! climbing on the hit ratio (Einziger et al., Middleware 2018; Caffeine) must wait out the
-//! noise between samples. A guard keeps the climber's one strength: when a move is followed by
-//! a clearly lower hit ratio, it is undone and that direction is held off for a few samples
-//! (the estimate can mislead when the main region is nearly empty or a loop sits on the edge
-//! of fitting).
+//! How W-TinyLFU's window is sized (documented on [`WindowTuning`]).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -25,7 +6,28 @@ use alloc::vec::Vec;
 /// Shares of the shard's weight, in 1/65 536ths.
 pub(super) const ONE: u32 = 1 << 16;
 
-/// How the window is sized: its first share and how it adapts.
+/// How the window of [`WTinyLfu`](super::WTinyLfu) is sized: its first share and how it adapts.
+///
+/// The share moves by comparing, every sample, what one more step of window would catch with
+/// what one step less of the main region would lose.
+///
+/// - **What a bigger window would catch**: candidates rejected at admission are remembered
+///   (a direct-mapped table of fingerprints and the insertion count at which they left). A
+///   miss on a key rejected no more than one step's worth of insertions ago would have been a
+///   hit had the window been one step longer.
+/// - **What a smaller main region would lose**: the hits on its coldest segment, probation
+///   (counted once per entry between two passes of the hand), in proportion: `hits × step /
+///   probation entries`.
+///
+/// The window grows by a step when the first is larger, shrinks when the second is, which
+/// settles where the two marginal utilities meet (the marginal-utility balance of utility-based
+/// cache partitioning: Qureshi & Patt, MICRO 2006). Both counts come from the same sample, so
+/// the decision needs no comparison across time and adapts in a few samples, where hill
+/// climbing on the hit ratio (Einziger et al., Middleware 2018; Caffeine) must wait out the
+/// noise between samples. A guard keeps the climber's one strength: when a move is followed by
+/// a clearly lower hit ratio, it is undone and that direction is held off for a few samples
+/// (the estimate can mislead when the main region is nearly empty or a loop sits on the edge
+/// of fitting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowTuning {
     /// The window's share at first, in 1/65 536ths of the shard's weight.

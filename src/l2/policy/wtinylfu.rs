@@ -1,38 +1,4 @@
-//! W-TinyLFU with an adaptive window, the default L2 policy.
-//!
-//! The admission policy is TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient
-//! Cache Admission Policy", ACM ToS 2017), in front of a main region and behind a window whose
-//! size adapts, as in Caffeine (Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache
-//! Management", Middleware 2018), though by a different estimate (see [`super::window`]).
-//!
-//! - A new key enters the **window**, an LRU of a share of the shard's weight (1 % at first).
-//!   The entry inserted last always stays there until the next insertion.
-//! - The window's overflow, its oldest entry (the **candidate**), meets the **main** region's
-//!   next victim, the oldest entry of its **probation** segment: the one a count-min
-//!   [frequency sketch](super::sketch) has seen more often lately stays, the other is evicted.
-//!   The incumbent is favoured (see `ADMIT_MARGIN`), so a loop larger than the cache keeps a
-//!   stable part of itself, and a scan never flushes the main region.
-//! - A hit in probation moves the entry to **protected** (80 % of the main region), whose
-//!   oldest entries fall back to probation when it outgrows its share.
-//! - The window's share moves by steps of 1/16, by comparing, every sample, how many rejected
-//!   candidates came back soon enough for a longer window to have kept them with how many
-//!   hits probation (the main region's coldest end) took per step of its entries. Recency
-//!   grows the window toward LRU; frequency and loops shrink it toward pure TinyLFU.
-//!
-//! **Concurrency.** With exclusive access (a single-threaded shard, the trace simulator) hits
-//! reorder at once. Under the sharded L2's shared hits (a read lock), a hit only counts in the
-//! sketch and in the window's tallies, and marks the entry; the hand gives a marked entry its
-//! deferred reordering when it reaches it (a CLOCK's second chance, at the newest end of its
-//! segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
-//! ([`Entries::used_elsewhere`]) before it evicts an entry and treats such a use as a hit.
-//! Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters (not
-//! written once saturated) and two relaxed counters per shard.
-//!
-//! **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
-//! only when eviction may take Critical entries and nothing else is left. `Medium` entries
-//! count half their sketch frequency and `Low` entries none when a candidate meets a victim,
-//! so under pressure they lose their place before `High` entries with the same use. Expired
-//! entries are evicted first wherever the hand meets them.
+//! W-TinyLFU with an adaptive window, the default L2 policy (documented on [`WTinyLfu`]).
 
 use super::list::{List, linked_meta};
 use super::sketch::FrequencySketch;
@@ -70,7 +36,44 @@ linked_meta!(Meta);
 /// traces; it also helps the program traces and costs a little on OLTP's larger sizes).
 const ADMIT_MARGIN: u32 = 1;
 
-/// W-TinyLFU with an adaptive window (see the [module docs](self)).
+/// W-TinyLFU with an adaptive window, the default L2 policy
+/// ([`DefaultPolicy`](super::DefaultPolicy)).
+///
+/// The admission policy is TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient
+/// Cache Admission Policy", ACM ToS 2017), in front of a main region and behind a window whose
+/// size adapts, as in Caffeine (Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache
+/// Management", Middleware 2018), though by a different estimate (see [`WindowTuning`]).
+///
+/// - A new key enters the **window**, an LRU of a share of the shard's weight (1 % at first).
+///   The entry inserted last always stays there until the next insertion.
+/// - The window's overflow, its oldest entry (the **candidate**), meets the **main** region's
+///   next victim, the oldest entry of its **probation** segment: the one a count-min frequency
+///   sketch has seen more often lately stays, the other is evicted. (The sketch: 4-bit
+///   counters, sixteen per entry in 64-byte blocks so one access touches one cache line,
+///   halved after ten changing increments per entry.)
+///   The incumbent is favoured (see `ADMIT_MARGIN`), so a loop larger than the cache keeps a
+///   stable part of itself, and a scan never flushes the main region.
+/// - A hit in probation moves the entry to **protected** (80 % of the main region), whose
+///   oldest entries fall back to probation when it outgrows its share.
+/// - The window's share moves by steps of 1/16, by comparing, every sample, how many rejected
+///   candidates came back soon enough for a longer window to have kept them with how many
+///   hits probation (the main region's coldest end) took per step of its entries. Recency
+///   grows the window toward LRU; frequency and loops shrink it toward pure TinyLFU.
+///
+/// **Concurrency.** With exclusive access (a single-threaded shard, the trace simulator) hits
+/// reorder at once. Under the sharded L2's shared hits (a read lock), a hit only counts in the
+/// sketch and in the window's tallies, and marks the entry; the hand gives a marked entry its
+/// deferred reordering when it reaches it (a CLOCK's second chance, at the newest end of its
+/// segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
+/// ([`Entries::used_elsewhere`]) before it evicts an entry and treats such a use as a hit.
+/// Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters (not
+/// written once saturated) and two relaxed counters per shard.
+///
+/// **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
+/// only when eviction may take Critical entries and nothing else is left. `Medium` entries
+/// count half their sketch frequency and `Low` entries none when a candidate meets a victim,
+/// so under pressure they lose their place before `High` entries with the same use. Expired
+/// entries are evicted first wherever the hand meets them.
 pub struct WTinyLfu {
     window: List,
     probation: List,
