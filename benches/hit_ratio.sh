@@ -85,9 +85,8 @@ cat "$out.summary" >> "$out" && rm "$out.summary"
     echo; echo "## Sharding and concurrent replay"; echo
     echo "\`default\` built with \`.shards(1)\` and \`.shards(64)\`, and with default shards replayed by one"
     echo "and by four threads (\`--threads 4\`, the trace split round-robin; a concurrent replay reorders"
-    echo "requests, so its figure moves a little from run to run)."
-    echo
-    echo "quick_cache, replayed the same two ways, for comparison."
+    echo "requests, so its figure moves a little from run to run); quick_cache, replayed the same two"
+    echo "ways, for comparison."
     echo
     echo "| trace | size | 1 shard | 64 shards | 64 − 1 | 1 thread | 4 threads | quick_cache, 1 thread | quick_cache, 4 threads |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -594,6 +594,10 @@ fn low_priority_entries_never_displace_used_incumbents() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn the_newest_entry_survives_its_own_insertion() {
     // Whatever the window's share, an insertion is not undone by its own eviction pass.
     let mut shard = Shard::with_policy(WTinyLfu::new());

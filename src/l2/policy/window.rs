@@ -268,6 +268,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
     fn the_window_grows_when_rejected_keys_come_back_and_shrinks_when_probation_is_used() {
         let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
         let initial = WindowTuning::DEFAULT.initial;
@@ -289,6 +290,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
     fn a_move_followed_by_a_lower_hit_ratio_is_undone_and_held_off() {
         let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
         let initial = WindowTuning::DEFAULT.initial;
@@ -303,6 +305,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
     fn a_fixed_window_never_moves() {
         let mut sizer = WindowSizer::new(WindowTuning::fixed(5));
         for _ in 0..10_000 {
