@@ -193,6 +193,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.slots
             .try_reserve(additional)
             .map_err(|_| hashbrown::TryReserveError::CapacityOverflow)?;
+        self.policy.reserve(self.len() + additional);
         Ok(())
     }
 

@@ -190,6 +190,13 @@ pub trait Policy: Send + Sync {
         spare_critical: bool,
     ) -> Option<SlotId>;
 
+    /// A hint that the shard will hold about `entries` entries (the sharded L2 gives it when
+    /// it sizes a shard for a capacity that counts entries): a policy may size its history for
+    /// them now instead of growing it while the shard fills. By default, nothing.
+    fn reserve(&mut self, entries: usize) {
+        let _ = entries;
+    }
+
     /// Forgets every entry (and any history).
     fn clear(&mut self);
 

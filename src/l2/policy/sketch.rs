@@ -25,9 +25,12 @@ const COUNTERS_PER_ENTRY: usize = 16;
 /// Increments counted per sized entry before every counter is halved.
 const AGE_AFTER: usize = 10;
 
+/// One cache line of counters: four rows of four words, eight 4-bit counters a word.
+type Block = [AtomicU32; BLOCK];
+
 #[derive(Default)]
 pub(crate) struct FrequencySketch {
-    words: Vec<AtomicU32>,
+    blocks: Vec<Block>,
     /// `blocks - 1` (blocks: a power of two).
     block_mask: usize,
     /// Entries the sketch is sized for (0: not sized yet).
@@ -38,33 +41,34 @@ pub(crate) struct FrequencySketch {
 }
 
 impl FrequencySketch {
-    /// The word index and shift of `hash`'s counter in row `row`.
-    #[inline]
-    fn counter(&self, mixed: u64, row: usize) -> (usize, u32) {
-        let block = (mixed >> 32) as usize & self.block_mask;
-        let bits = (mixed >> (12 + row * 5)) as usize;
-        let word = block * BLOCK + row * 4 + (bits & 3);
-        let shift = ((bits >> 2) & 7) as u32 * 4;
-        (word, shift)
-    }
-
     #[inline]
     fn mix(hash: u64) -> u64 {
         // Shards and L1 sets take fixed bits of the hash; mix all of them into every position.
         (hash ^ (hash >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
+    /// `hash`'s block, and for each row the word (within the block) and the shift of its
+    /// counter.
+    #[inline]
+    fn counters(&self, hash: u64) -> Option<(&Block, [(usize, u32); 4])> {
+        let mixed = Self::mix(hash);
+        let block = self.blocks.get((mixed >> 32) as usize & self.block_mask)?;
+        let at = |row: usize| {
+            let bits = (mixed >> (12 + row * 5)) as usize;
+            (row * 4 + (bits & 3), ((bits >> 2) & 7) as u32 * 4)
+        };
+        Some((block, [at(0), at(1), at(2), at(3)]))
+    }
+
     /// Counts one access to `hash` (shared access is enough).
     #[inline]
     pub(crate) fn increment(&self, hash: u64) {
-        if self.words.is_empty() {
+        let Some((block, counters)) = self.counters(hash) else {
             return;
-        }
-        let mixed = Self::mix(hash);
+        };
         let mut added = false;
-        for row in 0..4 {
-            let (word, shift) = self.counter(mixed, row);
-            let word = &self.words[word];
+        for (word, shift) in counters {
+            let word = &block[word];
             // Relaxed: an estimate; a lost increment under a race is harmless.
             let w = word.load(Ordering::Relaxed);
             if (w >> shift) & MAX < MAX {
@@ -85,16 +89,13 @@ impl FrequencySketch {
 
     /// How often `hash` was seen lately (the smallest of its counters, 0 to 15).
     pub(crate) fn estimate(&self, hash: u64) -> u8 {
-        if self.words.is_empty() {
+        let Some((block, counters)) = self.counters(hash) else {
             return 0;
-        }
-        let mixed = Self::mix(hash);
-        (0..4)
-            .map(|row| {
-                let (word, shift) = self.counter(mixed, row);
-                // Relaxed: an estimate.
-                (self.words[word].load(Ordering::Relaxed) >> shift) & MAX
-            })
+        };
+        counters
+            .iter()
+            // Relaxed: an estimate.
+            .map(|&(word, shift)| (block[word].load(Ordering::Relaxed) >> shift) & MAX)
             .min()
             .unwrap_or(0) as u8
     }
@@ -107,32 +108,39 @@ impl FrequencySketch {
     pub(crate) fn maintain(&mut self, entries: usize) {
         if entries > self.entries {
             let sized = entries.max(8).next_power_of_two();
-            let words = (sized * COUNTERS_PER_ENTRY / 8).max(BLOCK);
-            let old = core::mem::take(&mut self.words);
-            self.words = (0..words)
+            let blocks = (sized * COUNTERS_PER_ENTRY / 8 / BLOCK).max(1);
+            let old = core::mem::take(&mut self.blocks);
+            self.blocks = (0..blocks)
                 .map(|at| {
                     // Relaxed: exclusive access.
-                    let copied = old.get(at % old.len().max(1));
-                    AtomicU32::new(copied.map_or(0, |w| w.load(Ordering::Relaxed)))
+                    let copied = old.get(at & old.len().wrapping_sub(1));
+                    core::array::from_fn(|word| {
+                        AtomicU32::new(copied.map_or(0, |b| b[word].load(Ordering::Relaxed)))
+                    })
                 })
                 .collect();
-            self.block_mask = words / BLOCK - 1;
+            self.block_mask = blocks - 1;
             self.entries = sized;
             return;
         }
         // Relaxed: exclusive access.
         if self.additions.load(Ordering::Relaxed) as usize >= AGE_AFTER * self.entries {
-            for word in &self.words {
-                // Halves each 4-bit counter in place.
-                let w = word.load(Ordering::Relaxed);
-                word.store((w >> 1) & 0x7777_7777, Ordering::Relaxed);
-            }
-            self.additions.store(0, Ordering::Relaxed);
+            self.halve();
         }
     }
 
+    /// With exclusive access: halves every counter now.
+    fn halve(&mut self) {
+        for word in self.blocks.iter().flatten() {
+            // Relaxed: exclusive access. Halves each 4-bit counter in place.
+            let w = word.load(Ordering::Relaxed);
+            word.store((w >> 1) & 0x7777_7777, Ordering::Relaxed);
+        }
+        self.additions.store(0, Ordering::Relaxed);
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.words.capacity() * core::mem::size_of::<AtomicU32>()
+        self.blocks.capacity() * core::mem::size_of::<Block>()
     }
 }
 

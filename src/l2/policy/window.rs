@@ -6,6 +6,11 @@ use alloc::vec::Vec;
 /// Shares of the shard's weight, in 1/65 536ths.
 pub(super) const ONE: u32 = 1 << 16;
 
+/// Rejected keys per step the sizer tracks at least before it samples them.
+const SAMPLED_STEP: u32 = 256;
+/// At most one rejected key in 256 is tracked.
+const MAX_SAMPLE_SHIFT: u32 = 8;
+
 /// How the window of [`WTinyLfu`](super::WTinyLfu) is sized: its first share and how it adapts.
 ///
 /// The share moves by comparing, every sample, what one more step of window would catch with
@@ -164,12 +169,32 @@ impl WindowSizer {
         ((entries as u64 * u64::from(self.tuning.step) / u64::from(ONE)) as u32).max(1)
     }
 
+    /// How sparsely rejected keys are remembered in a shard holding `entries`: one key in
+    /// `2^shift`, chosen by hash, so that about [`SAMPLED_STEP`] keys of a step are tracked.
+    /// A large cache then pays the table's cache miss on a few misses in a hundred instead
+    /// of on every one, and its ghost hits, scaled back up, are as good an estimate.
+    fn sample_shift(&self, entries: usize) -> u32 {
+        (self.step_entries(entries) / SAMPLED_STEP)
+            .checked_ilog2()
+            .map_or(0, |bits| (bits + 1).min(MAX_SAMPLE_SHIFT))
+    }
+
+    /// Whether `hash` is among the sampled keys at `shift`.
+    fn sampled(hash: u64, shift: u32) -> bool {
+        // Bits 40 to 47: the shard takes bits 32 and up (few of them), the table's bucket the
+        // low ones and its fingerprint the top sixteen.
+        (hash >> 40) & ((1 << shift) - 1) == 0
+    }
+
     /// A candidate of `hash` was rejected (evicted from the window's end) in a shard holding
     /// `entries`.
     pub(super) fn rejected(&mut self, hash: u64, entries: usize) {
         if self.tuning.adaptive {
-            let room = self.step_entries(entries) as usize;
-            self.rejected.record(hash, self.insertions, room);
+            let shift = self.sample_shift(entries);
+            if Self::sampled(hash, shift) {
+                let room = (self.step_entries(entries) >> shift) as usize;
+                self.rejected.record(hash, self.insertions, room);
+            }
         }
     }
 
@@ -188,8 +213,9 @@ impl WindowSizer {
         }
         self.insertions = self.insertions.wrapping_add(1);
         let step = self.step_entries(entries);
-        if self.rejected.take(hash, self.insertions, step) {
-            self.ghost_hits += 1;
+        let shift = self.sample_shift(entries);
+        if Self::sampled(hash, shift) && self.rejected.take(hash, self.insertions, step) {
+            self.ghost_hits += 1 << shift;
         }
         self.requests += hits + 1;
         self.hits += hits;

@@ -81,11 +81,12 @@ pub struct WTinyLfu {
     critical: List,
     sketch: FrequencySketch,
     sizer: WindowSizer,
-    /// The entry last moved from the window to probation, not yet judged against a victim.
-    candidate: Option<SlotId>,
     /// The entry inserted last, while it is in the window: it stays there until the next
     /// insertion.
     newest: Option<SlotId>,
+    /// The candidate the last insertion found, for the eviction pass that follows it (cleared
+    /// by anything that could change the window before then).
+    pending: Option<SlotId>,
     /// Hits under shared access since the last insertion (relaxed; a lost count is harmless).
     shared_hits: AtomicU32,
     /// Hits on probation entries this sample, once per entry between passes of the hand
@@ -118,8 +119,8 @@ impl WTinyLfu {
             critical: List::default(),
             sketch: FrequencySketch::default(),
             sizer: WindowSizer::new(tuning),
-            candidate: None,
             newest: None,
+            pending: None,
             shared_hits: AtomicU32::new(0),
             probation_hits: AtomicU32::new(0),
             exclusive_hits: 0,
@@ -148,9 +149,6 @@ impl WTinyLfu {
             list.remove(entries, id);
         }
         entries.meta_mut(id).segment = Segment::Absent;
-        if self.candidate == Some(id) {
-            self.candidate = None;
-        }
         if self.newest == Some(id) {
             self.newest = None;
         }
@@ -238,7 +236,9 @@ impl WTinyLfu {
         if entries.meta(id).touched.load(Ordering::Relaxed) != 0 {
             return true;
         }
-        if entries.used_elsewhere(id) {
+        // An entry never hit in L2 has no L1 copy (promotion counts L2 hits; a Critical copy
+        // saturates the count): no need to ask.
+        if entries.meta(id).hits.get() != 0 && entries.used_elsewhere(id) {
             self.count_tail_hit(entries.meta(id).segment);
             self.sketch.increment(entries.hash(id));
             return true;
@@ -246,21 +246,25 @@ impl WTinyLfu {
         false
     }
 
-    /// Moves the window's overflow to probation's newest end, giving used entries a second
-    /// chance at the window's newest end; the last one moved becomes the candidate. The newest
-    /// entry always stays (whatever the share), so an insertion is never undone by its own
-    /// eviction pass.
-    fn trim_window(&mut self, entries: &mut impl Entries<Meta>) {
-        let target = self.window_target();
+    /// Trims the window toward its share and returns the candidate: the window's oldest
+    /// unused entry, when the window is over its share with it. Entries used since the hand
+    /// last looked get a second chance at the window's newest end; overflow beyond the
+    /// candidate moves to probation's newest end unjudged. The candidate stays in the window
+    /// until an eviction judges it (so a rejected one is never linked into probation), and the
+    /// newest entry is never the candidate (an insertion is not undone by its own eviction
+    /// pass).
+    fn window_candidate(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
+        // The newest entry stays whatever the share, so the window may hold it beyond the
+        // target; the candidate is the last entry whose leaving brings the rest within that.
+        let newest = self.newest.map_or(0, |id| entries.weight(id));
+        let target = self.window_target() + newest;
         let mut chances = self.window.len;
         while self.window.weight > target && self.window.len > 1 {
-            let Some(oldest) = self.window.front else {
-                break;
-            };
+            let oldest = self.window.front?;
             if Some(oldest) == self.newest {
                 // Touched entries went behind it: pass it (it stays at the newest end).
                 if chances == 0 {
-                    break;
+                    return None;
                 }
                 chances -= 1;
                 self.window.rotate(entries);
@@ -271,10 +275,13 @@ impl WTinyLfu {
                 self.promote(entries, oldest);
                 continue;
             }
+            if self.window.weight - entries.weight(oldest) <= target {
+                return Some(oldest);
+            }
             self.unlink(entries, oldest);
             self.push(entries, oldest, Segment::Probation);
-            self.candidate = Some(oldest);
         }
+        None
     }
 
     /// The sketch's frequency for entry `id`, discounted by its priority.
@@ -333,6 +340,7 @@ impl Policy for WTinyLfu {
     }
 
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        self.pending = None;
         self.sketch.increment(entries.hash(id));
         self.count_tail_hit(entries.meta(id).segment);
         self.exclusive_hits = self.exclusive_hits.saturating_add(1);
@@ -371,7 +379,7 @@ impl Policy for WTinyLfu {
         } else {
             self.push(entries, id, Segment::Window);
             self.newest = Some(id);
-            self.trim_window(entries);
+            self.pending = self.window_candidate(entries);
         }
     }
 
@@ -382,6 +390,7 @@ impl Policy for WTinyLfu {
         old_weight: u64,
         info: EntryInfo,
     ) {
+        self.pending = None;
         let segment = entries.meta(id).segment;
         if let Some(list) = self.list(segment) {
             list.weight = list.weight - old_weight + info.weight;
@@ -404,21 +413,37 @@ impl Policy for WTinyLfu {
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        self.pending = None;
         self.unlink(entries, id);
     }
 
     fn evict(&mut self, entries: &mut impl Entries<Meta>, spare_critical: bool) -> Option<SlotId> {
         self.full = true;
+        // The insertion just before found the candidate, unless something moved since (a hit
+        // on it under a read lock marks it; everything else clears `pending`). Promoting
+        // victims below never changes the window.
+        let candidate = match self.pending.take() {
+            Some(id)
+                if self.window.front == Some(id)
+                    // Relaxed: exclusive access.
+                    && entries.meta(id).touched.load(Ordering::Relaxed) == 0 =>
+            {
+                Some(id)
+            }
+            _ => self.window_candidate(entries),
+        };
+        // An expired entry the hand can see goes first: the window's oldest or newest, then
+        // main's.
+        if let Some(expired) = [self.window.front, self.newest]
+            .into_iter()
+            .flatten()
+            .find(|&id| entries.is_expired(id))
+        {
+            self.unlink(entries, expired);
+            return Some(expired);
+        }
         let mut chances = self.window.len + self.probation.len + self.protected.len;
         loop {
-            self.trim_window(entries);
-            // An expired entry the hand can see goes first: the window's oldest, then main's.
-            if let Some(oldest) = self.window.front
-                && entries.is_expired(oldest)
-            {
-                self.unlink(entries, oldest);
-                return Some(oldest);
-            }
             let Some(victim) = self.probation.front.or(self.protected.front) else {
                 // Main is empty: the window's oldest, then (if allowed) the Critical ring.
                 if let Some(id) = self.window.front {
@@ -441,26 +466,27 @@ impl Policy for WTinyLfu {
                 self.promote(entries, victim);
                 continue;
             }
-            let chosen = match self.candidate.take() {
-                Some(candidate) if candidate != victim => {
-                    // Frequency decides, with the incumbent favoured (see `ADMIT_MARGIN`).
-                    let seen = |id| u32::from(self.frequency(entries, id));
-                    if entries.is_expired(candidate)
-                        || seen(candidate) <= seen(victim) + ADMIT_MARGIN
-                    {
-                        candidate
-                    } else {
-                        victim
-                    }
+            if let Some(candidate) = candidate {
+                // Frequency decides, with the incumbent favoured (see `ADMIT_MARGIN`).
+                let seen = |id| u32::from(self.frequency(entries, id));
+                if seen(candidate) <= seen(victim) + ADMIT_MARGIN {
+                    self.unlink(entries, candidate);
+                    self.sizer
+                        .rejected(entries.hash(candidate), self.resident());
+                    return Some(candidate);
                 }
-                _ => victim,
-            };
-            self.unlink(entries, chosen);
-            if chosen != victim {
-                self.sizer.rejected(entries.hash(chosen), self.resident());
+                // Admitted: to probation's newest end, and the victim goes.
+                self.unlink(entries, candidate);
+                self.push(entries, candidate, Segment::Probation);
             }
-            return Some(chosen);
+            self.unlink(entries, victim);
+            return Some(victim);
         }
+    }
+
+    fn reserve(&mut self, entries: usize) {
+        // The sketch sized once for the shard, instead of doubling (and copying) as it fills.
+        self.sketch.maintain(entries);
     }
 
     fn clear(&mut self) {
