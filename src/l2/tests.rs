@@ -613,3 +613,21 @@ fn the_newest_entry_survives_its_own_insertion() {
         shard.get(h(key), &key);
     }
 }
+
+#[test]
+fn a_reserved_shard_sizes_the_sketch_once() {
+    let mut shard: Shard<u64, u64, WTinyLfu> = Shard::with_policy(WTinyLfu::new());
+    assert_eq!(shard.policy().heap_bytes(), 0);
+    shard.try_reserve(1_000).unwrap();
+    // Eight bytes of sketch per entry, for the next power of two.
+    let sized = shard.policy().heap_bytes();
+    assert_eq!(sized, 1_024 * 8);
+    for key in 0..1_000 {
+        insert_bounded(&mut shard, 1_000, key);
+    }
+    assert_eq!(
+        shard.policy().heap_bytes() - sized,
+        0,
+        "no growth while filling"
+    );
+}

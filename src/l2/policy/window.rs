@@ -332,6 +332,37 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
+    fn a_large_shard_samples_rejected_keys_and_reaches_the_same_decisions() {
+        let entries = 100_000; // a step of 6 250 entries: one rejected key in 32 is tracked
+        let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
+        assert_eq!(sizer.sample_shift(entries), 5);
+        let run = |sizer: &mut WindowSizer, returning: bool, tail_hits: u64| {
+            for key in 1u64.. {
+                let hash = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                if returning {
+                    sizer.rejected(hash, entries);
+                }
+                let tail = || MainTail {
+                    hits: tail_hits,
+                    entries: 20_000,
+                };
+                if sizer.missed(hash, 0, entries, tail) {
+                    return sizer.share();
+                }
+            }
+            unreachable!("a sample ends")
+        };
+        let (initial, step) = (WindowTuning::DEFAULT.initial, WindowTuning::DEFAULT.step);
+        // 300 000 misses, all on keys rejected a moment ago: about 9 400 tracked, scaled back
+        // up to about 300 000 ghost hits; against probation's 60 000 hits on 20 000 entries
+        // (18 750 per step of 6 250): grow. Unscaled, the 9 400 would have said shrink.
+        assert_eq!(run(&mut sizer, true, 60_000), initial + step);
+        // No rejected key returns: shrink.
+        assert_eq!(run(&mut sizer, false, 60_000), initial);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
     fn a_fixed_window_never_moves() {
         let mut sizer = WindowSizer::new(WindowTuning::fixed(5));
         for _ in 0..10_000 {
