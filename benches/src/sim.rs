@@ -177,15 +177,17 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         }
     };
     let hits = match subject {
-        Subject::Lru => in_one_shard(Lru::new(), requests, capacity, weight),
-        Subject::Clock => in_one_shard(Clock::<2>::new(), requests, capacity, weight),
-        Subject::Sieve => in_one_shard(Sieve::new(), requests, capacity, weight),
-        Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weight),
-        Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weight),
-        Subject::Arc => in_one_shard(Arc::new(), requests, capacity, weight),
-        Subject::Lfu => in_one_shard(Lfu::new(), requests, capacity, weight),
-        Subject::Predictive => in_one_shard(Predictive::new(), requests, capacity, weight),
-        Subject::ProbationClock => in_one_shard(ProbationClock::new(), requests, capacity, weight),
+        Subject::Lru => in_one_shard(Lru::new(), requests, capacity, weighted),
+        Subject::Clock => in_one_shard(Clock::<2>::new(), requests, capacity, weighted),
+        Subject::Sieve => in_one_shard(Sieve::new(), requests, capacity, weighted),
+        Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weighted),
+        Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weighted),
+        Subject::Arc => in_one_shard(Arc::new(), requests, capacity, weighted),
+        Subject::Lfu => in_one_shard(Lfu::new(), requests, capacity, weighted),
+        Subject::Predictive => in_one_shard(Predictive::new(), requests, capacity, weighted),
+        Subject::ProbationClock => {
+            in_one_shard(ProbationClock::new(), requests, capacity, weighted)
+        }
         Subject::Belady => belady(requests, capacity, weight),
         Subject::Default if weighted => {
             // Default settings but a fixed hash seed, so that results are reproducible.
@@ -281,23 +283,25 @@ pub fn simulate_policy<P: Policy>(
     capacity: u64,
     weighted: bool,
 ) -> Outcome {
-    let weight = move |r: &Request| if weighted { u64::from(r.size) } else { 1 };
     Outcome {
         requests: requests.len() as u64,
-        hits: in_one_shard(policy, requests, capacity, weight),
+        hits: in_one_shard(policy, requests, capacity, weighted),
     }
 }
 
 /// Replays through one shard evicting by `policy`, with exclusive access (so policies that
 /// reorder on a hit, like LRU, are exact). Objects heavier than the cache are not admitted.
-fn in_one_shard<P: Policy>(
-    policy: P,
-    requests: &[Request],
-    capacity: u64,
-    weight: impl Fn(&Request) -> u64,
-) -> u64 {
+fn in_one_shard<P: Policy>(policy: P, requests: &[Request], capacity: u64, weighted: bool) -> u64 {
+    let weight = |r: &Request| if weighted { u64::from(r.size) } else { 1 };
     let hasher = foldhash::fast::FixedState::with_seed(7);
     let mut shard: Shard<u64, (), P> = Shard::with_policy(policy);
+    if !weighted {
+        // As the sharded L2 does when the capacity counts entries (policies may size their
+        // history for it).
+        shard
+            .try_reserve(usize::try_from(capacity).unwrap_or(usize::MAX))
+            .expect("room for the trace's capacity");
+    }
     let mut hits = 0;
     for r in requests {
         let hash = hasher.hash_one(r.key);
