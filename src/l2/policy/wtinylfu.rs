@@ -66,8 +66,9 @@ const ADMIT_MARGIN: u32 = 1;
 /// deferred reordering when it reaches it (a CLOCK's second chance, at the newest end of its
 /// segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
 /// ([`Entries::used_elsewhere`]) before it evicts an entry and treats such a use as a hit.
-/// Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters (not
-/// written once saturated) and two relaxed counters per shard.
+/// Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters and its
+/// count of changes (neither written once the key's counters saturate), and two relaxed
+/// tallies per shard.
 ///
 /// **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
 /// only when eviction may take Critical entries and nothing else is left. `Medium` entries
