@@ -630,4 +630,7 @@ fn a_reserved_shard_sizes_the_sketch_once() {
         0,
         "no growth while filling"
     );
+    // Clearing forgets the counts but keeps the size.
+    drop(shard.take_all());
+    assert_eq!(shard.policy().heap_bytes(), sized);
 }

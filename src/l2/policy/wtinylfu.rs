@@ -97,6 +97,8 @@ pub struct WTinyLfu {
     exclusive_hits: u32,
     /// Whether the shard has had to evict (the window adapts once the cache is full).
     full: bool,
+    /// Entries the shard was sized for ([`Policy::reserve`]), kept across `clear`.
+    reserved: usize,
 }
 
 impl Default for WTinyLfu {
@@ -126,6 +128,7 @@ impl WTinyLfu {
             probation_hits: AtomicU32::new(0),
             exclusive_hits: 0,
             full: false,
+            reserved: 0,
         }
     }
 
@@ -487,11 +490,14 @@ impl Policy for WTinyLfu {
 
     fn reserve(&mut self, entries: usize) {
         // The sketch sized once for the shard, instead of doubling (and copying) as it fills.
+        self.reserved = self.reserved.max(entries);
         self.sketch.maintain(entries);
     }
 
     fn clear(&mut self) {
+        let reserved = self.reserved;
         *self = Self::with_tuning(self.sizer.tuning());
+        self.reserve(reserved);
     }
 
     fn heap_bytes(&self) -> usize {
