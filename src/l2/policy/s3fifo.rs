@@ -6,9 +6,9 @@
 //! was hit while there to `M` and drops the others into `G`; evicting from `M` reinserts an
 //! entry with a non-zero counter (decrementing it) and evicts one at zero. Counters saturate at
 //! 3 (less for lower priorities). [`ProbationClock`](super::ProbationClock) (the default
-//! policy before W-TinyLFU) is this design with a CLOCK for `M`, a compact approximate ghost and the L1 feedback; this
-//! one keeps the paper's exact ghost so the simulator can compare the two. `Critical` entries
-//! are spared, when asked, by passing over them.
+//! policy before W-TinyLFU) is this design with a CLOCK for `M`, a compact approximate ghost
+//! and the L1 feedback; this one keeps the paper's exact ghost so the simulator can compare
+//! the two. `Critical` entries are spared, when asked, by passing over them.
 
 use alloc::collections::VecDeque;
 

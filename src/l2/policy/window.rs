@@ -55,10 +55,10 @@ impl WindowTuning {
     pub const DEFAULT: Self = Self {
         initial: ONE / 100,
         adaptive: true,
-        sample: 3,
+        sample: 2,
         step: ONE / 16,
         guard: 2,
-        tolerance: ONE / 64,
+        tolerance: ONE / 32,
     };
 
     /// A window of a fixed share (in percent), never adapted: W-TinyLFU as first published.
@@ -272,9 +272,9 @@ mod tests {
 
     const ENTRIES: usize = 1_000;
 
-    /// Runs one sample of `sample × ENTRIES` requests: misses, each after `hits` hits, on keys
-    /// rejected just before (`returning`) or never seen; `tail_hits` on probation's 31
-    /// entries. Returns the share after it.
+    /// Runs one sample of `sample × ENTRIES` requests (2 000): misses, each after `hits` hits,
+    /// on keys rejected just before (`returning`) or never seen; `tail_hits` on probation's
+    /// 31 entries. Returns the share after it.
     fn sample(sizer: &mut WindowSizer, returning: bool, hits: u64, tail_hits: u64) -> u32 {
         let mut key = 0u64;
         loop {
@@ -304,9 +304,9 @@ mod tests {
         assert_eq!(sample(&mut sizer, true, 0, 0), initial + 2 * step);
         // No rejected key comes back, and probation is busy: the main region needs the room.
         assert_eq!(sample(&mut sizer, false, 0, 500), initial + step);
-        // Evidence both ways, equal per step (catch 3 000 x 31 entries; lose 1 500 hits x a
+        // Evidence both ways, equal per step (catch 2 000 x 31 entries; lose 1 000 hits x a
         // step of 62 entries): no move.
-        assert_eq!(sample(&mut sizer, true, 0, 1_500), initial + step);
+        assert_eq!(sample(&mut sizer, true, 0, 1_000), initial + step);
         assert_eq!(sample(&mut sizer, false, 0, 1), initial);
         assert_eq!(
             sample(&mut sizer, false, 0, 1),
@@ -353,9 +353,9 @@ mod tests {
             unreachable!("a sample ends")
         };
         let (initial, step) = (WindowTuning::DEFAULT.initial, WindowTuning::DEFAULT.step);
-        // 300 000 misses, all on keys rejected a moment ago: about 9 400 tracked, scaled back
-        // up to about 300 000 ghost hits; against probation's 60 000 hits on 20 000 entries
-        // (18 750 per step of 6 250): grow. Unscaled, the 9 400 would have said shrink.
+        // 200 000 misses, all on keys rejected a moment ago: about 6 250 tracked, scaled back
+        // up to about 200 000 ghost hits; against probation's 60 000 hits on 20 000 entries
+        // (18 750 per step of 6 250): grow. Unscaled, the 6 250 would have said shrink.
         assert_eq!(run(&mut sizer, true, 60_000), initial + step);
         // No rejected key returns: shrink.
         assert_eq!(run(&mut sizer, false, 60_000), initial);
