@@ -35,6 +35,15 @@ fn traces() -> Option<PathBuf> {
     None
 }
 
+/// ARC's hit ratio on OLTP by cache size, as published (Megiddo & Modha, Table 1).
+const ARC_ON_OLTP: [(u64, f64); 5] = [
+    (1_000, 38.93),
+    (2_000, 46.08),
+    (5_000, 55.25),
+    (10_000, 61.87),
+    (15_000, 65.40),
+];
+
 fn lru(
     dir: &std::path::Path,
     file: &str,
@@ -147,13 +156,7 @@ fn arc_tracks_the_arc_paper_on_oltp() {
     let requests = read(&dir.join("arc/OLTP.lis.zst"), Format::Arc).unwrap();
     // Megiddo & Modha's Table 1. The paper's ARC counts cache size in pages exactly; ours
     // adapts to the resident count at eviction time, one entry over: within a quarter point.
-    for (size, published) in [
-        (1_000, 38.93),
-        (2_000, 46.08),
-        (5_000, 55.25),
-        (10_000, 61.87),
-        (15_000, 65.40),
-    ] {
+    for (size, published) in ARC_ON_OLTP {
         let ours = simulate(Subject::Arc, &requests, size, Setup::default()).hit_percent();
         assert!(
             (ours - published).abs() < 0.25,
@@ -168,13 +171,7 @@ fn the_default_policy_beats_arc_on_oltp_and_nears_the_optimum_on_a_loop() {
     // W-TinyLFU (the default's policy) alone in one shard, and the default cache, against the
     // ARC paper's ARC column.
     let oltp = read(&dir.join("arc/OLTP.lis.zst"), Format::Arc).unwrap();
-    for (size, arc) in [
-        (1_000, 38.93),
-        (2_000, 46.08),
-        (5_000, 55.25),
-        (10_000, 61.87),
-        (15_000, 65.40),
-    ] {
+    for (size, arc) in ARC_ON_OLTP {
         let ours = simulate(Subject::WTinyLfu, &oltp, size, Setup::default()).hit_percent();
         assert!(ours >= arc, "OLTP {size}: {ours:.2} against ARC's {arc}");
         // The real cache (L1 and L2) too, in 8 shards (what the default builds on 2 CPUs; set

@@ -228,11 +228,7 @@ impl WindowSizer {
         // step: ghost hits, against probation's hits scaled to one step of its entries).
         let catch = self.ghost_hits * tail.entries.max(1) as u64;
         let lose = tail.hits * u64::from(step);
-        let mut wanted: i8 = match catch.cmp(&lose) {
-            core::cmp::Ordering::Greater => 1,
-            core::cmp::Ordering::Less => -1,
-            core::cmp::Ordering::Equal => 0,
-        };
+        let mut wanted = catch.cmp(&lose) as i8;
         let fell = self
             .previous_ratio
             .is_some_and(|previous| ratio + self.tuning.tolerance < previous);
@@ -272,25 +268,47 @@ mod tests {
 
     const ENTRIES: usize = 1_000;
 
-    /// Runs one sample of `sample × ENTRIES` requests (2 000): misses, each after `hits` hits,
-    /// on keys rejected just before (`returning`) or never seen; `tail_hits` on probation's
-    /// 31 entries. Returns the share after it.
-    fn sample(sizer: &mut WindowSizer, returning: bool, hits: u64, tail_hits: u64) -> u32 {
-        let mut key = 0u64;
-        loop {
-            key += 1;
-            let hash = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            if returning {
-                sizer.rejected(hash, ENTRIES);
+    /// What a sample sees: misses, each after `hits` hits, on keys rejected just before
+    /// (`returning`) or never seen, in a shard of `entries`; `tail_hits` on probation's
+    /// `tail_entries`.
+    struct Sample {
+        entries: usize,
+        returning: bool,
+        hits: u64,
+        tail_hits: u64,
+        tail_entries: usize,
+    }
+
+    impl Sample {
+        /// Runs one sample of `sample × entries` requests; returns the share after it.
+        fn run(&self, sizer: &mut WindowSizer) -> u32 {
+            for key in 1u64.. {
+                let hash = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                if self.returning {
+                    sizer.rejected(hash, self.entries);
+                }
+                let tail = || MainTail {
+                    hits: self.tail_hits,
+                    entries: self.tail_entries,
+                };
+                if sizer.missed(hash, self.hits, self.entries, tail) {
+                    return sizer.share();
+                }
             }
-            let tail = || MainTail {
-                hits: tail_hits,
-                entries: 31,
-            };
-            if sizer.missed(hash, hits, ENTRIES, tail) {
-                return sizer.share();
-            }
+            unreachable!("a sample ends")
         }
+    }
+
+    /// One sample of 2 000 requests in a shard of `ENTRIES`, probation holding 31 entries.
+    fn sample(sizer: &mut WindowSizer, returning: bool, hits: u64, tail_hits: u64) -> u32 {
+        Sample {
+            entries: ENTRIES,
+            returning,
+            hits,
+            tail_hits,
+            tail_entries: 31,
+        }
+        .run(sizer)
     }
 
     #[test]
@@ -337,20 +355,14 @@ mod tests {
         let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
         assert_eq!(sizer.sample_shift(entries), 5);
         let run = |sizer: &mut WindowSizer, returning: bool, tail_hits: u64| {
-            for key in 1u64.. {
-                let hash = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                if returning {
-                    sizer.rejected(hash, entries);
-                }
-                let tail = || MainTail {
-                    hits: tail_hits,
-                    entries: 20_000,
-                };
-                if sizer.missed(hash, 0, entries, tail) {
-                    return sizer.share();
-                }
+            Sample {
+                entries,
+                returning,
+                hits: 0,
+                tail_hits,
+                tail_entries: 20_000,
             }
-            unreachable!("a sample ends")
+            .run(sizer)
         };
         let (initial, step) = (WindowTuning::DEFAULT.initial, WindowTuning::DEFAULT.step);
         // 200 000 misses, all on keys rejected a moment ago: about 6 250 tracked, scaled back

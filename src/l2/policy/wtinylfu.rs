@@ -88,13 +88,11 @@ pub struct WTinyLfu {
     /// The candidate the last insertion found, for the eviction pass that follows it (cleared
     /// by anything that could change the window before then).
     pending: Option<SlotId>,
-    /// Hits under shared access since the last insertion (relaxed; a lost count is harmless).
-    shared_hits: AtomicU32,
+    /// Hits since the last insertion (relaxed; a lost count under racing hits is harmless).
+    hits: AtomicU32,
     /// Hits on probation entries this sample, once per entry between passes of the hand
     /// (relaxed, as above): what one step less of the main region would lose.
     probation_hits: AtomicU32,
-    /// Hits with exclusive access since the last insertion.
-    exclusive_hits: u32,
     /// Whether the shard has had to evict (the window adapts once the cache is full).
     full: bool,
     /// Entries the shard was sized for ([`Policy::reserve`]), kept across `clear`.
@@ -124,9 +122,8 @@ impl WTinyLfu {
             sizer: WindowSizer::new(tuning),
             newest: None,
             pending: None,
-            shared_hits: AtomicU32::new(0),
+            hits: AtomicU32::new(0),
             probation_hits: AtomicU32::new(0),
-            exclusive_hits: 0,
             full: false,
             reserved: 0,
         }
@@ -223,13 +220,19 @@ impl WTinyLfu {
         }
     }
 
+    /// Adds one to a tally: a relaxed load and store, not a read-modify-write (racing hits
+    /// may lose a count, which only makes a statistic a little low).
+    #[inline]
+    fn tally(counter: &AtomicU32) {
+        // Relaxed: a statistic that orders nothing.
+        let n = counter.load(Ordering::Relaxed);
+        counter.store(n.saturating_add(1), Ordering::Relaxed);
+    }
+
     /// Counts a hit on a probation entry (what a smaller main region would lose).
     fn count_tail_hit(&self, segment: Segment) {
         if segment == Segment::Probation {
-            // Relaxed: a tally.
-            let hits = self.probation_hits.load(Ordering::Relaxed);
-            self.probation_hits
-                .store(hits.wrapping_add(1), Ordering::Relaxed);
+            Self::tally(&self.probation_hits);
         }
     }
 
@@ -331,10 +334,8 @@ impl Policy for WTinyLfu {
     #[inline]
     fn on_hit(&self, meta: &Meta, hash: u64) {
         self.sketch.increment(hash);
-        // Relaxed: a tally and a hint for the hand; lost updates under races are harmless.
-        let hits = self.shared_hits.load(Ordering::Relaxed);
-        self.shared_hits
-            .store(hits.saturating_add(1), Ordering::Relaxed);
+        Self::tally(&self.hits);
+        // Relaxed: a hint for the hand; a lost update under racing hits is harmless.
         if meta.touched.load(Ordering::Relaxed) == 0 {
             // The first hit since the hand passed: exclusive access would have moved the entry
             // out of probation now, so later hits do not count as probation's.
@@ -347,7 +348,7 @@ impl Policy for WTinyLfu {
         self.pending = None;
         self.sketch.increment(entries.hash(id));
         self.count_tail_hit(entries.meta(id).segment);
-        self.exclusive_hits = self.exclusive_hits.saturating_add(1);
+        Self::tally(&self.hits);
         self.promote(entries, id);
     }
 
@@ -358,10 +359,7 @@ impl Policy for WTinyLfu {
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
         // Relaxed: exclusive access (no hit runs while the shard is write-locked).
-        let hits =
-            u64::from(self.shared_hits.load(Ordering::Relaxed)) + u64::from(self.exclusive_hits);
-        self.shared_hits.store(0, Ordering::Relaxed);
-        self.exclusive_hits = 0;
+        let hits = u64::from(self.hits.swap(0, Ordering::Relaxed));
         let resident = self.resident() + 1;
         self.sketch.maintain(resident);
         if self.full {
