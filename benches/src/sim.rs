@@ -211,12 +211,6 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
             let mut builder = stratacache::Cache::builder()
                 .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
                 .capacity(capacity);
-            if let Some(div) = std::env::var("L1DIV")
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                builder = builder.l1_entries((capacity / div).max(7) as usize);
-            }
             if let Some(shards) = setup.shards {
                 builder = builder.shards(shards);
             }

@@ -634,3 +634,44 @@ fn a_reserved_shard_sizes_the_sketch_once() {
     drop(shard.take_all());
     assert_eq!(shard.policy().heap_bytes(), sized);
 }
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn a_heavy_candidate_must_outweigh_every_light_victim_it_displaces() {
+    // 100 light incumbents used `uses` times each, then a heavy newcomer (the weight of ten
+    // of them) used fifteen times; the next insertion makes it the candidate.
+    let survives = |uses: u32| {
+        let tuning = super::policy::WindowTuning::fixed(1);
+        let mut shard = Shard::with_policy(WTinyLfu::with_tuning(tuning));
+        let fill = |shard: &mut Shard<u64, u64, WTinyLfu>| {
+            while shard.weight() > 100 {
+                shard.evict().expect("over capacity");
+            }
+        };
+        for key in 0..100 {
+            shard.insert(h(key), key, key, 1);
+            for _ in 1..uses {
+                shard.get(h(key), &key);
+            }
+        }
+        shard.insert(h(1_000), 1_000, 0, 10);
+        fill(&mut shard);
+        for _ in 0..14 {
+            shard.get(h(1_000), &1_000);
+        }
+        shard.insert(h(1_001), 1_001, 0, 1);
+        fill(&mut shard);
+        shard.peek(h(1_000), &1_000).is_some()
+    };
+    // Against one victim used three times it would win; against the ten it would displace
+    // (thirty uses together) it loses.
+    assert!(!survives(3), "admitted over ten victims used more in all");
+    // Against ten victims used once each it wins.
+    assert!(
+        survives(1),
+        "rejected although used more than its victims together"
+    );
+}

@@ -36,6 +36,9 @@ linked_meta!(Meta);
 /// traces; it also helps the program traces and costs a little on OLTP's larger sizes).
 const ADMIT_MARGIN: u32 = 1;
 
+/// Victims summed at most when a heavy candidate meets light ones.
+const MAX_AGGREGATED_VICTIMS: usize = 16;
+
 /// W-TinyLFU with an adaptive window, the default L2 policy
 /// ([`DefaultPolicy`](super::DefaultPolicy)).
 ///
@@ -52,7 +55,10 @@ const ADMIT_MARGIN: u32 = 1;
 ///   counters, sixteen per entry in 64-byte blocks so one access touches one cache line,
 ///   halved after ten changing increments per entry.)
 ///   The incumbent is favoured (see `ADMIT_MARGIN`), so a loop larger than the cache keeps a
-///   stable part of itself, and a scan never flushes the main region.
+///   stable part of itself, and a scan never flushes the main region. A candidate heavier
+///   than the victim meets the probation entries its weight would displace, their counts
+///   summed (as moka does), so one large object seen a few times does not push out many small
+///   ones seen as often.
 /// - A hit in probation moves the entry to **protected** (80 % of the main region), whose
 ///   oldest entries fall back to probation when it outgrows its share.
 /// - The window's share moves by steps of 1/16, by comparing, every sample, how many rejected
@@ -301,6 +307,37 @@ impl WTinyLfu {
         }
     }
 
+    /// What admitting `candidate` would cost: the frequency of `victim`, and when the
+    /// candidate is heavier, of the probation entries after it that its admission would evict
+    /// too (summed until their weight covers the candidate's, as in moka): a heavy entry must be
+    /// used more than all the light ones it displaces.
+    fn victims_frequency(
+        &self,
+        entries: &impl Entries<Meta>,
+        victim: SlotId,
+        candidate: SlotId,
+    ) -> u32 {
+        let wanted = entries.weight(candidate);
+        let mut weight = entries.weight(victim);
+        let mut seen = u32::from(self.frequency(entries, victim));
+        if weight >= wanted || entries.meta(victim).segment != Segment::Probation {
+            return seen;
+        }
+        let mut id = victim;
+        for _ in 0..MAX_AGGREGATED_VICTIMS {
+            id = List::next(entries, id);
+            if Some(id) == self.probation.front {
+                break;
+            }
+            weight += entries.weight(id);
+            seen += u32::from(self.frequency(entries, id));
+            if weight >= wanted {
+                break;
+            }
+        }
+        seen
+    }
+
     /// Evicts from the Critical ring by CLOCK (one second chance per use).
     fn evict_critical(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
         let mut chances = self.critical.len;
@@ -471,7 +508,9 @@ impl Policy for WTinyLfu {
             if let Some(candidate) = candidate {
                 // Frequency decides, with the incumbent favoured (see `ADMIT_MARGIN`).
                 let seen = |id| u32::from(self.frequency(entries, id));
-                if seen(candidate) <= seen(victim) + ADMIT_MARGIN {
+                if seen(candidate)
+                    <= self.victims_frequency(entries, victim, candidate) + ADMIT_MARGIN
+                {
                     self.unlink(entries, candidate);
                     self.sizer
                         .rejected(entries.hash(candidate), self.resident());
