@@ -1,11 +1,14 @@
 //! Single-thread get-hit latency of L1 over a resident working set, side by side with a plain
 //! `hashbrown::HashMap` (the physical floor) and the concurrent peers: quick_cache, dashmap,
-//! papaya.
+//! papaya; and the tiered `Cache`'s get when L1 answers and when L2 does.
 //!
 //! Every iteration looks up `BATCH` keys in a shuffled order (all present). L1 and papaya are
 //! measured both the way a frame loop uses them (one pin per batch) and with a pin per get.
 //!
 //! `cargo bench -p stratacache-benches --bench l1` (add `-- --quick` for a short run).
+
+#[global_allocator]
+static GLOBAL: stratacache_benches::BaseAllocator = stratacache_benches::BaseAllocator;
 
 use std::hint::black_box;
 
@@ -90,6 +93,49 @@ fn bench_value<V: Clone + Send + Sync + 'static>(
             })
         },
     );
+
+    // The tiered cache: a hit answered by L1 (every key promoted first), and one answered by
+    // L2 (an L1 of 7 entries and promotion after 255 L2 hits, so nearly every get goes to a
+    // shard). Both read through a frame held per batch, and clone the value.
+    for (label, l1_entries, promote_after) in [
+        ("stratacache_cache_l1_hit", Some(WORKING_SET * 4), 1),
+        ("stratacache_cache_l2_hit", Some(7), 255),
+    ] {
+        let mut builder = stratacache::Cache::builder()
+            .capacity(WORKING_SET as u64 * 4)
+            .promote_after(promote_after);
+        if let Some(entries) = l1_entries {
+            builder = builder.l1_entries(entries);
+        }
+        let cache: stratacache::Cache<u64, V> = builder.build().unwrap();
+        let cache_handle = cache.handle();
+        for &k in &keys {
+            cache_handle.insert(k, make(k)).unwrap();
+            cache_handle.get(&k); // one L2 hit: promoted when `promote_after` is 1
+        }
+        let before = cache.stats();
+        for &k in &keys {
+            assert!(
+                cache_handle.get(&k).is_some(),
+                "the cache holds the working set"
+            );
+        }
+        let after = cache.stats();
+        let l1_share = (after.l1_hits - before.l1_hits) as f64 / keys.len() as f64;
+        eprintln!(
+            "{label}: {:.1} % of the checking gets answered by L1",
+            100.0 * l1_share
+        );
+        group.bench_function(BenchmarkId::new(label, WORKING_SET), |b| {
+            b.iter(|| {
+                i = (i + 1) % batches.len();
+                let frame = cache_handle.frame();
+                for k in batches[i] {
+                    black_box(frame.get(k));
+                }
+            })
+        });
+    }
 
     let quick = quick_cache::sync::Cache::<u64, V>::new(WORKING_SET * 2);
     for &k in &keys {

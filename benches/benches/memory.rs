@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p stratacache-benches --bench memory`
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use stratacache_benches::BaseAllocator as Base;
 
 use mini_moka::sync::ConcurrentCacheExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,11 +17,11 @@ struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call is forwarded unchanged to the system allocator; the counters only observe.
+// SAFETY: every call is forwarded unchanged to the base allocator (the system's, or mimalloc); the counters only observe.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's layout, which meets `alloc`'s contract.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { Base.alloc(layout) };
         if !p.is_null() {
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
@@ -29,13 +31,13 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` came from `alloc` with this layout, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { Base.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded unchanged; the caller meets `realloc`'s contract.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { Base.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
             let live = LIVE.fetch_add(new_size, Ordering::Relaxed) + new_size;
@@ -181,7 +183,10 @@ fn main() {
         ),
     ));
 
-    println!("memory for {ENTRIES} inserted u64 -> u64 entries (capacity {ENTRIES})");
+    println!(
+        "memory for {ENTRIES} inserted u64 -> u64 entries (capacity {ENTRIES}), {} allocator",
+        stratacache_benches::ALLOCATOR_NAME
+    );
     println!(
         "{:<28} {:>10} {:>12} {:>12} {:>16}",
         "cache", "resident", "held MiB", "peak MiB", "overhead B/entry"

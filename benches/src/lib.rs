@@ -6,6 +6,22 @@
 pub mod sim;
 pub mod trace;
 
+/// The global allocator the benches install: mimalloc under the `mimalloc` feature, the
+/// system's otherwise (so every figure can be measured both ways).
+#[cfg(feature = "mimalloc")]
+pub use mimalloc::MiMalloc as BaseAllocator;
+/// The global allocator the benches install: mimalloc under the `mimalloc` feature, the
+/// system's otherwise (so every figure can be measured both ways).
+#[cfg(not(feature = "mimalloc"))]
+pub use std::alloc::System as BaseAllocator;
+
+/// The name of [`BaseAllocator`], for the reports.
+pub const ALLOCATOR_NAME: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "system"
+};
+
 /// A fast deterministic generator (xorshift64*) for keys and operation mixes.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

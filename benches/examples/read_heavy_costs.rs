@@ -1,0 +1,109 @@
+//! The `cache` bench's read-heavy workload (zipf 0.99 over 1M keys, capacity 1M filled first,
+//! 98 % get / 1 % insert / 1 % remove) on one thread, for one subject at a time, so that a
+//! profiler (cachegrind's cache simulation, callgrind) sees one cache only. Prints ns per
+//! operation and, for stratacache, what the operations did.
+//!
+//! `cargo run --release -p stratacache-benches --example read_heavy_costs -- stratacache|quick_cache [OPS]`
+
+use std::time::Instant;
+
+use rand::{Rng as _, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+
+const KEYS: u64 = 1_000_000;
+
+fn key_of(rank: u64) -> u64 {
+    rank.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let subject = args.next().unwrap_or_else(|| "stratacache".into());
+    let n: usize = args
+        .next()
+        .map_or(2_000_000, |s| s.parse().expect("operations"));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
+    let zipf = Zipf::new(KEYS as f64, 0.99).expect("valid zipf parameters");
+    // (key, 0 get / 1 insert / 2 remove)
+    let ops: Vec<(u64, u8)> = (0..n)
+        .map(|_| {
+            let key = key_of(zipf.sample(&mut rng) as u64 - 1);
+            let roll = rng.random_range(0..100);
+            (
+                key,
+                if roll < 98 {
+                    0
+                } else if roll < 99 {
+                    1
+                } else {
+                    2
+                },
+            )
+        })
+        .collect();
+    let (warm, timed) = ops.split_at(ops.len() / 2);
+    match subject.as_str() {
+        "stratacache" => {
+            let cache: stratacache::Cache<u64, u64> = stratacache::Cache::builder()
+                .capacity(KEYS)
+                .build()
+                .expect("valid");
+            let h = cache.handle();
+            for r in 0..KEYS {
+                let _ = h.insert(key_of(r), r);
+            }
+            let replay = |ops: &[(u64, u8)]| {
+                let mut hits = 0u64;
+                for &(k, op) in ops {
+                    match op {
+                        0 => hits += u64::from(h.get(&k).is_some()),
+                        1 => drop(h.insert(k, k)),
+                        _ => drop(h.remove(&k)),
+                    }
+                }
+                hits
+            };
+            replay(warm);
+            let before = cache.stats();
+            let start = Instant::now();
+            let hits = replay(timed);
+            let ns = start.elapsed().as_nanos() as f64 / timed.len() as f64;
+            let after = cache.stats();
+            let per = |a: u64, b: u64| (a - b) as f64 / timed.len() as f64;
+            println!(
+                "stratacache: {ns:.1} ns/op, hits {hits}; per op: L1 hits {:.3}, L2 hits {:.3}, \
+                 misses {:.3}, promotions {:.3}, inserts {:.3}, evictions {:.3}; L1 {} entries",
+                per(after.l1_hits, before.l1_hits),
+                per(after.l2_hits, before.l2_hits),
+                per(after.misses, before.misses),
+                per(after.promotions, before.promotions),
+                per(after.inserts, before.inserts),
+                per(after.evictions(), before.evictions()),
+                cache.l1_capacity()
+            );
+        }
+        "quick_cache" => {
+            let cache = quick_cache::sync::Cache::<u64, u64>::new(KEYS as usize);
+            for r in 0..KEYS {
+                cache.insert(key_of(r), r);
+            }
+            let replay = |ops: &[(u64, u8)]| {
+                let mut hits = 0u64;
+                for &(k, op) in ops {
+                    match op {
+                        0 => hits += u64::from(cache.get(&k).is_some()),
+                        1 => cache.insert(k, k),
+                        _ => drop(cache.remove(&k)),
+                    }
+                }
+                hits
+            };
+            replay(warm);
+            let start = Instant::now();
+            let hits = replay(timed);
+            let ns = start.elapsed().as_nanos() as f64 / timed.len() as f64;
+            println!("quick_cache: {ns:.1} ns/op, hits {hits}");
+        }
+        other => panic!("unknown subject {other}"),
+    }
+}

@@ -1,0 +1,383 @@
+//! Turns criterion's saved estimates into the tables of `benches/RESULTS.md` and the charts
+//! beside it.
+//!
+//! Reads every `benchmark.json` / `estimates.json` pair under the criterion folder (default
+//! `target/criterion`), for the baselines named (default `new`). Mixed-workload groups
+//! (`{workload}_zipf{e}/threads{n}`) become one table per workload and exponent, millions of
+//! operations per second by thread count and baseline, with the ratios to quick_cache and moka
+//! at the most threads, and one SVG chart of throughput against threads (plotters). Every
+//! other group becomes a table of nanoseconds per element.
+//!
+//! `cargo run --release -p stratacache-benches --bin results -- [--criterion DIR]
+//! [--baseline NAME]... [--charts DIR]`
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// Markdown tables and SVG charts from criterion's saved estimates.
+#[derive(Parser, Debug)]
+#[command(about)]
+struct Args {
+    /// Criterion's output folder.
+    #[arg(long, default_value = "target/criterion")]
+    criterion: PathBuf,
+    /// Baselines to report side by side (criterion's `--save-baseline` names; `new` is the
+    /// latest run).
+    #[arg(long = "baseline", default_values_t = ["new".to_string()])]
+    baselines: Vec<String>,
+    /// Where the throughput charts go (none when not given).
+    #[arg(long)]
+    charts: Option<PathBuf>,
+    /// Print only the table of the throughput and latency targets.
+    #[arg(long)]
+    targets: bool,
+}
+
+/// One benchmark's median, per element.
+#[derive(Debug, Clone)]
+struct Estimate {
+    group: String,
+    function: String,
+    baseline: String,
+    /// Median nanoseconds per iteration.
+    nanos: f64,
+    /// Elements per iteration (1 when the bench declared no throughput).
+    elements: f64,
+}
+
+impl Estimate {
+    fn ops_per_second(&self) -> f64 {
+        self.elements * 1e9 / self.nanos
+    }
+
+    fn nanos_per_element(&self) -> f64 {
+        self.nanos / self.elements
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every estimate under `dir` for `baselines`.
+fn collect(dir: &Path, baselines: &[String], out: &mut Vec<Estimate>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(baseline) = baselines.iter().find(|b| **b == name) {
+            let bench = path.join("benchmark.json");
+            let estimates = path.join("estimates.json");
+            if bench.is_file() && estimates.is_file() {
+                let bench = read_json(&bench)?;
+                let estimates = read_json(&estimates)?;
+                let nanos = estimates["median"]["point_estimate"]
+                    .as_f64()
+                    .ok_or_else(|| format!("{}: no median", path.display()))?;
+                let elements = bench["throughput"]["Elements"].as_f64().unwrap_or(1.0);
+                out.push(Estimate {
+                    group: bench["group_id"].as_str().unwrap_or_default().to_string(),
+                    // `BenchmarkId::from_parameter` leaves the function empty.
+                    function: bench["function_id"]
+                        .as_str()
+                        .or(bench["value_str"].as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    baseline: baseline.clone(),
+                    nanos,
+                    elements,
+                });
+            }
+        } else if name != "report" {
+            collect(&path, baselines, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// One workload's figures: subject → (threads, baseline) → M ops/s.
+type Subjects = BTreeMap<String, BTreeMap<(usize, String), f64>>;
+
+/// `read_heavy_zipf0.99/threads2` → (`read_heavy_zipf0.99`, 2).
+fn mixed_group(group: &str) -> Option<(&str, usize)> {
+    let (workload, threads) = group.rsplit_once("/threads")?;
+    Some((workload, threads.parse().ok()?))
+}
+
+/// Subjects in a fixed order: ours first, then the peers, then the references.
+fn order(name: &str) -> usize {
+    const ORDER: [&str; 11] = [
+        "stratacache",
+        "stratacache_handles",
+        "stratacache_frames",
+        "quick_cache",
+        "moka",
+        "mini_moka",
+        "scc_hashcache",
+        "foyer",
+        "dashmap",
+        "papaya",
+        "hashbrown",
+    ];
+    ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len())
+}
+
+fn chart(
+    path: &Path,
+    title: &str,
+    lines: &BTreeMap<String, Vec<(usize, f64)>>,
+) -> Result<(), String> {
+    let max_threads = lines.values().flatten().map(|p| p.0).max().unwrap_or(1);
+    let max_ops = lines.values().flatten().map(|p| p.1).fold(0.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(1usize..max_threads.max(2), 0.0..max_ops.max(1.0))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("threads")
+        .y_desc("M ops/s")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (name, points)) in lines.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The targets that criterion measures, against the first baseline.
+fn targets(estimates: &[Estimate], baseline: &str) {
+    let find = |group: &str, function: &str| {
+        estimates
+            .iter()
+            .find(|e| e.group == group && e.function == function && e.baseline == baseline)
+    };
+    let most = estimates
+        .iter()
+        .filter_map(|e| mixed_group(&e.group).map(|g| g.1))
+        .max()
+        .unwrap_or(1);
+    println!("| target | asked | measured | met |");
+    println!("|---|---|---|---|");
+    let l1 = |f: &str| find("l1_get_hit/u64", f).map(Estimate::nanos_per_element);
+    if let (Some(ours), Some(floor)) = (l1("stratacache_l1_guard_per_batch"), l1("hashbrown")) {
+        let ratio = ours / floor;
+        println!(
+            "| L1 get hit vs the hashbrown floor (u64) | ≤ 2.5× | {ours:.2} ns vs {floor:.2} ns = {ratio:.2}× | {} |",
+            if ratio <= 2.5 { "yes" } else { "no" }
+        );
+        let peers = [
+            "quick_cache",
+            "dashmap",
+            "papaya_guard_per_batch",
+            "papaya_pin_per_get",
+        ];
+        if let Some((peer, best)) = peers
+            .iter()
+            .filter_map(|p| l1(p).map(|v| (*p, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+        {
+            println!(
+                "| L1 get hit vs the fastest concurrent peer | faster | {ours:.2} ns vs {peer} {best:.2} ns | {} |",
+                if ours < best { "yes" } else { "no" }
+            );
+        }
+    }
+    let ops = |group: String, f: &str| find(&group, f).map(|e| e.ops_per_second() / 1e6);
+    let read_heavy = format!("read_heavy_zipf0.99/threads{most}");
+    for (ours, label) in [
+        ("stratacache", "plain calls"),
+        ("stratacache_frames", "frames"),
+    ] {
+        if let (Some(s), Some(q), Some(m)) = (
+            ops(read_heavy.clone(), ours),
+            ops(read_heavy.clone(), "quick_cache"),
+            ops(read_heavy.clone(), "moka"),
+        ) {
+            println!(
+                "| read-heavy zipf 0.99, {most} threads, {label} | ≥ 2× quick_cache, ≥ 10× moka | {s:.2} M ops/s: {:.2}× quick_cache ({q:.2}), {:.2}× moka ({m:.2}) | {} |",
+                s / q,
+                s / m,
+                if s >= 2.0 * q && s >= 10.0 * m {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+        }
+    }
+    for exponent in ["0.99", "0.8"] {
+        let churn = format!("churn_zipf{exponent}/threads{most}");
+        if let (Some(s), Some(q)) = (ops(churn.clone(), "stratacache"), ops(churn, "quick_cache")) {
+            println!(
+                "| churn zipf {exponent}, {most} threads | ≥ 1.5× quick_cache | {s:.2} M ops/s: {:.2}× quick_cache ({q:.2}) | {} |",
+                s / q,
+                if s >= 1.5 * q { "yes" } else { "no" }
+            );
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let mut estimates = Vec::new();
+    collect(&args.criterion, &args.baselines, &mut estimates)?;
+    if estimates.is_empty() {
+        return Err(format!(
+            "no estimates for baseline(s) {:?} under {}",
+            args.baselines,
+            args.criterion.display()
+        ));
+    }
+    if args.targets {
+        targets(&estimates, &args.baselines[0]);
+        return Ok(());
+    }
+    // Mixed workloads: workload → subject → (threads, baseline) → M ops/s.
+    let mut mixed: BTreeMap<String, Subjects> = BTreeMap::new();
+    let mut other: BTreeMap<String, Vec<Estimate>> = BTreeMap::new();
+    for e in &estimates {
+        match mixed_group(&e.group) {
+            Some((workload, threads)) => {
+                mixed
+                    .entry(workload.to_string())
+                    .or_default()
+                    .entry(e.function.clone())
+                    .or_default()
+                    .insert((threads, e.baseline.clone()), e.ops_per_second() / 1e6);
+            }
+            None => other.entry(e.group.clone()).or_default().push(e.clone()),
+        }
+    }
+    for (workload, subjects) in &mixed {
+        let mut columns: Vec<(usize, String)> =
+            subjects.values().flat_map(|m| m.keys().cloned()).collect();
+        columns.sort_by_key(|(t, b)| (*t, args.baselines.iter().position(|x| x == b)));
+        columns.dedup();
+        let most = columns.iter().map(|c| c.0).max().unwrap_or(1);
+        let first = args.baselines[0].clone();
+        println!("### {workload}");
+        println!();
+        let header: Vec<String> = columns
+            .iter()
+            .map(|(t, b)| {
+                if args.baselines.len() > 1 {
+                    format!("{t} thr, {b}")
+                } else {
+                    format!("{t} threads")
+                }
+            })
+            .collect();
+        println!(
+            "| cache (M ops/s) | {} | × quick_cache at {most} | × moka at {most} |",
+            header.join(" | ")
+        );
+        println!("|---|{}---:|---:|", "---:|".repeat(columns.len()));
+        let at = |subject: &str| {
+            subjects
+                .get(subject)
+                .and_then(|m| m.get(&(most, first.clone())))
+                .copied()
+        };
+        let mut names: Vec<&String> = subjects.keys().collect();
+        names.sort_by_key(|n| order(n));
+        for name in names {
+            let row = &subjects[name];
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|c| row.get(c).map_or("".into(), |v| format!("{v:.2}")))
+                .collect();
+            let ratio = |peer: &str| match (row.get(&(most, first.clone())), at(peer)) {
+                (Some(v), Some(p)) if p > 0.0 => format!("{:.2}", v / p),
+                _ => String::new(),
+            };
+            println!(
+                "| {name} | {} | {} | {} |",
+                cells.join(" | "),
+                ratio("quick_cache"),
+                ratio("moka")
+            );
+        }
+        println!();
+        if let Some(dir) = &args.charts {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let lines: BTreeMap<String, Vec<(usize, f64)>> = subjects
+                .iter()
+                .filter(|(name, _)| name.as_str() != "hashbrown")
+                .map(|(name, row)| {
+                    let mut points: Vec<(usize, f64)> = row
+                        .iter()
+                        .filter(|((_, b), _)| *b == first)
+                        .map(|((t, _), v)| (*t, *v))
+                        .collect();
+                    points.sort_by_key(|p| p.0);
+                    (name.clone(), points)
+                })
+                .collect();
+            let file = dir.join(format!("{workload}.svg"));
+            chart(
+                &file,
+                &format!("{workload}: throughput against threads"),
+                &lines,
+            )?;
+            println!("![{workload}]({})", file.display());
+            println!();
+        }
+    }
+    for (group, rows) in &other {
+        println!("### {group}");
+        println!();
+        println!("| bench | baseline | ns per element |");
+        println!("|---|---|---:|");
+        let mut rows = rows.clone();
+        rows.sort_by(|a, b| a.nanos_per_element().total_cmp(&b.nanos_per_element()));
+        for e in rows {
+            println!(
+                "| {} | {} | {:.2} |",
+                e.function,
+                e.baseline,
+                e.nanos_per_element()
+            );
+        }
+        println!();
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(problem) = run(&args) {
+        eprintln!("results: {problem}");
+        std::process::exit(2);
+    }
+}
