@@ -39,7 +39,7 @@ echo
 echo "- **Machine:** $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(ls -d /sys/devices/system/node/node* 2>/dev/null | wc -l) NUMA node(s)."
 echo "- **Toolchain:** $(rustc --version); release profile."
 echo "- **Run:** started $started, criterion ${quick[*]:-full} runs; mixed-workload threads: $STRATACACHE_BENCH_THREADS."
-echo "- **Command:** \`bash benches/results.sh ${quick[*]:-}\`"
+echo "- **Command:** \`bash benches/results.sh${quick[*]:+ ${quick[*]}}\`"
 echo
 echo "## Targets (system allocator)"
 echo

@@ -4,6 +4,7 @@
 //! the only place those peers are dependencies.
 
 pub mod sim;
+pub mod tail;
 pub mod trace;
 
 /// The global allocator the benches install: mimalloc under the `mimalloc` feature, the
