@@ -17,7 +17,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "cache_l1".into());
     let rounds: usize = args.next().map_or(10, |r| r.parse().expect("rounds"));
-    let keys: Vec<u64> = (0..KEYS).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    let keys: Vec<u64> = (0..KEYS)
+        .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
     let mut found = 0u64;
     match path.as_str() {
         "l1" => {
@@ -37,7 +39,11 @@ fn main() {
             }
         }
         "cache_l1" | "cache_l2" => {
-            let l1 = if path == "cache_l1" { KEYS as usize * 4 } else { 7 };
+            let l1 = if path == "cache_l1" {
+                KEYS as usize * 4
+            } else {
+                7
+            };
             let cache: stratacache::Cache<u64, u64> = stratacache::Cache::builder()
                 .capacity(KEYS * 4)
                 .l1_entries(l1)
