@@ -3,26 +3,36 @@
 # bench, stratacache side by side with the peers, once with the system allocator and once with
 # mimalloc (`--features mimalloc`). Charts and raw outputs go to benches/results/.
 #   bash benches/results.sh [--quick]      (--quick: criterion's short runs, a few minutes each)
-# Thread counts of the mixed workloads: STRATACACHE_BENCH_THREADS (default 1,all).
+# RESULTS_BENCHES="l1 cache memory tail" (the default) chooses what is run again; the page is
+# assembled from whatever criterion and benches/results/ hold, so RESULTS_BENCHES=l1 reruns
+# only the latency bench and keeps the other figures.
+# Thread counts of the mixed workloads: STRATACACHE_BENCH_THREADS (default 1,2,all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=()
 if [ "${1:-}" = --quick ]; then quick=(--quick); fi
-export STRATACACHE_BENCH_THREADS="${STRATACACHE_BENCH_THREADS:-1,all}"
+export STRATACACHE_BENCH_THREADS="${STRATACACHE_BENCH_THREADS:-1,2,all}"
 raw=benches/results
 mkdir -p "$raw"
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 for alloc in system mimalloc; do
     features=()
     if [ "$alloc" = mimalloc ]; then features=(--features mimalloc); fi
-    echo "== $alloc allocator: l1, cache, memory, tail latency" >&2
-    cargo bench -q -p stratacache-benches "${features[@]}" --bench l1 -- \
-        "${quick[@]}" --save-baseline "$alloc" > "$raw/l1-$alloc.txt" 2>&1
-    cargo bench -q -p stratacache-benches "${features[@]}" --bench cache -- \
-        "${quick[@]}" --save-baseline "$alloc" > "$raw/cache-$alloc.txt" 2>&1
-    cargo bench -q -p stratacache-benches "${features[@]}" --bench memory > "$raw/memory-$alloc.txt"
-    cargo run -q --release -p stratacache-benches "${features[@]}" --bin tail_latency \
-        > "$raw/tail-$alloc.md"
+    for bench in ${RESULTS_BENCHES:-l1 cache memory tail}; do
+        echo "== $alloc allocator: $bench" >&2
+        case $bench in
+        l1 | cache)
+            cargo bench -q -p stratacache-benches "${features[@]}" --bench "$bench" -- \
+                "${quick[@]}" --save-baseline "$alloc" > "$raw/$bench-$alloc.txt" 2>&1 ;;
+        memory)
+            cargo bench -q -p stratacache-benches "${features[@]}" --bench memory \
+                > "$raw/memory-$alloc.txt" ;;
+        tail)
+            cargo run -q --release -p stratacache-benches "${features[@]}" --bin tail_latency \
+                > "$raw/tail-$alloc.md" ;;
+        *) echo "unknown bench $bench (l1, cache, memory, tail)" >&2; exit 2 ;;
+        esac
+    done
 done
 cargo build -q --release -p stratacache-benches --bin results
 results() { (cd benches && ../target/release/results --criterion ../target/criterion "$@"); }

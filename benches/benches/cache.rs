@@ -19,7 +19,7 @@
 //! one `CacheFrame` per 256 operations, as a game loop would), the peers, and `hashbrown`
 //! (one thread only: the floor).
 //!
-//! Threads: `STRATACACHE_BENCH_THREADS` (comma-separated; `all` = every CPU), default `1,all`.
+//! Threads: `STRATACACHE_BENCH_THREADS` (comma-separated; `all` = every CPU), default `1,2,all`.
 //! The global allocator is the system's, or mimalloc with `--features mimalloc`.
 //!
 //! `cargo bench -p stratacache-benches --bench cache` (add `-- --quick` for a short run, and a
@@ -281,7 +281,7 @@ fn run(
 fn thread_counts() -> Vec<usize> {
     let all = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut counts: Vec<usize> = std::env::var("STRATACACHE_BENCH_THREADS")
-        .unwrap_or_else(|_| "1,all".into())
+        .unwrap_or_else(|_| "1,2,all".into())
         .split(',')
         .map(|t| {
             if t.trim() == "all" {
@@ -291,6 +291,7 @@ fn thread_counts() -> Vec<usize> {
             }
         })
         .collect();
+    counts.sort_unstable();
     counts.dedup();
     counts
 }

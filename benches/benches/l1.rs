@@ -1,6 +1,7 @@
 //! Single-thread get-hit latency of L1 over a resident working set, side by side with a plain
-//! `hashbrown::HashMap` (the physical floor) and the concurrent peers: quick_cache, dashmap,
-//! papaya; and the tiered `Cache`'s get when L1 answers and when L2 does.
+//! `hashbrown::HashMap` (the physical floor) and the concurrent peers: quick_cache, moka,
+//! mini-moka, scc's `HashCache`, foyer, dashmap and papaya; and the tiered `Cache`'s get when
+//! L1 answers and when L2 does.
 //!
 //! Every iteration looks up `BATCH` keys in a shuffled order (all present). L1 and papaya are
 //! measured both the way a frame loop uses them (one pin per batch) and with a pin per get.
@@ -150,6 +151,69 @@ fn bench_value<V: Clone + Send + Sync + 'static>(
             i = (i + 1) % batches.len();
             for k in batches[i] {
                 black_box(quick.get(k));
+            }
+        })
+    });
+
+    // The other evicting peers, each with room for the whole working set.
+    let capacity = WORKING_SET as u64 * 2;
+    let moka = moka::sync::Cache::<u64, V>::new(capacity);
+    let mini_moka = mini_moka::sync::Cache::<u64, V>::new(capacity);
+    let scc = scc::HashCache::<u64, V>::with_capacity(0, capacity as usize);
+    let foyer: foyer::Cache<u64, V> =
+        foyer::CacheBuilder::new(capacity as usize).build::<foyer::CacheProperties>();
+    for &k in &keys {
+        moka.insert(k, make(k));
+        mini_moka.insert(k, make(k));
+        let _ = scc.put_sync(k, make(k));
+        foyer.insert(k, make(k));
+    }
+    moka.run_pending_tasks();
+    let held = |name: &str, held: usize| {
+        assert!(
+            held * 100 >= keys.len() * 99,
+            "{name} must hold the working set"
+        );
+    };
+    held(
+        "moka",
+        keys.iter().filter(|&k| moka.get(k).is_some()).count(),
+    );
+    held(
+        "scc",
+        keys.iter()
+            .filter(|&k| scc.read_sync(k, |_, _| ()).is_some())
+            .count(),
+    );
+    group.bench_function(BenchmarkId::new("moka", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(moka.get(k));
+            }
+        })
+    });
+    group.bench_function(BenchmarkId::new("mini_moka", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(mini_moka.get(k));
+            }
+        })
+    });
+    group.bench_function(BenchmarkId::new("scc_hashcache", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(scc.read_sync(k, |_, v| v.clone()));
+            }
+        })
+    });
+    group.bench_function(BenchmarkId::new("foyer", WORKING_SET), |b| {
+        b.iter(|| {
+            i = (i + 1) % batches.len();
+            for k in batches[i] {
+                black_box(foyer.get(k).map(|e| e.value().clone()));
             }
         })
     });
