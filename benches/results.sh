@@ -5,7 +5,7 @@
 #   bash benches/results.sh [--quick]      (--quick: criterion's short runs, a few minutes each)
 # RESULTS_BENCHES="l1 cache memory tail" (the default) chooses what is run again; the page is
 # assembled from whatever criterion and benches/results/ hold, so RESULTS_BENCHES=l1 reruns
-# only the latency bench and keeps the other figures.
+# only the latency bench and keeps the other figures; RESULTS_BENCHES=none only reassembles.
 # Thread counts of the mixed workloads: STRATACACHE_BENCH_THREADS (default 1,2,all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,8 @@ for alloc in system mimalloc; do
         tail)
             cargo run -q --release -p stratacache-benches "${features[@]}" --bin tail_latency \
                 > "$raw/tail-$alloc.md" ;;
-        *) echo "unknown bench $bench (l1, cache, memory, tail)" >&2; exit 2 ;;
+        none) ;;
+        *) echo "unknown bench $bench (l1, cache, memory, tail, none)" >&2; exit 2 ;;
         esac
     done
 done
@@ -48,7 +49,8 @@ HEADER
 echo
 echo "- **Machine:** $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(ls -d /sys/devices/system/node/node* 2>/dev/null | wc -l) NUMA node(s)."
 echo "- **Toolchain:** $(rustc --version); release profile."
-echo "- **Run:** started $started, criterion ${quick[*]:-full} runs; mixed-workload threads: $STRATACACHE_BENCH_THREADS."
+when() { date -u -r "$raw/$1" +%Y-%m-%dT%H:%MZ 2>/dev/null || echo "not run"; }
+echo "- **Run:** page assembled $started; measured (system allocator run finished): l1 $(when l1-system.txt), cache $(when cache-system.txt), memory $(when memory-system.txt), tail $(when tail-system.md); criterion ${quick[*]:-full} runs; mixed-workload threads: $STRATACACHE_BENCH_THREADS."
 echo "- **Command:** \`bash benches/results.sh${quick[*]:+ ${quick[*]}}\`"
 echo
 echo "## Targets (system allocator)"

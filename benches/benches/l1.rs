@@ -159,7 +159,8 @@ fn bench_value<V: Clone + Send + Sync + 'static>(
     let capacity = WORKING_SET as u64 * 2;
     let moka = moka::sync::Cache::<u64, V>::new(capacity);
     let mini_moka = mini_moka::sync::Cache::<u64, V>::new(capacity);
-    let scc = scc::HashCache::<u64, V>::with_capacity(0, capacity as usize);
+    // scc evicts within a bucket, so it needs more room than the others to hold every key.
+    let scc = scc::HashCache::<u64, V>::with_capacity(capacity as usize * 4, capacity as usize * 4);
     let foyer: foyer::Cache<u64, V> =
         foyer::CacheBuilder::new(capacity as usize).build::<foyer::CacheProperties>();
     for &k in &keys {

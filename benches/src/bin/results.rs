@@ -199,6 +199,10 @@ fn targets(estimates: &[Estimate], baseline: &str) {
         );
         let peers = [
             "quick_cache",
+            "moka",
+            "mini_moka",
+            "scc_hashcache",
+            "foyer",
             "dashmap",
             "papaya_guard_per_batch",
             "papaya_pin_per_get",
