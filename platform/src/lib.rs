@@ -7,9 +7,13 @@
 //! embedded targets, consoles and tests that simulate 2- or 4-socket machines) or, under
 //! `std` on Linux, from `/sys/devices/system/node` ([`Topology::from_sysfs`]).
 //!
-//! It is where the kernel's platform layer will grow (see `DESIGN.md` §6): the current CPU and
-//! node (`sched_getcpu` under std, a user hook without it), memory binding (`mbind`), thread
-//! pinning for benches, and an hwloc-backed topology under an `hwloc` feature.
+//! Which node a thread is on comes from a [`CpuLocator`]: [`OsCpu`] (`sched_getcpu`) under
+//! `std` on Linux, or any `Fn() -> Option<u32>` the embedder supplies without it. Under `std`
+//! on Linux, [`pin_current_thread`] pins threads (`sched_setaffinity`) and [`bind_to_node`]
+//! places memory (`mbind`). The system calls are the crate's only `unsafe` code, in a private
+//! `raw` module.
+//!
+//! Still to come (see `DESIGN.md` §6): an hwloc-backed topology under an `hwloc` feature.
 //!
 //! ```
 //! use stratacache_platform::Topology;
@@ -28,11 +32,22 @@ extern crate alloc;
 extern crate std;
 
 mod cpulist;
+mod locate;
+#[cfg(all(feature = "std", target_os = "linux"))]
+mod place;
+mod raw;
 #[cfg(all(feature = "std", target_os = "linux"))]
 mod sysfs;
 mod topology;
 
 pub use cpulist::{CpuListError, parse_cpu_list};
+pub use locate::CpuLocator;
+#[cfg(all(feature = "std", target_os = "linux"))]
+pub use locate::OsCpu;
+#[cfg(all(feature = "std", target_os = "linux"))]
+pub use place::{
+    Binding, PlacementError, bind_to_node, pin_current_thread, pin_current_thread_to_node,
+};
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub use sysfs::SysfsError;
 pub use topology::{Node, Topology, TopologyError};
