@@ -13,7 +13,13 @@
 //! places memory (`mbind`). The system calls are the crate's only `unsafe` code, in a private
 //! `raw` module.
 //!
-//! Still to come (see `DESIGN.md` §6): an hwloc-backed topology under an `hwloc` feature.
+//! Under the `hwloc` feature, [`Topology::from_hwloc`] asks hwloc instead (through
+//! `hwlocality`: `hwloc2` 2.2.0 panics on NUMA nodes with hwloc 2.x; see the `hwloc` module).
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `std` (default) | `from_sysfs`, [`OsCpu`], thread pinning and memory binding (Linux) |
+//! | `hwloc` | `Topology::from_hwloc` (needs the system's hwloc ≥ 2.8: `libhwloc-dev`, `libudev-dev`) |
 //!
 //! ```
 //! use stratacache_platform::Topology;
@@ -32,6 +38,8 @@ extern crate alloc;
 extern crate std;
 
 mod cpulist;
+#[cfg(feature = "hwloc")]
+mod hwloc;
 mod locate;
 #[cfg(all(feature = "std", target_os = "linux"))]
 mod place;
@@ -41,6 +49,8 @@ mod sysfs;
 mod topology;
 
 pub use cpulist::{CpuListError, parse_cpu_list};
+#[cfg(feature = "hwloc")]
+pub use hwloc::HwlocError;
 pub use locate::CpuLocator;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub use locate::OsCpu;
