@@ -197,39 +197,21 @@ fn measure(subject: &dyn Subject, args: &TailSetup, readers: usize) -> Measured 
 }
 
 fn subjects(capacity: u64) -> Vec<(&'static str, Box<dyn Subject>)> {
-    let cap = capacity as usize;
-    let strata = || {
-        stratacache::Cache::builder()
-            .capacity(capacity)
-            .build()
-            .expect("a positive capacity")
-    };
+    use crate::peers;
     vec![
-        ("stratacache", Box::new(Stratacache(strata()))),
-        ("stratacache_frames", Box::new(StratacacheFrames(strata()))),
         (
-            "quick_cache",
-            Box::new(quick_cache::sync::Cache::<u64, u64>::new(cap)),
+            "stratacache",
+            Box::new(Stratacache(peers::stratacache(capacity))),
         ),
         (
-            "moka",
-            Box::new(moka::sync::Cache::<u64, u64>::new(capacity)),
+            "stratacache_frames",
+            Box::new(StratacacheFrames(peers::stratacache(capacity))),
         ),
-        (
-            "mini_moka",
-            Box::new(mini_moka::sync::Cache::<u64, u64>::new(capacity)),
-        ),
-        (
-            "scc_hashcache",
-            Box::new(scc::HashCache::<u64, u64>::with_capacity(cap, cap)),
-        ),
-        (
-            "foyer",
-            Box::new(
-                foyer::CacheBuilder::new(cap).build::<foyer::CacheProperties>()
-                    as foyer::Cache<u64, u64>,
-            ),
-        ),
+        ("quick_cache", Box::new(peers::quick_cache(capacity))),
+        ("moka", Box::new(peers::moka(capacity))),
+        ("mini_moka", Box::new(peers::mini_moka(capacity))),
+        ("scc_hashcache", Box::new(peers::scc(capacity))),
+        ("foyer", Box::new(peers::foyer(capacity))),
         (
             "dashmap (no eviction)",
             Box::new(dashmap::DashMap::<u64, u64>::new()),
