@@ -1,7 +1,8 @@
 //! Tail latency of `get` under a full-speed writer, as a bench so that `cargo bench -p
 //! stratacache-benches` runs every comparison (see `stratacache_benches::tail`; the
-//! `tail_latency` bin takes flags). Two seconds per cache, half a second with `--quick`; a
-//! non-flag argument keeps only the caches whose name contains it.
+//! `tail_latency` bin takes flags). Two seconds per cache, half a second with `--quick`;
+//! `--pin` pins the writer and readers to CPUs of their own; a non-flag argument keeps only
+//! the caches whose name contains it.
 //!
 //! `cargo bench -p stratacache-benches --bench tail_latency`
 
@@ -19,6 +20,7 @@ fn main() {
             2.0
         },
         only: args.iter().find(|a| !a.starts_with('-')).cloned(),
+        pin: args.iter().any(|a| a == "--pin"),
         ..TailSetup::default()
     };
     if let Err(problem) = tail::run(&setup) {

@@ -25,6 +25,9 @@ pub struct TailSetup {
     pub seconds: f64,
     /// Only the caches whose name contains this.
     pub only: Option<String>,
+    /// Pin the writer to the first CPU and reader `r` to CPU `r + 1` (modulo the CPUs), so
+    /// the scheduler cannot move or stack them (`stratacache_platform::pin_current_thread`).
+    pub pin: bool,
 }
 
 impl Default for TailSetup {
@@ -34,6 +37,7 @@ impl Default for TailSetup {
             capacity: 100_000,
             seconds: 2.0,
             only: None,
+            pin: false,
         }
     }
 }
@@ -126,6 +130,18 @@ struct Measured {
     elapsed: Duration,
 }
 
+/// Pins the calling thread to the `index`-th CPU of this machine, when asked to.
+fn pin(args: &TailSetup, index: usize) {
+    if !args.pin {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = (index % cpus) as u32;
+    if let Err(problem) = stratacache_platform::pin_current_thread(&[cpu]) {
+        eprintln!("tail_latency: could not pin to CPU {cpu}: {problem}");
+    }
+}
+
 fn measure(subject: &dyn Subject, args: &TailSetup, readers: usize) -> Measured {
     for rank in 0..args.capacity {
         subject.insert(key_of(rank));
@@ -137,6 +153,7 @@ fn measure(subject: &dyn Subject, args: &TailSetup, readers: usize) -> Measured 
             .map(|r| {
                 let stop = &stop;
                 scope.spawn(move || {
+                    pin(args, r as usize + 1);
                     let mut rng = rand::rngs::SmallRng::seed_from_u64(r + 1);
                     let zipf = Zipf::new(args.capacity as f64, 0.99).expect("valid zipf");
                     let ranks: Vec<u64> = (0..1 << 16)
@@ -165,6 +182,7 @@ fn measure(subject: &dyn Subject, args: &TailSetup, readers: usize) -> Measured 
             })
             .collect();
         let writer = scope.spawn(|| {
+            pin(args, 0);
             let mut next = args.capacity;
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..64 {
@@ -244,10 +262,11 @@ pub fn run(setup: &TailSetup) -> Result<(), String> {
     println!(
         "`get` latency on {readers} reader thread(s) while one thread inserts at full speed; \
          capacity {}, zipf(0.99) reads of the filled set, {} s per cache, {} allocator, {cpus} \
-         CPUs; every `get` timed (the two clock reads add about {} ns).",
+         CPUs{}; every `get` timed (the two clock reads add about {} ns).",
         setup.capacity,
         setup.seconds,
         crate::ALLOCATOR_NAME,
+        if setup.pin { ", threads pinned" } else { "" },
         timer_cost().as_nanos()
     );
     println!();

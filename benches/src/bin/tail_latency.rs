@@ -25,6 +25,9 @@ struct Args {
     /// Only the caches whose name contains this.
     #[arg(long)]
     only: Option<String>,
+    /// Pin the writer and each reader to a CPU of its own (modulo the CPUs).
+    #[arg(long)]
+    pin: bool,
 }
 
 fn main() {
@@ -34,6 +37,7 @@ fn main() {
         capacity: args.capacity,
         seconds: args.seconds,
         only: args.only,
+        pin: args.pin,
     };
     if let Err(problem) = tail::run(&setup) {
         eprintln!("tail_latency: {problem}");
