@@ -14,7 +14,6 @@ if [ "${1:-}" = --quick ]; then quick=(--quick); fi
 export STRATACACHE_BENCH_THREADS="${STRATACACHE_BENCH_THREADS:-1,2,all}"
 raw=benches/results
 mkdir -p "$raw"
-started=$(date -u +%Y-%m-%dT%H:%MZ)
 for alloc in system mimalloc; do
     features=()
     if [ "$alloc" = mimalloc ]; then features=(--features mimalloc); fi
@@ -50,7 +49,7 @@ echo
 echo "- **Machine:** $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(ls -d /sys/devices/system/node/node* 2>/dev/null | wc -l) NUMA node(s)."
 echo "- **Toolchain:** $(rustc --version); release profile."
 when() { date -u -r "$raw/$1" +%Y-%m-%dT%H:%MZ 2>/dev/null || echo "not run"; }
-echo "- **Run:** page assembled $started; measured (system allocator run finished): l1 $(when l1-system.txt), cache $(when cache-system.txt), memory $(when memory-system.txt), tail $(when tail-system.md); criterion ${quick[*]:-full} runs; mixed-workload threads: $STRATACACHE_BENCH_THREADS."
+echo "- **Run:** page assembled $(date -u +%Y-%m-%dT%H:%MZ); measured (system allocator run finished): l1 $(when l1-system.txt), cache $(when cache-system.txt), memory $(when memory-system.txt), tail $(when tail-system.md); criterion ${quick[*]:-full} runs; mixed-workload threads: $STRATACACHE_BENCH_THREADS."
 echo "- **Command:** \`bash benches/results.sh${quick[*]:+ ${quick[*]}}\`"
 echo
 echo "## Targets (system allocator)"
