@@ -56,7 +56,7 @@ pub use locate::CpuLocator;
 pub use locate::OsCpu;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub use place::{
-    Binding, PlacementError, bind_to_node, pin_current_thread, pin_current_thread_to_node,
+    Binding, PlacementError, bind_to_node, node_of, pin_current_thread, pin_current_thread_to_node,
 };
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub use sysfs::SysfsError;

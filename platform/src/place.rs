@@ -124,3 +124,17 @@ pub fn bind_to_node<T>(memory: &[T], node: u32, binding: Binding) -> Result<usiz
     })?;
     Ok(last - first)
 }
+
+/// The NUMA node whose memory holds `value` (its first byte's page), as the kernel reports it
+/// (`get_mempolicy`). To check where a cache's shards or arenas landed.
+///
+/// # Errors
+/// [`PlacementError::Os`] when the kernel refuses (`ENOSYS` without NUMA support).
+pub fn node_of<T: ?Sized>(value: &T) -> Result<u32, PlacementError> {
+    linux::node_of_address((value as *const T).cast::<u8>() as usize).map_err(|errno| {
+        PlacementError::Os {
+            call: "get_mempolicy",
+            errno,
+        }
+    })
+}

@@ -138,3 +138,23 @@ fn memory_binds_to_an_online_node_by_whole_pages_and_keeps_its_contents() {
         Err(PlacementError::Os { call: "mbind", .. })
     ));
 }
+
+#[test]
+fn the_kernel_names_the_node_that_holds_memory() {
+    let topology = Topology::from_sysfs().unwrap();
+    let data = vec![7u8; 1 << 16];
+    let node = stratacache_platform::node_of(&data[..]).unwrap();
+    assert!(
+        topology.nodes().iter().any(|n| n.id() == node),
+        "node {node} is not one of this machine's"
+    );
+    // Bound memory reports the node it was bound to.
+    let first = topology.nodes()[0].id();
+    bind_to_node(&data, first, Binding::Strict).unwrap();
+    // The first page-aligned byte: its page lies wholly inside the bound range.
+    let aligned = data.as_ptr().align_offset(4096);
+    assert_eq!(
+        stratacache_platform::node_of(&data[aligned]).unwrap(),
+        first
+    );
+}

@@ -74,3 +74,27 @@ pub(crate) fn bind(start: usize, len: usize, node: u32, strict: bool) -> Result<
     };
     if rc == 0 { Ok(()) } else { Err(last_errno()) }
 }
+
+/// The node holding the page at `addr` (`get_mempolicy` with `MPOL_F_NODE | MPOL_F_ADDR`).
+pub(crate) fn node_of_address(addr: usize) -> Result<u32, Errno> {
+    const MPOL_F_NODE: libc::c_ulong = 1 << 0;
+    const MPOL_F_ADDR: libc::c_ulong = 1 << 1;
+    let mut node: libc::c_int = -1;
+    // SAFETY: the kernel writes one int through `node`, which lives across the call; with
+    // these flags it only reads where the page at `addr` lives, changing nothing.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut node as *mut libc::c_int,
+            core::ptr::null_mut::<libc::c_ulong>(),
+            0 as libc::c_ulong,
+            addr,
+            MPOL_F_NODE | MPOL_F_ADDR,
+        )
+    };
+    if rc == 0 {
+        u32::try_from(node).map_err(|_| libc::EINVAL)
+    } else {
+        Err(last_errno())
+    }
+}
