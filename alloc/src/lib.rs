@@ -1,33 +1,69 @@
 //! # stratacache-alloc
 //!
-//! Memory control for the stratacache kernel, `#![no_std]`.
+//! Memory control for the stratacache kernel, `#![no_std]` (with `alloc`).
 //!
-//! Today this crate provides [`ByteBudget`]: a lock-free byte budget that a cache charges
-//! before it stores an entry and credits when the entry is freed, so the cache can evict, or
-//! refuse and hand the value back, instead of growing past what the embedder allowed.
+//! - [`Arena`]: size-class slabs carved from large chunks. Small blocks (up to 8 KiB) come
+//!   from 64 KiB spans through a lock-free bitmap claim, on one of [`LANES`] lanes so shards
+//!   and threads keep apart; large blocks (powers of two from 16 KiB) reuse their class's
+//!   freed blocks. It implements [`allocator_api2::alloc::Allocator`], so `hashbrown` tables
+//!   and `allocator_api2` vectors allocate from it, and reports what it holds
+//!   ([`ArenaStats`], [`ClassStats`]).
+//! - [`ChunkSource`]: where the chunks come from: the global allocator, a caller's memory
+//!   region (a hard budget and no global allocator for the blocks), or, under the `mimalloc`
+//!   feature, a mimalloc heap in an arena bound to a NUMA node.
+//! - A byte budget on the arena ([`ArenaBuilder::budget`]): past it allocations fail, which
+//!   makes a cache evict and then refuse, never abort.
+//! - [`ByteBudget`]: a lock-free byte counter with a limit, for owners that charge sizes
+//!   themselves.
 //!
-//! It is where the kernel's allocation control will live (see `DESIGN.md` §6): size-class
-//! slabs carved from large chunks for the kernel's nodes and slots; chunk sources from the
-//! global allocator, a caller-provided memory region (a hard budget with no global allocator
-//! at all) or mimalloc arenas bound to a NUMA node; and an `allocator_api2::Allocator`
-//! implementation so hashbrown tables allocate from them. Each of those charges a
-//! [`ByteBudget`].
+//! | feature | what it adds |
+//! |---|---|
+//! | (none) | `Arena`, global and region sources, budgets; no_std |
+//! | `mimalloc` | [`ChunkSource::mimalloc_node`]: chunks from a NUMA-bound mimalloc arena (std, C build) |
+//!
+//! A cache with a hard memory budget and no global allocator for its entries carves its
+//! arena from a region:
 //!
 //! ```
-//! use stratacache_alloc::ByteBudget;
+//! use core::alloc::Layout;
+//! use core::mem::MaybeUninit;
+//! use stratacache_alloc::{Arena, ChunkSource};
 //!
-//! let budget = ByteBudget::new(1024);
-//! let entry = budget.try_reserve(600)?;
-//! assert!(budget.try_reserve(600).is_err(), "would exceed the budget");
-//! drop(entry); // freeing the entry gives its bytes back
-//! assert_eq!(budget.in_use(), 0);
-//! let _kept = budget.try_reserve(600)?;
-//! # Ok::<(), stratacache_alloc::BudgetExceeded>(())
+//! static mut REGION: [MaybeUninit<u8>; 1 << 20] = [MaybeUninit::uninit(); 1 << 20];
+//! // SAFETY: the region is borrowed once, here, for the program's life.
+//! let region = unsafe { &mut *core::ptr::addr_of_mut!(REGION) };
+//! let arena = Arena::builder().source(ChunkSource::region(region)).build()?;
+//!
+//! let layout = Layout::new::<[u64; 6]>();
+//! let block = arena.allocate(layout).expect("the region has room");
+//! assert_eq!(arena.stats().in_use, 48);
+//! // SAFETY: the block came from this arena with this layout and is not used again.
+//! unsafe { arena.deallocate(block.cast(), layout) };
+//! assert_eq!(arena.stats().in_use, 0);
+//!
+//! // The region bounds the arena: past it, allocations fail instead of aborting.
+//! let huge = Layout::from_size_align(2 << 20, 8).unwrap();
+//! assert!(arena.allocate(huge).is_err());
+//! # Ok::<(), stratacache_alloc::ArenaError>(())
 //! ```
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
+extern crate alloc;
+#[cfg(feature = "mimalloc")]
+extern crate std;
+
 mod budget;
+mod class;
+mod raw;
+mod stats;
 mod sync;
 
+pub use allocator_api2::alloc::{AllocError, Allocator};
 pub use budget::{BudgetExceeded, ByteBudget, Reservation};
+pub use raw::arena::{Arena, ArenaBuilder, ArenaError, ArenaHandle, LANES};
+#[cfg(feature = "mimalloc")]
+pub use raw::mimalloc::NodeArenaError;
+pub use raw::source::ChunkSource;
+pub use stats::{ArenaStats, ClassStats};
