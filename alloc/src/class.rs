@@ -71,6 +71,60 @@ impl Class {
     }
 }
 
+/// The bytes an [`Arena`](crate::Arena) gives a request of `layout`: its size class's block
+/// size (`None` for a layout no class serves). For sizing collections to their blocks, and
+/// for estimating what a set of allocations takes from a budget.
+///
+/// ```
+/// use core::alloc::Layout;
+/// assert_eq!(stratacache_alloc::block_size(Layout::new::<[u8; 100]>()), Some(112));
+/// assert_eq!(stratacache_alloc::block_size(Layout::new::<[u8; 20_000]>()), Some(32 << 10));
+/// ```
+pub fn block_size(layout: core::alloc::Layout) -> Option<usize> {
+    if layout.size() == 0 {
+        return Some(0);
+    }
+    Class::of(layout.size(), layout.align()).map(Class::block_size)
+}
+
+/// The bytes an [`Arena`](crate::Arena) takes from its budget to hold `count` blocks of each
+/// layout at once, in whole spans for the small classes (each span's header and tail
+/// counted) and whole blocks for the large ones; `None` when a layout has no class or the
+/// total overflows. Chunk records and the alignment at chunk ends are not counted: leave a
+/// span's worth spare per chunk.
+///
+/// ```
+/// use core::alloc::Layout;
+/// use stratacache_alloc::{SPAN_BYTES, footprint};
+///
+/// // A span holds 1,344 blocks of 48 B: 2,000 of them take two spans.
+/// assert_eq!(footprint([(Layout::new::<[u8; 48]>(), 2000)]), Some(2 * SPAN_BYTES));
+/// assert_eq!(footprint([(Layout::new::<[u8; 20_000]>(), 3)]), Some(3 * (32 << 10)));
+/// ```
+pub fn footprint(
+    requests: impl IntoIterator<Item = (core::alloc::Layout, usize)>,
+) -> Option<usize> {
+    let mut small = [0usize; SMALL_CLASSES];
+    let mut total = 0usize;
+    for (layout, count) in requests {
+        if layout.size() == 0 || count == 0 {
+            continue;
+        }
+        match Class::of(layout.size(), layout.align())? {
+            Class::Small(index) => small[index] = small[index].checked_add(count)?,
+            class @ Class::Large(_) => {
+                total = total.checked_add(class.block_size().checked_mul(count)?)?;
+            }
+        }
+    }
+    for (index, &count) in small.iter().enumerate() {
+        let per_span = crate::raw::span::blocks_per_span(SMALL_SIZES[index]);
+        let spans = count.div_ceil(per_span);
+        total = total.checked_add(spans.checked_mul(crate::raw::span::SPAN)?)?;
+    }
+    Some(total)
+}
+
 /// The bytes of one block of large class `index`.
 pub(crate) const fn large_size(index: usize) -> usize {
     1 << (LARGE_MIN_SHIFT as usize + index)

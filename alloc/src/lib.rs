@@ -62,8 +62,11 @@ mod sync;
 
 pub use allocator_api2::alloc::{AllocError, Allocator};
 pub use budget::{BudgetExceeded, ByteBudget, Reservation};
+pub use class::{block_size, footprint};
 pub use raw::arena::{Arena, ArenaBuilder, ArenaError, ArenaHandle, LANES};
+pub use raw::memory::MemoryHandle;
 #[cfg(feature = "mimalloc")]
 pub use raw::mimalloc::NodeArenaError;
 pub use raw::source::ChunkSource;
+pub use raw::span::SPAN as SPAN_BYTES;
 pub use stats::{ArenaStats, ClassStats};

@@ -162,7 +162,7 @@ fn freed_blocks_are_reused_before_more_memory_is_taken() {
 
 #[test]
 fn a_budget_is_never_exceeded_and_freeing_makes_room_again() {
-    let budget = 1 << 20;
+    let budget = if cfg!(miri) { 256 << 10 } else { 1 << 20 };
     let arena = Arena::builder().budget(budget).build().unwrap();
     let l = layout(64, 8);
     let mut blocks = Vec::new();
@@ -178,10 +178,13 @@ fn a_budget_is_never_exceeded_and_freeing_makes_room_again() {
         "most of the budget was usable: {} blocks",
         blocks.len()
     );
-    assert!(
-        Held::new(&arena, layout(20_000, 8)).is_none(),
-        "large blocks too"
-    );
+    // What spans left of the last chunk serves large blocks, then they fail too.
+    let mut large = Vec::new();
+    while let Some(held) = Held::new(&arena, layout(20_000, 8)) {
+        large.push(held);
+        assert!(large.len() < 4, "at most the last chunk's tail is left");
+    }
+    assert!(arena.stats().reserved <= budget);
     let freed = blocks.pop().unwrap().addr();
     let again = Held::new(&arena, l).expect("a freed block is available again");
     assert_eq!(again.addr(), freed);

@@ -13,23 +13,28 @@ pub(crate) const CHUNK: usize = 4 << 20;
 #[cfg(loom)]
 pub(crate) const CHUNK: usize = 64 << 10;
 
-/// Each chunk starts with this record, which links the chunks for the arena's drop.
+/// Each chunk ends with this record, which links the chunks for the arena's drop.
 struct ChunkRecord {
     next: Option<NonNull<ChunkRecord>>,
+    base: NonNull<u8>,
     layout: Layout,
 }
 
-/// Room for the record at a chunk's start.
+/// Room for the record at a chunk's end.
 const RECORD: usize = 64;
 const _: () = assert!(core::mem::size_of::<ChunkRecord>() <= RECORD);
 
 /// Cuts blocks from the current chunk, and asks the source for another when it runs out.
-/// Used under the arena's carver lock.
+/// Spans are cut from the chunk's front and large blocks from its back, so neither pads the
+/// other's alignment. Used under the arena's carver lock.
 pub(crate) struct Carver {
     pub(crate) source: ChunkSource,
-    /// The current chunk's free part.
-    cursor: Option<NonNull<u8>>,
-    remaining: usize,
+    /// The current chunk's free part, `[front, back)`: `front` stays span-aligned, `back`
+    /// 4 KiB-aligned.
+    front: usize,
+    back: usize,
+    /// A pointer into the current chunk, whose provenance every block cut from it takes.
+    chunk: Option<NonNull<u8>>,
     chunks: Option<NonNull<ChunkRecord>>,
     /// Bytes taken from the source.
     pub(crate) reserved: usize,
@@ -45,70 +50,87 @@ impl Carver {
     pub(crate) fn new(source: ChunkSource, limit: usize) -> Self {
         Self {
             source,
-            cursor: None,
-            remaining: 0,
+            front: 0,
+            back: 0,
+            chunk: None,
             chunks: None,
             reserved: 0,
             limit,
         }
     }
 
-    /// `size` bytes at `align` (a power of two up to [`SPAN`]), or `None` when the budget or
-    /// the source is exhausted.
+    /// `size` bytes at `align`: a span (`align == SPAN`) from the front of the current chunk,
+    /// anything else (a multiple of 4 KiB, aligned to at most that) from its back. `None` when
+    /// the budget or the source is exhausted.
     pub(crate) fn carve(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
         debug_assert!(align.is_power_of_two() && align <= SPAN);
         if let Some(block) = self.cut(size, align) {
             return Some(block);
         }
-        let need = size.checked_add(align)?.checked_add(RECORD)?;
+        let need = size.checked_add(RECORD)?.checked_next_multiple_of(SPAN)?;
         let dedicated = need > CHUNK / 2;
         let room = (self.limit - self.reserved).min(self.source.available(SPAN));
-        let bytes = if dedicated { need } else { CHUNK.min(room) };
+        let bytes = if dedicated {
+            need
+        } else {
+            CHUNK.min(room / SPAN * SPAN)
+        };
         if bytes < need || bytes > room {
             return None;
         }
         let layout = Layout::from_size_align(bytes, SPAN).ok()?;
         let chunk = self.source.allocate(layout)?;
         self.reserved += bytes;
-        let record = chunk.cast::<ChunkRecord>();
-        // SAFETY: the chunk is `bytes >= RECORD` fresh bytes aligned to SPAN, ours alone.
+        // SAFETY: bytes >= RECORD: the record's place lies inside the chunk, aligned for it
+        // (the chunk is SPAN-aligned and RECORD a multiple of the record's alignment).
+        let record = unsafe { chunk.add(bytes - RECORD) }.cast::<ChunkRecord>();
+        // SAFETY: the chunk is fresh memory, ours alone; the record's place is inside it.
         unsafe {
             ptr::write(
                 record.as_ptr(),
                 ChunkRecord {
                     next: self.chunks,
+                    base: chunk,
                     layout,
                 },
             );
         }
         self.chunks = Some(record);
-        // SAFETY: RECORD < bytes: still inside the chunk.
-        let rest = unsafe { chunk.add(RECORD) };
         if dedicated {
-            let block = align_up(rest, align);
-            debug_assert!(block.as_ptr() as usize + size <= chunk.as_ptr() as usize + bytes);
-            return Some(block);
+            // The block is the chunk's start (SPAN-aligned), the record its end.
+            return Some(chunk);
         }
-        // The old chunk's tail is left unused (counted as reserved, not in use).
-        self.cursor = Some(rest);
-        self.remaining = bytes - RECORD;
+        // The old chunk's middle is left unused (counted as reserved, not in use).
+        let base = chunk.as_ptr() as usize;
+        self.chunk = Some(chunk);
+        self.front = base;
+        self.back = (base + bytes - RECORD) / LARGE_ALIGN * LARGE_ALIGN;
         self.cut(size, align)
     }
 
     /// `size` bytes at `align` from the current chunk, if they fit.
     fn cut(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        let cursor = self.cursor?;
-        let pad = (cursor.as_ptr() as usize).next_multiple_of(align) - cursor.as_ptr() as usize;
-        let end = pad.checked_add(size)?;
-        if end > self.remaining {
-            return None;
-        }
-        // SAFETY: pad + size <= remaining: inside the current chunk.
-        let block = unsafe { cursor.add(pad) };
-        // SAFETY: as above.
-        self.cursor = Some(unsafe { cursor.add(end) });
-        self.remaining -= end;
-        Some(block)
+        let chunk = self.chunk?;
+        let at = if align == SPAN {
+            debug_assert_eq!(self.front % SPAN, 0);
+            let end = self.front.checked_add(size)?;
+            if end > self.back {
+                return None;
+            }
+            core::mem::replace(&mut self.front, end)
+        } else {
+            debug_assert!(align <= LARGE_ALIGN && size.is_multiple_of(LARGE_ALIGN));
+            let at = self.back.checked_sub(size)? / align * align;
+            if at < self.front {
+                return None;
+            }
+            self.back = at;
+            at
+        };
+        let offset = at - chunk.as_ptr() as usize;
+        // SAFETY: `[at, at + size)` lies inside the current chunk's free part, which `chunk`
+        // points into (same allocation, so the same provenance).
+        Some(unsafe { chunk.add(offset) })
     }
 
     /// Gives every chunk back to the source.
@@ -118,27 +140,26 @@ impl Carver {
     pub(crate) unsafe fn release_all(&mut self) {
         let mut next = self.chunks.take();
         while let Some(record) = next {
-            // SAFETY: every record was written at its chunk's start by `carve` and is read
+            // SAFETY: every record was written at its chunk's end by `carve` and is read
             // before its chunk is released.
             let ChunkRecord {
                 next: after,
+                base,
                 layout,
             } = unsafe { ptr::read(record.as_ptr()) };
             // SAFETY: the chunk came from this source with this layout; the caller guarantees
             // nothing uses it.
-            unsafe { self.source.release(record.cast(), layout) };
+            unsafe { self.source.release(base, layout) };
             next = after;
         }
-        self.cursor = None;
-        self.remaining = 0;
+        self.chunk = None;
+        self.front = 0;
+        self.back = 0;
     }
 }
 
-fn align_up(ptr: NonNull<u8>, align: usize) -> NonNull<u8> {
-    let pad = (ptr.as_ptr() as usize).next_multiple_of(align) - ptr.as_ptr() as usize;
-    // SAFETY: callers leave room for the padding inside the chunk.
-    unsafe { ptr.add(pad) }
-}
+/// The alignment large blocks are cut at.
+const LARGE_ALIGN: usize = crate::class::LARGE_ALIGN_MAX;
 
 /// The free blocks of one large class, linked through their first word. Used under the
 /// class's lock.

@@ -3,6 +3,7 @@
 
 pub(crate) mod arena;
 pub(crate) mod carver;
+pub(crate) mod memory;
 #[cfg(feature = "mimalloc")]
 pub(crate) mod mimalloc;
 pub(crate) mod source;

@@ -6,21 +6,25 @@
 //!   count; taking lowers the count, then clears a bit. So a thread that lowered the count is
 //!   owed a set bit and finds one by scanning; no thread ever reads a block's memory, so there
 //!   is no ABA and no race with the block's owner;
-//! - a span whose count rises from zero is pushed on its class's partial list, once (the
-//!   `listed` flag); the list is popped by one thread at a time (the class's pop lock), so the
-//!   Treiber pop cannot suffer ABA, and pushes need no lock.
+//! - a span with free blocks that is not some lane's current span is on its class's partial
+//!   list, once (the `listed` flag): a new span as soon as it is made, a full one when its
+//!   count rises from zero, a popped one again while it still has room. So lanes share spans
+//!   before they carve new ones, and a small budget is not spread over a span per lane. The
+//!   list is popped by one thread at a time (the class's pop lock), so the Treiber pop cannot
+//!   suffer ABA, and pushes need no lock.
 
 use core::ptr::{self, NonNull};
 
 use crate::class::SMALL_ALIGN_MAX;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-/// The bytes of a span, and its alignment: a block's span is its address rounded down.
+/// The bytes of a span, and its alignment: a block's span is its address rounded down. Every
+/// small size class in use holds at least one span.
 #[cfg(not(loom))]
-pub(crate) const SPAN: usize = 64 * 1024;
+pub const SPAN: usize = 64 * 1024;
 /// The bytes of a span, and its alignment (small under loom, so a model exhausts spans).
 #[cfg(loom)]
-pub(crate) const SPAN: usize = 8 * 1024;
+pub const SPAN: usize = 8 * 1024;
 
 /// Where a span's first block starts: after the header, on a 1 KiB boundary.
 const HEADER: usize = SMALL_ALIGN_MAX;
@@ -28,6 +32,11 @@ const WORD_BITS: usize = usize::BITS as usize;
 /// The most blocks a span holds (of the 16-byte class).
 const MAX_BLOCKS: usize = (SPAN - HEADER) / 16;
 const WORDS: usize = MAX_BLOCKS.div_ceil(WORD_BITS);
+
+/// How many blocks of `block_size` one span holds.
+pub(crate) const fn blocks_per_span(block_size: usize) -> usize {
+    (SPAN - HEADER) / block_size
+}
 
 /// A span's header, at its start.
 pub(crate) struct Span {
@@ -59,7 +68,7 @@ impl Span {
     /// until the span is published, and `block_size` is a small class's size.
     pub(crate) unsafe fn init(at: NonNull<u8>, block_size: usize) -> NonNull<Span> {
         debug_assert_eq!(at.as_ptr() as usize % SPAN, 0);
-        let blocks = (SPAN - HEADER) / block_size;
+        let blocks = blocks_per_span(block_size);
         let words = blocks.div_ceil(WORD_BITS);
         let bits = core::array::from_fn(|word| {
             let first = word * WORD_BITS;
@@ -283,6 +292,13 @@ impl SpanLists {
             crate::sync::fence_seq_cst();
             // SAFETY: as above, the span is live.
             if let Some(block) = unsafe { Span::take(span) } {
+                // SAFETY: as above, the span is live and published.
+                if unsafe { span.as_ref() }.free_blocks() > 0 {
+                    // Still room: keep it listed, so other lanes share it rather than carve
+                    // spans of their own.
+                    // SAFETY: as above.
+                    unsafe { self.list_partial(span) };
+                }
                 return Some((span, block));
             }
             // Full again: the next block given back lists it again.
