@@ -29,6 +29,8 @@ pub enum BuildError {
     /// A default time to live was set, but there is no clock to measure it (without `std`,
     /// give the builder a [`Clock`](crate::Clock)).
     NoClock,
+    /// The memory budget cannot make an arena (zero, or less than its smallest chunk).
+    Memory(stratacache_alloc::ArenaError),
 }
 
 impl fmt::Display for BuildError {
@@ -51,11 +53,19 @@ impl fmt::Display for BuildError {
             Self::NoClock => {
                 f.write_str("a time to live needs a clock: give the builder a `Clock`")
             }
+            Self::Memory(err) => write!(f, "bad memory budget: {err}"),
         }
     }
 }
 
-impl core::error::Error for BuildError {}
+impl core::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Memory(err) => Some(err),
+            _ => None,
+        }
+    }
+}
 
 /// A [`replace`](crate::l1::Guard::replace) found no entry for the key; the key and value are
 /// handed back untouched.
@@ -105,13 +115,23 @@ pub enum InsertError<K, V> {
         /// The value that was not stored.
         value: V,
     },
+    /// The cache's memory budget is spent: its arena could not give the key's shard room even
+    /// after evicting everything the shard held.
+    OutOfMemory {
+        /// The key that was not stored.
+        key: K,
+        /// The value that was not stored.
+        value: V,
+    },
 }
 
 impl<K, V> InsertError<K, V> {
     /// The key and value that were not stored.
     pub fn into_inner(self) -> (K, V) {
         match self {
-            Self::TooHeavy { key, value, .. } | Self::NoClock { key, value } => (key, value),
+            Self::TooHeavy { key, value, .. }
+            | Self::NoClock { key, value }
+            | Self::OutOfMemory { key, value } => (key, value),
         }
     }
 }
@@ -127,6 +147,7 @@ impl<K, V> fmt::Debug for InsertError<K, V> {
                 .field("capacity", capacity)
                 .finish_non_exhaustive(),
             Self::NoClock { .. } => f.debug_struct("NoClock").finish_non_exhaustive(),
+            Self::OutOfMemory { .. } => f.debug_struct("OutOfMemory").finish_non_exhaustive(),
         }
     }
 }
@@ -143,6 +164,9 @@ impl<K, V> fmt::Display for InsertError<K, V> {
             Self::NoClock { .. } => {
                 f.write_str("the entry has a time to live but the cache has no clock")
             }
+            Self::OutOfMemory { .. } => f.write_str(
+                "the cache's memory budget is spent: no room for the entry even after evicting",
+            ),
         }
     }
 }

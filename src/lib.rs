@@ -19,7 +19,12 @@
 //!   [`l2::Policy`] trait with the default [`l2::WTinyLfu`] (frequency-sketch admission,
 //!   adaptive window), and eight other policies to choose from.
 //!
-//! NUMA placement, arenas and the persistent L3 come next (see `DESIGN.md`).
+//! - [`memory`]: where the L2 shards' memory comes from ([`CacheBuilder::memory`],
+//!   [`CacheBuilder::memory_budget`]): size-class slab arenas over the global allocator, a
+//!   caller's region or NUMA-bound mimalloc arenas (the `stratacache-alloc` crate). A spent
+//!   budget makes the cache evict, then refuse with the entry handed back.
+//!
+//! Per-socket L1 replicas and the persistent L3 come next (see `DESIGN.md`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -82,6 +87,7 @@ mod error;
 pub mod hash;
 pub mod l1;
 pub mod l2;
+pub mod memory;
 mod sync;
 mod tier;
 

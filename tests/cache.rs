@@ -29,10 +29,10 @@ fn bad_configurations_are_errors() {
     assert_eq!(
         Cache::<u64, u64>::builder()
             .capacity(10)
-            .l1_entries(0)
+            .memory_budget(0)
             .build()
             .unwrap_err(),
-        BuildError::ZeroCapacity
+        BuildError::Memory(stratacache::memory::ArenaError::ZeroBudget)
     );
     // Counting entries, the shards are sized for the capacity when the cache is built: an
     // absurd capacity is refused then, not by an abort later.

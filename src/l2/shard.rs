@@ -1,13 +1,22 @@
 //! One L2 shard: a hash index into a slot arena, with eviction delegated to a [`Policy`].
 
-use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::fmt;
 
+use allocator_api2::vec::Vec;
 use hashbrown::HashTable;
+use stratacache_alloc::MemoryHandle;
 
 use super::policy::{DefaultPolicy, Entries, EntryInfo, Policy, Priority, SlotId};
 use crate::entry::RemovalCause;
+
+/// What storing over a present key hands back: the new key (the stored one is kept), the old
+/// value and the old deadline.
+pub(crate) type Replaced<K, V> = (K, V, u64);
+
+/// The shard's memory refused to grow.
+#[derive(Debug)]
+struct OutOfMemory;
 
 /// The deadline of an entry that never expires.
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -147,9 +156,14 @@ pub struct Evicted<K, V> {
 /// assert!(shard.is_empty());
 /// ```
 pub struct Shard<K, V, P: Policy = DefaultPolicy> {
-    index: HashTable<SlotId>,
-    slots: Vec<Option<Slot<K, V, P::Meta>>>,
-    free: Vec<SlotId>,
+    index: HashTable<SlotId, MemoryHandle>,
+    slots: Vec<Option<Slot<K, V, P::Meta>>, MemoryHandle>,
+    /// Released slots. Its capacity is kept at least the arena's, so releasing a slot never
+    /// allocates (an eviction must not fail for want of memory).
+    free: Vec<SlotId, MemoryHandle>,
+    /// Entries the index has room for: kept at least twice the live ones (see
+    /// [`try_reserve`](Self::try_reserve)).
+    index_room: usize,
     policy: P,
     weight: u64,
 }
@@ -168,30 +182,116 @@ impl<K, V> Default for Shard<K, V, DefaultPolicy> {
 }
 
 impl<K, V, P: Policy> Shard<K, V, P> {
-    /// An empty shard evicting by `policy`.
+    /// An empty shard evicting by `policy`, on the global allocator.
     pub fn with_policy(policy: P) -> Self {
+        Self::with_policy_in(policy, MemoryHandle::global())
+    }
+
+    /// An empty shard evicting by `policy`, its index and slots allocated from `memory` (the
+    /// policy's own history stays on the global allocator).
+    pub fn with_policy_in(policy: P, memory: MemoryHandle) -> Self {
         Self {
-            index: HashTable::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
+            index: HashTable::new_in(memory.clone()),
+            slots: Vec::new_in(memory.clone()),
+            free: Vec::new_in(memory),
+            index_room: 0,
             policy,
             weight: 0,
         }
+    }
+
+    /// The blocks reserving room for `entries` allocates (see
+    /// [`try_reserve`](Self::try_reserve)): the slot array, the free list and the index.
+    /// hashbrown's index layout is estimated: a power of two of buckets for the room at its
+    /// load factor of 7/8, each with its id and a control byte, plus a group of trailing
+    /// control bytes.
+    pub(crate) fn reserved_layouts(entries: usize) -> [(core::alloc::Layout, usize); 3] {
+        use core::alloc::Layout;
+        let id = core::mem::size_of::<SlotId>();
+        let room = entries.saturating_mul(2);
+        let buckets = match room {
+            0..4 => 4,
+            4..8 => 8,
+            _ => (room.saturating_mul(8) / 7).next_power_of_two(),
+        };
+        let layout = |size: usize, align: usize| {
+            Layout::from_size_align(size, align).unwrap_or(Layout::new::<[u8; 0]>())
+        };
+        let slots = Layout::array::<Option<Slot<K, V, P::Meta>>>(entries)
+            .unwrap_or(layout(usize::MAX / 2, 1));
+        [
+            (slots, 1),
+            (layout(entries.saturating_mul(id), id), 1),
+            (
+                layout(buckets.saturating_mul(id + 1).saturating_add(16), 16),
+                1,
+            ),
+        ]
+    }
+
+    /// Where the shard's index and slots are allocated.
+    pub fn memory(&self) -> &MemoryHandle {
+        self.slots.allocator()
+    }
+
+    /// Makes sure storing one more entry allocates nothing: one more index bucket and, without
+    /// a released slot to reuse, one more slot (and room to release it later).
+    fn reserve_one(&mut self) -> Result<(), OutOfMemory> {
+        let slots = &self.slots;
+        let live = self.index.len();
+        // Twice the live entries, so the index's tombstones can always be cleared in place
+        // (see `try_reserve`): past that, the room doubles.
+        let room = if 2 * (live + 1) > self.index_room {
+            (2 * (live + 1)).max(2 * self.index_room)
+        } else {
+            live + 1
+        };
+        self.index
+            .try_reserve(room - live, |&id| {
+                slots[id as usize].as_ref().map_or(0, |s| s.hash)
+            })
+            .map_err(|_| OutOfMemory)?;
+        self.index_room = self.index_room.max(room);
+        if self.free.is_empty() && self.slots.len() == self.slots.capacity() {
+            self.slots.try_reserve(1).map_err(|_| OutOfMemory)?;
+        }
+        // Also after an earlier attempt grew the slots but not the free list.
+        if self.free.capacity() < self.slots.capacity() {
+            self.reserve_free()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the free list able to hold every slot.
+    fn reserve_free(&mut self) -> Result<(), OutOfMemory> {
+        let wanted = self.slots.capacity().saturating_sub(self.free.len());
+        self.free.try_reserve_exact(wanted).map_err(|_| OutOfMemory)
     }
 
     /// Makes room for `additional` more entries, so that storing them allocates nothing (the
     /// sharded L2 does this at build time when it knows how many entries a shard will hold,
     /// so a full cache never resizes a shard under its lock).
     ///
+    /// The index gets room for twice as many. Removals leave tombstones in it that use up its
+    /// room; hashbrown clears them by rehashing in place only while at most half its capacity
+    /// is live, and otherwise doubles the table. So a shard churning near a tighter index
+    /// would double it once, under its lock, mid-run (or, on a spent memory budget, could not
+    /// store at all).
+    ///
     /// # Errors
     /// When the allocator refuses; the shard is unchanged (but may have grown partly).
     pub fn try_reserve(&mut self, additional: usize) -> Result<(), hashbrown::TryReserveError> {
         let slots = &self.slots;
-        self.index.try_reserve(additional, |&id| {
+        let live = self.index.len();
+        let room = live.saturating_add(additional).saturating_mul(2);
+        self.index.try_reserve(room.saturating_sub(live), |&id| {
             slots[id as usize].as_ref().map_or(0, |s| s.hash)
         })?;
+        self.index_room = self.index_room.max(room);
         self.slots
             .try_reserve(additional)
+            .map_err(|_| hashbrown::TryReserveError::CapacityOverflow)?;
+        self.reserve_free()
             .map_err(|_| hashbrown::TryReserveError::CapacityOverflow)?;
         self.policy.reserve(self.len() + additional);
         Ok(())
@@ -320,8 +420,32 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     /// is over budget.
     ///
     /// # Panics
-    /// If `weight` exceeds `u32::MAX` or the shard would hold more than `u32::MAX` entries.
+    /// If `weight` exceeds `u32::MAX`, the shard would hold more than `u32::MAX` entries, or
+    /// its memory refuses to grow ([`try_insert`](Self::try_insert) hands the entry back
+    /// instead).
     pub fn insert(&mut self, hash: u64, key: K, value: V, weight: u64) -> Option<V>
+    where
+        K: Eq,
+    {
+        self.try_insert(hash, key, value, weight)
+            .unwrap_or_else(|_| panic!("the shard's memory refused to grow"))
+    }
+
+    /// [`insert`](Self::insert), but when the shard's memory (an arena's budget) cannot grow,
+    /// the key and value are handed back and the shard is unchanged.
+    ///
+    /// # Errors
+    /// The key and value, when the memory refused.
+    ///
+    /// # Panics
+    /// If `weight` exceeds `u32::MAX` or the shard would hold more than `u32::MAX` entries.
+    pub fn try_insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u64,
+    ) -> Result<Option<V>, (K, V)>
     where
         K: Eq,
     {
@@ -335,12 +459,15 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             EntryInfo::new(hash, weight, Priority::High),
             NEVER,
         )
-        .map(|(_, old, _)| old)
+        .map(|replaced| replaced.map(|(_, old, _)| old))
     }
 
     /// Stores an entry described by `info` that expires at `expires` ([`NEVER`] for never).
     /// When the key was present, its stored key and policy state are kept and the new key, the
     /// old value and the old deadline are returned, for the caller to drop outside its lock.
+    ///
+    /// Room is made first, so nothing after it can fail: when the memory refuses, the key and
+    /// value are handed back and the shard is unchanged.
     ///
     /// # Panics
     /// If the shard would hold more than `u32::MAX` entries.
@@ -350,10 +477,13 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         value: V,
         info: EntryInfo,
         expires: u64,
-    ) -> Option<(K, V, u64)>
+    ) -> Result<Option<Replaced<K, V>>, (K, V)>
     where
         K: Eq,
     {
+        if self.reserve_one().is_err() {
+            return Err((key, value));
+        }
         let hash = info.hash;
         let weight = u32::try_from(info.weight).expect("the caller checked the weight");
         let slots = &self.slots;
@@ -377,7 +507,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
                     old_weight,
                     info,
                 );
-                return Some((key, old, old_expires));
+                return Ok(Some((key, old, old_expires)));
             }
             hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
         };
@@ -405,7 +535,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.weight += info.weight;
         self.policy
             .on_insert(&mut SlotsView::<K, V, P>::new(&mut self.slots, 0), id, info);
-        None
+        Ok(None)
     }
 
     /// Saturates the hit counter of `key`'s entry, if present (the tiered cache does this for
@@ -499,7 +629,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     }
 
     /// Removes every entry that has expired by `now` (a sweep of the arena) and hands them out.
-    pub(crate) fn drain_expired(&mut self, now: u64, out: &mut Vec<Evicted<K, V>>) {
+    pub(crate) fn drain_expired(&mut self, now: u64, out: &mut alloc::vec::Vec<Evicted<K, V>>) {
         for id in 0..self.slots.len() {
             let expired = self.slots[id].as_ref().is_some_and(|s| s.expires <= now);
             if expired {
@@ -513,6 +643,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
 
     fn release(&mut self, id: SlotId) -> Slot<K, V, P::Meta> {
         let slot = self.slots[id as usize].take().expect("live slot");
+        debug_assert!(self.free.len() < self.free.capacity(), "room was kept");
         self.free.push(id);
         self.weight -= u64::from(slot.weight);
         slot
@@ -534,7 +665,9 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     /// [`take_all`](Self::take_all) with each entry's stored hash, so the caller need not
     /// hash keys (user code) while it holds its lock.
     pub(crate) fn take_all_hashed(&mut self) -> impl Iterator<Item = (u64, K, V)> + use<K, V, P> {
-        let slots = core::mem::take(&mut self.slots);
+        let memory = self.memory().clone();
+        let slots = core::mem::replace(&mut self.slots, Vec::new_in(memory.clone()));
+        self.free = Vec::new_in(memory);
         self.index.clear();
         self.free.clear();
         self.policy.clear();

@@ -2,13 +2,16 @@
 //! enforced over the whole table.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
 
+use allocator_api2::vec::Vec as ApiVec;
 use crossbeam_utils::CachePadded;
+use stratacache_alloc::{Arena, MemoryHandle};
 
 use super::policy::{DefaultPolicy, EntryInfo, Policy, Priority};
 use super::shard::{Evicted, NEVER, Shard};
@@ -76,29 +79,45 @@ pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = Default
     weigher: W,
     capacity: usize,
     weight: CachePadded<AtomicUsize>,
+    arena: Option<Arc<Arena>>,
 }
 
 /// Entries evicted under a lock, kept to be dropped after it is released. An insertion
 /// usually evicts one entry, which stays inline: no allocation on that path.
+/// Further victims are listed in the evicting shard's memory, and only when there is room:
+/// an eviction never fails for want of memory, it stops.
 pub(crate) struct Victims<K, V> {
     first: Option<Evicted<K, V>>,
-    more: Vec<Evicted<K, V>>,
+    more: ApiVec<Evicted<K, V>, MemoryHandle>,
 }
 
 impl<K, V> Default for Victims<K, V> {
     fn default() -> Self {
         Self {
             first: None,
-            more: Vec::new(),
+            more: ApiVec::new_in(MemoryHandle::global()),
         }
     }
 }
 
 impl<K, V> Victims<K, V> {
+    /// Whether one more victim can be listed (making room in `memory` if need be).
+    fn make_room(&mut self, memory: &MemoryHandle) -> bool {
+        if self.first.is_none() || self.more.len() < self.more.capacity() {
+            return true;
+        }
+        if self.more.capacity() == 0 {
+            self.more = ApiVec::new_in(memory.clone());
+        }
+        self.more.try_reserve(1).is_ok()
+    }
+
+    /// Lists a victim; [`make_room`](Self::make_room) said there was room.
     fn push(&mut self, victim: Evicted<K, V>) {
         if self.first.is_none() {
             self.first = Some(victim);
         } else {
+            debug_assert!(self.more.len() < self.more.capacity());
             self.more.push(victim);
         }
     }
@@ -117,6 +136,9 @@ pub(crate) struct Displaced<K, V> {
     pub(crate) replaced: Option<(K, V, u64)>,
     /// The entries evicted to make room.
     pub(crate) victims: Victims<K, V>,
+    /// The entry itself, when the shard's memory could not hold it even after evicting
+    /// everything else from the shard.
+    pub(crate) refused: Option<(K, V)>,
 }
 
 /// One shard behind its lock, on cache lines of its own.
@@ -126,6 +148,7 @@ type LockedShard<K, V, P> = CachePadded<RwLock<Shard<K, V, P>>>;
 pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = DefaultPolicy> {
     capacity: Option<u64>,
     shards: Option<usize>,
+    arena: Option<Arc<Arena>>,
     hash_builder: S,
     weigher: W,
     types: PhantomData<BuilderTypes<K, V, P>>,
@@ -139,6 +162,7 @@ impl<K, V> Default for L2Builder<K, V> {
         Self {
             capacity: None,
             shards: None,
+            arena: None,
             hash_builder: DefaultHashBuilder::default(),
             weigher: UnitWeigher,
             types: PhantomData,
@@ -193,11 +217,25 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         self
     }
 
+    /// Allocate every shard's index and slots from `arena`, shard `i` on lane `i` (default: the
+    /// global allocator). An arena with a budget bounds the table's memory: when it is spent,
+    /// an insertion evicts from its shard to reuse the room, and is refused
+    /// ([`InsertError::OutOfMemory`]) only when the shard has nothing left to evict.
+    ///
+    /// Counting entries, the table reserves each shard's room for its share of the capacity
+    /// when it is built; when the arena cannot hold that much, the shards start empty and grow
+    /// as they fill, until the budget stops them.
+    pub fn memory(mut self, arena: Arc<Arena>) -> Self {
+        self.arena = Some(arena);
+        self
+    }
+
     /// Hash keys with `hash_builder`.
     pub fn hasher<S2>(self, hash_builder: S2) -> L2Builder<K, V, S2, W, P> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
+            arena: self.arena,
             hash_builder,
             weigher: self.weigher,
             types: PhantomData,
@@ -209,6 +247,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
+            arena: self.arena,
             hash_builder: self.hash_builder,
             weigher,
             types: PhantomData,
@@ -220,6 +259,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
+            arena: self.arena,
             hash_builder: self.hash_builder,
             weigher: self.weigher,
             types: PhantomData,
@@ -269,13 +309,38 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         } else {
             0
         };
-        for _ in 0..shards {
-            let mut shard = Shard::with_policy(P::default());
-            shard
-                .try_reserve(per_shard)
-                .map_err(|_| BuildError::AllocationFailed {
+        let memory = |lane: usize| match &self.arena {
+            Some(arena) => MemoryHandle::arena(arena, lane),
+            None => MemoryHandle::global(),
+        };
+        // On a budget, reserve the same for every shard, as much as the budget holds (a
+        // span spare for chunk records and alignment): a shard never resizes later, and none
+        // is left without room while others have plenty.
+        let reserve = match self.arena.as_ref().and_then(|arena| arena.limit()) {
+            Some(limit) if per_shard > 0 => {
+                let room = limit.saturating_sub(stratacache_alloc::SPAN_BYTES);
+                let needs = |entries: usize| {
+                    let each = Shard::<K, V, P>::reserved_layouts(entries);
+                    stratacache_alloc::footprint(each.map(|(layout, n)| (layout, n * shards)))
+                        .unwrap_or(usize::MAX)
+                };
+                let mut fits = per_shard;
+                while fits > 0 && needs(fits) > room {
+                    fits = fits / 8 * 7;
+                }
+                fits
+            }
+            _ => per_shard,
+        };
+        for lane in 0..shards {
+            let mut shard = Shard::with_policy_in(P::default(), memory(lane));
+            if shard.try_reserve(reserve).is_err() && self.arena.is_none() {
+                return Err(BuildError::AllocationFailed {
                     bytes: per_shard.saturating_mul(core::mem::size_of::<(K, V)>()),
-                })?;
+                });
+            }
+            // On an arena, a shard that could not be given its room grows as it fills, until
+            // the budget stops it.
             list.push(CachePadded::new(RwLock::new(shard)));
         }
         Ok(L2 {
@@ -285,6 +350,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             weigher: self.weigher,
             capacity,
             weight: CachePadded::new(AtomicUsize::new(0)),
+            arena: self.arena,
         })
     }
 }
@@ -313,6 +379,11 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
     /// The entries' total weight now.
     pub fn weighted_size(&self) -> u64 {
         self.weight.load(Ordering::Relaxed) as u64
+    }
+
+    /// The arena the shards allocate from, if not the global allocator.
+    pub fn arena(&self) -> Option<&Arena> {
+        self.arena.as_deref()
     }
 
     /// The number of shards.
@@ -404,7 +475,10 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
     ) where
         P: Policy,
     {
-        while self.over_budget_with(pending) && shard.len() > evict.keep {
+        while self.over_budget_with(pending)
+            && shard.len() > evict.keep
+            && victims.make_room(shard.memory())
+        {
             let mut used = |hash: u64, key: &K, hits: u8| upper.used(hash, key, hits);
             let Some(victim) = shard.evict_at(evict.now, evict.spare_critical, Some(&mut used))
             else {
@@ -463,11 +537,17 @@ where
     ///
     /// # Errors
     /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
-    /// than the capacity (or than `u32::MAX`, the most one entry may weigh).
+    /// than the capacity (or than `u32::MAX`, the most one entry may weigh);
+    /// [`InsertError::OutOfMemory`] when the table's arena has no room for it even after its
+    /// shard evicted everything else.
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
         let hash = self.hash_builder.hash_one(&key);
-        self.insert_hashed(hash, key, value, StoreAs::default(), |_, _| {}, &mut ())
-            .map(drop)
+        let displaced =
+            self.insert_hashed(hash, key, value, StoreAs::default(), |_, _| {}, &mut ())?;
+        match displaced.refused {
+            Some((key, value)) => Err(InsertError::OutOfMemory { key, value }),
+            None => Ok(()),
+        }
     }
 
     /// Removes `key` and returns its value; the stored key is dropped outside the lock.
@@ -588,7 +668,32 @@ where
             let mut shard = self.shards[home].write();
             let before = shard.weight();
             let info = EntryInfo::new(hash, weight, how.priority);
-            let replaced = shard.store(key, value, info, how.expires);
+            let mut entry = (key, value);
+            let replaced = loop {
+                match shard.store(entry.0, entry.1, info, how.expires) {
+                    Ok(replaced) => break replaced,
+                    Err(back) => entry = back,
+                }
+                // The shard's memory is spent (its arena's budget): evict from this shard, whose
+                // freed slot and index bucket the entry can then take; with nothing left to
+                // evict, refuse the entry.
+                let mut used = |hash: u64, key: &K, hits: u8| upper.used(hash, key, hits);
+                let victim = if victims.make_room(shard.memory()) {
+                    shard.evict_at(how.now, false, Some(&mut used))
+                } else {
+                    None
+                };
+                let Some(victim) = victim else {
+                    self.apply(shard.weight() as i64 - before as i64);
+                    return Ok(Displaced {
+                        replaced: None,
+                        victims,
+                        refused: Some(entry),
+                    });
+                };
+                upper.evicted(&victim);
+                victims.push(victim);
+            };
             let added = shard.weight() as i64 - before as i64;
             after_store(&shard, replaced.as_ref().map(|(key, _, _)| key));
             // Keep the new entry if its shard has nothing else to give: others can.
@@ -613,7 +718,11 @@ where
                 self.evict_from(&mut shard, pass(0, spare_critical), 0, &mut victims, upper);
             }
         }
-        Ok(Displaced { replaced, victims })
+        Ok(Displaced {
+            replaced,
+            victims,
+            refused: None,
+        })
     }
 
     /// [`remove`](Self::remove) with the hash computed by the caller; `under_lock` runs with

@@ -1,6 +1,7 @@
 //! The validated builder of a [`Cache`].
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::fmt;
 use core::time::Duration;
 
@@ -14,6 +15,15 @@ use crate::hash::DefaultHashBuilder;
 use crate::l1::L1;
 use crate::l2::{DefaultPolicy, L2, L2Builder, Policy, Weigher};
 use crate::sync::AtomicU8;
+use stratacache_alloc::Arena;
+
+/// Where the L2 shards' memory comes from.
+enum Memory {
+    Global,
+    Arena(Arc<Arena>),
+    /// An arena over the global allocator, of this many bytes, made at build time.
+    Budget(usize),
+}
 
 /// Builds a [`Cache`]. Only the capacity is required; [`build`](Self::build) validates.
 ///
@@ -44,6 +54,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, W = crate::l2::UnitWeigher
     clock: Option<Box<dyn Clock>>,
     time_to_live: Option<Duration>,
     listener: Option<Box<Listener<K, V>>>,
+    memory: Memory,
 }
 
 impl<K, V> Default for CacheBuilder<K, V> {
@@ -60,6 +71,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             clock: None,
             time_to_live: None,
             listener: None,
+            memory: Memory::Global,
         }
     }
 }
@@ -87,13 +99,41 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     }
 
     /// How many hot copies L1 holds, in entries (default: an eighth of the capacity, between
-    /// 7 and 65 536, rounded up to whole sets). L1 hits never reach the L2 policy, which only
+    /// 7 and 65 536, rounded up to whole sets); 0 turns L1 off, so every lookup goes to L2 and
+    /// no entry is ever held twice (for a tight memory budget: L1's copies are allocated by
+    /// the global allocator, and crossbeam-epoch's reclamation lists allocate there too). L1 hits never reach the L2 policy, which only
     /// learns of them when it is about to evict, so a larger L1 serves more hits wait-free but
     /// leaves the policy blinder: on the shared traces a thirty-second instead of an eighth
     /// raised the mean hit ratio by 0.05 points, and on a zipf workload it doubled the
     /// promotions and cost about a third more time per operation.
     pub fn l1_entries(mut self, entries: usize) -> Self {
         self.l1_entries = Some(entries);
+        self
+    }
+
+    /// Allocate the L2 shards' indexes and slots from `arena` (default: the global allocator),
+    /// each shard on a lane of its own. An arena over a [`ChunkSource::region`] keeps every
+    /// entry in the caller's memory; an arena with a budget caps what the entries' structures
+    /// take. When the arena is spent, an insertion evicts from its shard to reuse the room, and
+    /// is refused with [`InsertError::OutOfMemory`], the entry handed back, only when the shard
+    /// has nothing left to evict. [`CacheStats::arena`] reports what the arena holds.
+    ///
+    /// L1's copies (unless [L1 is off](Self::l1_entries)), the policy's history and the
+    /// cache's fixed bookkeeping stay on the global allocator.
+    ///
+    /// [`ChunkSource::region`]: stratacache_alloc::ChunkSource::region
+    /// [`InsertError::OutOfMemory`]: crate::InsertError::OutOfMemory
+    /// [`CacheStats::arena`]: crate::CacheStats::arena
+    pub fn memory(mut self, arena: Arc<Arena>) -> Self {
+        self.memory = Memory::Arena(arena);
+        self
+    }
+
+    /// Cap the memory of the L2 shards' indexes and slots at `bytes`: shorthand for
+    /// [`memory`](Self::memory) with an arena over the global allocator with that budget
+    /// (the last of the two calls wins).
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory = Memory::Budget(bytes);
         self
     }
 
@@ -151,6 +191,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             clock: self.clock,
             time_to_live: self.time_to_live,
             listener: self.listener,
+            memory: self.memory,
         }
     }
 
@@ -166,6 +207,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             clock: self.clock,
             time_to_live: self.time_to_live,
             listener: self.listener,
+            memory: self.memory,
         }
     }
 
@@ -180,6 +222,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             clock: self.clock,
             time_to_live: self.time_to_live,
             listener: self.listener,
+            memory: self.memory,
         }
     }
 
@@ -187,8 +230,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     ///
     /// # Errors
     /// Any [`BuildError`] of the two tiers (zero or overflowing capacities, a bad shard count,
-    /// a failed allocation), and [`BuildError::NoClock`] for a default time to live without a
-    /// clock.
+    /// a failed allocation), [`BuildError::NoClock`] for a default time to live without a
+    /// clock, and [`BuildError::Memory`] for a memory budget too small to make an arena.
     pub fn build(self) -> Result<Cache<K, V, S, W, P>, BuildError>
     where
         P: Policy + Default,
@@ -197,16 +240,32 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         if self.time_to_live.is_some() && self.clock.is_none() {
             return Err(BuildError::NoClock);
         }
-        let l2 = self.l2.build()?;
+        let arena = match self.memory {
+            Memory::Global => None,
+            Memory::Arena(arena) => Some(arena),
+            Memory::Budget(bytes) => Some(Arc::new(
+                Arena::builder()
+                    .budget(bytes)
+                    .build()
+                    .map_err(BuildError::Memory)?,
+            )),
+        };
+        let l2 = match arena {
+            Some(arena) => self.l2.memory(arena).build()?,
+            None => self.l2.build()?,
+        };
         let l1_entries = self.l1_entries.unwrap_or_else(|| {
             usize::try_from(l2.capacity() / 8)
                 .unwrap_or(usize::MAX)
                 .clamp(7, 1 << 16)
         });
+        let l1_on = l1_entries > 0;
         let stripes = 4 * super::cpus();
         let shards = l2.shard_count();
         Ok(Cache {
-            l1: L1::with_capacity_and_hasher(l1_entries, ())?,
+            // Off, L1 is one set that nothing is ever copied into.
+            l1: L1::with_capacity_and_hasher(l1_entries.max(1), ())?,
+            l1_on,
             l2,
             hash_builder: self.hash_builder,
             promote_after: self.promote_after,

@@ -118,6 +118,8 @@ pub(crate) fn cpus() -> usize {
 /// ```
 pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy> {
     l1: L1<K, Stamped<V>, ()>,
+    /// Whether L1 takes copies at all ([`CacheBuilder::l1_entries`] 0 turns it off).
+    l1_on: bool,
     l2: L2<K, V, (), W, P>,
     hash_builder: S,
     promote_after: u8,
@@ -146,7 +148,7 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
 
     /// How many copies L1 can hold.
     pub fn l1_capacity(&self) -> usize {
-        self.l1.capacity()
+        if self.l1_on { self.l1.capacity() } else { 0 }
     }
 
     /// The total weight of the entries (L1 holds copies and adds none).
@@ -174,6 +176,7 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         stats.weighted_size = self.weighted_size();
         stats.memory_bytes =
             (core::mem::size_of::<Self>() + self.l1.heap_bytes() + self.l2.heap_bytes()) as u64;
+        stats.arena = self.l2.arena().map(stratacache_alloc::Arena::stats);
         stats
     }
 
@@ -258,7 +261,8 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        if let Some(copy) = l1.get_hashed(hash, key, true)
+        if self.l1_on
+            && let Some(copy) = l1.get_hashed(hash, key, true)
             && (copy.expires == NEVER || copy.expires > self.now())
         {
             self.stats.add(stripe, Event::L1Hit, 1);
@@ -282,6 +286,7 @@ where
         // Under the shard's read lock: see the module docs. L1 may decline the copy (its set
         // is full of recently used copies), and promotions must pay for themselves.
         let promoted = found.hits >= self.promote_after
+            && self.l1_on
             && self.promotion_budget(stripe)
             && l1.insert_admitted_hashed(hash, || {
                 let copy = Stamped {
@@ -347,7 +352,8 @@ where
     {
         let hash = self.hash_builder.hash_one(key);
         let alive = |expires: u64| expires == NEVER || expires > self.now();
-        if let Some(copy) = l1.get_hashed(hash, key, false)
+        if self.l1_on
+            && let Some(copy) = l1.get_hashed(hash, key, false)
             && alive(copy.expires)
         {
             return Some(f(&copy.value));
@@ -370,7 +376,7 @@ where
         };
         let hash = self.hash_builder.hash_one(&key);
         // A Critical entry's L1 copy is made before any lock is taken (cloning is user code).
-        let copy = (options.priority == Priority::Critical).then(|| {
+        let copy = (self.l1_on && options.priority == Priority::Critical).then(|| {
             let stamped = Stamped {
                 value: value.clone(),
                 expires,
@@ -407,7 +413,10 @@ where
                 promote_after: self.promote_after,
             },
         )?;
-        self.stats.add(stripe, Event::Insert, 1);
+        let refused = displaced.refused.is_some();
+        if !refused {
+            self.stats.add(stripe, Event::Insert, 1);
+        }
         // An insertion over an entry whose time had run out (not yet reclaimed) ends that
         // entry by expiry, not replacement.
         let replaced_cause = displaced.replaced.as_ref().map(|&(_, _, old_expires)| {
@@ -437,7 +446,10 @@ where
                 self.notify(&victim.key, &victim.value, victim.cause);
             }
         }
-        Ok(())
+        match displaced.refused {
+            Some((key, value)) => Err(InsertError::OutOfMemory { key, value }),
+            None => Ok(()),
+        }
     }
 
     fn remove_in<Q>(

@@ -149,6 +149,9 @@ pub struct CacheStats {
     /// Heap bytes the cache's own structures hold: L1's sets and nodes, L2's arenas, indexes
     /// and policy history (what keys and values own themselves is not counted).
     pub memory_bytes: u64,
+    /// What the L2 shards' arena holds, when the cache has one
+    /// ([`CacheBuilder::memory`](crate::CacheBuilder::memory)): reserved, in use, budget.
+    pub arena: Option<stratacache_alloc::ArenaStats>,
 }
 
 impl CacheStats {

@@ -76,6 +76,8 @@ impl WindowTuning {
 #[derive(Default)]
 struct Departed {
     buckets: Vec<(u16, u32)>,
+    /// The buckets in use, a power of two (the rest is room reserved for growth).
+    used: usize,
 }
 
 impl Departed {
@@ -84,22 +86,38 @@ impl Departed {
         (hash >> 48) as u16 | 1
     }
 
+    /// The table's size for room for about `room` keys.
+    fn buckets_for(room: usize) -> usize {
+        (room.max(8) * 2).next_power_of_two()
+    }
+
+    /// Allocates room for `room` keys now, so growing to it later allocates nothing.
+    fn reserve(&mut self, room: usize) {
+        let wanted = Self::buckets_for(room);
+        if self.buckets.len() < wanted {
+            self.buckets.resize(wanted, (0, 0));
+        }
+    }
+
     /// Records `hash` as leaving at insertion `at`, in a table of room for about `room`.
     fn record(&mut self, hash: u64, at: u32, room: usize) {
-        let wanted = (room.max(8) * 2).next_power_of_two();
-        if self.buckets.len() < wanted {
-            self.buckets = vec![(0, 0); wanted];
+        let wanted = Self::buckets_for(room);
+        if self.used < wanted {
+            // Growing forgets what was recorded, as a fresh table would.
+            self.reserve(room);
+            self.buckets[..wanted].fill((0, 0));
+            self.used = wanted;
         }
-        let bucket = hash as usize & (self.buckets.len() - 1);
+        let bucket = hash as usize & (self.used - 1);
         self.buckets[bucket] = (Self::fingerprint(hash), at);
     }
 
     /// Whether `hash` left at most `within` insertions before insertion `now`; forgets it.
     fn take(&mut self, hash: u64, now: u32, within: u32) -> bool {
-        if self.buckets.is_empty() {
+        if self.used == 0 {
             return false;
         }
-        let bucket = hash as usize & (self.buckets.len() - 1);
+        let bucket = hash as usize & (self.used - 1);
         let (fingerprint, left) = self.buckets[bucket];
         if fingerprint != Self::fingerprint(hash) {
             return false;
@@ -184,6 +202,18 @@ impl WindowSizer {
         // Bits 40 to 47: the shard takes bits 32 and up (few of them), the table's bucket the
         // low ones and its fingerprint the top sixteen.
         (hash >> 40) & ((1 << shift) - 1) == 0
+    }
+
+    /// Sizes the rejected-key table for a shard of up to `entries`, so that a shard that
+    /// stays within its reservation never allocates for it (a cache on a caller's region uses
+    /// no global allocator once built). The table's room grows with the step until keys start
+    /// being sampled, then stays within twice [`SAMPLED_STEP`].
+    pub(super) fn reserve(&mut self, entries: usize) {
+        if self.tuning.adaptive && entries > 0 {
+            let step = self.step_entries(entries);
+            let room = (step >> self.sample_shift(entries)).max(step.min(2 * SAMPLED_STEP));
+            self.rejected.reserve(room as usize);
+        }
     }
 
     /// A candidate of `hash` was rejected (evicted from the window's end) in a shard holding

@@ -529,6 +529,7 @@ impl Policy for WTinyLfu {
         // The sketch sized once for the shard, instead of doubling (and copying) as it fills.
         self.reserved = self.reserved.max(entries);
         self.sketch.maintain(entries);
+        self.sizer.reserve(entries);
     }
 
     fn clear(&mut self) {

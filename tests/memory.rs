@@ -1,0 +1,184 @@
+//! Caches on arenas: budgets make them evict, then refuse with the entry handed back; L1 can
+//! be turned off.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use stratacache::memory::{Arena, ChunkSource};
+use stratacache::{Cache, InsertError, L2, Priority};
+
+type Value = [u64; 16];
+
+fn value(key: u64) -> Value {
+    [key; 16]
+}
+
+#[test]
+fn a_spent_budget_makes_a_one_shard_table_evict_and_never_refuse() {
+    let arena = Arc::new(Arena::builder().budget(256 << 10).build().unwrap());
+    let table: L2<u64, Value> = L2::builder()
+        .capacity(1_000_000)
+        .shards(1)
+        .memory(arena.clone())
+        .build()
+        .unwrap();
+    for key in 0..50_000 {
+        table.insert(key, value(key)).unwrap();
+        assert!(arena.stats().reserved <= 256 << 10, "over budget at {key}");
+    }
+    let len = table.len();
+    assert!(
+        len > 200 && len < 5_000,
+        "the budget, not the capacity, bounded the table: {len} entries"
+    );
+    assert_eq!(
+        table.get(&49_999),
+        Some(value(49_999)),
+        "the newest entry is kept"
+    );
+    for key in 50_000..60_000 {
+        table.insert(key, value(key)).unwrap();
+    }
+    assert!(
+        table.len() >= len,
+        "the shard reuses its room rather than shrinking"
+    );
+}
+
+#[test]
+fn a_budget_below_the_capacity_makes_every_shard_evict_within_its_share() {
+    let cache: Cache<u64, Value> = Cache::builder()
+        .capacity(100_000)
+        .shards(64)
+        .memory_budget(1 << 20)
+        .build()
+        .unwrap();
+    for key in 0..20_000u64 {
+        cache.insert(key, value(key)).unwrap();
+    }
+    let stats = cache.stats();
+    let arena = stats.arena.unwrap();
+    assert!(arena.reserved <= 1 << 20 && arena.limit == Some(1 << 20));
+    assert!(
+        stats.evicted_capacity > 0,
+        "the budget, not the capacity, made room"
+    );
+    assert_eq!(stats.inserts, 20_000);
+    let len = cache.len() as u64;
+    assert!(
+        len > 1_000 && len + stats.evicted_capacity == 20_000,
+        "{len} entries"
+    );
+    let recent = (19_900..20_000).filter(|k| cache.get(k).is_some()).count();
+    assert!(
+        recent > 50,
+        "most of the newest entries are kept: {recent} of 100"
+    );
+}
+
+#[test]
+fn a_budget_that_cannot_hold_the_shards_refuses_and_hands_every_entry_back() {
+    // 64 shards need three size classes each, a 64 KiB span per class: 128 KiB holds one.
+    let cache: Cache<u64, Value> = Cache::builder()
+        .capacity(100_000)
+        .shards(64)
+        .memory_budget(128 << 10)
+        .build()
+        .unwrap();
+    let (mut stored, mut refused) = (Vec::new(), 0);
+    for key in 0..2_000u64 {
+        match cache.insert(key, value(key)) {
+            Ok(()) => stored.push(key),
+            Err(InsertError::OutOfMemory { key: k, value: v }) => {
+                assert_eq!((k, v), (key, value(key)), "handed back untouched");
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    let stats = cache.stats();
+    assert!(refused > 1_000, "{refused} refused");
+    assert_eq!(
+        stats.inserts,
+        stored.len() as u64,
+        "a refusal is not an insertion"
+    );
+    assert!(stats.arena.unwrap().reserved <= 128 << 10);
+    for key in stored.iter().rev().take(10) {
+        if let Some(v) = cache.get(key) {
+            assert_eq!(v, value(*key));
+        }
+    }
+}
+
+#[test]
+fn a_cache_on_an_arena_keeps_its_shards_there_and_reports_it() {
+    let arena = Arc::new(Arena::new());
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(50_000)
+        .memory(arena.clone())
+        .build()
+        .unwrap();
+    let reserved_at_build = arena.stats().in_use;
+    assert!(
+        reserved_at_build >= 50_000 * 16,
+        "the shards' room for the capacity is in the arena: {reserved_at_build} bytes"
+    );
+    let mut model = HashMap::new();
+    for key in 0..80_000u64 {
+        cache.insert(key % 60_000, key).unwrap();
+        model.insert(key % 60_000, key);
+    }
+    for (key, v) in model.iter().take(1000) {
+        if let Some(got) = cache.get(key) {
+            assert_eq!(got, *v);
+        }
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.arena.unwrap().in_use, arena.stats().in_use);
+    assert!(cache.len() <= 50_000);
+    drop(cache);
+    assert_eq!(
+        arena.stats().in_use,
+        0,
+        "a dropped cache gives every block back"
+    );
+}
+
+#[test]
+fn with_l1_off_every_hit_is_an_l2_hit_and_critical_entries_are_not_copied() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(1000)
+        .l1_entries(0)
+        .promote_after(1)
+        .build()
+        .unwrap();
+    assert_eq!(cache.l1_capacity(), 0);
+    cache
+        .insert_with(
+            1,
+            1,
+            stratacache::InsertOptions::new().priority(Priority::Critical),
+        )
+        .unwrap();
+    cache.insert(2, 2).unwrap();
+    for _ in 0..100 {
+        assert_eq!(cache.get(&1), Some(1));
+        assert_eq!(cache.get(&2), Some(2));
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.l1_hits, stats.l2_hits, stats.promotions),
+        (0, 200, 0)
+    );
+}
+
+#[test]
+fn a_region_that_cannot_hold_one_span_is_a_clear_build_error() {
+    let region = Box::leak(vec![std::mem::MaybeUninit::uninit(); 1000].into_boxed_slice());
+    let err = Arena::builder()
+        .source(ChunkSource::region(region))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("1000 bytes"), "{err}");
+}
