@@ -136,3 +136,87 @@ fn single_flight_survives_a_failing_leader() {
 fn promotion_vs_critical_write() {
     promotion_vs_replacement(InsertOptions::new().priority(Priority::Critical));
 }
+
+/// A cache with an L1 replica per node of a simulated two-socket machine. Handles take their
+/// replica from the locator when they are made: the first made reads node 0's, the second
+/// node 1's.
+fn replicated() -> Arc<Tiered> {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    use stratacache_platform::Topology;
+    let next_cpu = AtomicU32::new(0);
+    let cache = Cache::builder()
+        .capacity(8)
+        .shards(1)
+        .l1_entries(1)
+        .promote_after(1)
+        .topology(Topology::from_nodes([(0, [0]), (1, [1])]).unwrap())
+        .cpu_locator(move || Some(next_cpu.fetch_add(1, Ordering::Relaxed) % 2))
+        .hasher(FixedState::with_seed(3))
+        .policy::<ProbationClock>()
+        .build()
+        .unwrap();
+    assert_eq!(cache.l1_replicas(), 2);
+    Arc::new(cache)
+}
+
+/// A reader on node 1 promotes the old value into its replica while a writer on node 0
+/// replaces it: once the write has returned, the reader on node 1 sees the new value, and so
+/// does the writer's own node. A write invalidates every replica before it returns.
+#[test]
+fn promotion_on_one_socket_vs_write_on_another() {
+    loom::model(|| {
+        use loom::sync::atomic::{AtomicBool, Ordering};
+        let cache = replicated();
+        let h0 = cache.handle(); // node 0
+        h0.insert(1, 10).unwrap();
+        let written = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (cache, written) = (Arc::clone(&cache), Arc::clone(&written));
+            thread::spawn(move || {
+                let h1 = cache.handle(); // node 1
+                let seen = h1.get(&1);
+                assert!(matches!(seen, Some(10 | 11)), "{seen:?}");
+                // Acquire: pairs with the writer's Release store after its insert returned.
+                while !written.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                assert_eq!(h1.get(&1), Some(11), "node 1's replica kept a stale copy");
+            })
+        };
+        h0.insert(1, 11).unwrap();
+        written.store(true, Ordering::Release);
+        assert_eq!(h0.get(&1), Some(11), "read after own write");
+        reader.join().unwrap();
+        assert_eq!(h0.get(&1), Some(11));
+    });
+}
+
+/// A `Critical` entry is copied into every replica, and its removal from node 0 leaves no copy
+/// on node 1, even while node 1 reads it.
+#[test]
+fn critical_copies_on_every_socket_vs_remove() {
+    loom::model(|| {
+        use loom::sync::atomic::{AtomicBool, Ordering};
+        let cache = replicated();
+        let h0 = cache.handle(); // node 0
+        h0.insert_with(1, 10, InsertOptions::new().priority(Priority::Critical))
+            .unwrap();
+        let removed = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (cache, removed) = (Arc::clone(&cache), Arc::clone(&removed));
+            thread::spawn(move || {
+                let h1 = cache.handle(); // node 1
+                let seen = h1.get(&1);
+                assert!(matches!(seen, None | Some(10)), "{seen:?}");
+                // Acquire: pairs with the Release store after the removal returned.
+                while !removed.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                assert_eq!(h1.get(&1), None, "node 1's replica kept a removed copy");
+            })
+        };
+        assert_eq!(h0.remove(&1), Some(10));
+        removed.store(true, Ordering::Release);
+        reader.join().unwrap();
+    });
+}

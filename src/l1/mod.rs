@@ -131,10 +131,45 @@ impl<K, V, S> L1<K, V, S> {
     /// Registers the calling thread as a participant. Keep one handle per thread for as long as
     /// the thread uses the table; registering is not free (it allocates).
     pub fn handle(&self) -> Handle<'_, K, V, S> {
+        self.handle_on(0)
+    }
+
+    /// A handle reading replica `replica` (modulo the replica count).
+    pub(crate) fn handle_on(&self, replica: usize) -> Handle<'_, K, V, S> {
         Handle {
-            raw: self.raw.register(),
+            raw: self.raw.register(replica),
             hash_builder: &self.hash_builder,
         }
+    }
+
+    /// `replicas` copies of a table of `capacity` entries each, sharing one collector: for the
+    /// tiered cache's per-socket L1. Each reader reads its handle's replica; removals act on
+    /// all, and the caller serialises writes to one key (see `raw::RawGuard`).
+    pub(crate) fn with_replicas(
+        capacity: usize,
+        replicas: usize,
+        hash_builder: S,
+    ) -> Result<Self, BuildError> {
+        Ok(Self {
+            raw: RawTable::with_replicas(capacity, replicas)?,
+            hash_builder,
+        })
+    }
+
+    /// How many replicas the table keeps.
+    pub(crate) fn replicas(&self) -> usize {
+        self.raw.replicas()
+    }
+
+    /// The memory of replica `replica`'s sets.
+    pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {
+        self.raw.replica_sets(replica)
+    }
+
+    /// Lets thread-local handles ask which replica their thread reads.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn set_replica_of_thread(&mut self, f: raw::ReplicaOfThread) {
+        self.raw.set_replica_of_thread(f);
     }
 
     /// Pins the calling thread through its thread-local handle (registered on first use).
@@ -319,11 +354,13 @@ impl<K, V, S> Guard<'_, K, V, S> {
         self.raw.insert_admitted(hash, make)
     }
 
-    pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V) -> Placement
+    /// Inserts into replica `replica` (the tiered cache copies `Critical` entries into every
+    /// socket's).
+    pub(crate) fn insert_at_hashed(&self, replica: usize, hash: u64, key: K, value: V) -> Placement
     where
         K: Eq,
     {
-        self.raw.insert(hash, key, value)
+        self.raw.insert_at(replica, hash, key, value)
     }
 
     pub(crate) fn remove_hashed<Q>(&self, hash: u64, key: &Q) -> bool

@@ -16,6 +16,10 @@ use crate::l1::L1;
 use crate::l2::{DefaultPolicy, L2, L2Builder, Policy, Weigher};
 use crate::sync::AtomicU8;
 use stratacache_alloc::Arena;
+use stratacache_platform::{CpuLocator, Topology};
+
+/// Which CPU the calling thread runs on, shared by the cache's threads.
+type Locator = Arc<dyn CpuLocator + Send + Sync>;
 
 /// Where the L2 shards' memory comes from.
 enum Memory {
@@ -55,6 +59,9 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, W = crate::l2::UnitWeigher
     time_to_live: Option<Duration>,
     listener: Option<Box<Listener<K, V>>>,
     memory: Memory,
+    topology: Option<Topology>,
+    locator: Option<Locator>,
+    per_socket_l1: Option<bool>,
 }
 
 impl<K, V> Default for CacheBuilder<K, V> {
@@ -72,6 +79,9 @@ impl<K, V> Default for CacheBuilder<K, V> {
             time_to_live: None,
             listener: None,
             memory: Memory::Global,
+            topology: None,
+            locator: None,
+            per_socket_l1: None,
         }
     }
 }
@@ -137,6 +147,34 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
+    /// The machine's NUMA nodes (sockets) and their CPUs (default under `std` on Linux: read
+    /// from sysfs; otherwise one node). With more than one node, L1 keeps one replica per node
+    /// unless [`per_socket_l1`](Self::per_socket_l1) says otherwise.
+    pub fn topology(mut self, topology: Topology) -> Self {
+        self.topology = Some(topology);
+        self
+    }
+
+    /// How a thread finds the CPU it runs on, to read its node's L1 replica (default under
+    /// `std` on Linux: `sched_getcpu`; otherwise none, and every thread reads the first
+    /// replica). A closure `Fn() -> Option<u32>` is a locator: a hook into the embedder's
+    /// scheduler, or a fake for tests. Asked when a [`CacheHandle`](crate::CacheHandle) is
+    /// made, and every 1,024 pins of a thread-local one.
+    pub fn cpu_locator(mut self, locator: impl CpuLocator + Send + Sync + 'static) -> Self {
+        self.locator = Some(Arc::new(locator));
+        self
+    }
+
+    /// Whether L1 keeps a replica per NUMA node, each read by that node's threads (default:
+    /// when the topology has more than one node). A thread reads its own node's copy of a hot
+    /// entry instead of pulling it across the socket link; an insertion, replacement or removal
+    /// changes every replica before it returns, and a promotion copies into the reader's
+    /// replica only. On one node the cache keeps one replica, whatever this says.
+    pub fn per_socket_l1(mut self, on: bool) -> Self {
+        self.per_socket_l1 = Some(on);
+        self
+    }
+
     /// After how many L2 hits an entry is copied into L1 (default 4; 1 promotes on the first
     /// hit). 0 is treated as 1.
     pub fn promote_after(mut self, hits: u8) -> Self {
@@ -192,6 +230,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             time_to_live: self.time_to_live,
             listener: self.listener,
             memory: self.memory,
+            topology: self.topology,
+            locator: self.locator,
+            per_socket_l1: self.per_socket_l1,
         }
     }
 
@@ -208,6 +249,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             time_to_live: self.time_to_live,
             listener: self.listener,
             memory: self.memory,
+            topology: self.topology,
+            locator: self.locator,
+            per_socket_l1: self.per_socket_l1,
         }
     }
 
@@ -223,6 +267,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             time_to_live: self.time_to_live,
             listener: self.listener,
             memory: self.memory,
+            topology: self.topology,
+            locator: self.locator,
+            per_socket_l1: self.per_socket_l1,
         }
     }
 
@@ -260,12 +307,40 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                 .clamp(7, 1 << 16)
         });
         let l1_on = l1_entries > 0;
+        let topology = self.topology.unwrap_or_else(default_topology);
+        let replicas = if self.per_socket_l1.unwrap_or(true) {
+            topology.nodes().len().max(1)
+        } else {
+            1
+        };
+        let locator = self.locator.or_else(default_locator);
+        // Off, L1 is one set that nothing is ever copied into.
+        #[allow(unused_mut)]
+        let mut l1 = L1::with_replicas(l1_entries.max(1), replicas, ())?;
+        let placement = Placement::new(&topology, locator);
+        #[cfg(all(feature = "std", not(loom)))]
+        if replicas > 1 {
+            let placement = placement.clone();
+            l1.set_replica_of_thread(Box::new(move || placement.replica_of_current_thread()));
+        }
+        #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
+        if replicas > 1 {
+            // Each replica's memory on its node: best effort (whole pages only, and a kernel
+            // without NUMA support refuses, which changes nothing but placement).
+            for (replica, node) in topology.nodes().iter().enumerate() {
+                let _ = stratacache_platform::bind_to_node(
+                    l1.replica_sets(replica),
+                    node.id(),
+                    stratacache_platform::Binding::Preferred,
+                );
+            }
+        }
         let stripes = 4 * super::cpus();
         let shards = l2.shard_count();
         Ok(Cache {
-            // Off, L1 is one set that nothing is ever copied into.
-            l1: L1::with_capacity_and_hasher(l1_entries.max(1), ())?,
+            l1,
             l1_on,
+            placement,
             l2,
             hash_builder: self.hash_builder,
             promote_after: self.promote_after,
@@ -278,5 +353,60 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             stats: Counters::new(stripes),
             flights: Flights::new(shards),
         })
+    }
+}
+
+/// The topology when none is given: sysfs under `std` on Linux (one node if it cannot be read).
+fn default_topology() -> Topology {
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    if let Ok(topology) = Topology::from_sysfs() {
+        return topology;
+    }
+    Topology::single_node(u32::try_from(super::cpus()).unwrap_or(1))
+}
+
+/// The locator when none is given: `sched_getcpu` under `std` on Linux.
+fn default_locator() -> Option<Locator> {
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    return Some(Arc::new(stratacache_platform::OsCpu));
+    #[cfg(not(all(feature = "std", target_os = "linux")))]
+    return None;
+}
+
+/// Which L1 replica a thread reads: its node's, found through the locator.
+#[derive(Clone)]
+pub(crate) struct Placement {
+    /// The replica of each CPU (by CPU number; CPUs of no node read replica 0).
+    replica_of_cpu: Arc<[u16]>,
+    locator: Option<Locator>,
+}
+
+impl Placement {
+    fn new(topology: &Topology, locator: Option<Locator>) -> Self {
+        let cpus = topology
+            .nodes()
+            .iter()
+            .flat_map(|node| node.cpus().iter().copied())
+            .max()
+            .map_or(0, |cpu| cpu as usize + 1);
+        let mut map = alloc::vec![0u16; cpus];
+        for (replica, node) in topology.nodes().iter().enumerate() {
+            for &cpu in node.cpus() {
+                map[cpu as usize] = u16::try_from(replica).unwrap_or(0);
+            }
+        }
+        Self {
+            replica_of_cpu: map.into(),
+            locator,
+        }
+    }
+
+    /// The replica the calling thread reads (0 without a locator, or for an unknown CPU).
+    pub(crate) fn replica_of_current_thread(&self) -> usize {
+        self.locator
+            .as_ref()
+            .and_then(|locator| locator.current_cpu())
+            .and_then(|cpu| self.replica_of_cpu.get(cpu as usize))
+            .map_or(0, |&replica| usize::from(replica))
     }
 }

@@ -59,6 +59,33 @@ struct Stamped<V> {
     expires: u64,
 }
 
+/// A `Critical` entry's L1 copies, one per replica, made before any lock is taken: the first
+/// inline, so one replica allocates nothing for them.
+struct Copies<K, V> {
+    first: Option<(K, Stamped<V>)>,
+    rest: Vec<(K, Stamped<V>)>,
+}
+
+impl<K, V> FromIterator<(K, Stamped<V>)> for Copies<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, Stamped<V>)>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        Self {
+            first: iter.next(),
+            rest: iter.collect(),
+        }
+    }
+}
+
+impl<K, V> IntoIterator for Copies<K, V> {
+    type Item = (K, Stamped<V>);
+    type IntoIter =
+        core::iter::Chain<core::option::IntoIter<Self::Item>, alloc::vec::IntoIter<Self::Item>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
 /// Keeps L1 in step with L2 evictions, under the evicting shard's write lock.
 struct L1Sync<'g, 'c, K, V> {
     l1: &'g l1::Guard<'c, K, Stamped<V>, ()>,
@@ -120,6 +147,8 @@ pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = Defa
     l1: L1<K, Stamped<V>, ()>,
     /// Whether L1 takes copies at all ([`CacheBuilder::l1_entries`] 0 turns it off).
     l1_on: bool,
+    /// Which L1 replica a thread reads.
+    placement: builder::Placement,
     l2: L2<K, V, (), W, P>,
     hash_builder: S,
     promote_after: u8,
@@ -146,7 +175,13 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         self.l2.capacity()
     }
 
-    /// How many copies L1 can hold.
+    /// How many L1 replicas the cache keeps: one per NUMA node with
+    /// [`per_socket_l1`](CacheBuilder::per_socket_l1), else one.
+    pub fn l1_replicas(&self) -> usize {
+        self.l1.replicas()
+    }
+
+    /// How many hot copies L1 holds (in each replica); 0 when L1 is off.
     pub fn l1_capacity(&self) -> usize {
         if self.l1_on { self.l1.capacity() } else { 0 }
     }
@@ -185,7 +220,9 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     pub fn handle(&self) -> CacheHandle<'_, K, V, S, W, P> {
         CacheHandle {
             cache: self,
-            l1: self.l1.handle(),
+            l1: self
+                .l1
+                .handle_on(self.placement.replica_of_current_thread()),
             stripe: self.stats.assign(),
         }
     }
@@ -376,12 +413,17 @@ where
         };
         let hash = self.hash_builder.hash_one(&key);
         // A Critical entry's L1 copy is made before any lock is taken (cloning is user code).
-        let copy = (self.l1_on && options.priority == Priority::Critical).then(|| {
-            let stamped = Stamped {
-                value: value.clone(),
-                expires,
-            };
-            (key.clone(), stamped)
+        // With per-socket replicas, one copy per replica.
+        let copies = (self.l1_on && options.priority == Priority::Critical).then(|| {
+            (0..self.l1.replicas())
+                .map(|_| {
+                    let stamped = Stamped {
+                        value: value.clone(),
+                        expires,
+                    };
+                    (key.clone(), stamped)
+                })
+                .collect::<Copies<K, V>>()
         });
         let how = StoreAs {
             weight: options.weight,
@@ -396,11 +438,16 @@ where
             how,
             // Under the write lock, like every L1 change: see the module docs. L1 only holds
             // copies of entries in L2, so a new key has no copy to invalidate.
-            |shard, replaced| match copy {
-                Some((copy_key, stamped)) => {
-                    // Its count now says "may have a copy", so its eviction invalidates it.
-                    shard.saturate_hits(hash, &copy_key);
-                    l1.insert_hashed(hash, copy_key, stamped);
+            |shard, replaced| match copies {
+                Some(copies) => {
+                    for (replica, (copy_key, stamped)) in copies.into_iter().enumerate() {
+                        if replica == 0 {
+                            // Its count now says "may have a copy", so its eviction
+                            // invalidates it.
+                            shard.saturate_hits(hash, &copy_key);
+                        }
+                        l1.insert_at_hashed(replica, hash, copy_key, stamped);
+                    }
                 }
                 None => {
                     if let Some(key) = replaced {

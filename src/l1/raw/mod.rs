@@ -23,13 +23,26 @@ pub use set::Placement;
 pub(crate) use set::WAYS;
 use set::{Node, Set, retire};
 
-/// The sets, their CLOCK hands and the collector that reclaims their nodes.
-pub(crate) struct RawTable<K, V> {
+/// One copy of the table's sets: the tiered cache keeps one per socket.
+struct Replica<K, V> {
     sets: Box<[Set<K, V>]>,
     /// One CLOCK hand per set, only touched under that set's lock; kept apart so a set stays
     /// one cache line.
     hands: Box<[AtomicU8]>,
+}
+
+/// Picks the replica a thread reads (the tiered cache: its socket's).
+pub(crate) type ReplicaOfThread = Box<dyn Fn() -> usize + Send + Sync>;
+
+/// The sets (in one or more replicas), their CLOCK hands and the collector that reclaims their
+/// nodes. Every replica shares the collector, so one guard protects reads and writes in all.
+pub(crate) struct RawTable<K, V> {
+    replicas: Box<[Replica<K, V>]>,
     set_mask: usize,
+    /// Which replica a thread's thread-local handle reads, asked again every
+    /// [`REPLICA_REFRESH`] pins (threads migrate rarely).
+    #[cfg(all(feature = "std", not(loom)))]
+    replica_of_thread: Option<ReplicaOfThread>,
     #[cfg(all(feature = "std", not(loom)))]
     thread_handles: thread_local::ThreadLocal<ThreadHandle>,
     /// Declared last so it is dropped last: the table's reference must be the last one to the
@@ -39,10 +52,19 @@ pub(crate) struct RawTable<K, V> {
     collector: Collector,
 }
 
+/// Pins of a thread-local handle between two askings of its replica.
+#[cfg(all(feature = "std", not(loom)))]
+const REPLICA_REFRESH: u32 = 1024;
+
 impl<K, V> RawTable<K, V> {
     /// A table of at least `capacity` entries: `capacity / WAYS` sets rounded up to a power
     /// of two.
     pub(crate) fn with_capacity(capacity: usize) -> Result<Self, BuildError> {
+        Self::with_replicas(capacity, 1)
+    }
+
+    /// `replicas` (at least one) copies of a table of at least `capacity` entries each.
+    pub(crate) fn with_replicas(capacity: usize, replicas: usize) -> Result<Self, BuildError> {
         if capacity == 0 {
             return Err(BuildError::ZeroCapacity);
         }
@@ -51,54 +73,95 @@ impl<K, V> RawTable<K, V> {
             .checked_next_power_of_two()
             .filter(|&n| {
                 n.checked_mul(core::mem::size_of::<Set<K, V>>())
+                    .and_then(|b| b.checked_mul(replicas.max(1)))
                     .is_some_and(|b| b <= isize::MAX as usize)
             })
             .ok_or(BuildError::CapacityOverflow {
                 requested: capacity,
             })?;
         let bytes = sets * core::mem::size_of::<Set<K, V>>();
-        let mut set_vec = Vec::new();
-        set_vec
-            .try_reserve_exact(sets)
+        let mut list = Vec::new();
+        list.try_reserve_exact(replicas.max(1))
             .map_err(|_| BuildError::AllocationFailed { bytes })?;
-        set_vec.extend((0..sets).map(|_| Set::new()));
-        let mut hand_vec = Vec::new();
-        hand_vec
-            .try_reserve_exact(sets)
-            .map_err(|_| BuildError::AllocationFailed { bytes: sets })?;
-        hand_vec.extend((0..sets).map(|_| AtomicU8::new(0)));
+        for _ in 0..replicas.max(1) {
+            let mut set_vec = Vec::new();
+            set_vec
+                .try_reserve_exact(sets)
+                .map_err(|_| BuildError::AllocationFailed { bytes })?;
+            set_vec.extend((0..sets).map(|_| Set::new()));
+            let mut hand_vec = Vec::new();
+            hand_vec
+                .try_reserve_exact(sets)
+                .map_err(|_| BuildError::AllocationFailed { bytes: sets })?;
+            hand_vec.extend((0..sets).map(|_| AtomicU8::new(0)));
+            list.push(Replica {
+                sets: set_vec.into_boxed_slice(),
+                hands: hand_vec.into_boxed_slice(),
+            });
+        }
         Ok(Self {
-            sets: set_vec.into_boxed_slice(),
-            hands: hand_vec.into_boxed_slice(),
+            replicas: list.into_boxed_slice(),
             set_mask: sets - 1,
+            #[cfg(all(feature = "std", not(loom)))]
+            replica_of_thread: None,
             #[cfg(all(feature = "std", not(loom)))]
             thread_handles: thread_local::ThreadLocal::new(),
             collector: Collector::new(),
         })
     }
 
-    /// Entries the table can hold.
-    pub(crate) fn capacity(&self) -> usize {
-        self.sets.len() * WAYS
+    /// Lets thread-local handles ask `replica_of_thread` which replica their thread reads.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn set_replica_of_thread(&mut self, replica_of_thread: ReplicaOfThread) {
+        self.replica_of_thread = Some(replica_of_thread);
     }
 
-    /// Entries present (a scan of every set's tags: `O(capacity)`, a moment's view).
+    /// How many replicas the table keeps.
+    pub(crate) fn replicas(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// The memory of replica `replica`'s sets (to place it on its socket's node).
+    pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {
+        &self.replicas[replica].sets
+    }
+
+    /// Entries one replica can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        (self.set_mask + 1) * WAYS
+    }
+
+    /// Entries present in the fullest replica (a scan of every set's tags:
+    /// `O(capacity × replicas)`, a moment's view).
     pub(crate) fn len(&self) -> usize {
-        self.sets.iter().map(Set::occupied).sum()
+        self.replicas
+            .iter()
+            .map(|r| r.sets.iter().map(Set::occupied).sum::<usize>())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Heap bytes the table holds: its sets and hands, and one node per entry present (what
     /// keys and values own themselves, and retired nodes awaiting reclamation, not counted).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.sets.len() * (core::mem::size_of::<Set<K, V>>() + core::mem::size_of::<AtomicU8>())
-            + self.len() * core::mem::size_of::<Node<K, V>>()
+        self.replicas
+            .iter()
+            .map(|r| {
+                r.sets.len()
+                    * (core::mem::size_of::<Set<K, V>>() + core::mem::size_of::<AtomicU8>())
+                    + r.sets.iter().map(Set::occupied).sum::<usize>()
+                        * core::mem::size_of::<Node<K, V>>()
+            })
+            .sum()
     }
 
-    /// Registers a new participant on this table's collector.
-    pub(crate) fn register(&self) -> RawHandle<'_, K, V> {
+    /// Registers a new participant on this table's collector, reading `replica` (taken
+    /// modulo the replica count).
+    pub(crate) fn register(&self, replica: usize) -> RawHandle<'_, K, V> {
         RawHandle {
             table: self,
             local: self.collector.register(),
+            replica: replica % self.replicas.len(),
         }
     }
 
@@ -106,19 +169,42 @@ impl<K, V> RawTable<K, V> {
     #[cfg(all(feature = "std", not(loom)))]
     #[inline]
     pub(crate) fn pin(&self) -> RawGuard<'_, K, V> {
-        let handle = self
-            .thread_handles
-            .get_or(|| ThreadHandle(self.collector.register()));
+        let handle = self.thread_handles.get_or(|| ThreadHandle {
+            local: self.collector.register(),
+            replica: core::cell::Cell::new(0),
+            pins: core::cell::Cell::new(0),
+            thread: core::cell::Cell::new(0),
+        });
+        let replica = if self.replicas.len() == 1 {
+            0
+        } else {
+            let pins = handle.pins.get();
+            handle.pins.set(pins.wrapping_add(1));
+            // A handle passes to a new thread when its thread exits: ask again then too.
+            let thread = thread_serial();
+            let new_thread = handle.thread.get() != thread;
+            if (new_thread || pins.is_multiple_of(REPLICA_REFRESH))
+                && let Some(replica_of_thread) = &self.replica_of_thread
+            {
+                handle.thread.set(thread);
+                handle
+                    .replica
+                    .set(replica_of_thread() % self.replicas.len());
+            }
+            handle.replica.get()
+        };
         RawGuard {
             table: self,
-            guard: handle.0.pin(),
+            guard: handle.local.pin(),
+            replica,
         }
     }
 
     #[inline]
-    fn set_of(&self, hash: u64) -> (&Set<K, V>, &AtomicU8) {
+    fn set_of(&self, replica: usize, hash: u64) -> (&Set<K, V>, &AtomicU8) {
         let index = hash as usize & self.set_mask;
-        (&self.sets[index], &self.hands[index])
+        let replica = &self.replicas[replica];
+        (&replica.sets[index], &replica.hands[index])
     }
 }
 
@@ -128,18 +214,40 @@ impl<K, V> Drop for RawTable<K, V> {
         // queue runs their destructors when the last reference (this table's `collector`
         // field, after the thread handles) is dropped. Every handle and guard borrows the
         // table, so none is alive here.
-        for set in self.sets.iter_mut() {
-            set.drop_nodes();
+        for replica in self.replicas.iter_mut() {
+            for set in replica.sets.iter_mut() {
+                set.drop_nodes();
+            }
         }
     }
 }
 
-/// A thread's epoch participant, kept in the table's per-thread storage.
+/// A thread's epoch participant, kept in the table's per-thread storage, with the replica its
+/// thread reads and how often it has pinned.
 #[cfg(all(feature = "std", not(loom)))]
-struct ThreadHandle(LocalHandle);
+struct ThreadHandle {
+    local: LocalHandle,
+    replica: core::cell::Cell<usize>,
+    pins: core::cell::Cell<u32>,
+    /// The [`thread_serial`] of the thread that last asked for the replica.
+    thread: core::cell::Cell<usize>,
+}
+
+/// A number for the calling thread that no other thread of the process ever has (from 1;
+/// unlike thread-local addresses or `thread_local`'s ids, never reused after a thread exits).
+#[cfg(all(feature = "std", not(loom)))]
+fn thread_serial() -> usize {
+    use crate::sync::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    std::thread_local! {
+        // Relaxed: a counter handing out distinct numbers orders nothing else.
+        static SERIAL: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SERIAL.with(|serial| *serial)
+}
 
 // SAFETY: a `LocalHandle` is `!Send` because its participant record must not be used by two
-// threads at once. `ThreadLocal` hands a value only to the thread that created it, or, once
+// threads at once (and the `Cell`s beside it likewise). `ThreadLocal` hands a value only to the thread that created it, or, once
 // that thread has exited, to a later thread that reuses its id (the handover is ordered by
 // `thread_local`'s id allocator); the table drops the handles only with `&mut self`, when no
 // thread can be using them. So the participant is never used concurrently.
@@ -150,6 +258,8 @@ unsafe impl Send for ThreadHandle {}
 pub(crate) struct RawHandle<'t, K, V> {
     table: &'t RawTable<K, V>,
     local: LocalHandle,
+    /// The replica this participant reads.
+    replica: usize,
 }
 
 impl<'t, K, V> RawHandle<'t, K, V> {
@@ -159,14 +269,20 @@ impl<'t, K, V> RawHandle<'t, K, V> {
         RawGuard {
             table: self.table,
             guard: self.local.pin(),
+            replica: self.replica,
         }
     }
 }
 
 /// A pinned participant of one table's collector: reads through it are zero-copy.
+///
+/// Reads, promotions and single-key replacements act on the guard's own replica; removals,
+/// reference checks and clears on every replica. Callers serialise writes to one key across
+/// replicas themselves (the tiered cache does so under the key's L2 shard lock).
 pub(crate) struct RawGuard<'t, K, V> {
     table: &'t RawTable<K, V>,
     guard: epoch::Guard,
+    replica: usize,
 }
 
 impl<K, V> RawGuard<'_, K, V> {
@@ -177,7 +293,7 @@ impl<K, V> RawGuard<'_, K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let (set, _) = self.table.set_of(hash);
+        let (set, _) = self.table.set_of(self.replica, hash);
         set.find(hash, key, touch, &self.guard)
             .map(|node| (&node.key, &node.value))
     }
@@ -189,16 +305,29 @@ impl<K, V> RawGuard<'_, K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let (set, _) = self.table.set_of(hash);
-        set.take_reference(hash, key, &self.guard)
+        // Used on any socket counts; every replica's bit is cleared.
+        let mut used = false;
+        for replica in 0..self.table.replicas.len() {
+            let (set, _) = self.table.set_of(replica, hash);
+            used |= set.take_reference(hash, key, &self.guard);
+        }
+        used
     }
 
-    /// Inserts or replaces; never fails (a full set evicts by CLOCK).
+    /// Inserts or replaces in the guard's replica; never fails (a full set evicts by CLOCK).
     pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Placement
     where
         K: Eq,
     {
-        let (set, hand) = self.table.set_of(hash);
+        self.insert_at(self.replica, hash, key, value)
+    }
+
+    /// Inserts or replaces in replica `replica`.
+    pub(crate) fn insert_at(&self, replica: usize, hash: u64, key: K, value: V) -> Placement
+    where
+        K: Eq,
+    {
+        let (set, hand) = self.table.set_of(replica, hash);
         let node = Owned::new(Node { hash, key, value });
         loop {
             let snap = set.snapshot(hash, &node.key, &self.guard);
@@ -236,7 +365,7 @@ impl<K, V> RawGuard<'_, K, V> {
     where
         K: Eq,
     {
-        let (set, hand) = self.table.set_of(hash);
+        let (set, hand) = self.table.set_of(self.replica, hash);
         if !set.admits(hand) {
             return false;
         }
@@ -250,7 +379,7 @@ impl<K, V> RawGuard<'_, K, V> {
     where
         K: Eq,
     {
-        let (set, _) = self.table.set_of(hash);
+        let (set, _) = self.table.set_of(self.replica, hash);
         let node = Owned::new(Node { hash, key, value });
         loop {
             let snap = set.snapshot(hash, &node.key, &self.guard);
@@ -271,13 +400,25 @@ impl<K, V> RawGuard<'_, K, V> {
         }
     }
 
-    /// Removes `key`; returns whether it was present.
+    /// Removes `key` from every replica; returns whether it was present in any.
     pub(crate) fn remove<Q>(&self, hash: u64, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let (set, _) = self.table.set_of(hash);
+        let mut removed = false;
+        for replica in 0..self.table.replicas.len() {
+            removed |= self.remove_at(replica, hash, key);
+        }
+        removed
+    }
+
+    fn remove_at<Q>(&self, replica: usize, hash: u64, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let (set, _) = self.table.set_of(replica, hash);
         // Most removals (the tiered cache's invalidations) find nothing: answer those from the
         // tags, as a reader would, without loading the whole set.
         if set.find(hash, key, false, &self.guard).is_none() {
@@ -304,7 +445,7 @@ impl<K, V> RawGuard<'_, K, V> {
     /// Removes every entry, one set at a time (concurrent inserts may land in sets already
     /// cleared).
     pub(crate) fn clear(&self) {
-        for set in self.table.sets.iter() {
+        for set in self.table.replicas.iter().flat_map(|r| r.sets.iter()) {
             loop {
                 let snap = set.snapshot_slots(&self.guard);
                 let lock = set.lock();

@@ -1,6 +1,5 @@
 //! How W-TinyLFU's window is sized (documented on [`WindowTuning`]).
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// Shares of the shard's weight, in 1/65 536ths.
