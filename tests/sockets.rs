@@ -191,3 +191,50 @@ fn readers_on_every_socket_never_see_a_value_older_than_a_completed_write() {
     let stats = cache.stats();
     assert!(stats.l1_hits > 0 && stats.promotions > 0, "{stats:?}");
 }
+
+#[test]
+fn shards_are_striped_over_the_nodes_arenas() {
+    use stratacache::memory::Arena;
+    let arenas: Vec<Arc<Arena>> = (0..2).map(|_| Arc::new(Arena::new())).collect();
+    let cache: Cache<u64, [u64; 4]> = Cache::builder()
+        .capacity(20_000)
+        .shards(8)
+        .topology(sockets(2))
+        .memory_per_node(arenas.clone())
+        .build()
+        .unwrap();
+    let (a, b) = (arenas[0].stats().in_use, arenas[1].stats().in_use);
+    assert!(
+        a > 0 && a == b,
+        "four shards' room on each node: {a} and {b} bytes"
+    );
+    for key in 0..20_000 {
+        cache.insert(key, [key; 4]).unwrap();
+    }
+    assert_eq!(
+        cache.stats().arena.unwrap().in_use,
+        a + b,
+        "reserved room, no growth"
+    );
+}
+
+#[test]
+fn several_nodes_get_an_arena_each_by_default_and_one_node_none() {
+    let striped: Cache<u64, u64> = Cache::builder()
+        .capacity(10_000)
+        .topology(sockets(2))
+        .build()
+        .unwrap();
+    let stats = striped.stats().arena.expect("an arena per node");
+    assert!(stats.in_use > 0);
+    let single: Cache<u64, u64> = Cache::builder()
+        .capacity(10_000)
+        .topology(sockets(1))
+        .build()
+        .unwrap();
+    assert_eq!(
+        single.stats().arena,
+        None,
+        "one node: the global allocator, as before"
+    );
+}

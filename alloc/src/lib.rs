@@ -8,9 +8,10 @@
 //!   freed blocks. It implements [`allocator_api2::alloc::Allocator`], so `hashbrown` tables
 //!   and `allocator_api2` vectors allocate from it, and reports what it holds
 //!   ([`ArenaStats`], [`ClassStats`]).
-//! - [`ChunkSource`]: where the chunks come from: the global allocator, a caller's memory
-//!   region (a hard budget and no global allocator for the blocks), or, under the `mimalloc`
-//!   feature, a mimalloc heap in an arena bound to a NUMA node.
+//! - [`ChunkSource`]: where the chunks come from: the global allocator (under `std`, bound to a
+//!   NUMA node if asked), a caller's memory region (a hard budget and no global allocator for
+//!   the blocks), or, under the `mimalloc` feature, a mimalloc heap in an arena bound to a
+//!   NUMA node.
 //! - A byte budget on the arena ([`ArenaBuilder::budget`]): past it allocations fail, which
 //!   makes a cache evict and then refuse, never abort.
 //! - [`ByteBudget`]: a lock-free byte counter with a limit, for owners that charge sizes
@@ -19,6 +20,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | (none) | `Arena`, global and region sources, budgets; no_std |
+//! | `std` | [`ChunkSource::global_on_node`]: chunks from the global allocator bound to a NUMA node (Linux) |
 //! | `mimalloc` | [`ChunkSource::mimalloc_node`]: chunks from a NUMA-bound mimalloc arena (std, C build) |
 //!
 //! A cache with a hard memory budget and no global allocator for its entries carves its
@@ -51,7 +53,7 @@
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 extern crate alloc;
-#[cfg(feature = "mimalloc")]
+#[cfg(feature = "std")]
 extern crate std;
 
 mod budget;

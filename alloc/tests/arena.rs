@@ -351,3 +351,29 @@ fn blocks_freed_on_another_thread_return_to_their_span() {
     let again: Vec<_> = (0..1000).map(|_| Held::new(&arena, l).unwrap()).collect();
     assert_eq!((arena.stats().reserved, again.len()), (reserved, 1000));
 }
+
+#[cfg(all(feature = "std", target_os = "linux", not(miri)))]
+#[test]
+fn chunks_bound_to_a_node_hold_blocks_on_that_node() {
+    let topology = stratacache_platform::Topology::from_sysfs().unwrap();
+    let node = topology.nodes()[0].id();
+    let arena = Arena::builder()
+        .source(ChunkSource::global_on_node(node).unwrap())
+        .build()
+        .unwrap();
+    let mut held: Vec<_> = (0..1000)
+        .map(|_| Held::new(&arena, layout(256, 8)).unwrap())
+        .collect();
+    for (i, block) in held.iter_mut().enumerate() {
+        block.stamp(i as u8);
+    }
+    for block in held.iter().step_by(100) {
+        // SAFETY: the block is live and was written by `stamp`.
+        let first = unsafe { &*block.block.as_ptr() };
+        assert_eq!(stratacache_platform::node_of(first).unwrap(), node);
+    }
+    assert!(
+        ChunkSource::global_on_node(63).is_err(),
+        "node 63 is not online"
+    );
+}

@@ -79,7 +79,7 @@ pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = Default
     weigher: W,
     capacity: usize,
     weight: CachePadded<AtomicUsize>,
-    arena: Option<Arc<Arena>>,
+    arenas: Vec<Arc<Arena>>,
 }
 
 /// Entries evicted under a lock, kept to be dropped after it is released. An insertion
@@ -148,7 +148,7 @@ type LockedShard<K, V, P> = CachePadded<RwLock<Shard<K, V, P>>>;
 pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = DefaultPolicy> {
     capacity: Option<u64>,
     shards: Option<usize>,
-    arena: Option<Arc<Arena>>,
+    arenas: Vec<Arc<Arena>>,
     hash_builder: S,
     weigher: W,
     types: PhantomData<BuilderTypes<K, V, P>>,
@@ -162,7 +162,7 @@ impl<K, V> Default for L2Builder<K, V> {
         Self {
             capacity: None,
             shards: None,
-            arena: None,
+            arenas: Vec::new(),
             hash_builder: DefaultHashBuilder::default(),
             weigher: UnitWeigher,
             types: PhantomData,
@@ -226,7 +226,15 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
     /// when it is built; when the arena cannot hold that much, the shards start empty and grow
     /// as they fill, until the budget stops them.
     pub fn memory(mut self, arena: Arc<Arena>) -> Self {
-        self.arena = Some(arena);
+        self.arenas = alloc::vec![arena];
+        self
+    }
+
+    /// Allocate the shards from `arenas` in turn: shard `i` from `arenas[i % arenas.len()]`
+    /// (on lane `i`). With one arena per NUMA node, the shards are striped across the nodes,
+    /// each shard's memory on its home node. An empty list means the global allocator.
+    pub fn memory_striped(mut self, arenas: Vec<Arc<Arena>>) -> Self {
+        self.arenas = arenas;
         self
     }
 
@@ -235,7 +243,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
-            arena: self.arena,
+            arenas: self.arenas,
             hash_builder,
             weigher: self.weigher,
             types: PhantomData,
@@ -247,7 +255,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
-            arena: self.arena,
+            arenas: self.arenas,
             hash_builder: self.hash_builder,
             weigher,
             types: PhantomData,
@@ -259,7 +267,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
-            arena: self.arena,
+            arenas: self.arenas,
             hash_builder: self.hash_builder,
             weigher: self.weigher,
             types: PhantomData,
@@ -309,19 +317,22 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         } else {
             0
         };
-        let memory = |lane: usize| match &self.arena {
-            Some(arena) => MemoryHandle::arena(arena, lane),
-            None => MemoryHandle::global(),
+        let memory = |shard: usize| match self.arenas.len() {
+            0 => MemoryHandle::global(),
+            n => MemoryHandle::arena(&self.arenas[shard % n], shard),
         };
         // On a budget, reserve the same for every shard, as much as the budget holds (a
         // span spare for chunk records and alignment): a shard never resizes later, and none
         // is left without room while others have plenty.
-        let reserve = match self.arena.as_ref().and_then(|arena| arena.limit()) {
+        // Each arena serves every `arenas.len()`-th shard: the tightest one sets the share.
+        let served = shards.div_ceil(self.arenas.len().max(1));
+        let tightest = self.arenas.iter().filter_map(|arena| arena.limit()).min();
+        let reserve = match tightest {
             Some(limit) if per_shard > 0 => {
                 let room = limit.saturating_sub(stratacache_alloc::SPAN_BYTES);
                 let needs = |entries: usize| {
                     let each = Shard::<K, V, P>::reserved_layouts(entries);
-                    stratacache_alloc::footprint(each.map(|(layout, n)| (layout, n * shards)))
+                    stratacache_alloc::footprint(each.map(|(layout, n)| (layout, n * served)))
                         .unwrap_or(usize::MAX)
                 };
                 let mut fits = per_shard;
@@ -334,7 +345,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         };
         for lane in 0..shards {
             let mut shard = Shard::with_policy_in(P::default(), memory(lane));
-            if shard.try_reserve(reserve).is_err() && self.arena.is_none() {
+            if shard.try_reserve(reserve).is_err() && self.arenas.is_empty() {
                 return Err(BuildError::AllocationFailed {
                     bytes: per_shard.saturating_mul(core::mem::size_of::<(K, V)>()),
                 });
@@ -350,7 +361,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             weigher: self.weigher,
             capacity,
             weight: CachePadded::new(AtomicUsize::new(0)),
-            arena: self.arena,
+            arenas: self.arenas,
         })
     }
 }
@@ -381,10 +392,12 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
         self.weight.load(Ordering::Relaxed) as u64
     }
 
-    /// The arena the shards allocate from, if not the global allocator.
-    pub fn arena(&self) -> Option<&Arena> {
-        self.arena.as_deref()
+    /// The arenas the shards allocate from (shard `i` from arena `i % len`); empty for the
+    /// global allocator.
+    pub fn arenas(&self) -> &[Arc<Arena>] {
+        &self.arenas
     }
+
 
     /// The number of shards.
     pub fn shard_count(&self) -> usize {

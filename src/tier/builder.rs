@@ -2,6 +2,7 @@
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
@@ -23,8 +24,12 @@ type Locator = Arc<dyn CpuLocator + Send + Sync>;
 
 /// Where the L2 shards' memory comes from.
 enum Memory {
+    /// The global allocator; on a machine of several NUMA nodes, an arena per node over it,
+    /// each node's chunks bound there (under `std` on Linux).
     Global,
     Arena(Arc<Arena>),
+    /// One arena per node of the topology, shards striped over them.
+    PerNode(Vec<Arc<Arena>>),
     /// An arena over the global allocator, of this many bytes, made at build time.
     Budget(usize),
 }
@@ -139,9 +144,22 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
+    /// Allocate the L2 shards from one arena per NUMA node: `arenas[n]` serves the shards
+    /// whose home is the topology's `n`-th node, shards striped over the nodes in turn (shard
+    /// `i` lives on node `i % nodes`). For arenas over
+    /// [`ChunkSource::mimalloc_node`](stratacache_alloc::ChunkSource) or
+    /// [`ChunkSource::global_on_node`](stratacache_alloc::ChunkSource), each shard's memory is
+    /// on its home node. Without this, a machine of several nodes gets an arena per node over
+    /// the global allocator, its chunks bound to the node (under `std` on Linux).
+    pub fn memory_per_node(mut self, arenas: Vec<Arc<Arena>>) -> Self {
+        self.memory = Memory::PerNode(arenas);
+        self
+    }
+
     /// Cap the memory of the L2 shards' indexes and slots at `bytes`: shorthand for
     /// [`memory`](Self::memory) with an arena over the global allocator with that budget
-    /// (the last of the two calls wins).
+    /// (split evenly between the nodes' arenas on a machine of several nodes; the last of
+    /// `memory`, `memory_per_node` and `memory_budget` wins).
     pub fn memory_budget(mut self, bytes: usize) -> Self {
         self.memory = Memory::Budget(bytes);
         self
@@ -287,27 +305,28 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         if self.time_to_live.is_some() && self.clock.is_none() {
             return Err(BuildError::NoClock);
         }
-        let arena = match self.memory {
-            Memory::Global => None,
-            Memory::Arena(arena) => Some(arena),
-            Memory::Budget(bytes) => Some(Arc::new(
+        let topology = self.topology.unwrap_or_else(default_topology);
+        let nodes = topology.nodes().len().max(1);
+        let arenas = match self.memory {
+            Memory::Global if nodes > 1 => node_arenas(&topology, None)?,
+            Memory::Global => Vec::new(),
+            Memory::Arena(arena) => alloc::vec![arena],
+            Memory::PerNode(arenas) => arenas,
+            Memory::Budget(bytes) if nodes > 1 => node_arenas(&topology, Some(bytes / nodes))?,
+            Memory::Budget(bytes) => alloc::vec![Arc::new(
                 Arena::builder()
                     .budget(bytes)
                     .build()
                     .map_err(BuildError::Memory)?,
-            )),
+            )],
         };
-        let l2 = match arena {
-            Some(arena) => self.l2.memory(arena).build()?,
-            None => self.l2.build()?,
-        };
+        let l2 = self.l2.memory_striped(arenas).build()?;
         let l1_entries = self.l1_entries.unwrap_or_else(|| {
             usize::try_from(l2.capacity() / 8)
                 .unwrap_or(usize::MAX)
                 .clamp(7, 1 << 16)
         });
         let l1_on = l1_entries > 0;
-        let topology = self.topology.unwrap_or_else(default_topology);
         let replicas = if self.per_socket_l1.unwrap_or(true) {
             topology.nodes().len().max(1)
         } else {
@@ -409,4 +428,28 @@ impl Placement {
             .and_then(|cpu| self.replica_of_cpu.get(cpu as usize))
             .map_or(0, |&replica| usize::from(replica))
     }
+}
+
+/// One arena per node of `topology`, each with `budget` bytes (if any): over the global
+/// allocator, its chunks bound to the node under `std` on Linux (a node the kernel cannot bind
+/// to, such as one of a simulated topology, gets unbound chunks: placement is only a hint).
+fn node_arenas(topology: &Topology, budget: Option<usize>) -> Result<Vec<Arc<Arena>>, BuildError> {
+    topology
+        .nodes()
+        .iter()
+        .map(|node| {
+            let _ = node;
+            #[cfg(all(feature = "std", target_os = "linux"))]
+            let source = stratacache_alloc::ChunkSource::global_on_node(node.id())
+                .unwrap_or(stratacache_alloc::ChunkSource::global());
+            #[cfg(not(all(feature = "std", target_os = "linux")))]
+            let source = stratacache_alloc::ChunkSource::global();
+            let builder = Arena::builder().source(source);
+            let builder = match budget {
+                Some(bytes) => builder.budget(bytes),
+                None => builder,
+            };
+            builder.build().map(Arc::new).map_err(BuildError::Memory)
+        })
+        .collect()
 }

@@ -211,7 +211,17 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         stats.weighted_size = self.weighted_size();
         stats.memory_bytes =
             (core::mem::size_of::<Self>() + self.l1.heap_bytes() + self.l2.heap_bytes()) as u64;
-        stats.arena = self.l2.arena().map(stratacache_alloc::Arena::stats);
+        stats.arena = self
+            .l2
+            .arenas()
+            .iter()
+            .map(|arena| arena.stats())
+            .reduce(|a, b| stratacache_alloc::ArenaStats {
+                reserved: a.reserved + b.reserved,
+                carved: a.carved + b.carved,
+                in_use: a.in_use + b.in_use,
+                limit: a.limit.zip(b.limit).map(|(x, y)| x + y),
+            });
         stats
     }
 

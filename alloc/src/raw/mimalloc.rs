@@ -147,6 +147,10 @@ impl NodeHeap {
         self.capacity
     }
 
+    pub(crate) fn node(&self) -> u32 {
+        self.node
+    }
+
     pub(crate) fn available(&self) -> usize {
         self.capacity - self.allocated
     }

@@ -27,6 +27,9 @@ pub struct ChunkSource {
 
 pub(crate) enum SourceKind {
     Global,
+    /// The global allocator, each chunk bound to this node before it is touched.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    GlobalOnNode(u32),
     Region(Region),
     #[cfg(feature = "mimalloc")]
     Mimalloc(super::mimalloc::NodeHeap),
@@ -48,6 +51,33 @@ impl ChunkSource {
     pub const fn global() -> Self {
         Self {
             kind: SourceKind::Global,
+        }
+    }
+
+    /// Chunks from the global allocator, each bound to NUMA node `node` (`mbind`, preferred)
+    /// before anything touches it, so the blocks carved from them live on that node. Feature
+    /// `std`, Linux.
+    ///
+    /// # Errors
+    /// When the kernel refuses to bind memory to `node` (tried on one page here): a node that
+    /// is not online, or a kernel without NUMA support.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub fn global_on_node(node: u32) -> Result<Self, stratacache_platform::PlacementError> {
+        let probe = alloc::vec![0u8; 2 * 4096];
+        stratacache_platform::bind_to_node(&probe, node, stratacache_platform::Binding::Preferred)?;
+        Ok(Self {
+            kind: SourceKind::GlobalOnNode(node),
+        })
+    }
+
+    /// The node this source binds its chunks to, if it binds them.
+    pub fn node(&self) -> Option<u32> {
+        match &self.kind {
+            #[cfg(all(feature = "std", target_os = "linux"))]
+            SourceKind::GlobalOnNode(node) => Some(*node),
+            #[cfg(feature = "mimalloc")]
+            SourceKind::Mimalloc(heap) => Some(heap.node()),
+            _ => None,
         }
     }
 
@@ -78,6 +108,8 @@ impl ChunkSource {
     pub fn capacity(&self) -> Option<usize> {
         match &self.kind {
             SourceKind::Global => None,
+            #[cfg(all(feature = "std", target_os = "linux"))]
+            SourceKind::GlobalOnNode(_) => None,
             SourceKind::Region(region) => Some(region.len),
             #[cfg(feature = "mimalloc")]
             SourceKind::Mimalloc(heap) => Some(heap.capacity()),
@@ -88,6 +120,8 @@ impl ChunkSource {
     pub(crate) fn available(&self, align: usize) -> usize {
         match &self.kind {
             SourceKind::Global => usize::MAX,
+            #[cfg(all(feature = "std", target_os = "linux"))]
+            SourceKind::GlobalOnNode(_) => usize::MAX,
             SourceKind::Region(region) => {
                 let start = region.base.as_ptr() as usize + region.used;
                 let pad = start.next_multiple_of(align) - start;
@@ -103,6 +137,23 @@ impl ChunkSource {
         match &mut self.kind {
             // SAFETY: the layout has a non-zero size (the carver asks for whole chunks).
             SourceKind::Global => NonNull::new(unsafe { alloc::alloc::alloc(layout) }),
+            #[cfg(all(feature = "std", target_os = "linux"))]
+            SourceKind::GlobalOnNode(node) => {
+                // SAFETY: as above.
+                let chunk = NonNull::new(unsafe { alloc::alloc::alloc(layout) })?;
+                // SAFETY: the chunk is `layout.size()` bytes, ours; viewed as uninitialised
+                // bytes, which is what they are.
+                let memory: &[core::mem::MaybeUninit<u8>] =
+                    unsafe { core::slice::from_raw_parts(chunk.as_ptr().cast(), layout.size()) };
+                // Best effort once the node was checked: a refusal leaves the chunk where the
+                // kernel put it, which changes only where it lives.
+                let _ = stratacache_platform::bind_to_node(
+                    memory,
+                    *node,
+                    stratacache_platform::Binding::Preferred,
+                );
+                Some(chunk)
+            }
             SourceKind::Region(region) => {
                 let start = region.base.as_ptr() as usize + region.used;
                 let offset = start.next_multiple_of(layout.align()) - start + region.used;
@@ -130,6 +181,9 @@ impl ChunkSource {
             // SAFETY: the caller guarantees the chunk came from the global allocator with
             // this layout.
             SourceKind::Global => unsafe { alloc::alloc::dealloc(chunk.as_ptr(), layout) },
+            // SAFETY: as above.
+            #[cfg(all(feature = "std", target_os = "linux"))]
+            SourceKind::GlobalOnNode(_) => unsafe { alloc::alloc::dealloc(chunk.as_ptr(), layout) },
             // A region is handed back whole, when the source drops.
             SourceKind::Region(_) => {}
             #[cfg(feature = "mimalloc")]
@@ -143,6 +197,8 @@ impl fmt::Debug for ChunkSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             SourceKind::Global => f.write_str("ChunkSource::Global"),
+            #[cfg(all(feature = "std", target_os = "linux"))]
+            SourceKind::GlobalOnNode(node) => write!(f, "ChunkSource::GlobalOnNode({node})"),
             SourceKind::Region(region) => f
                 .debug_struct("ChunkSource::Region")
                 .field("len", &region.len)
