@@ -182,3 +182,39 @@ fn a_region_that_cannot_hold_one_span_is_a_clear_build_error() {
         .unwrap_err();
     assert!(err.to_string().contains("1000 bytes"), "{err}");
 }
+
+#[test]
+fn threads_filling_a_budgeted_cache_past_its_memory_are_never_refused() {
+    let budget = 2 << 20;
+    let cache: Arc<Cache<u64, Value>> = Arc::new(
+        Cache::builder()
+            .capacity(1_000_000)
+            .shards(32)
+            .memory_budget(budget)
+            .build()
+            .unwrap(),
+    );
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let cache = Arc::clone(&cache);
+            s.spawn(move || {
+                let mut x = 0x2545_F491_4F6C_DD1Du64 ^ t;
+                for _ in 0..30_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = x % 200_000;
+                    cache
+                        .insert(key, value(key))
+                        .expect("every shard has room to reuse");
+                    if let Some(v) = cache.get(&(key ^ 1)) {
+                        assert_eq!(v, value(key ^ 1));
+                    }
+                }
+            });
+        }
+    });
+    let stats = cache.stats();
+    assert!(stats.arena.unwrap().reserved <= budget);
+    assert!(stats.evicted_capacity > 0 && (cache.len() as u64) < 120_000);
+}

@@ -3,6 +3,7 @@
 //! The benches compare stratacache side by side with peer caches in one run; this crate is
 //! the only place those peers are dependencies.
 
+pub mod mixed;
 pub mod peers;
 pub mod sim;
 pub mod tail;

@@ -158,8 +158,8 @@ pub struct Evicted<K, V> {
 pub struct Shard<K, V, P: Policy = DefaultPolicy> {
     index: HashTable<SlotId, MemoryHandle>,
     slots: Vec<Option<Slot<K, V, P::Meta>>, MemoryHandle>,
-    /// Released slots. Its capacity is kept at least the arena's, so releasing a slot never
-    /// allocates (an eviction must not fail for want of memory).
+    /// Released slots. Its capacity is kept at least the number of slots, so releasing one
+    /// never allocates (an eviction must not fail for want of memory).
     free: Vec<SlotId, MemoryHandle>,
     /// Entries the index has room for: kept at least twice the live ones (see
     /// [`try_reserve`](Self::try_reserve)).
@@ -252,12 +252,17 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             })
             .map_err(|_| OutOfMemory)?;
         self.index_room = self.index_room.max(room);
-        if self.free.is_empty() && self.slots.len() == self.slots.capacity() {
-            self.slots.try_reserve(1).map_err(|_| OutOfMemory)?;
-        }
-        // Also after an earlier attempt grew the slots but not the free list.
-        if self.free.capacity() < self.slots.capacity() {
-            self.reserve_free()?;
+        if self.free.is_empty() {
+            // A new slot, and room to release it later: the free list holds every slot.
+            if self.slots.len() == self.slots.capacity() {
+                self.slots.try_reserve(1).map_err(|_| OutOfMemory)?;
+            }
+            let slots = self.slots.len() + 1;
+            if self.free.capacity() < slots {
+                self.free
+                    .try_reserve(slots - self.free.len())
+                    .map_err(|_| OutOfMemory)?;
+            }
         }
         Ok(())
     }

@@ -398,7 +398,6 @@ impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
         &self.arenas
     }
 
-
     /// The number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()

@@ -7,8 +7,11 @@ use super::source::ChunkSource;
 use super::span::SPAN;
 
 /// The bytes of an ordinary chunk; a block too large to share one gets a chunk of its own.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 pub(crate) const CHUNK: usize = 4 << 20;
+/// The bytes of an ordinary chunk (small under Miri, which tracks every byte).
+#[cfg(all(miri, not(loom)))]
+pub(crate) const CHUNK: usize = 256 << 10;
 /// The bytes of an ordinary chunk (small under loom).
 #[cfg(loom)]
 pub(crate) const CHUNK: usize = 64 << 10;

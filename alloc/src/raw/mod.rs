@@ -8,3 +8,5 @@ pub(crate) mod memory;
 pub(crate) mod mimalloc;
 pub(crate) mod source;
 pub(crate) mod span;
+#[cfg(test)]
+mod tests;
