@@ -218,3 +218,42 @@ fn threads_filling_a_budgeted_cache_past_its_memory_are_never_refused() {
     assert!(stats.arena.unwrap().reserved <= budget);
     assert!(stats.evicted_capacity > 0 && (cache.len() as u64) < 120_000);
 }
+
+#[test]
+fn l1_copies_live_in_the_arena_and_their_deferred_frees_return_there() {
+    let arena = Arc::new(Arena::new());
+    let cache: Cache<u64, Value> = Cache::builder()
+        .capacity(10_000)
+        .l1_entries(256)
+        .promote_after(1)
+        .memory(arena.clone())
+        .build()
+        .unwrap();
+    for key in 0..5_000 {
+        cache.insert(key, value(key)).unwrap();
+    }
+    let before = arena.stats().in_use;
+    for round in 0..3 {
+        for key in 0..5_000 {
+            assert_eq!(cache.get(&key), Some(value(key)), "round {round}");
+        }
+    }
+    let stats = cache.stats();
+    assert!(
+        stats.promotions > 256,
+        "L1 churned: {} promotions",
+        stats.promotions
+    );
+    let node_class = arena
+        .class_stats()
+        .find(|c| c.block_size >= std::mem::size_of::<Value>() && c.in_use > 0 && c.in_use <= 2_000)
+        .expect("a size class holding L1's copies");
+    assert!(node_class.in_use > 0);
+    assert!(arena.stats().in_use > before, "the copies are in the arena");
+    drop(cache);
+    assert_eq!(
+        arena.stats().in_use,
+        0,
+        "every copy, live or retired through the epoch, went back to the arena"
+    );
+}

@@ -151,6 +151,10 @@ fn replicated() -> Arc<Tiered> {
         .promote_after(1)
         .topology(Topology::from_nodes([(0, [0]), (1, [1])]).unwrap())
         .cpu_locator(move || Some(next_cpu.fetch_add(1, Ordering::Relaxed) % 2))
+        // The global allocator rather than an arena per node: the replicas' protocol is the
+        // subject here (the arena's has its own models, in `slab.rs`), and two arenas overflow
+        // a loom thread's stack.
+        .memory_per_node(Vec::new())
         .hasher(FixedState::with_seed(3))
         .policy::<ProbationClock>()
         .build()

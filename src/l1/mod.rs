@@ -161,6 +161,23 @@ impl<K, V, S> L1<K, V, S> {
         self.raw.replicas()
     }
 
+    /// Allocates replica `replica`'s nodes from `arena` (on `lane`), and frees them there,
+    /// including the frees the epoch collector defers. Only on a table not used yet.
+    pub(crate) fn nodes_in(
+        &mut self,
+        replica: usize,
+        arena: alloc::sync::Arc<stratacache_alloc::Arena>,
+        lane: usize,
+    ) {
+        self.raw
+            .set_node_memory(replica, raw::ReplicaMemory::arena(arena, lane));
+    }
+
+    /// The layout of one node, to size an arena for the table.
+    pub(crate) fn node_layout() -> core::alloc::Layout {
+        RawTable::<K, V>::node_layout()
+    }
+
     /// The memory of replica `replica`'s sets.
     pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {
         self.raw.replica_sets(replica)

@@ -149,6 +149,8 @@ pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = DefaultP
     capacity: Option<u64>,
     shards: Option<usize>,
     arenas: Vec<Arc<Arena>>,
+    /// Bytes of each arena's budget kept for others (the tiered cache's L1 nodes).
+    aside: usize,
     hash_builder: S,
     weigher: W,
     types: PhantomData<BuilderTypes<K, V, P>>,
@@ -163,6 +165,7 @@ impl<K, V> Default for L2Builder<K, V> {
             capacity: None,
             shards: None,
             arenas: Vec::new(),
+            aside: 0,
             hash_builder: DefaultHashBuilder::default(),
             weigher: UnitWeigher,
             types: PhantomData,
@@ -238,12 +241,19 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         self
     }
 
+    /// Leaves `bytes` of each arena's budget out of the shards' reservation.
+    pub(crate) fn aside(mut self, bytes: usize) -> Self {
+        self.aside = bytes;
+        self
+    }
+
     /// Hash keys with `hash_builder`.
     pub fn hasher<S2>(self, hash_builder: S2) -> L2Builder<K, V, S2, W, P> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
             arenas: self.arenas,
+            aside: self.aside,
             hash_builder,
             weigher: self.weigher,
             types: PhantomData,
@@ -256,6 +266,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             capacity: self.capacity,
             shards: self.shards,
             arenas: self.arenas,
+            aside: self.aside,
             hash_builder: self.hash_builder,
             weigher,
             types: PhantomData,
@@ -268,6 +279,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             capacity: self.capacity,
             shards: self.shards,
             arenas: self.arenas,
+            aside: self.aside,
             hash_builder: self.hash_builder,
             weigher: self.weigher,
             types: PhantomData,
@@ -329,7 +341,9 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         let tightest = self.arenas.iter().filter_map(|arena| arena.limit()).min();
         let reserve = match tightest {
             Some(limit) if per_shard > 0 => {
-                let room = limit.saturating_sub(stratacache_alloc::SPAN_BYTES);
+                let room = limit
+                    .saturating_sub(stratacache_alloc::SPAN_BYTES)
+                    .saturating_sub(self.aside);
                 let needs = |entries: usize| {
                     let each = Shard::<K, V, P>::reserved_layouts(entries);
                     stratacache_alloc::footprint(each.map(|(layout, n)| (layout, n * served)))

@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use super::flight::Flights;
 use super::stats::Counters;
-use super::{Cache, Listener};
+use super::{Cache, Listener, Stamped};
 use crate::clock::Clock;
 use crate::entry::RemovalCause;
 use crate::error::BuildError;
@@ -320,22 +320,36 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                     .map_err(BuildError::Memory)?,
             )],
         };
-        let l2 = self.l2.memory_striped(arenas).build()?;
         let l1_entries = self.l1_entries.unwrap_or_else(|| {
-            usize::try_from(l2.capacity() / 8)
+            usize::try_from(self.capacity.unwrap_or(0) / 8)
                 .unwrap_or(usize::MAX)
                 .clamp(7, 1 << 16)
         });
         let l1_on = l1_entries > 0;
         let replicas = if self.per_socket_l1.unwrap_or(true) {
-            topology.nodes().len().max(1)
+            nodes
         } else {
             1
         };
-        let locator = self.locator.or_else(default_locator);
         // Off, L1 is one set that nothing is ever copied into.
-        #[allow(unused_mut)]
-        let mut l1 = L1::with_replicas(l1_entries.max(1), replicas, ())?;
+        let mut l1 = L1::<K, Stamped<V>, ()>::with_replicas(l1_entries.max(1), replicas, ())?;
+        // L1's nodes come from the arenas too (replica r's from arena r, on a lane of its
+        // own): keep their room out of the shards' share of a budget.
+        let l1_nodes = if l1_on && !arenas.is_empty() {
+            for replica in 0..replicas {
+                let arena = Arc::clone(&arenas[replica % arenas.len()]);
+                let lane = stratacache_alloc::LANES - 1 - replica % stratacache_alloc::LANES;
+                l1.nodes_in(replica, arena, lane);
+            }
+            let per_arena = l1.capacity() * replicas.div_ceil(arenas.len());
+            stratacache_alloc::footprint([(L1::<K, Stamped<V>, ()>::node_layout(), per_arena)])
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let l2 = self.l2.memory_striped(arenas).aside(l1_nodes).build()?;
+        let locator = self.locator.or_else(default_locator);
+
         let placement = Placement::new(&topology, locator);
         #[cfg(all(feature = "std", not(loom)))]
         if replicas > 1 {

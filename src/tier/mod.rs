@@ -54,7 +54,7 @@ use crate::sync::{AtomicU8, Ordering};
 pub(crate) type Listener<K, V> = dyn Fn(&K, &V, RemovalCause) + Send + Sync;
 
 /// An L1 copy: the value and its entry's deadline.
-struct Stamped<V> {
+pub(crate) struct Stamped<V> {
     value: V,
     expires: u64,
 }

@@ -9,6 +9,7 @@
 //! the time the table's memory is: the last `Collector` reference drops its global queue,
 //! which runs every deferred destruction.
 
+mod memory;
 mod set;
 
 use alloc::boxed::Box;
@@ -17,11 +18,13 @@ use core::borrow::Borrow;
 
 use crate::error::BuildError;
 use crate::sync::AtomicU8;
-use crate::sync::epoch::{self, Collector, LocalHandle, Owned};
+use crate::sync::epoch::{self, Collector, LocalHandle};
 
+pub(crate) use memory::NodeMemory as ReplicaMemory;
+use memory::NodeMemory;
 pub use set::Placement;
 pub(crate) use set::WAYS;
-use set::{Node, Set, retire};
+use set::{Node, Set};
 
 /// One copy of the table's sets: the tiered cache keeps one per socket.
 struct Replica<K, V> {
@@ -50,6 +53,9 @@ pub(crate) struct RawTable<K, V> {
     /// dropping it would free that participant's record from inside its own `finalize`, which
     /// Miri (Tree Borrows) reports as a deallocation under a live borrow.
     collector: Collector,
+    /// Each replica's node memory. After the collector: the collector's last deferred frees
+    /// run into these arenas as it drops.
+    node_memory: Box<[NodeMemory]>,
 }
 
 /// Pins of a thread-local handle between two askings of its replica.
@@ -99,7 +105,13 @@ impl<K, V> RawTable<K, V> {
                 hands: hand_vec.into_boxed_slice(),
             });
         }
+        let mut node_memory = Vec::new();
+        node_memory
+            .try_reserve_exact(replicas.max(1))
+            .map_err(|_| BuildError::AllocationFailed { bytes })?;
+        node_memory.extend((0..replicas.max(1)).map(|_| NodeMemory::default()));
         Ok(Self {
+            node_memory: node_memory.into_boxed_slice(),
             replicas: list.into_boxed_slice(),
             set_mask: sets - 1,
             #[cfg(all(feature = "std", not(loom)))]
@@ -116,9 +128,21 @@ impl<K, V> RawTable<K, V> {
         self.replica_of_thread = Some(replica_of_thread);
     }
 
+    /// Allocates replica `replica`'s nodes from `memory` from now on. Only before any node
+    /// exists (the table is built but unused), so every node is freed where it was made.
+    pub(crate) fn set_node_memory(&mut self, replica: usize, memory: NodeMemory) {
+        debug_assert_eq!(self.len(), 0, "nodes would be freed to the wrong memory");
+        self.node_memory[replica] = memory;
+    }
+
     /// How many replicas the table keeps.
     pub(crate) fn replicas(&self) -> usize {
         self.replicas.len()
+    }
+
+    /// The layout of one node, to size an arena for the table.
+    pub(crate) fn node_layout() -> core::alloc::Layout {
+        core::alloc::Layout::new::<Node<K, V>>()
     }
 
     /// The memory of replica `replica`'s sets (to place it on its socket's node).
@@ -214,9 +238,9 @@ impl<K, V> Drop for RawTable<K, V> {
         // queue runs their destructors when the last reference (this table's `collector`
         // field, after the thread handles) is dropped. Every handle and guard borrows the
         // table, so none is alive here.
-        for replica in self.replicas.iter_mut() {
+        for (replica, memory) in self.replicas.iter_mut().zip(self.node_memory.iter()) {
             for set in replica.sets.iter_mut() {
-                set.drop_nodes();
+                set.drop_nodes(memory);
             }
         }
     }
@@ -328,9 +352,13 @@ impl<K, V> RawGuard<'_, K, V> {
         K: Eq,
     {
         let (set, hand) = self.table.set_of(replica, hash);
-        let node = Owned::new(Node { hash, key, value });
+        let memory = &self.table.node_memory[replica];
+        let Ok(node) = memory.make(Node { hash, key, value }) else {
+            // The replica's arena is spent: L1 holds copies only, so declining loses nothing.
+            return Placement::Declined;
+        };
         loop {
-            let snap = set.snapshot(hash, &node.key, &self.guard);
+            let snap = set.snapshot(hash, &node.node().key, &self.guard);
             let lock = set.lock();
             if !lock.validate(&snap, &self.guard) {
                 continue;
@@ -352,9 +380,10 @@ impl<K, V> RawGuard<'_, K, V> {
             };
             let old = lock.publish(&snap, way, node, &self.guard);
             drop(lock);
-            // SAFETY: `old` was unlinked from `way` under the lock just released, by this
-            // thread only; `self.guard` pins this table's collector.
-            unsafe { retire(old, &self.guard) };
+            // SAFETY: `old` was made by this replica's memory and unlinked from `way` under
+            // the lock just released, by this thread only; `self.guard` pins this table's
+            // collector.
+            unsafe { memory.retire(old, &self.guard) };
             return placement;
         }
     }
@@ -370,8 +399,7 @@ impl<K, V> RawGuard<'_, K, V> {
             return false;
         }
         let (key, value) = make();
-        self.insert(hash, key, value);
-        true
+        self.insert(hash, key, value) != Placement::Declined
     }
 
     /// Replaces the value of a present key; hands key and value back if it is absent.
@@ -380,11 +408,20 @@ impl<K, V> RawGuard<'_, K, V> {
         K: Eq,
     {
         let (set, _) = self.table.set_of(self.replica, hash);
-        let node = Owned::new(Node { hash, key, value });
+        let memory = &self.table.node_memory[self.replica];
+        let node = match memory.make(Node { hash, key, value }) {
+            Ok(node) => node,
+            Err(node) => {
+                // No memory for the new node: the old copy goes, so no reader sees it after
+                // this returns (L1 holds copies only).
+                self.remove_at(self.replica, hash, &node.key);
+                return Ok(());
+            }
+        };
         loop {
-            let snap = set.snapshot(hash, &node.key, &self.guard);
+            let snap = set.snapshot(hash, &node.node().key, &self.guard);
             let Some(way) = snap.found() else {
-                let node = *node.into_box();
+                let node = node.into_inner();
                 return Err((node.key, node.value));
             };
             let lock = set.lock();
@@ -393,9 +430,9 @@ impl<K, V> RawGuard<'_, K, V> {
             }
             let old = lock.publish(&snap, way, node, &self.guard);
             drop(lock);
-            // SAFETY: unlinked under the lock by this thread; the guard pins this table's
-            // collector.
-            unsafe { retire(old, &self.guard) };
+            // SAFETY: made by this replica's memory, unlinked under the lock by this thread;
+            // the guard pins this table's collector.
+            unsafe { memory.retire(old, &self.guard) };
             return Ok(());
         }
     }
@@ -435,9 +472,9 @@ impl<K, V> RawGuard<'_, K, V> {
             }
             let old = lock.unlink(&snap, way);
             drop(lock);
-            // SAFETY: unlinked under the lock by this thread; the guard pins this table's
-            // collector.
-            unsafe { retire(old, &self.guard) };
+            // SAFETY: made by this replica's memory, unlinked under the lock by this thread;
+            // the guard pins this table's collector.
+            unsafe { self.table.node_memory[replica].retire(old, &self.guard) };
             return true;
         }
     }
@@ -445,7 +482,12 @@ impl<K, V> RawGuard<'_, K, V> {
     /// Removes every entry, one set at a time (concurrent inserts may land in sets already
     /// cleared).
     pub(crate) fn clear(&self) {
-        for set in self.table.replicas.iter().flat_map(|r| r.sets.iter()) {
+        let replicas = self
+            .table
+            .replicas
+            .iter()
+            .zip(self.table.node_memory.iter());
+        for (set, memory) in replicas.flat_map(|(r, m)| r.sets.iter().map(move |s| (s, m))) {
             loop {
                 let snap = set.snapshot_slots(&self.guard);
                 let lock = set.lock();
@@ -458,9 +500,9 @@ impl<K, V> RawGuard<'_, K, V> {
                 }
                 drop(lock);
                 for old in unlinked {
-                    // SAFETY: each was unlinked under the lock by this thread; the guard pins
-                    // this table's collector.
-                    unsafe { retire(old, &self.guard) };
+                    // SAFETY: each was made by this replica's memory and unlinked under the
+                    // lock by this thread; the guard pins this table's collector.
+                    unsafe { memory.retire(old, &self.guard) };
                 }
                 break;
             }

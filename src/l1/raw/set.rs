@@ -28,7 +28,10 @@
 
 use core::borrow::Borrow;
 
-use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
+use core::ptr::NonNull;
+
+use super::memory::{NewNode, NodeMemory};
+use crate::sync::epoch::{Atomic, Guard, Shared};
 use crate::sync::{AtomicU8, AtomicUsize, Backoff, Ordering};
 
 /// Slots per set: the bytes of a `usize` less the meta byte.
@@ -123,6 +126,10 @@ pub enum Placement {
     Replaced,
     /// The key was absent and the set was full: the CLOCK hand evicted another key.
     Evicted,
+    /// Nothing was stored: the memory the table's nodes come from (an arena, as the tiered
+    /// cache gives each socket's replica) is spent. Tables on the global allocator never say
+    /// this.
+    Declined,
 }
 
 impl<K, V> Set<K, V> {
@@ -295,14 +302,19 @@ impl<K, V> Set<K, V> {
         nonzero_lanes(self.ctrl.load(Ordering::Relaxed) & TAG_MASK).count_ones() as usize
     }
 
-    /// Drops every node still linked in the set.
-    pub(crate) fn drop_nodes(&mut self) {
+    /// Drops every node still linked in the set, freeing it to `memory`, which made it.
+    pub(crate) fn drop_nodes(&mut self, memory: &NodeMemory) {
         for slot in &mut self.slots {
             let slot = core::mem::replace(slot, Atomic::null());
-            // SAFETY: `&mut self` means no reader or writer can reach the set, and every node
+            // SAFETY: `&mut self` means no reader or writer can reach the set, so the
+            // unprotected guard is sound (nothing can retire the node meanwhile); every node
             // still linked is owned by the slot alone (unlinked nodes were retired and are not
-            // in any slot), so it is dropped exactly once here.
-            drop(unsafe { slot.try_into_owned() });
+            // in any slot), so it is taken exactly once here.
+            let node = unsafe { slot.load(Ordering::Relaxed, crate::sync::epoch::unprotected()) };
+            if let Some(node) = NonNull::new(node.as_raw().cast_mut()) {
+                // SAFETY: as above: made by `memory` (the replica's), linked nowhere now.
+                unsafe { memory.free(node) };
+            }
         }
         self.ctrl.store(0, Ordering::Relaxed);
     }
@@ -355,10 +367,10 @@ impl<'s, K, V> SetLock<'s, K, V> {
         &self,
         snap: &Snapshot<'g, K, V>,
         way: usize,
-        node: Owned<Node<K, V>>,
+        node: NewNode<'_, K, V>,
         guard: &'g Guard,
     ) -> Shared<'g, Node<K, V>> {
-        let new_tag = tag(node.hash);
+        let new_tag = tag(node.node().hash);
         let old_tag = lane(snap.tags, way);
         // Release pairs with the Acquire slot loads of readers: the node is initialised before
         // it can be seen.
@@ -414,21 +426,6 @@ impl<'g, K, V> Snapshot<'g, K, V> {
             .enumerate()
             .filter(|(_, s)| !s.is_null())
             .map(|(w, s)| (w, *s))
-    }
-}
-
-/// Retires an unlinked node to the epoch collector (a no-op for null).
-///
-/// # Safety
-/// `node` must have been unlinked from its slot under the set lock by this caller (so no
-/// other thread can retire it too), and `guard` must be pinned on the collector of the set's
-/// table.
-pub(crate) unsafe fn retire<K, V>(node: Shared<'_, Node<K, V>>, guard: &Guard) {
-    if !node.is_null() {
-        // SAFETY: per this function's contract the node is unreachable for new readers and
-        // retired once; existing readers are pinned, so the collector frees it only after they
-        // unpin.
-        unsafe { guard.defer_destroy(node) };
     }
 }
 
