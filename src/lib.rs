@@ -24,7 +24,12 @@
 //!   caller's region or NUMA-bound mimalloc arenas (the `stratacache-alloc` crate). A spent
 //!   budget makes the cache evict, then refuse with the entry handed back.
 //!
-//! Per-socket L1 replicas and the persistent L3 come next (see `DESIGN.md`).
+//! - **Per-socket L1**: on a machine of several NUMA nodes, one L1 replica per node, each
+//!   thread reading its own node's ([`CacheBuilder::topology`], [`CacheBuilder::cpu_locator`],
+//!   [`CacheBuilder::per_socket_l1`]); writes and removals reach every replica before they
+//!   return, and the L2 shards are striped over one arena per node.
+//!
+//! The persistent L3 comes next (see `DESIGN.md`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -46,7 +51,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning) and `get_or_insert_with` waiters park; [`StdClock`] is the default clock for time to live; foldhash seeds also mix in the clock |
+//! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning) and `get_or_insert_with` waiters park; [`StdClock`] is the default clock for time to live; foldhash seeds also mix in the clock; the topology from sysfs and `sched_getcpu` for per-socket L1, and node-bound arenas (`stratacache-platform/std`, `stratacache-alloc/std`) |
 //!
 //! Without `std` the crate builds for bare-metal targets (`x86_64-unknown-none`,
 //! `thumbv7em-none-eabihf`); threads then take part through an explicit [`CacheHandle`] or

@@ -21,7 +21,7 @@
 //! |---|---|
 //! | (none) | `Arena`, global and region sources, budgets; no_std |
 //! | `std` | [`ChunkSource::global_on_node`]: chunks from the global allocator bound to a NUMA node (Linux) |
-//! | `mimalloc` | [`ChunkSource::mimalloc_node`]: chunks from a NUMA-bound mimalloc arena (std, C build) |
+//! | `mimalloc` | `ChunkSource::mimalloc_node`: chunks from a NUMA-bound mimalloc arena (std, C build) |
 //!
 //! A cache with a hard memory budget and no global allocator for its entries carves its
 //! arena from a region:
