@@ -30,7 +30,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stratacache_benches::mixed::{
     Floor, KEYS, OPS_PER_THREAD, Op, Papaya, StratacacheFrames, StratacacheHandles, Subject,
-    TRACE_PER_THREAD, WORKLOADS, key_of, run, thread_counts, trace,
+    TRACE_PER_THREAD, WORKLOADS, key_of, run, thread_counts, time_windows, trace, warm,
 };
 
 #[global_allocator]
@@ -95,8 +95,8 @@ fn mixed(c: &mut Criterion) {
                     }
                     // Warm-up: the first half of every trace reaches a steady state; its
                     // second half is what the measurement replays, window by window.
+                    warm(subject.as_ref(), &traces);
                     let half = TRACE_PER_THREAD / 2;
-                    run(subject.as_ref(), &traces, 0..half);
                     let (_, hits) = run(subject.as_ref(), &traces, half..half + OPS_PER_THREAD);
                     let reads = traces
                         .iter()
@@ -111,20 +111,8 @@ fn mixed(c: &mut Criterion) {
                         "{group_name:>28} {name:>20}: steady-state hit ratio {:.2} %",
                         100.0 * hits as f64 / reads as f64
                     );
-                    let mut next = half;
                     group.bench_function(BenchmarkId::from_parameter(name), |b| {
-                        b.iter_custom(|iters| {
-                            (0..iters)
-                                .map(|_| {
-                                    if next + OPS_PER_THREAD > TRACE_PER_THREAD {
-                                        next = half;
-                                    }
-                                    let window = next..next + OPS_PER_THREAD;
-                                    next += OPS_PER_THREAD;
-                                    run(subject.as_ref(), &traces, window).0
-                                })
-                                .sum()
-                        })
+                        time_windows(b, subject.as_ref(), &traces)
                     });
                 }
                 group.finish();

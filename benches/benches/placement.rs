@@ -22,8 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use stratacache::Cache;
 use stratacache::memory::Arena;
 use stratacache_benches::mixed::{
-    KEYS, OPS_PER_THREAD, Op, Subject, TRACE_PER_THREAD, WORKLOADS, key_of, run, thread_counts,
-    trace,
+    KEYS, OPS_PER_THREAD, Op, Subject, WORKLOADS, key_of, thread_counts, time_windows, trace, warm,
 };
 use stratacache_platform::Topology;
 
@@ -89,22 +88,9 @@ fn placement(c: &mut Criterion) {
             let mut group = c.benchmark_group(format!("placement_{group_name}"));
             group.throughput(Throughput::Elements((threads * OPS_PER_THREAD) as u64));
             for (name, subject) in &subjects {
-                let half = TRACE_PER_THREAD / 2;
-                run(subject.as_ref(), &traces, 0..half);
-                let mut next = half;
+                warm(subject.as_ref(), &traces);
                 group.bench_function(BenchmarkId::from_parameter(name), |b| {
-                    b.iter_custom(|iters| {
-                        (0..iters)
-                            .map(|_| {
-                                if next + OPS_PER_THREAD > TRACE_PER_THREAD {
-                                    next = half;
-                                }
-                                let window = next..next + OPS_PER_THREAD;
-                                next += OPS_PER_THREAD;
-                                run(subject.as_ref(), &traces, window).0
-                            })
-                            .sum()
-                    })
+                    time_windows(b, subject.as_ref(), &traces)
                 });
             }
             group.finish();

@@ -280,3 +280,27 @@ pub fn thread_counts() -> Vec<usize> {
     counts.dedup();
     counts
 }
+
+/// Warms `subject` with the first half of every trace (to a steady state), for [`time_windows`].
+pub fn warm(subject: &dyn Subject, traces: &[Vec<Op>]) {
+    run(subject, traces, 0..TRACE_PER_THREAD / 2);
+}
+
+/// Times `subject` on windows of [`OPS_PER_THREAD`] operations from the second half of every
+/// trace, one window per criterion iteration, in turn (wrapping around).
+pub fn time_windows(b: &mut criterion::Bencher<'_>, subject: &dyn Subject, traces: &[Vec<Op>]) {
+    let half = TRACE_PER_THREAD / 2;
+    let mut next = half;
+    b.iter_custom(|iters| {
+        (0..iters)
+            .map(|_| {
+                if next + OPS_PER_THREAD > TRACE_PER_THREAD {
+                    next = half;
+                }
+                let window = next..next + OPS_PER_THREAD;
+                next += OPS_PER_THREAD;
+                run(subject, traces, window).0
+            })
+            .sum()
+    });
+}

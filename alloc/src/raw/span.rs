@@ -213,22 +213,9 @@ impl SpanLists {
     /// # Safety
     /// `span` is live, initialised, and not yet on the list.
     pub(crate) unsafe fn publish(&self, span: NonNull<Span>) {
-        // SAFETY: the caller guarantees the span is live.
-        let this = unsafe { span.as_ref() };
-        let mut head = self.all.load(Ordering::Relaxed);
-        loop {
-            this.next_all.store(head, Ordering::Relaxed);
-            // Release: pairs with the Acquire loads in `for_each`, which read the header.
-            match self.all.compare_exchange_weak(
-                head,
-                span.as_ptr(),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(now) => head = now,
-            }
-        }
+        // SAFETY: the caller guarantees the span is live. Release (in `push`): pairs with the
+        // Acquire loads in `for_each`, which read the header.
+        unsafe { push(&self.all, span, |s| &s.next_all) };
     }
 
     /// Puts `span` on the partial list, unless it is there already.
@@ -238,27 +225,16 @@ impl SpanLists {
     pub(crate) unsafe fn list_partial(&self, span: NonNull<Span>) {
         // SAFETY: the caller guarantees the span is live.
         let this = unsafe { span.as_ref() };
-        // SeqCst fence: pairs with the one in `pop_partial`. Either the popper, which clears
-        // `listed` and then counts the free blocks, sees the block just given back, or this
-        // thread sees `listed` cleared and lists the span again; never neither.
+        // SeqCst fence: pairs with the one in `take_from_partial`. Either the popper, which
+        // clears `listed` and then counts the free blocks, sees the block just given back, or
+        // this thread sees `listed` cleared and lists the span again; never neither.
         crate::sync::fence_seq_cst();
         if this.listed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let mut head = self.partial.load(Ordering::Relaxed);
-        loop {
-            this.next_partial.store(head, Ordering::Relaxed);
-            // Release: pairs with the Acquire load in `pop_partial`.
-            match self.partial.compare_exchange_weak(
-                head,
-                span.as_ptr(),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(now) => head = now,
-            }
-        }
+        // SAFETY: as above. Release (in `push`): pairs with the Acquire load in
+        // `take_from_partial`.
+        unsafe { push(&self.partial, span, |s| &s.next_partial) };
     }
 
     /// Pops spans off the partial list until one yields a block.
@@ -314,6 +290,30 @@ impl SpanLists {
             let this = unsafe { current.as_ref() };
             f(this);
             span = this.next_all.load(Ordering::Acquire);
+        }
+    }
+}
+
+/// Pushes `span` on the Treiber list at `head`, linked through `link` (pushes need no lock and
+/// suffer no ABA: only the pointer read before the exchange is relied on).
+///
+/// # Safety
+/// `span` is live and on no list linked through `link`.
+unsafe fn push(
+    head: &AtomicPtr<Span>,
+    span: NonNull<Span>,
+    link: impl Fn(&Span) -> &AtomicPtr<Span>,
+) {
+    // SAFETY: the caller guarantees the span is live.
+    let next = link(unsafe { span.as_ref() });
+    let mut first = head.load(Ordering::Relaxed);
+    loop {
+        next.store(first, Ordering::Relaxed);
+        // Release: whoever loads the new head with Acquire sees the span's header and link.
+        match head.compare_exchange_weak(first, span.as_ptr(), Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) => return,
+            Err(now) => first = now,
         }
     }
 }
