@@ -136,6 +136,12 @@ fn a_cache_on_an_arena_keeps_its_shards_there_and_reports_it() {
     }
     let stats = cache.stats();
     assert_eq!(stats.arena.unwrap().in_use, arena.stats().in_use);
+    assert!(Arc::ptr_eq(&cache.arenas()[0], &arena));
+    let classes: usize = cache.arenas()[0]
+        .class_stats()
+        .map(|c| c.in_use * c.block_size)
+        .sum();
+    assert_eq!(classes, stats.arena.unwrap().in_use, "per class, the same total");
     assert!(cache.len() <= 50_000);
     drop(cache);
     assert_eq!(

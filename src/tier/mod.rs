@@ -175,6 +175,14 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         self.l2.capacity()
     }
 
+    /// The arenas the cache's memory comes from (one, or one per NUMA node; none on the global
+    /// allocator), for their per-size-class accounting
+    /// ([`Arena::class_stats`](stratacache_alloc::Arena::class_stats)); their totals are in
+    /// [`CacheStats::arena`].
+    pub fn arenas(&self) -> &[alloc::sync::Arc<stratacache_alloc::Arena>] {
+        self.l2.arenas()
+    }
+
     /// How many L1 replicas the cache keeps: one per NUMA node with
     /// [`per_socket_l1`](CacheBuilder::per_socket_l1), else one.
     pub fn l1_replicas(&self) -> usize {
