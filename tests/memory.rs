@@ -141,7 +141,11 @@ fn a_cache_on_an_arena_keeps_its_shards_there_and_reports_it() {
         .class_stats()
         .map(|c| c.in_use * c.block_size)
         .sum();
-    assert_eq!(classes, stats.arena.unwrap().in_use, "per class, the same total");
+    assert_eq!(
+        classes,
+        stats.arena.unwrap().in_use,
+        "per class, the same total"
+    );
     assert!(cache.len() <= 50_000);
     drop(cache);
     assert_eq!(

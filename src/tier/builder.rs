@@ -391,7 +391,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
 
 /// The topology when none is given: sysfs under `std` on Linux (one node if it cannot be read).
 fn default_topology() -> Topology {
-    #[cfg(all(feature = "std", target_os = "linux"))]
+    // Not under Miri, whose isolation refuses to open files.
+    #[cfg(all(feature = "std", target_os = "linux", not(miri)))]
     if let Ok(topology) = Topology::from_sysfs() {
         return topology;
     }
@@ -400,9 +401,10 @@ fn default_topology() -> Topology {
 
 /// The locator when none is given: `sched_getcpu` under `std` on Linux.
 fn default_locator() -> Option<Locator> {
-    #[cfg(all(feature = "std", target_os = "linux"))]
+    // Not under Miri, which has no `sched_getcpu`.
+    #[cfg(all(feature = "std", target_os = "linux", not(miri)))]
     return Some(Arc::new(stratacache_platform::OsCpu));
-    #[cfg(not(all(feature = "std", target_os = "linux")))]
+    #[cfg(not(all(feature = "std", target_os = "linux", not(miri))))]
     return None;
 }
 

@@ -238,9 +238,11 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     pub fn handle(&self) -> CacheHandle<'_, K, V, S, W, P> {
         CacheHandle {
             cache: self,
-            l1: self
-                .l1
-                .handle_on(self.placement.replica_of_current_thread()),
+            l1: self.l1.handle_on(if self.l1.replicas() > 1 {
+                self.placement.replica_of_current_thread()
+            } else {
+                0
+            }),
             stripe: self.stats.assign(),
         }
     }
