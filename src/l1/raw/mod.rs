@@ -182,10 +182,12 @@ impl<K, V> RawTable<K, V> {
     /// Registers a new participant on this table's collector, reading `replica` (taken
     /// modulo the replica count).
     pub(crate) fn register(&self, replica: usize) -> RawHandle<'_, K, V> {
+        let replica = replica % self.replicas.len();
         RawHandle {
             table: self,
             local: self.collector.register(),
-            replica: replica % self.replicas.len(),
+            replica,
+            home: &self.replicas[replica],
         }
     }
 
@@ -221,6 +223,7 @@ impl<K, V> RawTable<K, V> {
             table: self,
             guard: handle.local.pin(),
             replica,
+            home: &self.replicas[replica],
         }
     }
 
@@ -284,6 +287,7 @@ pub(crate) struct RawHandle<'t, K, V> {
     local: LocalHandle,
     /// The replica this participant reads.
     replica: usize,
+    home: &'t Replica<K, V>,
 }
 
 impl<'t, K, V> RawHandle<'t, K, V> {
@@ -294,6 +298,7 @@ impl<'t, K, V> RawHandle<'t, K, V> {
             table: self.table,
             guard: self.local.pin(),
             replica: self.replica,
+            home: self.home,
         }
     }
 }
@@ -307,6 +312,8 @@ pub(crate) struct RawGuard<'t, K, V> {
     table: &'t RawTable<K, V>,
     guard: epoch::Guard,
     replica: usize,
+    /// `table.replicas[replica]`, kept so a read indexes one array, not two.
+    home: &'t Replica<K, V>,
 }
 
 impl<K, V> RawGuard<'_, K, V> {
@@ -317,7 +324,7 @@ impl<K, V> RawGuard<'_, K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let (set, _) = self.table.set_of(self.replica, hash);
+        let set = &self.home.sets[hash as usize & self.table.set_mask];
         set.find(hash, key, touch, &self.guard)
             .map(|node| (&node.key, &node.value))
     }
