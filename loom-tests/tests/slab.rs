@@ -100,3 +100,31 @@ fn a_span_that_regains_a_block_is_found_again() {
         drop(more);
     });
 }
+
+/// With a budget, lanes share spans that have room: two threads on two lanes take from the
+/// same span, give back and take again, and never hold one block twice.
+#[test]
+fn lanes_sharing_a_span_under_a_budget_never_share_a_block() {
+    loom::model(|| {
+        let arena = Arc::new(Arena::builder().budget(64 << 10).build().unwrap());
+        let other = Arc::clone(&arena);
+        let worker = thread::spawn(move || {
+            let a = take(&other, 1);
+            give(&other, a);
+            [take(&other, 1), take(&other, 1)]
+        });
+        let x = take(&arena, 0);
+        let y = take(&arena, 0);
+        let mut held = worker.join().unwrap().to_vec();
+        held.extend([x, y]);
+        let mut distinct = held.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "a block was handed out twice: {held:x?}");
+        assert_eq!(blocks(&arena).1, 4);
+        for block in held {
+            give(&arena, block);
+        }
+        assert_eq!(blocks(&arena).1, 0);
+    });
+}

@@ -15,9 +15,9 @@ use crate::stats::{ArenaStats, ClassStats};
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering};
 
 /// How many lanes an arena has: each lane keeps its own current span per size class, so
-/// threads or shards on different lanes mostly allocate from different spans (they share a
-/// span while it is the only one of its class with room: a small budget is not spread over a
-/// span per lane).
+/// threads or shards on different lanes allocate from different spans (in an arena with a
+/// budget they share a span while it has room, so a small budget is not spread over a span
+/// per lane).
 #[cfg(not(loom))]
 pub const LANES: usize = 16;
 /// How many lanes an arena has (two under loom).
@@ -252,7 +252,9 @@ impl Arena {
             }
         }
         let lists = &self.small[index];
-        let (span, block) = match lists.take_from_partial() {
+        // With a budget, lanes share spans that have room (see `span`'s protocol).
+        let share = self.limit.is_some();
+        let (span, block) = match lists.take_from_partial(share) {
             Some(found) => found,
             None => {
                 let at = self.carve(SPAN, SPAN)?;
@@ -262,9 +264,11 @@ impl Arena {
                 let block = unsafe { Span::take(span) }.expect("a new span has free blocks");
                 // SAFETY: the span is live, initialised and on no list.
                 unsafe { lists.publish(span) };
-                // Other lanes take from it before they carve spans of their own.
-                // SAFETY: as above, and now published.
-                unsafe { lists.list_partial(span) };
+                if share {
+                    // Other lanes take from it before they carve spans of their own.
+                    // SAFETY: as above, and now published.
+                    unsafe { lists.list_partial(span) };
+                }
                 (span, block)
             }
         };

@@ -6,12 +6,13 @@
 //!   count; taking lowers the count, then clears a bit. So a thread that lowered the count is
 //!   owed a set bit and finds one by scanning; no thread ever reads a block's memory, so there
 //!   is no ABA and no race with the block's owner;
-//! - a span with free blocks that is not some lane's current span is on its class's partial
-//!   list, once (the `listed` flag): a new span as soon as it is made, a full one when its
-//!   count rises from zero, a popped one again while it still has room. So lanes share spans
-//!   before they carve new ones, and a small budget is not spread over a span per lane. The
-//!   list is popped by one thread at a time (the class's pop lock), so the Treiber pop cannot
-//!   suffer ABA, and pushes need no lock.
+//! - a span whose count rises from zero is pushed on its class's partial list, once (the
+//!   `listed` flag). In an arena with a budget, so is a new span as soon as it is made, and a
+//!   popped one again while it still has room: lanes then share spans before they carve new
+//!   ones, and a small budget is not spread over a span per lane. Without a budget each lane
+//!   keeps its spans to itself, which scales better. The list is popped by one thread at a
+//!   time (the class's pop lock), so the Treiber pop cannot suffer ABA, and pushes need no
+//!   lock.
 
 use core::ptr::{self, NonNull};
 
@@ -237,8 +238,9 @@ impl SpanLists {
         unsafe { push(&self.partial, span, |s| &s.next_partial) };
     }
 
-    /// Pops spans off the partial list until one yields a block.
-    pub(crate) fn take_from_partial(&self) -> Option<(NonNull<Span>, NonNull<u8>)> {
+    /// Pops spans off the partial list until one yields a block; with `share`, a span that
+    /// still has room after it stays listed for other lanes.
+    pub(crate) fn take_from_partial(&self, share: bool) -> Option<(NonNull<Span>, NonNull<u8>)> {
         loop {
             let span = {
                 let _popper = self.pop.lock();
@@ -269,7 +271,7 @@ impl SpanLists {
             // SAFETY: as above, the span is live.
             if let Some(block) = unsafe { Span::take(span) } {
                 // SAFETY: as above, the span is live and published.
-                if unsafe { span.as_ref() }.free_blocks() > 0 {
+                if share && unsafe { span.as_ref() }.free_blocks() > 0 {
                     // Still room: keep it listed, so other lanes share it rather than carve
                     // spans of their own.
                     // SAFETY: as above.
