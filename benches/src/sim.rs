@@ -224,12 +224,16 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
             )
         }
         Subject::QuickCache => {
-            let cache = quick_cache::sync::Cache::<u64, u32, SizeWeighter>::with_weighter(
+            // A fixed hasher seed, so a rerun replays the same cache: quick_cache's default
+            // hasher is seeded at random, which moved its hit ratios between runs.
+            let cache = quick_cache::sync::Cache::<u64, u32, SizeWeighter, _>::with(
                 usize::try_from(if weighted { capacity / 4096 } else { capacity })
                     .unwrap_or(usize::MAX)
                     .max(1),
                 capacity,
                 SizeWeighter { weighted },
+                PEER_HASHER,
+                Default::default(),
             );
             replay(
                 requests,
@@ -242,7 +246,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
             let cache = moka::sync::Cache::<u64, u32>::builder()
                 .max_capacity(capacity)
                 .weigher(move |_, size: &u32| if weighted { *size } else { 1 })
-                .build();
+                .build_with_hasher(PEER_HASHER);
             replay(
                 requests,
                 threads,
@@ -254,7 +258,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
             let cache = mini_moka::sync::Cache::<u64, u32>::builder()
                 .max_capacity(capacity)
                 .weigher(move |_, size: &u32| if weighted { *size } else { 1 })
-                .build();
+                .build_with_hasher(PEER_HASHER);
             replay(
                 requests,
                 threads,
@@ -407,6 +411,10 @@ fn replay(
             .sum()
     })
 }
+
+/// The peers' hasher: fixed, so their hit ratios are the same on every run (their own defaults
+/// are seeded at random).
+const PEER_HASHER: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x5EED);
 
 /// quick_cache's weight: the object size, or 1 per entry.
 #[derive(Clone)]
