@@ -42,6 +42,24 @@ fn blocks(arena: &Arena) -> (usize, usize) {
         .map_or((0, 0), |c| (c.blocks, c.in_use))
 }
 
+/// Checks that no block in `held` was handed out twice and the count in use is exact, then
+/// gives them all back and checks the arena is empty.
+fn all_distinct_then_give_back(arena: &Arena, held: Vec<Addr>) {
+    let mut distinct = held.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        held.len(),
+        "a block was handed out twice: {held:x?}"
+    );
+    assert_eq!(blocks(arena).1, held.len());
+    for block in held {
+        give(arena, block);
+    }
+    assert_eq!(blocks(arena).1, 0);
+}
+
 /// Two threads on one lane (so on one span) take, give back and take again: no block is ever
 /// held twice, and the count of blocks in use is exact afterwards.
 #[test]
@@ -62,15 +80,7 @@ fn concurrent_takes_and_frees_never_share_a_block() {
         let z = take(&arena, 0);
         let mut held = worker.join().unwrap().to_vec();
         held.extend([y, z]);
-        let mut distinct = held.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        assert_eq!(distinct.len(), 4, "a block was handed out twice: {held:x?}");
-        assert_eq!(blocks(&arena).1, 4);
-        for block in held {
-            give(&arena, block);
-        }
-        assert_eq!(blocks(&arena).1, 0);
+        all_distinct_then_give_back(&arena, held);
     });
 }
 
@@ -117,14 +127,6 @@ fn lanes_sharing_a_span_under_a_budget_never_share_a_block() {
         let y = take(&arena, 0);
         let mut held = worker.join().unwrap().to_vec();
         held.extend([x, y]);
-        let mut distinct = held.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        assert_eq!(distinct.len(), 4, "a block was handed out twice: {held:x?}");
-        assert_eq!(blocks(&arena).1, 4);
-        for block in held {
-            give(&arena, block);
-        }
-        assert_eq!(blocks(&arena).1, 0);
+        all_distinct_then_give_back(&arena, held);
     });
 }

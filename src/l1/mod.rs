@@ -179,6 +179,7 @@ impl<K, V, S> L1<K, V, S> {
     }
 
     /// The memory of replica `replica`'s sets.
+    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
     pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {
         self.raw.replica_sets(replica)
     }

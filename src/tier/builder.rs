@@ -454,13 +454,7 @@ fn node_arenas(topology: &Topology, budget: Option<usize>) -> Result<Vec<Arc<Are
         .nodes()
         .iter()
         .map(|node| {
-            let _ = node;
-            #[cfg(all(feature = "std", target_os = "linux"))]
-            let source = stratacache_alloc::ChunkSource::global_on_node(node.id())
-                .unwrap_or(stratacache_alloc::ChunkSource::global());
-            #[cfg(not(all(feature = "std", target_os = "linux")))]
-            let source = stratacache_alloc::ChunkSource::global();
-            let builder = Arena::builder().source(source);
+            let builder = Arena::builder().source(node_source(node.id()));
             let builder = match budget {
                 Some(bytes) => builder.budget(bytes),
                 None => builder,
@@ -468,4 +462,18 @@ fn node_arenas(topology: &Topology, budget: Option<usize>) -> Result<Vec<Arc<Are
             builder.build().map(Arc::new).map_err(BuildError::Memory)
         })
         .collect()
+}
+
+/// Chunks from the global allocator bound to `node` where the kernel can bind them (under `std`
+/// on Linux), unbound otherwise.
+#[cfg_attr(
+    not(all(feature = "std", target_os = "linux")),
+    allow(unused_variables)
+)]
+fn node_source(node: u32) -> stratacache_alloc::ChunkSource {
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    if let Ok(source) = stratacache_alloc::ChunkSource::global_on_node(node) {
+        return source;
+    }
+    stratacache_alloc::ChunkSource::global()
 }

@@ -87,17 +87,31 @@ impl NodeMemory {
     /// # Safety
     /// `node` was made by this memory, is linked nowhere, and nothing uses it any more.
     pub(crate) unsafe fn free<K, V>(&self, node: NonNull<Node<K, V>>) {
+        // SAFETY: the caller gives the node up: its contents are dropped once, then its memory
+        // freed without dropping them again.
+        unsafe {
+            ptr::drop_in_place(node.as_ptr());
+            self.free_uninit(node);
+        }
+    }
+
+    /// Frees a node's memory without dropping its contents (dropped or moved out already).
+    ///
+    /// # Safety
+    /// `node` was made by this memory, its contents are gone, and nothing uses it.
+    unsafe fn free_uninit<K, V>(&self, node: NonNull<Node<K, V>>) {
         match &self.arena {
-            // SAFETY: made by `make` as a box; the caller gives it up.
-            None => drop(unsafe { alloc::boxed::Box::from_raw(node.as_ptr()) }),
-            Some((arena, _)) => {
-                // SAFETY: made by `make` from this arena with the node's layout; the caller
-                // gives it up.
-                unsafe {
-                    ptr::drop_in_place(node.as_ptr());
-                    arena.deallocate(node.cast(), Layout::new::<Node<K, V>>());
-                }
-            }
+            // SAFETY: a box of `Node<K, V>` whose contents are gone: freed as a box of
+            // uninitialised memory of the same layout.
+            None => drop(unsafe {
+                alloc::boxed::Box::from_raw(
+                    node.as_ptr().cast::<core::mem::MaybeUninit<Node<K, V>>>(),
+                )
+            }),
+            // SAFETY: made from this arena with the node's layout.
+            Some((arena, _)) => unsafe {
+                arena.deallocate(node.cast(), Layout::new::<Node<K, V>>())
+            },
         }
     }
 }
@@ -135,27 +149,5 @@ impl<K, V> Drop for NewNode<'_, K, V> {
     fn drop(&mut self) {
         // SAFETY: an unpublished node, owned by this value.
         unsafe { self.memory.free(self.ptr) };
-    }
-}
-
-impl NodeMemory {
-    /// Frees a node's memory without dropping its contents (already moved out).
-    ///
-    /// # Safety
-    /// `node` was made by this memory, its contents were moved out, and nothing uses it.
-    unsafe fn free_uninit<K, V>(&self, node: NonNull<Node<K, V>>) {
-        match &self.arena {
-            // SAFETY: a box of `Node<K, V>` whose contents were moved out: free its memory as
-            // a box of uninitialised memory.
-            None => drop(unsafe {
-                alloc::boxed::Box::from_raw(
-                    node.as_ptr().cast::<core::mem::MaybeUninit<Node<K, V>>>(),
-                )
-            }),
-            // SAFETY: made from this arena with the node's layout.
-            Some((arena, _)) => unsafe {
-                arena.deallocate(node.cast(), Layout::new::<Node<K, V>>())
-            },
-        }
     }
 }

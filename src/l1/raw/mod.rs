@@ -35,6 +35,7 @@ struct Replica<K, V> {
 }
 
 /// Picks the replica a thread reads (the tiered cache: its socket's).
+#[cfg(all(feature = "std", not(loom)))]
 pub(crate) type ReplicaOfThread = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// The sets (in one or more replicas), their CLOCK hands and the collector that reclaims their
@@ -146,6 +147,7 @@ impl<K, V> RawTable<K, V> {
     }
 
     /// The memory of replica `replica`'s sets (to place it on its socket's node).
+    #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
     pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {
         &self.replicas[replica].sets
     }
