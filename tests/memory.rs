@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use stratacache::memory::{Arena, ChunkSource};
 use stratacache::hash::FixedState;
+use stratacache::memory::{Arena, ChunkSource};
 use stratacache::{Cache, InsertError, L2, Priority};
 
 /// The hasher seed of the test that asserts which entries the policy keeps.
