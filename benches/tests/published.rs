@@ -187,13 +187,15 @@ fn the_default_policy_beats_arc_on_oltp_and_nears_the_optimum_on_a_loop() {
         );
     }
     // A strict loop over 1,011 keys: LRU scores nothing below 1,011 entries; the policy keeps
-    // a stable part of the loop, within a fifth of a point of Belady's optimum.
+    // a stable part of the loop, within a point of Belady's optimum (its window stays at 1 %
+    // unless the miniature without one is clearly better: on this loop it is, by 0.1 to 0.5 of
+    // a point, and clearly enough only at 1,000 entries).
     let looped = read(&dir.join("lirs/loop.trace.gz"), Format::Lirs).unwrap();
     for size in [100, 250, 500, 1_000] {
         let ours = simulate(Subject::WTinyLfu, &looped, size, Setup::default()).hit_percent();
         let best = simulate(Subject::Belady, &looped, size, Setup::default()).hit_percent();
         assert!(
-            ours > best - 0.2,
+            ours > best - 1.0,
             "loop {size}: {ours:.2} against the optimum {best:.2}"
         );
     }

@@ -2,62 +2,88 @@
 
 use alloc::vec::Vec;
 
+use hashbrown::HashTable;
+
+use super::sketch::FrequencySketch;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
 /// Shares of the shard's weight, in 1/65 536ths.
 pub(super) const ONE: u32 = 1 << 16;
 
-/// Rejected keys per step the sizer tracks at least before it samples them.
-const SAMPLED_STEP: u32 = 256;
-/// At most one rejected key in 256 is tracked.
-const MAX_SAMPLE_SHIFT: u32 = 8;
+/// The window shares the miniature caches run: from pure TinyLFU to pure LRU.
+const SHARES: [u32; 6] = [0, ONE / 100, ONE / 10, ONE / 4, ONE / 2, ONE];
 
-/// How the window of [`WTinyLfu`](super::WTinyLfu) is sized: its first share and how it adapts.
+/// A shard of more entries than this simulates one key in `2^shift` (by hash), so that a
+/// miniature cache holds at most this many entries, or a sixteenth of the shard's, up to
+/// [`MAX_MINI_ENTRIES`] (a large shard's miniatures see more requests, so they decide sooner).
+const MINI_ENTRIES: usize = 256;
+/// A miniature cache holds at most a [`MINI_SHARE`]th of the shard's entries beyond
+/// [`MINI_ENTRIES`].
+const MINI_SHARE: usize = 16;
+/// The most entries a miniature cache holds.
+const MAX_MINI_ENTRIES: usize = 512;
+/// The most keys ever skipped per one simulated: the sample takes hash bits 40 to 63.
+const MAX_SHIFT: u32 = 23;
+/// Simulated requests per epoch, per entry a miniature cache holds (at least 64 entries).
+const EPOCH_PER_ENTRY: u64 = 2;
+/// How clear a lead must be to move the window: the standard deviations the sign test asks.
+const LEAD_DEVIATIONS: u64 = 3;
+/// Epochs in a row a share must do better than the current one before the window moves to it.
+const LEAD_EPOCHS: u8 = 3;
+/// Each epoch, the evidence kept from earlier ones shrinks by an eighth.
+const FORGET_SHIFT: u32 = 3;
+/// The window moves toward the leading share by at most half the shard at a time, and is
+/// judged again from there.
+const MAX_MOVE: u32 = ONE / 2;
+/// Sampled hits under shared access wait in a ring of this many for the next exclusive access.
+const RING: usize = 64;
+
+/// How the window of [`WTinyLfu`](super::WTinyLfu) is sized: its first share and whether it
+/// adapts.
 ///
-/// The share moves by comparing, every sample, what one more step of window would catch with
-/// what one step less of the main region would lose.
+/// An adaptive window follows **miniature simulations** (Waldspurger, Saemundsson, Ahmad &
+/// Park, "Cache Modeling and Optimization using Miniature Simulations", USENIX ATC 2017; the
+/// mini-simulation climber of Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache
+/// Management", Middleware 2018). Beside the shard run six small W-TinyLFU caches of its
+/// keys' hashes, identical but for the window's share: 0 (pure TinyLFU), 1 %, 10 %, 25 %, 50 %
+/// and 100 % (pure LRU). Each sees the requests the shard sees, judged by the shard's own
+/// frequency sketch, at the capacity the shard gives those keys. A shard of more than 256
+/// entries feeds them one key in `2^k` by hash, so that each holds at most 256 entries, or a
+/// sixteenth of the shard's up to 512 (spatial sampling: Waldspurger, Park, Garthwaite &
+/// Ahmad, "Efficient MRC Construction with SHARDS", FAST 2015); their capacity is then the
+/// weight of the sampled keys the shard holds, not `2^-k` of its weight, so a loop just
+/// larger than the shard is just larger than them too.
 ///
-/// - **What a bigger window would catch**: candidates rejected at admission are remembered
-///   (a direct-mapped table of fingerprints and the insertion count at which they left). A
-///   miss on a key rejected no more than one step's worth of insertions ago would have been a
-///   hit had the window been one step longer.
-/// - **What a smaller main region would lose**: the hits on its coldest segment, probation
-///   (counted once per entry between two passes of the hand), in proportion: `hits × step /
-///   probation entries`.
+/// The window moves toward the share whose miniature cache beats the one at the current
+/// share by a clear lead, by at most half the shard at a time: a sign test on the requests
+/// where exactly one of the two hit (a lead beyond three standard deviations; the evidence of
+/// older epochs fades by an eighth an epoch), and a lead in each of the last three epochs (an
+/// epoch is two simulated requests per entry a miniature cache holds). The test keeps short
+/// phases from moving the window, since a move costs the contents the old share had built:
+/// a trace whose best share changes faster than that is served better by staying put. The
+/// window starts small (1 %), where a wrong start costs least: a main region given up to a
+/// loop is slow to win back.
 ///
-/// The window grows by a step when the first is larger, shrinks when the second is, which
-/// settles where the two marginal utilities meet (the marginal-utility balance of utility-based
-/// cache partitioning: Qureshi & Patt, MICRO 2006). Both counts come from the same sample, so
-/// the decision needs no comparison across time and adapts in a few samples, where hill
-/// climbing on the hit ratio (Einziger et al., Middleware 2018; Caffeine) must wait out the
-/// noise between samples. A guard keeps the climber's one strength: when a move is followed by
-/// a clearly lower hit ratio, it is undone and that direction is held off for a few samples
-/// (the estimate can mislead when the main region is nearly empty or a loop sits on the edge
-/// of fitting).
+/// What it costs: 16 bytes a node and a hash table of node numbers for each miniature cache
+/// (about 23 to 50 KiB a shard of up to 4 096 entries, up to 99 KiB a larger one, allocated
+/// when the shard is sized), and six lookups in those caches per simulated request, on the
+/// shard's miss path. A hit under the shard's read lock only records a sampled key's hash in
+/// a ring of 64 for the next miss to replay. Hits on L1 copies never reach the shard; when
+/// the hand finds one, the miniature caches holding the key reorder it as a hit would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowTuning {
     /// The window's share at first, in 1/65 536ths of the shard's weight.
     pub initial: u32,
     /// Whether the share adapts (otherwise it stays at `initial`).
     pub adaptive: bool,
-    /// Requests per sample, per entry the shard holds (a sample of `sample × entries`).
-    pub sample: u32,
-    /// One step, in 1/65 536ths of the shard's weight.
-    pub step: u32,
-    /// Samples a direction is held off after a move in it lowered the hit ratio.
-    pub guard: u8,
-    /// How much lower (in 1/65 536ths) the hit ratio must fall for the guard to act.
-    pub tolerance: u32,
 }
 
 impl WindowTuning {
     /// The tuning of the default policy (measured on the shared traces; see
-    /// `benches/HIT_RATIO.md`).
+    /// `benches/HIT_RATIO.md`): 1 % at first, adaptive.
     pub const DEFAULT: Self = Self {
         initial: ONE / 100,
         adaptive: true,
-        sample: 2,
-        step: ONE / 16,
-        guard: 2,
-        tolerance: ONE / 32,
     };
 
     /// A window of a fixed share (in percent), never adapted: W-TinyLFU as first published.
@@ -65,110 +91,397 @@ impl WindowTuning {
         Self {
             initial: ONE / 100 * percent,
             adaptive: false,
-            ..Self::DEFAULT
         }
     }
 }
 
-/// Keys that left recently, with the insertion count at which they left: a direct-mapped table
-/// of 16-bit fingerprints (a new record overwrites whatever shared its bucket).
-#[derive(Default)]
-struct Departed {
-    buckets: Vec<(u16, u32)>,
-    /// The buckets in use, a power of two (the rest is room reserved for growth).
-    used: usize,
+/// A node of a miniature cache (at most [`MAX_NODES`] of them).
+type NodeId = u16;
+/// "No node" in a miniature cache's links.
+const NIL: NodeId = NodeId::MAX;
+/// The most nodes a miniature cache holds: a shard sampled to at most 256 entries a miniature
+/// never comes near it, but a weighted one of many tiny entries might for a while.
+const MAX_NODES: usize = NIL as usize;
+/// A node's weight is saturated below the two bits that hold its segment.
+const MAX_WEIGHT: u32 = (1 << 30) - 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Window = 0,
+    Probation = 1,
+    Protected = 2,
 }
 
-impl Departed {
-    fn fingerprint(hash: u64) -> u16 {
-        // The top bits (the bucket takes the low ones); never 0, which marks an empty bucket.
-        (hash >> 48) as u16 | 1
-    }
+/// A key of a miniature cache (16 bytes).
+#[derive(Clone, Copy)]
+struct Node {
+    hash: u64,
+    /// The weight (saturated at [`MAX_WEIGHT`]) and, in the top two bits, the segment.
+    weight_and_segment: u32,
+    prev: NodeId,
+    next: NodeId,
+}
 
-    /// The table's size for room for about `room` keys.
-    fn buckets_for(room: usize) -> usize {
-        (room.max(8) * 2).next_power_of_two()
-    }
-
-    /// Allocates room for `room` keys now, so growing to it later allocates nothing.
-    fn reserve(&mut self, room: usize) {
-        let wanted = Self::buckets_for(room);
-        if self.buckets.len() < wanted {
-            self.buckets.resize(wanted, (0, 0));
+impl Node {
+    fn new(hash: u64, weight: u64) -> Self {
+        Self {
+            hash,
+            weight_and_segment: weight.min(u64::from(MAX_WEIGHT)) as u32,
+            prev: NIL,
+            next: NIL,
         }
     }
 
-    /// Records `hash` as leaving at insertion `at`, in a table of room for about `room`.
-    fn record(&mut self, hash: u64, at: u32, room: usize) {
-        let wanted = Self::buckets_for(room);
-        if self.used < wanted {
-            // Growing forgets what was recorded, as a fresh table would.
-            self.reserve(room);
-            self.buckets[..wanted].fill((0, 0));
-            self.used = wanted;
-        }
-        let bucket = hash as usize & (self.used - 1);
-        self.buckets[bucket] = (Self::fingerprint(hash), at);
+    fn weight(&self) -> u64 {
+        u64::from(self.weight_and_segment & MAX_WEIGHT)
     }
 
-    /// Whether `hash` left at most `within` insertions before insertion `now`; forgets it.
-    fn take(&mut self, hash: u64, now: u32, within: u32) -> bool {
-        if self.used == 0 {
-            return false;
+    fn segment(&self) -> Segment {
+        match self.weight_and_segment >> 30 {
+            0 => Segment::Window,
+            1 => Segment::Probation,
+            _ => Segment::Protected,
         }
-        let bucket = hash as usize & (self.used - 1);
-        let (fingerprint, left) = self.buckets[bucket];
-        if fingerprint != Self::fingerprint(hash) {
-            return false;
+    }
+
+    fn set_segment(&mut self, segment: Segment) {
+        self.weight_and_segment = self.weight_and_segment & MAX_WEIGHT | (segment as u32) << 30;
+    }
+}
+
+/// A segment's ends (oldest first) and weight.
+#[derive(Clone, Copy)]
+struct Ends {
+    oldest: NodeId,
+    newest: NodeId,
+    weight: u64,
+}
+
+impl Ends {
+    const EMPTY: Self = Self {
+        oldest: NIL,
+        newest: NIL,
+        weight: 0,
+    };
+}
+
+/// The hash a miniature cache's index files a key under (the key's hash, remixed: the sample
+/// fixes some of its bits).
+fn filed(hash: u64) -> u64 {
+    (hash ^ (hash >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+}
+
+/// One miniature W-TinyLFU cache of hashes at one window share: an LRU window, and a main
+/// region of probation and protected (80 %) LRU segments, as the real policy, without
+/// priorities, expiry or shared-access deferrals.
+struct MiniCache {
+    share: u32,
+    index: HashTable<NodeId>,
+    nodes: Vec<Node>,
+    /// Unused nodes, linked by `next`.
+    free: NodeId,
+    segments: [Ends; 3],
+    /// Whether the cache has had to evict: from then on the window's overflow is judged at
+    /// admission only, never moved to probation unjudged (the capacity, the shard's sampled
+    /// weight, wavers by a few entries; each rise would otherwise let an unjudged key in).
+    full: bool,
+}
+
+impl MiniCache {
+    fn new(share: u32) -> Self {
+        Self {
+            share,
+            index: HashTable::new(),
+            nodes: Vec::new(),
+            free: NIL,
+            segments: [Ends::EMPTY; 3],
+            full: false,
         }
-        self.buckets[bucket] = (0, 0);
-        now.wrapping_sub(left) <= within
+    }
+
+    /// Room for `entries` nodes, so that a cache within it allocates nothing more (its index
+    /// has room for twice as many, so that the tombstones of removed keys can always be cleared
+    /// in place: hashbrown grows a table instead when it is more than half full).
+    fn reserve(&mut self, entries: usize) {
+        self.nodes.reserve(entries.saturating_sub(self.nodes.len()));
+        let nodes = &self.nodes;
+        self.index
+            .reserve((2 * entries).saturating_sub(self.index.len()), |&id| {
+                filed(nodes[id as usize].hash)
+            });
+    }
+
+    /// Forgets every key, keeping the allocations.
+    fn clear(&mut self) {
+        self.index.clear();
+        self.nodes.clear();
+        self.free = NIL;
+        self.segments = [Ends::EMPTY; 3];
+        self.full = false;
     }
 
     fn heap_bytes(&self) -> usize {
-        self.buckets.capacity() * core::mem::size_of::<(u16, u32)>()
+        self.nodes.capacity() * core::mem::size_of::<Node>() + self.index.allocation_size()
+    }
+
+    fn weight(&self) -> u64 {
+        self.segments.iter().map(|s| s.weight).sum()
+    }
+
+    fn segment(&mut self, segment: Segment) -> &mut Ends {
+        &mut self.segments[segment as usize]
+    }
+
+    fn unlink(&mut self, id: NodeId) {
+        let node = self.nodes[id as usize];
+        let (prev, next, segment) = (node.prev, node.next, node.segment());
+        match prev {
+            NIL => self.segment(segment).oldest = next,
+            prev => self.nodes[prev as usize].next = next,
+        }
+        match next {
+            NIL => self.segment(segment).newest = prev,
+            next => self.nodes[next as usize].prev = prev,
+        }
+        self.segment(segment).weight -= node.weight();
+    }
+
+    /// Links `id` at the newest end of `segment`.
+    fn push(&mut self, id: NodeId, segment: Segment) {
+        let newest = self.segments[segment as usize].newest;
+        let node = &mut self.nodes[id as usize];
+        node.prev = newest;
+        node.next = NIL;
+        node.set_segment(segment);
+        let weight = node.weight();
+        match newest {
+            NIL => self.segment(segment).oldest = id,
+            newest => self.nodes[newest as usize].next = id,
+        }
+        let ends = self.segment(segment);
+        ends.newest = id;
+        ends.weight += weight;
+    }
+
+    fn evict(&mut self, id: NodeId) {
+        self.unlink(id);
+        let hash = self.nodes[id as usize].hash;
+        if let Ok(entry) = self.index.find_entry(filed(hash), |&other| other == id) {
+            entry.remove();
+        }
+        self.nodes[id as usize].next = self.free;
+        self.free = id;
+    }
+
+    /// Keeps protected within 80 % of the main region.
+    fn rebalance(&mut self) {
+        loop {
+            let protected = self.segments[Segment::Protected as usize];
+            let probation = self.segments[Segment::Probation as usize].weight;
+            if protected.weight * 5 <= (protected.weight + probation) * 4 {
+                return;
+            }
+            self.unlink(protected.oldest);
+            self.push(protected.oldest, Segment::Probation);
+        }
+    }
+
+    /// Reorders `hash` as a hit does, if the cache holds it; whether it does.
+    fn touch(&mut self, hash: u64) -> bool {
+        let nodes = &self.nodes;
+        let Some(&id) = self
+            .index
+            .find(filed(hash), |&id| nodes[id as usize].hash == hash)
+        else {
+            return false;
+        };
+        let segment = self.nodes[id as usize].segment();
+        self.unlink(id);
+        if segment == Segment::Window {
+            self.push(id, Segment::Window);
+        } else {
+            self.push(id, Segment::Protected);
+            self.rebalance();
+        }
+        true
+    }
+
+    /// The oldest entry of the main region, else of the window.
+    fn oldest(&self) -> Option<NodeId> {
+        [Segment::Probation, Segment::Protected, Segment::Window]
+            .map(|s| self.segments[s as usize].oldest)
+            .into_iter()
+            .find(|&id| id != NIL)
+    }
+
+    /// One request for `hash` (of `weight`) in a cache of `capacity`; whether it hit.
+    fn access(&mut self, hash: u64, weight: u64, capacity: u64, sketch: &FrequencySketch) -> bool {
+        if self.touch(hash) {
+            return true;
+        }
+        if weight > capacity {
+            return false;
+        }
+        if self.free == NIL && self.nodes.len() == MAX_NODES {
+            // Out of node numbers (many tiny entries): make room the plain way.
+            if let Some(oldest) = self.oldest() {
+                self.evict(oldest);
+            }
+        }
+        let node = Node::new(hash, weight);
+        let id = match self.free {
+            NIL => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as NodeId
+            }
+            id => {
+                self.free = self.nodes[id as usize].next;
+                self.nodes[id as usize] = node;
+                id
+            }
+        };
+        let nodes = &self.nodes;
+        self.index
+            .insert_unique(filed(hash), id, |&id| filed(nodes[id as usize].hash));
+        self.push(id, Segment::Window);
+        let target = capacity * u64::from(self.share) / u64::from(ONE);
+        while self.weight() > capacity {
+            self.full = true;
+            let window = self.segments[Segment::Window as usize];
+            let main = [Segment::Probation, Segment::Protected]
+                .map(|s| self.segments[s as usize].oldest)
+                .into_iter()
+                .find(|&id| id != NIL);
+            // The newest entry is never the candidate, as in the real policy.
+            let candidate =
+                (window.weight > target && window.oldest != id).then_some(window.oldest);
+            match (candidate, main) {
+                (Some(candidate), Some(victim)) => {
+                    let seen =
+                        |id: NodeId| u32::from(sketch.estimate(self.nodes[id as usize].hash));
+                    if seen(candidate) <= seen(victim) + super::wtinylfu::ADMIT_MARGIN {
+                        self.evict(candidate);
+                    } else {
+                        self.unlink(candidate);
+                        self.push(candidate, Segment::Probation);
+                        self.evict(victim);
+                    }
+                }
+                (None, Some(victim)) => self.evict(victim),
+                (_, None) => self.evict(window.oldest),
+            }
+        }
+        // The window's overflow beyond its share (while the cache fills) moves to probation.
+        loop {
+            let window = self.segments[Segment::Window as usize];
+            if self.full || window.weight <= target + weight || window.oldest == id {
+                return false;
+            }
+            self.unlink(window.oldest);
+            self.push(window.oldest, Segment::Probation);
+        }
     }
 }
 
-/// The window's share and the evidence for moving it.
+/// One miniature cache and what it did in the current epoch, against the one at the current
+/// share.
+struct Mini {
+    cache: MiniCache,
+    /// Hits this epoch.
+    hits: u64,
+    /// Requests on which this one hit and the current one missed (fading), and the reverse.
+    wins: u64,
+    losses: u64,
+    /// Epochs in a row in which this one hit more often than the current one.
+    ahead: u8,
+}
+
+/// Hashes of sampled keys hit under shared access, for the next exclusive access to replay.
+/// Racing hits may overwrite each other's records (or, past 64 between two exclusive
+/// accesses, the oldest): a lost record only thins the sample.
+struct SharedHits {
+    slots: [AtomicU64; RING],
+    /// Records written so far (wrapping).
+    written: AtomicU32,
+    /// Records replayed so far (exclusive access only).
+    replayed: u32,
+}
+
+impl SharedHits {
+    fn new() -> Self {
+        Self {
+            slots: core::array::from_fn(|_| AtomicU64::new(0)),
+            written: AtomicU32::new(0),
+            replayed: 0,
+        }
+    }
+
+    #[inline]
+    fn record(&self, hash: u64) {
+        // Relaxed: the shard lock orders these records before the exclusive access that
+        // replays them (a read-lock release, then the write lock's acquire); racing records
+        // may lose one another, which is allowed. A load and a store, not a read-modify-write.
+        let at = self.written.load(Ordering::Relaxed);
+        self.slots[at as usize % RING].store(hash, Ordering::Relaxed);
+        self.written.store(at.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// The records since the last call, oldest first (at most the last [`RING`]).
+    fn take(&mut self) -> impl Iterator<Item = u64> + '_ {
+        // Relaxed: exclusive access (see `record`).
+        let written = self.written.load(Ordering::Relaxed);
+        let waiting = written.wrapping_sub(self.replayed).min(RING as u32);
+        self.replayed = written;
+        let slots = &self.slots;
+        (0..waiting).map(move |back| {
+            let at = written.wrapping_sub(waiting - back);
+            // Relaxed: as above.
+            slots[at as usize % RING].load(Ordering::Relaxed)
+        })
+    }
+}
+
+/// The window's share, and the miniature caches that move it.
 pub(super) struct WindowSizer {
     tuning: WindowTuning,
     share: u32,
-    /// Insertions so far (wrapping): the clock of the rejected-candidate table.
-    insertions: u32,
-    rejected: Departed,
-    /// Misses this sample on keys rejected within a step's worth of insertions.
-    ghost_hits: u64,
+    /// Empty unless the window adapts.
+    minis: Vec<Mini>,
+    /// The miniature cache whose share the window follows (at first the nearest to
+    /// `initial`).
+    current: usize,
+    /// One key in `2^shift` is simulated.
+    shift: u32,
+    /// Simulated requests this epoch.
     requests: u64,
-    hits: u64,
-    previous_ratio: Option<u32>,
-    last_move: i8,
-    hold_grow: u8,
-    hold_shrink: u8,
-}
-
-/// What the main region's coldest segment did during a sample.
-pub(super) struct MainTail {
-    /// Hits on probation entries (once per entry between passes of the hand).
-    pub(super) hits: u64,
-    /// Entries in probation now.
-    pub(super) entries: usize,
+    /// Simulated requests in all.
+    simulated: u64,
+    /// The entries each miniature cache has room for, once the shard is sized (0: grows as
+    /// needed). Their capacity stays within it, so a sized shard never allocates for them.
+    room: u64,
+    /// The weight of the sampled keys the shard's window and main region hold: the miniature
+    /// caches' capacity. (Not the shard's weight over `2^shift`: a loop just larger than the
+    /// shard may have fewer sampled keys than that, and would then fit in every miniature
+    /// cache.)
+    sampled_weight: u64,
+    shared_hits: SharedHits,
 }
 
 impl WindowSizer {
     pub(super) fn new(tuning: WindowTuning) -> Self {
+        let initial = tuning.initial.min(ONE);
+        let current = Self::nearest(initial);
         Self {
             tuning,
-            share: tuning.initial.min(ONE),
-            insertions: 0,
-            rejected: Departed::default(),
-            ghost_hits: 0,
+            share: initial,
+            minis: Vec::new(),
+            current,
+            shift: 0,
             requests: 0,
-            hits: 0,
-            previous_ratio: None,
-            last_move: 0,
-            hold_grow: 0,
-            hold_shrink: 0,
+            simulated: 0,
+            room: 0,
+            sampled_weight: 0,
+            shared_hits: SharedHits::new(),
         }
     }
 
@@ -181,113 +494,259 @@ impl WindowSizer {
         self.share
     }
 
-    /// One step, in entries of a shard holding `entries`.
-    fn step_entries(&self, entries: usize) -> u32 {
-        ((entries as u64 * u64::from(self.tuning.step) / u64::from(ONE)) as u32).max(1)
+    /// Requests simulated so far (replayed shared hits included).
+    pub(super) fn simulated(&self) -> u64 {
+        self.simulated
     }
 
-    /// How sparsely rejected keys are remembered in a shard holding `entries`: one key in
-    /// `2^shift`, chosen by hash, so that about [`SAMPLED_STEP`] keys of a step are tracked.
-    /// A large cache then pays the table's cache miss on a few misses in a hundred instead
-    /// of on every one, and its ghost hits, scaled back up, are as good an estimate.
-    fn sample_shift(&self, entries: usize) -> u32 {
-        (self.step_entries(entries) / SAMPLED_STEP)
-            .checked_ilog2()
-            .map_or(0, |bits| (bits + 1).min(MAX_SAMPLE_SHIFT))
+    /// Creates the miniature caches (empty), the first time the shard is sized or used.
+    fn start(&mut self) {
+        if self.tuning.adaptive && self.minis.is_empty() {
+            self.minis = SHARES
+                .iter()
+                .map(|&share| Mini {
+                    cache: MiniCache::new(share),
+                    hits: 0,
+                    wins: 0,
+                    losses: 0,
+                    ahead: 0,
+                })
+                .collect();
+        }
     }
 
-    /// Whether `hash` is among the sampled keys at `shift`.
-    fn sampled(hash: u64, shift: u32) -> bool {
-        // Bits 40 to 47: the shard takes bits 32 and up (few of them), the table's bucket the
-        // low ones and its fingerprint the top sixteen.
-        (hash >> 40) & ((1 << shift) - 1) == 0
+    /// The sampling shift for a shard of `entries`: miniature caches of at most
+    /// [`MINI_ENTRIES`].
+    fn shift_for(entries: usize) -> u32 {
+        let most = (entries / MINI_SHARE).clamp(MINI_ENTRIES, MAX_MINI_ENTRIES);
+        let mut shift = 0;
+        while entries >> shift > most && shift < MAX_SHIFT {
+            shift += 1;
+        }
+        shift
     }
 
-    /// Sizes the rejected-key table for a shard of up to `entries`, so that a shard that
-    /// stays within its reservation never allocates for it (a cache on a caller's region uses
-    /// no global allocator once built). The table's room grows with the step until keys start
-    /// being sampled, then stays within twice [`SAMPLED_STEP`].
+    #[inline]
+    fn sampled(&self, hash: u64) -> bool {
+        // Bits 40 and up: the shard takes bits 32 and up (few of them), the sketch and the
+        // miniature caches' index mix every bit.
+        (hash >> 40) & ((1 << self.shift) - 1) == 0
+    }
+
+    /// Sizes the miniature caches for a shard of up to `entries` entries of weight one, so
+    /// that a shard within its reservation never allocates for them (a cache on a caller's
+    /// region uses no global allocator once built).
     pub(super) fn reserve(&mut self, entries: usize) {
-        if self.tuning.adaptive && entries > 0 {
-            let step = self.step_entries(entries);
-            let room = (step >> self.sample_shift(entries)).max(step.min(2 * SAMPLED_STEP));
-            self.rejected.reserve(room as usize);
-        }
-    }
-
-    /// A candidate of `hash` was rejected (evicted from the window's end) in a shard holding
-    /// `entries`.
-    pub(super) fn rejected(&mut self, hash: u64, entries: usize) {
-        if self.tuning.adaptive {
-            let shift = self.sample_shift(entries);
-            if Self::sampled(hash, shift) {
-                let room = (self.step_entries(entries) >> shift) as usize;
-                self.rejected.record(hash, self.insertions, room);
-            }
-        }
-    }
-
-    /// A miss on `hash` (about to be inserted) after `hits` hits since the last miss, in a
-    /// shard holding `entries`. At the end of a sample, moves the share by the evidence and
-    /// returns true: the caller then starts counting `tail` afresh.
-    pub(super) fn missed(
-        &mut self,
-        hash: u64,
-        hits: u64,
-        entries: usize,
-        tail: impl FnOnce() -> MainTail,
-    ) -> bool {
         if !self.tuning.adaptive {
+            return;
+        }
+        self.start();
+        self.resample(entries);
+        // Sampling by hash gives a miniature cache its share of keys only on average: room for
+        // a quarter more and a few (over four standard deviations beyond the mean, for the
+        // binomial count of sampled keys), and one admitted before an eviction.
+        let expected = entries >> self.shift;
+        let room = expected + expected / 4 + 16;
+        self.room = room as u64 - 1;
+        for mini in &mut self.minis {
+            mini.cache.reserve(room);
+        }
+    }
+
+    /// Samples fewer keys if a shard of `entries` needs it (never more than before): the
+    /// miniature caches start afresh and the sampled weight is zero, so the caller must
+    /// [`hold`](Self::hold) every entry the shard holds again. Whether the sample changed.
+    pub(super) fn resample(&mut self, entries: usize) -> bool {
+        let shift = Self::shift_for(entries);
+        if !self.tuning.adaptive || shift <= self.shift {
             return false;
         }
-        self.insertions = self.insertions.wrapping_add(1);
-        let step = self.step_entries(entries);
-        let shift = self.sample_shift(entries);
-        if Self::sampled(hash, shift) && self.rejected.take(hash, self.insertions, step) {
-            self.ghost_hits += 1 << shift;
-        }
-        self.requests += hits + 1;
-        self.hits += hits;
-        if self.requests < u64::from(self.tuning.sample) * entries.max(16) as u64 {
-            return false;
-        }
-        let tail = tail();
-        let ratio = (self.hits * u64::from(ONE) / self.requests) as u32;
-        // Grow if a step more of window catches more than a step less of main loses (both per
-        // step: ghost hits, against probation's hits scaled to one step of its entries).
-        let catch = self.ghost_hits * tail.entries.max(1) as u64;
-        let lose = tail.hits * u64::from(step);
-        let mut wanted = catch.cmp(&lose) as i8;
-        let fell = self
-            .previous_ratio
-            .is_some_and(|previous| ratio + self.tuning.tolerance < previous);
-        if self.last_move != 0 && fell {
-            // The last move was followed by a clearly lower hit ratio: undo it and hold that
-            // direction off for a while.
-            wanted = -self.last_move;
-            if self.last_move > 0 {
-                self.hold_grow = self.tuning.guard;
-            } else {
-                self.hold_shrink = self.tuning.guard;
-            }
-        } else if (wanted > 0 && self.hold_grow > 0) || (wanted < 0 && self.hold_shrink > 0) {
-            wanted = 0;
-        }
-        self.hold_grow = self.hold_grow.saturating_sub(1);
-        self.hold_shrink = self.hold_shrink.saturating_sub(1);
-        let before = self.share;
-        let moved = i64::from(self.share) + i64::from(wanted) * i64::from(self.tuning.step);
-        self.share = moved.clamp(0, i64::from(ONE)) as u32;
-        self.last_move = if self.share == before { 0 } else { wanted };
-        self.previous_ratio = Some(ratio);
-        self.ghost_hits = 0;
-        self.requests = 0;
-        self.hits = 0;
+        self.shift = shift;
+        self.restart();
+        self.sampled_weight = 0;
         true
     }
 
+    /// The shard's window or main region took in an entry of `hash` and `weight`.
+    #[inline]
+    pub(super) fn hold(&mut self, hash: u64, weight: u64) {
+        if self.tuning.adaptive && self.sampled(hash) {
+            self.sampled_weight += weight;
+        }
+    }
+
+    /// The shard's window or main region let go of an entry of `hash` and `weight`.
+    #[inline]
+    pub(super) fn release(&mut self, hash: u64, weight: u64) {
+        if self.tuning.adaptive && self.sampled(hash) {
+            self.sampled_weight -= weight;
+        }
+    }
+
+    /// Empties the miniature caches and forgets the evidence, keeping the share.
+    fn restart(&mut self) {
+        for mini in &mut self.minis {
+            mini.cache.clear();
+            mini.hits = 0;
+            mini.wins = 0;
+            mini.losses = 0;
+            mini.ahead = 0;
+        }
+        self.requests = 0;
+        self.shared_hits.take().for_each(drop);
+    }
+
+    /// Forgets everything but the tuning and the reserved room (the shard was cleared).
+    pub(super) fn clear(&mut self) {
+        self.share = self.tuning.initial.min(ONE);
+        self.current = Self::nearest(self.share);
+        self.restart();
+        self.sampled_weight = 0;
+    }
+
+    /// A hit on `hash` under shared access: recorded for the next exclusive access.
+    #[inline]
+    pub(super) fn shared_hit(&self, hash: u64) {
+        if self.tuning.adaptive && self.sampled(hash) {
+            self.shared_hits.record(hash);
+        }
+    }
+
+    /// A request for `hash` (of `weight`) under exclusive access, hit or miss (`arriving`:
+    /// a miss whose entry the shard is about to hold), in a shard whose window and main
+    /// region hold `resident` weight in `entries` entries, after the sketch counted it and
+    /// after [`resample`](Self::resample). Replays the hits recorded under shared access
+    /// first; at the end of an epoch, may move the share.
+    pub(super) fn request(
+        &mut self,
+        hash: u64,
+        weight: u64,
+        arriving: bool,
+        resident: u64,
+        entries: usize,
+        sketch: &FrequencySketch,
+    ) {
+        if !self.tuning.adaptive {
+            return;
+        }
+        self.start();
+        let sampled = self.sampled(hash);
+        let mut capacity = self.sampled_weight + if arriving && sampled { weight } else { 0 };
+        if self.room > 0 {
+            capacity = capacity.min(self.room);
+        }
+        // A replayed hit's weight is unknown: an average entry's.
+        let average = (resident / entries.max(1) as u64).max(1);
+        let mut replay = [0; RING];
+        let mut waiting = 0;
+        for (slot, recorded) in replay.iter_mut().zip(self.shared_hits.take()) {
+            *slot = recorded;
+            waiting += 1;
+        }
+        for &recorded in &replay[..waiting] {
+            self.simulate(recorded, average, capacity, entries, sketch);
+        }
+        if sampled {
+            self.simulate(hash, weight, capacity, entries, sketch);
+        }
+    }
+
+    /// `hash` was used in a tier above (its L1 copy), seen by the hand under exclusive
+    /// access: the miniature caches that hold it reorder it as a hit would, without counting
+    /// a request (the hits themselves never reach the shard).
+    pub(super) fn used_elsewhere(&mut self, hash: u64) {
+        if self.sampled(hash) {
+            for mini in &mut self.minis {
+                mini.cache.touch(hash);
+            }
+        }
+    }
+
+    /// One sampled request through every miniature cache.
+    fn simulate(
+        &mut self,
+        hash: u64,
+        weight: u64,
+        capacity: u64,
+        entries: usize,
+        sketch: &FrequencySketch,
+    ) {
+        let mut hit = [false; SHARES.len()];
+        for (mini, hit) in self.minis.iter_mut().zip(&mut hit) {
+            *hit = mini.cache.access(hash, weight, capacity, sketch);
+            mini.hits += u64::from(*hit);
+        }
+        let current = hit[self.current];
+        for (mini, &hit) in self.minis.iter_mut().zip(&hit) {
+            mini.wins += u64::from(hit && !current);
+            mini.losses += u64::from(!hit && current);
+        }
+        self.requests += 1;
+        self.simulated += 1;
+        let epoch = ((entries >> self.shift) as u64).max(64) * EPOCH_PER_ENTRY;
+        if self.requests >= epoch {
+            self.end_epoch();
+        }
+    }
+
+    /// Moves the share toward the miniature cache with the clearest lead over the current
+    /// one, if any has a clear lead (see [`WindowTuning`]); starts the next epoch.
+    fn end_epoch(&mut self) {
+        self.requests = 0;
+        let current_hits = self.minis[self.current].hits;
+        let mut best: Option<(usize, u64)> = None;
+        for (i, mini) in self.minis.iter_mut().enumerate() {
+            mini.ahead = if mini.hits > current_hits {
+                mini.ahead.saturating_add(1)
+            } else {
+                0
+            };
+            mini.hits = 0;
+            let lead = mini.wins.saturating_sub(mini.losses);
+            // The sign test: a lead beyond LEAD_DEVIATIONS standard deviations of the
+            // disagreements (sqrt(wins + losses), were the two shares as good as each other).
+            let clear = lead * lead > LEAD_DEVIATIONS * LEAD_DEVIATIONS * (mini.wins + mini.losses)
+                && mini.ahead >= LEAD_EPOCHS;
+            if clear && best.is_none_or(|(_, best)| lead > best) {
+                best = Some((i, lead));
+            }
+        }
+        let Some((best, _)) = best else {
+            for mini in &mut self.minis {
+                mini.wins -= mini.wins >> FORGET_SHIFT;
+                mini.losses -= mini.losses >> FORGET_SHIFT;
+            }
+            return;
+        };
+        let target = SHARES[best];
+        self.share = if target > self.share {
+            target.min(self.share + MAX_MOVE)
+        } else {
+            target.max(self.share.saturating_sub(MAX_MOVE))
+        };
+        let share = self.share;
+        self.current = Self::nearest(share);
+        for mini in &mut self.minis {
+            mini.wins = 0;
+            mini.losses = 0;
+            mini.ahead = 0;
+        }
+    }
+
+    /// The miniature cache whose share is nearest `share`.
+    fn nearest(share: u32) -> usize {
+        (0..SHARES.len())
+            .min_by_key(|&i| SHARES[i].abs_diff(share))
+            .unwrap_or(0)
+    }
+
     pub(super) fn heap_bytes(&self) -> usize {
-        self.rejected.heap_bytes()
+        self.minis.capacity() * core::mem::size_of::<Mini>()
+            + self
+                .minis
+                .iter()
+                .map(|mini| mini.cache.heap_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -295,124 +754,113 @@ impl WindowSizer {
 mod tests {
     use super::*;
 
-    const ENTRIES: usize = 1_000;
-
-    /// What a sample sees: misses, each after `hits` hits, on keys rejected just before
-    /// (`returning`) or never seen, in a shard of `entries`; `tail_hits` on probation's
-    /// `tail_entries`.
-    struct Sample {
-        entries: usize,
-        returning: bool,
-        hits: u64,
-        tail_hits: u64,
-        tail_entries: usize,
+    /// A key's hash (any bits: a miniature cache is not sampled).
+    fn hash(key: u64) -> u64 {
+        key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key >> 17)
     }
 
-    impl Sample {
-        /// Runs one sample of `sample × entries` requests; returns the share after it.
-        fn run(&self, sizer: &mut WindowSizer) -> u32 {
-            for key in 1u64.. {
-                let hash = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                if self.returning {
-                    sizer.rejected(hash, self.entries);
-                }
-                let tail = || MainTail {
-                    hits: self.tail_hits,
-                    entries: self.tail_entries,
-                };
-                if sizer.missed(hash, self.hits, self.entries, tail) {
-                    return sizer.share();
-                }
+    /// Replays `keys` through a miniature cache of `share` at the capacity `capacity(i)` for
+    /// request `i`, counting each request in a sketch first, as the policy does; its hits.
+    fn replay(share: u32, keys: &[u64], capacity: impl Fn(usize) -> u64) -> usize {
+        let mut sketch = FrequencySketch::default();
+        sketch.maintain(128);
+        let mut mini = MiniCache::new(share);
+        keys.iter()
+            .enumerate()
+            .filter(|&(i, &key)| {
+                sketch.increment(hash(key));
+                sketch.maintain(128);
+                mini.access(hash(key), 1, capacity(i), &sketch)
+            })
+            .count()
+    }
+
+    /// A reference LRU of `capacity` keys: its hits on `keys`.
+    fn lru_hits(keys: &[u64], capacity: usize) -> usize {
+        let mut order: alloc::collections::VecDeque<u64> = Default::default();
+        let mut hits = 0;
+        for &key in keys {
+            if let Some(at) = order.iter().position(|&k| k == key) {
+                order.remove(at);
+                hits += 1;
+            } else if order.len() == capacity {
+                order.pop_front();
             }
-            unreachable!("a sample ends")
+            order.push_back(key);
         }
+        hits
     }
 
-    /// One sample of 2 000 requests in a shard of `ENTRIES`, probation holding 31 entries.
-    fn sample(sizer: &mut WindowSizer, returning: bool, hits: u64, tail_hits: u64) -> u32 {
-        Sample {
-            entries: ENTRIES,
-            returning,
-            hits,
-            tail_hits,
-            tail_entries: 31,
+    /// Keys drawn from 0..300, skewed toward the low ones (a fixed pseudo-random sequence).
+    fn skewed(requests: usize) -> Vec<u64> {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        (0..requests)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let a = state % 300;
+                let b = (state >> 32) % 300;
+                a.min(b)
+            })
+            .collect()
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
+    fn a_miniature_cache_of_a_whole_window_is_lru() {
+        let keys = skewed(20_000);
+        let hits = replay(ONE, &keys, |_| 100);
+        assert_eq!(hits, lru_hits(&keys, 100));
+        assert!(hits > 0 && hits < keys.len());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
+    fn a_small_window_keeps_part_of_a_loop_even_when_the_capacity_wavers() {
+        // A loop over 200 keys in a cache of 100: LRU never hits; TinyLFU's incumbents stay.
+        let keys: Vec<u64> = (0..50).flat_map(|_| 0..200).collect();
+        assert_eq!(replay(ONE, &keys, |_| 100), 0);
+        let steady = replay(ONE / 100, &keys, |_| 100);
+        assert!(steady > keys.len() / 3, "{steady} hits of {}", keys.len());
+        // The capacity (the shard's sampled weight) rising by one twice and falling: a rise must
+        // not let a key in unjudged, or the incumbents churn away.
+        let wavering = replay(ONE / 100, &keys, |i| 100 + (i % 3) as u64);
+        assert!(wavering > steady * 9 / 10, "{wavering} against {steady}");
+    }
+
+    #[test]
+    fn shared_hits_are_replayed_in_order_and_only_the_last_ring_full() {
+        let mut ring = SharedHits::new();
+        for hash in 1..=10 {
+            ring.record(hash);
         }
-        .run(sizer)
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
-    fn the_window_grows_when_rejected_keys_come_back_and_shrinks_when_probation_is_used() {
-        let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
-        let initial = WindowTuning::DEFAULT.initial;
-        let step = WindowTuning::DEFAULT.step;
-        // Every miss is on a key rejected a moment ago: a longer window would have caught it.
-        assert_eq!(sample(&mut sizer, true, 0, 0), initial + step);
-        assert_eq!(sample(&mut sizer, true, 0, 0), initial + 2 * step);
-        // No rejected key comes back, and probation is busy: the main region needs the room.
-        assert_eq!(sample(&mut sizer, false, 0, 500), initial + step);
-        // Evidence both ways, equal per step (catch 2 000 x 31 entries; lose 1 000 hits x a
-        // step of 62 entries): no move.
-        assert_eq!(sample(&mut sizer, true, 0, 1_000), initial + step);
-        assert_eq!(sample(&mut sizer, false, 0, 1), initial);
-        assert_eq!(
-            sample(&mut sizer, false, 0, 1),
-            0,
-            "the window may close entirely"
-        );
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
-    fn a_move_followed_by_a_lower_hit_ratio_is_undone_and_held_off() {
-        let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
-        let initial = WindowTuning::DEFAULT.initial;
-        let step = WindowTuning::DEFAULT.step;
-        // Half the requests hit; the evidence says grow.
-        assert_eq!(sample(&mut sizer, true, 1, 0), initial + step);
-        // The hit ratio then falls to nothing although the evidence still says grow: undone.
-        assert_eq!(sample(&mut sizer, true, 0, 0), initial);
-        // Growing is held off for `guard` samples, then allowed again.
-        assert_eq!(sample(&mut sizer, true, 0, 0), initial);
-        assert_eq!(sample(&mut sizer, true, 0, 0), initial + step);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
-    fn a_large_shard_samples_rejected_keys_and_reaches_the_same_decisions() {
-        let entries = 100_000; // a step of 6 250 entries: one rejected key in 32 is tracked
-        let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
-        assert_eq!(sizer.sample_shift(entries), 5);
-        let run = |sizer: &mut WindowSizer, returning: bool, tail_hits: u64| {
-            Sample {
-                entries,
-                returning,
-                hits: 0,
-                tail_hits,
-                tail_entries: 20_000,
-            }
-            .run(sizer)
-        };
-        let (initial, step) = (WindowTuning::DEFAULT.initial, WindowTuning::DEFAULT.step);
-        // 200 000 misses, all on keys rejected a moment ago: about 6 250 tracked, scaled back
-        // up to about 200 000 ghost hits; against probation's 60 000 hits on 20 000 entries
-        // (18 750 per step of 6 250): grow. Unscaled, the 6 250 would have said shrink.
-        assert_eq!(run(&mut sizer, true, 60_000), initial + step);
-        // No rejected key returns: shrink.
-        assert_eq!(run(&mut sizer, false, 60_000), initial);
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "arithmetic, no unsafe code: covered by the native run")]
-    fn a_fixed_window_never_moves() {
-        let mut sizer = WindowSizer::new(WindowTuning::fixed(5));
-        for _ in 0..10_000 {
-            sizer.rejected(7, ENTRIES);
-            assert!(!sizer.missed(7, 0, ENTRIES, || MainTail {
-                hits: 0,
-                entries: 1
-            }));
+        assert!(ring.take().eq(1..=10));
+        assert_eq!(ring.take().count(), 0, "each record is replayed once");
+        for hash in 1..=(RING as u64 + 30) {
+            ring.record(hash);
         }
-        assert_eq!(sizer.share(), ONE / 100 * 5);
+        assert!(ring.take().eq(31..=RING as u64 + 30));
+    }
+
+    #[test]
+    fn a_large_shard_samples_its_keys_and_its_miniatures_stay_small() {
+        let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
+        assert_eq!(sizer.heap_bytes(), 0, "nothing before the shard is sized");
+        sizer.reserve(1 << 20);
+        assert_eq!(sizer.shift, 11, "one key in 2 048: 512 of a million");
+        let bytes = sizer.heap_bytes();
+        assert!((6 * 512 * 16..112 * 1_024).contains(&bytes), "{bytes}");
+        let sampled = (0..1u64 << 16).filter(|&k| sizer.sampled(hash(k))).count();
+        assert!((16..=48).contains(&sampled), "{sampled} of 65 536 sampled");
+        // A small shard simulates every key; miniatures of 256 entries up to 4 096, a sixteenth
+        // of the shard's up to 512 beyond.
+        for (entries, shift) in [(256, 0), (257, 1), (4_096, 4), (8_193, 4), (16_385, 5)] {
+            assert_eq!(WindowSizer::shift_for(entries), shift, "{entries} entries");
+        }
+        // A fixed window simulates nothing.
+        let mut fixed = WindowSizer::new(WindowTuning::fixed(1));
+        fixed.reserve(1 << 20);
+        assert_eq!(fixed.heap_bytes(), 0);
     }
 }

@@ -2,9 +2,9 @@
 
 use super::list::{List, linked_meta};
 use super::sketch::FrequencySketch;
-use super::window::{MainTail, ONE, WindowSizer, WindowTuning};
+use super::window::{ONE, WindowSizer, WindowTuning};
 use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, AtomicU32, Ordering};
+use crate::sync::{AtomicU8, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
@@ -34,7 +34,7 @@ linked_meta!(Meta);
 /// used exactly as often; without the margin every such comparison evicts the entry needed
 /// soonest and a loop larger than the cache degrades toward LRU (measured on the LIRS loop
 /// traces; it also helps the program traces and costs a little on OLTP's larger sizes).
-const ADMIT_MARGIN: u32 = 1;
+pub(super) const ADMIT_MARGIN: u32 = 1;
 
 /// Victims summed at most when a heavy candidate meets light ones.
 const MAX_AGGREGATED_VICTIMS: usize = 16;
@@ -44,8 +44,9 @@ const MAX_AGGREGATED_VICTIMS: usize = 16;
 ///
 /// The admission policy is TinyLFU (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient
 /// Cache Admission Policy", ACM ToS 2017), in front of a main region and behind a window whose
-/// size adapts, as in Caffeine (Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache
-/// Management", Middleware 2018), though by a different estimate (see [`WindowTuning`]).
+/// size adapts (Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache Management",
+/// Middleware 2018), here by miniature simulations of the shard at six window sizes (see
+/// [`WindowTuning`]).
 ///
 /// - A new key enters the **window**, an LRU of a share of the shard's weight (1 % at first).
 ///   The entry inserted last always stays there until the next insertion.
@@ -53,7 +54,7 @@ const MAX_AGGREGATED_VICTIMS: usize = 16;
 ///   next victim, the oldest entry of its **probation** segment: the one a count-min frequency
 ///   sketch has seen more often lately stays, the other is evicted. (The sketch: 4-bit
 ///   counters, sixteen per entry in 64-byte blocks so one access touches one cache line,
-///   halved after ten changing increments per entry.)
+///   halved after six changing increments per entry.)
 ///   The incumbent is favoured (see `ADMIT_MARGIN`), so a loop larger than the cache keeps a
 ///   stable part of itself, and a scan never flushes the main region. A candidate heavier
 ///   than the victim meets the probation entries its weight would displace, their counts
@@ -61,20 +62,21 @@ const MAX_AGGREGATED_VICTIMS: usize = 16;
 ///   ones seen as often.
 /// - A hit in probation moves the entry to **protected** (80 % of the main region), whose
 ///   oldest entries fall back to probation when it outgrows its share.
-/// - The window's share moves by steps of 1/16, by comparing, every sample, how many rejected
-///   candidates came back soon enough for a longer window to have kept them with how many
-///   hits probation (the main region's coldest end) took per step of its entries. Recency
-///   grows the window toward LRU; frequency and loops shrink it toward pure TinyLFU.
+/// - The window's share follows six miniature W-TinyLFU caches of a sample of the shard's
+///   keys, at shares from 0 to 100 %: it moves toward the one that clearly hits more often
+///   than the one at its current share. Recency grows the window toward LRU; frequency and
+///   loops keep it small, toward pure TinyLFU. A window of the whole shard is a CLOCK.
 ///
 /// **Concurrency.** With exclusive access (a single-threaded shard, the trace simulator) hits
 /// reorder at once. Under the sharded L2's shared hits (a read lock), a hit only counts in the
-/// sketch and in the window's tallies, and marks the entry; the hand gives a marked entry its
-/// deferred reordering when it reaches it (a CLOCK's second chance, at the newest end of its
-/// segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
+/// sketch, records a sampled key for the miniature caches, and marks the entry; the hand gives
+/// a marked entry its deferred reordering when it reaches it (a CLOCK's second chance, at the
+/// newest end of its segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
 /// ([`Entries::used_elsewhere`]) before it evicts an entry and treats such a use as a hit.
 /// Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters and its
-/// count of changes (neither written once the key's counters saturate), and two relaxed
-/// tallies per shard.
+/// count of changes (neither written once the key's counters saturate), and, for a sampled key
+/// (all of them in a shard of at most 256 entries), a slot and a count of the shard's ring of
+/// recorded hits.
 ///
 /// **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
 /// only when eviction may take Critical entries and nothing else is left. `Medium` entries
@@ -94,13 +96,6 @@ pub struct WTinyLfu {
     /// The candidate the last insertion found, for the eviction pass that follows it (cleared
     /// by anything that could change the window before then).
     pending: Option<SlotId>,
-    /// Hits since the last insertion (relaxed; a lost count under racing hits is harmless).
-    hits: AtomicU32,
-    /// Hits on probation entries this sample, once per entry between passes of the hand
-    /// (relaxed, as above): what one step less of the main region would lose.
-    probation_hits: AtomicU32,
-    /// Whether the shard has had to evict (the window adapts once the cache is full).
-    full: bool,
     /// Entries the shard was sized for ([`Policy::reserve`]), kept across `clear`.
     reserved: usize,
 }
@@ -128,9 +123,6 @@ impl WTinyLfu {
             sizer: WindowSizer::new(tuning),
             newest: None,
             pending: None,
-            hits: AtomicU32::new(0),
-            probation_hits: AtomicU32::new(0),
-            full: false,
             reserved: 0,
         }
     }
@@ -138,6 +130,13 @@ impl WTinyLfu {
     /// The window's share of the shard's weight now, in 1/65 536ths.
     pub fn window_share(&self) -> u32 {
         self.sizer.share()
+    }
+
+    /// Requests the window's miniature caches have simulated so far: the sampled ones among
+    /// those the shard saw, hits under shared access included once the next exclusive access
+    /// replayed them (0 for a fixed window; see [`WindowTuning`]).
+    pub fn simulated_requests(&self) -> u64 {
+        self.sizer.simulated()
     }
 
     fn list(&mut self, segment: Segment) -> Option<&mut List> {
@@ -155,6 +154,9 @@ impl WTinyLfu {
         if let Some(list) = self.list(segment) {
             list.remove(entries, id);
         }
+        if Self::simulated(segment) {
+            self.sizer.release(entries.hash(id), entries.weight(id));
+        }
         entries.meta_mut(id).segment = Segment::Absent;
         if self.newest == Some(id) {
             self.newest = None;
@@ -166,6 +168,18 @@ impl WTinyLfu {
         if let Some(list) = self.list(segment) {
             list.push_back(entries, id);
         }
+        if Self::simulated(segment) {
+            self.sizer.hold(entries.hash(id), entries.weight(id));
+        }
+    }
+
+    /// Whether the window's sizer simulates the entries of `segment` (the window and the main
+    /// region, not the Critical ring).
+    fn simulated(segment: Segment) -> bool {
+        matches!(
+            segment,
+            Segment::Window | Segment::Probation | Segment::Protected
+        )
     }
 
     fn resident(&self) -> usize {
@@ -176,6 +190,26 @@ impl WTinyLfu {
     fn window_target(&self) -> u64 {
         let total = self.window.weight + self.probation.weight + self.protected.weight;
         total * u64::from(self.sizer.share()) / u64::from(ONE)
+    }
+
+    /// Passes a request to the window's sizer (`arriving`: a miss about to be held).
+    fn simulate(&mut self, entries: &impl Entries<Meta>, hash: u64, weight: u64, arriving: bool) {
+        let lists = [&self.window, &self.probation, &self.protected];
+        let held: usize = lists.iter().map(|list| list.len).sum::<usize>() + usize::from(arriving);
+        if self.sizer.resample(held) {
+            // Fewer keys are sampled now: count those held again.
+            for list in lists {
+                let mut id = list.front;
+                for _ in 0..list.len {
+                    let Some(at) = id else { break };
+                    self.sizer.hold(entries.hash(at), entries.weight(at));
+                    id = Some(List::next(entries, at));
+                }
+            }
+        }
+        let resident: u64 = lists.iter().map(|list| list.weight).sum();
+        self.sizer
+            .request(hash, weight, arriving, resident, held, &self.sketch);
     }
 
     /// Keeps protected within 80 % of the main region by demoting its oldest entries.
@@ -226,22 +260,6 @@ impl WTinyLfu {
         }
     }
 
-    /// Adds one to a tally: a relaxed load and store, not a read-modify-write (racing hits
-    /// may lose a count, which only makes a statistic a little low).
-    #[inline]
-    fn tally(counter: &AtomicU32) {
-        // Relaxed: a statistic that orders nothing.
-        let n = counter.load(Ordering::Relaxed);
-        counter.store(n.saturating_add(1), Ordering::Relaxed);
-    }
-
-    /// Counts a hit on a probation entry (what a smaller main region would lose).
-    fn count_tail_hit(&self, segment: Segment) {
-        if segment == Segment::Probation {
-            Self::tally(&self.probation_hits);
-        }
-    }
-
     /// Whether the entry was used since the hand last looked (a marked hit here, or a use of
     /// its L1 copy, which also counts in the sketch); consumes the mark.
     fn used_since(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) -> bool {
@@ -252,8 +270,8 @@ impl WTinyLfu {
         // An entry never hit in L2 has no L1 copy (promotion counts L2 hits; a Critical copy
         // saturates the count): no need to ask.
         if entries.meta(id).hits.get() != 0 && entries.used_elsewhere(id) {
-            self.count_tail_hit(entries.meta(id).segment);
             self.sketch.increment(entries.hash(id));
+            self.sizer.used_elsewhere(entries.hash(id));
             return true;
         }
         false
@@ -295,6 +313,30 @@ impl WTinyLfu {
             self.push(entries, oldest, Segment::Probation);
         }
         None
+    }
+
+    /// The window's oldest entry not used since the hand last looked, passing over the newest
+    /// entry while another is left; entries used are promoted (to the window's newest end),
+    /// spending `chances`.
+    fn window_victim(
+        &mut self,
+        entries: &mut impl Entries<Meta>,
+        chances: &mut usize,
+    ) -> Option<SlotId> {
+        loop {
+            let oldest = self.window.front?;
+            if Some(oldest) == self.newest && self.window.len > 1 && *chances > 0 {
+                *chances -= 1;
+                self.window.rotate(entries);
+                continue;
+            }
+            if *chances > 0 && !entries.is_expired(oldest) && self.used_since(entries, oldest) {
+                *chances -= 1;
+                self.promote(entries, oldest);
+                continue;
+            }
+            return Some(oldest);
+        }
     }
 
     /// The sketch's frequency for entry `id`, discounted by its priority.
@@ -371,21 +413,18 @@ impl Policy for WTinyLfu {
     #[inline]
     fn on_hit(&self, meta: &Meta, hash: u64) {
         self.sketch.increment(hash);
-        Self::tally(&self.hits);
+        self.sizer.shared_hit(hash);
         // Relaxed: a hint for the hand; a lost update under racing hits is harmless.
         if meta.touched.load(Ordering::Relaxed) == 0 {
-            // The first hit since the hand passed: exclusive access would have moved the entry
-            // out of probation now, so later hits do not count as probation's.
-            self.count_tail_hit(meta.segment);
             meta.touched.store(1, Ordering::Relaxed);
         }
     }
 
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.pending = None;
-        self.sketch.increment(entries.hash(id));
-        self.count_tail_hit(entries.meta(id).segment);
-        Self::tally(&self.hits);
+        let hash = entries.hash(id);
+        self.sketch.increment(hash);
+        self.simulate(entries, hash, entries.weight(id), false);
         self.promote(entries, id);
     }
 
@@ -395,23 +434,11 @@ impl Policy for WTinyLfu {
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
-        // Relaxed: exclusive access (no hit runs while the shard is write-locked).
-        let hits = u64::from(self.hits.swap(0, Ordering::Relaxed));
-        let resident = self.resident() + 1;
-        self.sketch.maintain(resident);
-        if self.full {
-            let probation = self.probation.len;
-            let tail_hits = &self.probation_hits;
-            let tail = || MainTail {
-                // Relaxed: exclusive access.
-                hits: u64::from(tail_hits.load(Ordering::Relaxed)),
-                entries: probation,
-            };
-            if self.sizer.missed(info.hash, hits, resident, tail) {
-                self.probation_hits.store(0, Ordering::Relaxed);
-            }
-        }
+        self.sketch.maintain(self.resident() + 1);
         self.sketch.increment(info.hash);
+        if info.priority != Priority::Critical {
+            self.simulate(entries, info.hash, info.weight, true);
+        }
         entries.meta_mut(id).priority = info.priority;
         if info.priority == Priority::Critical {
             self.push(entries, id, Segment::Critical);
@@ -434,6 +461,10 @@ impl Policy for WTinyLfu {
         if let Some(list) = self.list(segment) {
             list.weight = list.weight - old_weight + info.weight;
         }
+        if Self::simulated(segment) {
+            self.sizer.release(info.hash, old_weight);
+            self.sizer.hold(info.hash, info.weight);
+        }
         let was_critical = segment == Segment::Critical;
         entries.meta_mut(id).priority = info.priority;
         if was_critical != (info.priority == Priority::Critical) {
@@ -447,6 +478,9 @@ impl Policy for WTinyLfu {
             self.rebalance(entries);
         } else {
             self.sketch.increment(info.hash);
+            if info.priority != Priority::Critical {
+                self.simulate(entries, info.hash, info.weight, false);
+            }
             self.promote(entries, id);
         }
     }
@@ -457,7 +491,6 @@ impl Policy for WTinyLfu {
     }
 
     fn evict(&mut self, entries: &mut impl Entries<Meta>, spare_critical: bool) -> Option<SlotId> {
-        self.full = true;
         // The insertion just before found the candidate, unless something moved since (a hit
         // on it under a read lock marks it; everything else clears `pending`). Promoting
         // victims below never changes the window.
@@ -484,10 +517,11 @@ impl Policy for WTinyLfu {
         let mut chances = self.window.len + self.probation.len + self.protected.len;
         loop {
             let Some(victim) = self.probation.front.or(self.protected.front) else {
-                // Main is empty: the window's oldest, then (if allowed) the Critical ring.
-                if let Some(id) = self.window.front {
+                // Main is empty (a window of the whole shard): the window's oldest unused
+                // entry, as a CLOCK (a touched entry goes to the newest end once, as exclusive
+                // access would have moved it), then (if allowed) the Critical ring.
+                if let Some(id) = self.window_victim(entries, &mut chances) {
                     self.unlink(entries, id);
-                    self.sizer.rejected(entries.hash(id), self.resident());
                     return Some(id);
                 }
                 return if spare_critical {
@@ -512,8 +546,6 @@ impl Policy for WTinyLfu {
                     <= self.victims_frequency(entries, victim, candidate) + ADMIT_MARGIN
                 {
                     self.unlink(entries, candidate);
-                    self.sizer
-                        .rejected(entries.hash(candidate), self.resident());
                     return Some(candidate);
                 }
                 // Admitted: to probation's newest end, and the victim goes.
@@ -534,7 +566,11 @@ impl Policy for WTinyLfu {
 
     fn clear(&mut self) {
         let reserved = self.reserved;
-        *self = Self::with_tuning(self.sizer.tuning());
+        let mut sizer =
+            core::mem::replace(&mut self.sizer, WindowSizer::new(WindowTuning::fixed(0)));
+        sizer.clear();
+        *self = Self::with_tuning(sizer.tuning());
+        self.sizer = sizer;
         self.reserve(reserved);
     }
 
