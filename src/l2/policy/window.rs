@@ -426,18 +426,20 @@ impl SharedHits {
         self.written.store(at.wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// The records since the last call, oldest first (at most the last [`RING`]).
-    fn take(&mut self) -> impl Iterator<Item = u64> + '_ {
+    /// The records since the last call (at most the last [`RING`]): the number of the oldest
+    /// (wrapping) and how many; read each with [`get`](Self::get).
+    fn take(&mut self) -> (u32, u32) {
         // Relaxed: exclusive access (see `record`).
         let written = self.written.load(Ordering::Relaxed);
         let waiting = written.wrapping_sub(self.replayed).min(RING as u32);
         self.replayed = written;
-        let slots = &self.slots;
-        (0..waiting).map(move |back| {
-            let at = written.wrapping_sub(waiting - back);
-            // Relaxed: as above.
-            slots[at as usize % RING].load(Ordering::Relaxed)
-        })
+        (written.wrapping_sub(waiting), waiting)
+    }
+
+    /// Record number `at` (the ring keeps the last [`RING`]).
+    fn get(&self, at: u32) -> u64 {
+        // Relaxed: exclusive access (see `record`).
+        self.slots[at as usize % RING].load(Ordering::Relaxed)
     }
 }
 
@@ -456,6 +458,8 @@ pub(super) struct WindowSizer {
     requests: u64,
     /// Simulated requests in all.
     simulated: u64,
+    /// The most entries [`resample`](Self::resample) was asked about.
+    most_entries: usize,
     /// The entries each miniature cache has room for, once the shard is sized (0: grows as
     /// needed). Their capacity stays within it, so a sized shard never allocates for them.
     room: u64,
@@ -479,6 +483,7 @@ impl WindowSizer {
             shift: 0,
             requests: 0,
             simulated: 0,
+            most_entries: 0,
             room: 0,
             sampled_weight: 0,
             shared_hits: SharedHits::new(),
@@ -557,8 +562,13 @@ impl WindowSizer {
     /// miniature caches start afresh and the sampled weight is zero, so the caller must
     /// [`hold`](Self::hold) every entry the shard holds again. Whether the sample changed.
     pub(super) fn resample(&mut self, entries: usize) -> bool {
+        if !self.tuning.adaptive || entries <= self.most_entries {
+            return false;
+        }
+        // A shard's count only now and then reaches a new high.
+        self.most_entries = entries;
         let shift = Self::shift_for(entries);
-        if !self.tuning.adaptive || shift <= self.shift {
+        if shift <= self.shift {
             return false;
         }
         self.shift = shift;
@@ -593,7 +603,7 @@ impl WindowSizer {
             mini.ahead = 0;
         }
         self.requests = 0;
-        self.shared_hits.take().for_each(drop);
+        self.shared_hits.take();
     }
 
     /// Forgets everything but the tuning and the reserved room (the shard was cleared).
@@ -637,13 +647,9 @@ impl WindowSizer {
         }
         // A replayed hit's weight is unknown: an average entry's.
         let average = (resident / entries.max(1) as u64).max(1);
-        let mut replay = [0; RING];
-        let mut waiting = 0;
-        for (slot, recorded) in replay.iter_mut().zip(self.shared_hits.take()) {
-            *slot = recorded;
-            waiting += 1;
-        }
-        for &recorded in &replay[..waiting] {
+        let (oldest, waiting) = self.shared_hits.take();
+        for back in 0..waiting {
+            let recorded = self.shared_hits.get(oldest.wrapping_add(back));
             self.simulate(recorded, average, capacity, entries, sketch);
         }
         if sampled {
@@ -835,12 +841,18 @@ mod tests {
         for hash in 1..=10 {
             ring.record(hash);
         }
-        assert!(ring.take().eq(1..=10));
-        assert_eq!(ring.take().count(), 0, "each record is replayed once");
+        let replay = |ring: &mut SharedHits| {
+            let (oldest, waiting) = ring.take();
+            (0..waiting)
+                .map(|back| ring.get(oldest.wrapping_add(back)))
+                .collect::<Vec<_>>()
+        };
+        assert!(replay(&mut ring).into_iter().eq(1..=10));
+        assert!(replay(&mut ring).is_empty(), "each record is replayed once");
         for hash in 1..=(RING as u64 + 30) {
             ring.record(hash);
         }
-        assert!(ring.take().eq(31..=RING as u64 + 30));
+        assert!(replay(&mut ring).into_iter().eq(31..=RING as u64 + 30));
     }
 
     #[test]

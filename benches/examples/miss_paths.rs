@@ -1,0 +1,30 @@
+//! The miss path on its own, for an instruction counter: a lookup that misses and the
+//! insertion that follows it, into a full `Cache` of CAP entries (every insertion evicts).
+//! `valgrind --tool=callgrind` on two runs with different N, the difference divided by the
+//! extra misses, is the path's cost in instructions, free of this machine's timing noise (as
+//! `hit_paths` does for the hits).
+//!
+//! `cargo run --release -p stratacache-benches --example miss_paths -- CAP N`
+
+use std::hint::black_box;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let capacity: u64 = args.next().map_or(1_000, |c| c.parse().expect("capacity"));
+    let misses: u64 = args.next().map_or(100_000, |n| n.parse().expect("misses"));
+    let cache: stratacache::Cache<u64, u64, _> = stratacache::Cache::builder()
+        .capacity(capacity)
+        .hasher(stratacache::hash::FixedState::with_seed(1))
+        .build()
+        .expect("a positive capacity");
+    let spread = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // Full, and past the first evictions.
+    for i in 0..capacity * 2 {
+        let _ = cache.insert(spread(i), i);
+    }
+    for i in 0..misses {
+        let key = spread(capacity * 2 + i);
+        black_box(cache.get(&key));
+        let _ = cache.insert(key, i);
+    }
+}
