@@ -16,6 +16,53 @@ pub(crate) use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 #[cfg(all(not(loom), target_has_atomic = "64"))]
 pub(crate) use core::sync::atomic::AtomicU64;
 
+/// A 64-bit value for statistics, read and written with relaxed ordering: one 64-bit atomic
+/// where the target has them (and under loom), two 32-bit halves where it has not (a bare-metal
+/// Cortex-M), where a store racing another may leave halves of each: a value no one wrote, which
+/// only a statistic may tolerate.
+pub(crate) struct RelaxedU64 {
+    #[cfg(any(loom, target_has_atomic = "64"))]
+    whole: AtomicU64,
+    #[cfg(not(any(loom, target_has_atomic = "64")))]
+    halves: [AtomicU32; 2],
+}
+
+impl RelaxedU64 {
+    pub(crate) fn new(value: u64) -> Self {
+        Self {
+            #[cfg(any(loom, target_has_atomic = "64"))]
+            whole: AtomicU64::new(value),
+            #[cfg(not(any(loom, target_has_atomic = "64")))]
+            halves: [
+                AtomicU32::new(value as u32),
+                AtomicU32::new((value >> 32) as u32),
+            ],
+        }
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> u64 {
+        // Relaxed: the caller's statistic orders nothing (see `RelaxedU64`).
+        #[cfg(any(loom, target_has_atomic = "64"))]
+        return self.whole.load(Ordering::Relaxed);
+        #[cfg(not(any(loom, target_has_atomic = "64")))]
+        return u64::from(self.halves[0].load(Ordering::Relaxed))
+            | u64::from(self.halves[1].load(Ordering::Relaxed)) << 32;
+    }
+
+    #[inline]
+    pub(crate) fn store(&self, value: u64) {
+        // Relaxed: as in `load`.
+        #[cfg(any(loom, target_has_atomic = "64"))]
+        self.whole.store(value, Ordering::Relaxed);
+        #[cfg(not(any(loom, target_has_atomic = "64")))]
+        {
+            self.halves[0].store(value as u32, Ordering::Relaxed);
+            self.halves[1].store((value >> 32) as u32, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The epoch-based reclamation the kernel is built on (loom-aware under `cfg(crossbeam_loom)`).
 pub(crate) use crossbeam_epoch as epoch;
 

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use hashbrown::HashTable;
 
 use super::sketch::FrequencySketch;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, Ordering, RelaxedU64};
 
 /// Shares of the shard's weight, in 1/65 536ths.
 pub(super) const ONE: u32 = 1 << 16;
@@ -398,9 +398,10 @@ struct Mini {
 
 /// Hashes of sampled keys hit under shared access, for the next exclusive access to replay.
 /// Racing hits may overwrite each other's records (or, past 64 between two exclusive
-/// accesses, the oldest): a lost record only thins the sample.
+/// accesses, the oldest), and on a target without 64-bit atomics tear one: a lost record
+/// thins the sample, a torn one is a key never seen, a miss in every miniature cache alike.
 struct SharedHits {
-    slots: [AtomicU64; RING],
+    slots: [RelaxedU64; RING],
     /// Records written so far (wrapping).
     written: AtomicU32,
     /// Records replayed so far (exclusive access only).
@@ -410,7 +411,7 @@ struct SharedHits {
 impl SharedHits {
     fn new() -> Self {
         Self {
-            slots: core::array::from_fn(|_| AtomicU64::new(0)),
+            slots: core::array::from_fn(|_| RelaxedU64::new(0)),
             written: AtomicU32::new(0),
             replayed: 0,
         }
@@ -422,7 +423,7 @@ impl SharedHits {
         // replays them (a read-lock release, then the write lock's acquire); racing records
         // may lose one another, which is allowed. A load and a store, not a read-modify-write.
         let at = self.written.load(Ordering::Relaxed);
-        self.slots[at as usize % RING].store(hash, Ordering::Relaxed);
+        self.slots[at as usize % RING].store(hash);
         self.written.store(at.wrapping_add(1), Ordering::Relaxed);
     }
 
@@ -438,8 +439,8 @@ impl SharedHits {
 
     /// Record number `at` (the ring keeps the last [`RING`]).
     fn get(&self, at: u32) -> u64 {
-        // Relaxed: exclusive access (see `record`).
-        self.slots[at as usize % RING].load(Ordering::Relaxed)
+        // (Relaxed, as every slot access: exclusive access, see `record`.)
+        self.slots[at as usize % RING].load()
     }
 }
 
