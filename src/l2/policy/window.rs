@@ -24,8 +24,13 @@ const MINI_SHARE: usize = 16;
 const MAX_MINI_ENTRIES: usize = 512;
 /// The most keys ever skipped per one simulated: the sample takes hash bits 40 to 63.
 const MAX_SHIFT: u32 = 23;
-/// Simulated requests per epoch, per entry a miniature cache holds (at least 64 entries).
+/// Simulated requests per epoch, per entry a miniature cache holds (at least
+/// [`MIN_EPOCH_ENTRIES`] entries).
 const EPOCH_PER_ENTRY: u64 = 2;
+/// A shard of fewer entries still has epochs of this many entries' requests: each epoch needs
+/// some evidence, but a tiny shard (64 shards of a 2 000-entry cache) sees few requests, and
+/// decides within a trace only with short epochs.
+const MIN_EPOCH_ENTRIES: u64 = 32;
 /// How clear a lead must be to move the window: the standard deviations the sign test asks.
 const LEAD_DEVIATIONS: u64 = 3;
 /// Epochs in a row a share must do better than the current one before the window moves to it.
@@ -58,7 +63,7 @@ const RING: usize = 64;
 /// share by a clear lead, by at most half the shard at a time: a sign test on the requests
 /// where exactly one of the two hit (a lead beyond three standard deviations; the evidence of
 /// older epochs fades by an eighth an epoch), and a lead in each of the last three epochs (an
-/// epoch is two simulated requests per entry a miniature cache holds). The test keeps short
+/// epoch is two simulated requests per entry a miniature cache holds, at least 64). The test keeps short
 /// phases from moving the window, since a move costs the contents the old share had built:
 /// a trace whose best share changes faster than that is served better by staying put. The
 /// window starts small (1 %), where a wrong start costs least: a main region given up to a
@@ -690,7 +695,7 @@ impl WindowSizer {
         }
         self.requests += 1;
         self.simulated += 1;
-        let epoch = ((entries >> self.shift) as u64).max(64) * EPOCH_PER_ENTRY;
+        let epoch = ((entries >> self.shift) as u64).max(MIN_EPOCH_ENTRIES) * EPOCH_PER_ENTRY;
         if self.requests >= epoch {
             self.end_epoch();
         }
