@@ -466,6 +466,9 @@ pub(super) struct WindowSizer {
     simulated: u64,
     /// The most entries [`resample`](Self::resample) was asked about.
     most_entries: usize,
+    /// The sample changed where the shard's entries could not be counted again (a
+    /// reservation): the next [`resample`](Self::resample) asks the caller to.
+    recount: bool,
     /// The entries each miniature cache has room for, once the shard is sized (0: grows as
     /// needed). Their capacity stays within it, so a sized shard never allocates for them.
     room: u64,
@@ -490,6 +493,7 @@ impl WindowSizer {
             requests: 0,
             simulated: 0,
             most_entries: 0,
+            recount: false,
             room: 0,
             sampled_weight: 0,
             shared_hits: SharedHits::new(),
@@ -552,7 +556,8 @@ impl WindowSizer {
             return;
         }
         self.start();
-        self.resample(entries);
+        // The shard may hold entries already: they are counted again at its next request.
+        self.recount = self.resample(entries);
         // Sampling by hash gives a miniature cache its share of keys only on average: room for
         // a quarter more and a few (over four standard deviations beyond the mean, for the
         // binomial count of sampled keys), and one admitted before an eviction.
@@ -568,6 +573,10 @@ impl WindowSizer {
     /// miniature caches start afresh and the sampled weight is zero, so the caller must
     /// [`hold`](Self::hold) every entry the shard holds again. Whether the sample changed.
     pub(super) fn resample(&mut self, entries: usize) -> bool {
+        if core::mem::take(&mut self.recount) {
+            self.sampled_weight = 0;
+            return true;
+        }
         if !self.tuning.adaptive || entries <= self.most_entries {
             return false;
         }
@@ -595,7 +604,8 @@ impl WindowSizer {
     #[inline]
     pub(super) fn release(&mut self, hash: u64, weight: u64) {
         if self.tuning.adaptive && self.sampled(hash) {
-            self.sampled_weight -= weight;
+            // Saturating: a count slip would only misjudge the miniatures' capacity.
+            self.sampled_weight = self.sampled_weight.saturating_sub(weight);
         }
     }
 
@@ -859,6 +869,34 @@ mod tests {
             ring.record(hash);
         }
         assert!(replay(&mut ring).into_iter().eq(31..=RING as u64 + 30));
+    }
+
+    #[test]
+    fn a_reservation_that_changes_the_sample_has_the_held_entries_counted_again() {
+        let mut sizer = WindowSizer::new(WindowTuning::DEFAULT);
+        sizer.reserve(100);
+        let held: Vec<u64> = (0..5_000).map(hash).collect();
+        for &h in &held {
+            sizer.hold(h, 1);
+        }
+        assert_eq!(
+            sizer.sampled_weight, 5_000,
+            "every key sampled in a small shard"
+        );
+        // Sized for a million: one key in 2 048 from now on, so the count must be redone.
+        sizer.reserve(1 << 20);
+        assert!(sizer.resample(5_000), "the caller is asked to count again");
+        assert_eq!(sizer.sampled_weight, 0);
+        for &h in &held {
+            sizer.hold(h, 1);
+        }
+        let sampled = held.iter().filter(|&&h| sizer.sampled(h)).count() as u64;
+        assert_eq!(sizer.sampled_weight, sampled);
+        assert!(!sizer.resample(5_000), "counted once");
+        for &h in &held {
+            sizer.release(h, 1);
+        }
+        assert_eq!(sizer.sampled_weight, 0, "every release matched a hold");
     }
 
     #[test]
