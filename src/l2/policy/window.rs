@@ -283,7 +283,7 @@ impl MiniCache {
         loop {
             let protected = self.segments[Segment::Protected as usize];
             let probation = self.segments[Segment::Probation as usize].weight;
-            if protected.weight * 5 <= (protected.weight + probation) * 4 {
+            if !super::wtinylfu::protected_outgrows(protected.weight, probation) {
                 return;
             }
             self.unlink(protected.oldest);
@@ -399,6 +399,25 @@ struct Mini {
     losses: u64,
     /// Epochs in a row in which this one hit more often than the current one.
     ahead: u8,
+}
+
+impl Mini {
+    fn new(share: u32) -> Self {
+        Self {
+            cache: MiniCache::new(share),
+            hits: 0,
+            wins: 0,
+            losses: 0,
+            ahead: 0,
+        }
+    }
+
+    /// Forgets the comparison with the current share (it changed, or the caches restart).
+    fn forget_evidence(&mut self) {
+        self.wins = 0;
+        self.losses = 0;
+        self.ahead = 0;
+    }
 }
 
 /// Hashes of sampled keys hit under shared access, for the next exclusive access to replay.
@@ -517,16 +536,7 @@ impl WindowSizer {
     /// Creates the miniature caches (empty), the first time the shard is sized or used.
     fn start(&mut self) {
         if self.tuning.adaptive && self.minis.is_empty() {
-            self.minis = SHARES
-                .iter()
-                .map(|&share| Mini {
-                    cache: MiniCache::new(share),
-                    hits: 0,
-                    wins: 0,
-                    losses: 0,
-                    ahead: 0,
-                })
-                .collect();
+            self.minis = SHARES.iter().map(|&share| Mini::new(share)).collect();
         }
     }
 
@@ -614,9 +624,7 @@ impl WindowSizer {
         for mini in &mut self.minis {
             mini.cache.clear();
             mini.hits = 0;
-            mini.wins = 0;
-            mini.losses = 0;
-            mini.ahead = 0;
+            mini.forget_evidence();
         }
         self.requests = 0;
         self.shared_hits.take();
@@ -748,11 +756,7 @@ impl WindowSizer {
         };
         let share = self.share;
         self.current = Self::nearest(share);
-        for mini in &mut self.minis {
-            mini.wins = 0;
-            mini.losses = 0;
-            mini.ahead = 0;
-        }
+        self.minis.iter_mut().for_each(Mini::forget_evidence);
     }
 
     /// The miniature cache whose share is nearest `share`.

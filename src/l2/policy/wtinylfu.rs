@@ -36,6 +36,12 @@ linked_meta!(Meta);
 /// traces; it also helps the program traces and costs a little on OLTP's larger sizes).
 pub(super) const ADMIT_MARGIN: u32 = 1;
 
+/// Whether protected, of `protected` weight, outgrows its 80 % of a main region whose
+/// probation holds `probation` (the policy and its miniature copies keep the same share).
+pub(super) fn protected_outgrows(protected: u64, probation: u64) -> bool {
+    protected * 5 > (protected + probation) * 4
+}
+
 /// Victims summed at most when a heavy candidate meets light ones.
 const MAX_AGGREGATED_VICTIMS: usize = 16;
 
@@ -219,7 +225,7 @@ impl WTinyLfu {
     /// moved it to the newest end.
     fn rebalance(&mut self, entries: &mut impl Entries<Meta>) {
         let mut chances = self.protected.len;
-        while self.protected.weight * 5 > (self.protected.weight + self.probation.weight) * 4 {
+        while protected_outgrows(self.protected.weight, self.probation.weight) {
             let Some(oldest) = self.protected.front else {
                 break;
             };
@@ -565,12 +571,14 @@ impl Policy for WTinyLfu {
     }
 
     fn clear(&mut self) {
-        let reserved = self.reserved;
-        let mut sizer =
-            core::mem::replace(&mut self.sizer, WindowSizer::new(WindowTuning::fixed(0)));
-        sizer.clear();
-        *self = Self::with_tuning(sizer.tuning());
-        self.sizer = sizer;
+        let (reserved, tuning) = (self.reserved, self.sizer.tuning());
+        // The sizer forgets what it learnt but keeps its miniature caches' room.
+        self.sizer.clear();
+        let sizer = core::mem::replace(&mut self.sizer, WindowSizer::new(tuning));
+        *self = Self {
+            sizer,
+            ..Self::with_tuning(tuning)
+        };
         self.reserve(reserved);
     }
 
