@@ -22,7 +22,8 @@ stratacache-benches --bin sim`); cold start, every request counted, hit %.
   `insert`: L1 (an eighth of the capacity) in front of L2 (four shards per CPU, but at most one
   per 256 entries), whose policy is W-TinyLFU with a window sized by miniature simulations
   (six small copies of each shard at window shares from 0 to 100 %, on a sample of its
-  keys). Its hash seed is fixed, so the column repeats exactly on a machine with the same
+  keys; the shards pool what their copies find, and all follow one decision). Its hash seed
+  is fixed, so the column repeats exactly on a machine with the same
   number of CPUs.
 - `wtinylfu` is that policy alone in one shard; `probation_clock` is the S3-FIFO-family
   policy that was the default before it; `lru`, `clock` (2-bit), `sieve`, `s3fifo`, `arc`,

@@ -107,6 +107,7 @@ impl Backoff {
 }
 
 pub(crate) use lock::RwLock;
+pub(crate) use mutex::Mutex;
 pub(crate) use signal::Signal;
 
 #[cfg(not(loom))]
@@ -168,6 +169,44 @@ mod lock {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             #[cfg(not(any(feature = "std", loom)))]
             return self.0.write();
+        }
+    }
+}
+
+/// A mutual-exclusion lock that ignores poisoning (holders only run kernel code): the standard
+/// library's under `std`, a spin lock without it, loom's under loom. For state touched rarely
+/// and briefly, such as the evidence a table's shards pool to size their windows.
+mod mutex {
+    #[cfg(all(feature = "std", not(loom)))]
+    type Inner<T> = std::sync::Mutex<T>;
+    #[cfg(loom)]
+    type Inner<T> = loom::sync::Mutex<T>;
+    #[cfg(not(any(feature = "std", loom)))]
+    type Inner<T> = spin::mutex::SpinMutex<T>;
+
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) type Guard<'a, T> = std::sync::MutexGuard<'a, T>;
+    #[cfg(loom)]
+    pub(crate) type Guard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    #[cfg(not(any(feature = "std", loom)))]
+    pub(crate) type Guard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
+
+    pub(crate) struct Mutex<T>(Inner<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(Inner::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn lock(&self) -> Guard<'_, T> {
+            #[cfg(any(feature = "std", loom))]
+            return self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            #[cfg(not(any(feature = "std", loom)))]
+            return self.0.lock();
         }
     }
 }

@@ -9,7 +9,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use stratacache::l2::Shard;
-use stratacache::l2::policy::WTinyLfu;
+use stratacache::l2::policy::{Policy, WTinyLfu};
 
 /// Any bits: a shard this small simulates every key.
 fn hash(key: u64) -> u64 {
@@ -41,6 +41,46 @@ fn racing_shared_hits_are_replayed_by_the_next_insertion() {
         assert!(
             (1..=2).contains(&replayed),
             "{replayed} of two racing hits replayed"
+        );
+    });
+}
+
+/// Two shards of one table pool their window's evidence under a mutex and follow the table's
+/// decision, published in one relaxed word. One shard is cleared (a new decision for the
+/// whole table) and then ends an epoch, while the other ends an epoch tallied against
+/// whichever decision it last read. Whatever the interleaving, nothing deadlocks or panics,
+/// and by its next request each shard follows the new decision.
+#[test]
+fn a_tables_shards_follow_a_decision_made_while_they_run() {
+    loom::model(|| {
+        let (mut first, mut second) = (WTinyLfu::new(), WTinyLfu::new());
+        second.join(&mut first);
+        let (mut first, mut second) = (Shard::with_policy(first), Shard::with_policy(second));
+        assert_eq!(first.policy().window_decisions(), 0);
+        let clearer = thread::spawn(move || {
+            assert_eq!(first.take_all().count(), 0);
+            // An insertion and a hit: one epoch of this shard (epochs are short under loom).
+            first.insert(hash(1), 1, 10, 1);
+            assert_eq!(first.access(hash(1), &1), Some(&10));
+            first
+        });
+        second.insert(hash(2), 2, 20, 1);
+        assert_eq!(second.access(hash(2), &2), Some(&20));
+        let first = clearer.join().unwrap();
+        second.insert(hash(3), 3, 30, 1);
+        assert_eq!(
+            first.policy().window_decisions(),
+            1,
+            "the clear is decision 1"
+        );
+        assert_eq!(
+            second.policy().window_decisions(),
+            1,
+            "the other shard follows it at its next request"
+        );
+        assert_eq!(
+            first.policy().window_share(),
+            second.policy().window_share()
         );
     });
 }

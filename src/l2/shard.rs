@@ -322,6 +322,12 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         &self.policy
     }
 
+    /// The eviction policy, for the table to [`join`](Policy::join) its shards' policies
+    /// before they hold entries.
+    pub(crate) fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
+    }
+
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<SlotId>
     where
         K: Borrow<Q>,

@@ -314,7 +314,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         if !shards.is_power_of_two() {
             return Err(BuildError::ShardsNotPowerOfTwo { shards });
         }
-        let mut list = Vec::new();
+        let mut list: Vec<CachePadded<RwLock<Shard<K, V, P>>>> = Vec::new();
         list.try_reserve_exact(shards)
             .map_err(|_| BuildError::AllocationFailed {
                 bytes: shards
@@ -358,7 +358,11 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             _ => per_shard,
         };
         for lane in 0..shards {
-            let mut shard = Shard::with_policy_in(P::default(), memory(lane));
+            let mut policy = P::default();
+            if let Some(first) = list.first() {
+                policy.join(first.write().policy_mut());
+            }
+            let mut shard = Shard::with_policy_in(policy, memory(lane));
             if shard.try_reserve(reserve).is_err() && self.arenas.is_empty() {
                 return Err(BuildError::AllocationFailed {
                     bytes: per_shard.saturating_mul(core::mem::size_of::<(K, V)>()),

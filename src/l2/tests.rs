@@ -502,6 +502,85 @@ fn the_default_policy_keeps_a_stable_part_of_a_loop_larger_than_the_cache() {
     }
 }
 
+/// Keys used twice, the second time 1 to 60 new keys after the first, and never again: the
+/// longer the window, the more second uses it catches; the sketch has seen such a key once,
+/// not enough to displace an incumbent.
+fn recency_workload(keys: u64) -> Vec<u64> {
+    let mut events: Vec<(u64, u64)> = Vec::new();
+    for key in 0..keys {
+        let gap = h(key) % 60 + 1;
+        events.push((3 * key, key));
+        events.push((3 * (key + gap) + 1, key));
+    }
+    events.sort_unstable();
+    events.into_iter().map(|(_, key)| key).collect()
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn a_tables_shards_pool_their_evidence_and_follow_one_window() {
+    let one = 1 << 16;
+    let initial = super::policy::WindowTuning::DEFAULT.initial;
+    let table: super::L2<u64, u64, _, _, WTinyLfu> = super::L2::builder()
+        .capacity(800)
+        .shards(8)
+        .policy::<WTinyLfu>()
+        .build()
+        .unwrap();
+    let shares = || -> Vec<u32> {
+        (0..8u64)
+            .map(|shard| table.shard_of(shard << 32).read().policy().window_share())
+            .collect()
+    };
+    let simulated = || -> u64 {
+        (0..8u64)
+            .map(|shard| {
+                table
+                    .shard_of(shard << 32)
+                    .read()
+                    .policy()
+                    .simulated_requests()
+            })
+            .sum()
+    };
+    let (mut moved_at, mut split) = (None, 0);
+    for key in recency_workload(40_000) {
+        if table.get(&key).is_none() {
+            table.insert(key, key).unwrap();
+        }
+        let now = shares();
+        if moved_at.is_none() && now[0] != initial {
+            moved_at = Some(simulated());
+        }
+        // A shard follows a move at its next miss.
+        split += usize::from(now.iter().any(|&share| share != now[0]));
+    }
+    let now = shares();
+    assert!(
+        now[0] >= one / 4,
+        "window share {} after a recency workload",
+        now[0]
+    );
+    assert!(
+        now.iter().all(|&share| share == now[0]),
+        "every shard follows the table's decision: {now:?}"
+    );
+    assert!(
+        split < 500,
+        "the shards' windows differed after {split} of 80 000 requests"
+    );
+    // Pooled, eight shards of 100 entries decide on as many simulated requests as one shard
+    // of 800 would (three epochs of two requests per entry), not each on its own.
+    let requests = moved_at.expect("the window moved");
+    assert!(
+        requests >= 3 * 2 * 800,
+        "the first move came after {requests} simulated requests in all"
+    );
+}
+
 #[test]
 #[cfg_attr(
     miri,
@@ -510,17 +589,7 @@ fn the_default_policy_keeps_a_stable_part_of_a_loop_larger_than_the_cache() {
 fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
     let initial = super::policy::WindowTuning::DEFAULT.initial;
     let one = 1 << 16;
-    // Recency: each key is used twice, the second time 1 to 60 new keys after the first, and
-    // never again. The longer the window, the more second uses it catches; the sketch has
-    // seen such a key once, not enough to displace an incumbent.
-    let mut events: Vec<(u64, u64)> = Vec::new();
-    for key in 0..60_000u64 {
-        let gap = h(key) % 60 + 1;
-        events.push((3 * key, key));
-        events.push((3 * (key + gap) + 1, key));
-    }
-    events.sort_unstable();
-    let recent: Vec<u64> = events.into_iter().map(|(_, key)| key).collect();
+    let recent = recency_workload(60_000);
     for exclusive in [true, false] {
         let mut shard = Shard::with_policy(WTinyLfu::new());
         let (mut share, mut largest_move) = (initial, 0);

@@ -14,6 +14,7 @@
 
 mod arc;
 mod clock;
+mod evidence;
 mod lfu;
 mod list;
 mod lru;
@@ -195,6 +196,14 @@ pub trait Policy: Send + Sync {
     /// them now instead of growing it while the shard fills. By default, nothing.
     fn reserve(&mut self, entries: usize) {
         let _ = entries;
+    }
+
+    /// The sharded L2 built this policy for one of its shards after `first`, its first
+    /// shard's, before either holds an entry: a policy that learns from requests may pool
+    /// what it learns with the table's other shards, so that many small shards learn as fast
+    /// as one large one (W-TinyLFU's window sizer does). By default, nothing.
+    fn join(&mut self, first: &mut Self) {
+        let _ = first;
     }
 
     /// Forgets every entry (and any history).

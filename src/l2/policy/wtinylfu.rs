@@ -138,6 +138,14 @@ impl WTinyLfu {
         self.sizer.share()
     }
 
+    /// How many times the window's share has been decided: each move, and each new start
+    /// after [`clear`](Policy::clear) (wrapping at 32 768; 0 for a fixed window). The shards of
+    /// one table share their decisions (see [`WindowTuning`]): each reports the table's count
+    /// as of the last decision it followed, at its last miss.
+    pub fn window_decisions(&self) -> u32 {
+        self.sizer.decisions()
+    }
+
     /// Requests the window's miniature caches have simulated so far: the sampled ones among
     /// those the shard saw, hits under shared access included once the next exclusive access
     /// replayed them (0 for a fixed window; see [`WindowTuning`]).
@@ -277,7 +285,10 @@ impl WTinyLfu {
         // saturates the count): no need to ask.
         if entries.meta(id).hits.get() != 0 && entries.used_elsewhere(id) {
             self.sketch.increment(entries.hash(id));
-            self.sizer.used_elsewhere(entries.hash(id));
+            // The tier above hid these uses from the shard: the window's sizer counts one as a
+            // request (see `WindowTuning`).
+            let (hash, weight) = (entries.hash(id), entries.weight(id));
+            self.simulate(entries, hash, weight, false);
             return true;
         }
         false
@@ -568,6 +579,10 @@ impl Policy for WTinyLfu {
         self.reserved = self.reserved.max(entries);
         self.sketch.maintain(entries);
         self.sizer.reserve(entries);
+    }
+
+    fn join(&mut self, first: &mut Self) {
+        self.sizer.join(&mut first.sizer);
     }
 
     fn clear(&mut self) {
