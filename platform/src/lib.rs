@@ -10,8 +10,8 @@
 //! Which node a thread is on comes from a [`CpuLocator`]: [`OsCpu`] (`sched_getcpu`) under
 //! `std` on Linux, or any `Fn() -> Option<u32>` the embedder supplies without it. Under `std`
 //! on Linux, [`pin_current_thread`] pins threads (`sched_setaffinity`), [`bind_to_node`]
-//! places memory (`mbind`) and [`node_of`] says where memory landed (`get_mempolicy`). The system calls are the crate's only `unsafe` code, in a private
-//! `raw` module.
+//! places memory (`mbind`) and [`node_of`] says where memory landed (`get_mempolicy`). The
+//! system calls are the crate's only `unsafe` code, in a private `raw` module.
 //!
 //! Under the `hwloc` feature, `Topology::from_hwloc` asks hwloc instead (through
 //! `hwlocality`: `hwloc2` 2.2.0 panics on NUMA nodes with hwloc 2.x; see the `hwloc` module).
