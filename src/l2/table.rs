@@ -153,6 +153,8 @@ pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = DefaultP
     aside: usize,
     hash_builder: S,
     weigher: W,
+    /// Makes each shard's policy.
+    make_policy: fn() -> P,
     types: PhantomData<BuilderTypes<K, V, P>>,
 }
 
@@ -168,6 +170,7 @@ impl<K, V> Default for L2Builder<K, V> {
             aside: 0,
             hash_builder: DefaultHashBuilder::default(),
             weigher: UnitWeigher,
+            make_policy: DefaultPolicy::default,
             types: PhantomData,
         }
     }
@@ -256,6 +259,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             aside: self.aside,
             hash_builder,
             weigher: self.weigher,
+            make_policy: self.make_policy,
             types: PhantomData,
         }
     }
@@ -269,12 +273,19 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             aside: self.aside,
             hash_builder: self.hash_builder,
             weigher,
+            make_policy: self.make_policy,
             types: PhantomData,
         }
     }
 
     /// Evict by the policy `P2` (one instance per shard, from `Default`).
     pub fn policy<P2: Policy + Default>(self) -> L2Builder<K, V, S, W, P2> {
+        self.policy_with(P2::default)
+    }
+
+    /// Evict by the policy `P2`, each shard's made by `make` (for a policy tuned otherwise
+    /// than by `Default`, or one without it).
+    pub fn policy_with<P2: Policy>(self, make: fn() -> P2) -> L2Builder<K, V, S, W, P2> {
         L2Builder {
             capacity: self.capacity,
             shards: self.shards,
@@ -282,6 +293,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             aside: self.aside,
             hash_builder: self.hash_builder,
             weigher: self.weigher,
+            make_policy: make,
             types: PhantomData,
         }
     }
@@ -295,7 +307,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
     /// [`BuildError::AllocationFailed`] when the shards cannot be allocated.
     pub fn build(self) -> Result<L2<K, V, S, W, P>, BuildError>
     where
-        P: Policy + Default,
+        P: Policy,
         W: Weigher<K, V>,
     {
         let capacity = self
@@ -358,7 +370,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
             _ => per_shard,
         };
         for lane in 0..shards {
-            let mut policy = P::default();
+            let mut policy = (self.make_policy)();
             if let Some(first) = list.first() {
                 policy.join(first.write().policy_mut());
             }

@@ -521,6 +521,37 @@ fn recency_workload(keys: u64) -> Vec<u64> {
     miri,
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
+fn a_table_makes_its_shards_policies_as_told() {
+    use super::policy::WindowTuning;
+    let table: super::L2<u64, u64, _, _, WTinyLfu> = super::L2::builder()
+        .capacity(400)
+        .shards(4)
+        .policy_with(|| WTinyLfu::with_tuning(WindowTuning::fixed(20)))
+        .build()
+        .unwrap();
+    for key in recency_workload(2_000) {
+        if table.get(&key).is_none() {
+            table.insert(key, key).unwrap();
+        }
+    }
+    for shard in 0..4u64 {
+        let shard = table.shard_of(shard << 32).read();
+        let policy = shard.policy();
+        assert_eq!(policy.window_share(), WindowTuning::fixed(20).initial);
+        assert_eq!(
+            policy.simulated_requests(),
+            0,
+            "a fixed window simulates nothing"
+        );
+        assert_eq!(policy.window_decisions(), 0);
+    }
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn a_tables_shards_pool_their_evidence_and_follow_one_window() {
     let one = 1 << 16;
     let initial = super::policy::WindowTuning::DEFAULT.initial;

@@ -275,8 +275,28 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
 
     /// Evict from L2 by the policy `P2`.
     pub fn policy<P2: Policy + Default>(self) -> CacheBuilder<K, V, S, W, P2> {
+        self.policy_with(P2::default)
+    }
+
+    /// Evict from L2 by the policy `P2`, each shard's made by `make`: a policy tuned
+    /// otherwise than by `Default`, such as W-TinyLFU with a fixed window, which spares the
+    /// miss path the window's miniature simulations:
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    /// use stratacache::l2::policy::{WTinyLfu, WindowTuning};
+    ///
+    /// let cache: Cache<u64, u64, _, _, WTinyLfu> = Cache::builder()
+    ///     .capacity(10_000)
+    ///     .policy_with(|| WTinyLfu::with_tuning(WindowTuning::fixed(1)))
+    ///     .build()?;
+    /// cache.insert(1, 10)?;
+    /// assert_eq!(cache.get(&1), Some(10));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn policy_with<P2: Policy>(self, make: fn() -> P2) -> CacheBuilder<K, V, S, W, P2> {
         CacheBuilder {
-            l2: self.l2.policy::<P2>(),
+            l2: self.l2.policy_with(make),
             capacity: self.capacity,
             l1_entries: self.l1_entries,
             promote_after: self.promote_after,
@@ -299,7 +319,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// clock, and [`BuildError::Memory`] for a memory budget too small to make an arena.
     pub fn build(self) -> Result<Cache<K, V, S, W, P>, BuildError>
     where
-        P: Policy + Default,
+        P: Policy,
         W: Weigher<K, V>,
     {
         if self.time_to_live.is_some() && self.clock.is_none() {
