@@ -326,7 +326,7 @@ impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
         if !shards.is_power_of_two() {
             return Err(BuildError::ShardsNotPowerOfTwo { shards });
         }
-        let mut list: Vec<CachePadded<RwLock<Shard<K, V, P>>>> = Vec::new();
+        let mut list: Vec<LockedShard<K, V, P>> = Vec::new();
         list.try_reserve_exact(shards)
             .map_err(|_| BuildError::AllocationFailed {
                 bytes: shards

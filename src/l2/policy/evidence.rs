@@ -111,8 +111,13 @@ impl Evidence {
     /// to last `epoch` of them. Once the members together have made as many requests as
     /// `epoch` each, the epoch ends here: the share moves toward the share with the clearest
     /// lead over the current one, if any has a clear lead (see
-    /// [`WindowTuning`](super::WindowTuning)).
-    pub(super) fn add(&mut self, tallies: &[Tally; CHOICES], requests: u64, epoch: u64) {
+    /// [`WindowTuning`](super::WindowTuning)). The decision in force after it.
+    pub(super) fn add(
+        &mut self,
+        tallies: &[Tally; CHOICES],
+        requests: u64,
+        epoch: u64,
+    ) -> Decision {
         for (i, tally) in tallies.iter().enumerate() {
             self.wins[i] += tally.wins;
             self.losses[i] += tally.losses;
@@ -122,6 +127,7 @@ impl Evidence {
         if self.requests >= epoch.saturating_mul(self.members) {
             self.end_epoch();
         }
+        self.decision
     }
 
     fn end_epoch(&mut self) {
@@ -180,9 +186,10 @@ impl Evidence {
         };
     }
 
-    /// Starts again at `share`, as a new decision (the shards were cleared).
-    pub(super) fn restart(&mut self, share: u32) {
+    /// Starts again at `share`, as a new decision (the shards were cleared); that decision.
+    pub(super) fn restart(&mut self, share: u32) -> Decision {
         self.decide(share);
+        self.decision
     }
 }
 
@@ -235,8 +242,8 @@ impl TableWindow {
         epoch: u64,
     ) -> Decision {
         let mut evidence = self.evidence.lock();
-        if evidence.decision() == decision {
-            evidence.add(tallies, requests, epoch);
+        if evidence.decision() == decision && evidence.add(tallies, requests, epoch) != decision {
+            // Only a new decision is written: every shard reads the word at each request.
             self.publish(&evidence);
         }
         evidence.decision()

@@ -545,14 +545,16 @@ impl WindowSizer {
         if !self.tuning.adaptive || !first.tuning.adaptive {
             return;
         }
-        if let Judge::Shard(evidence) = &first.judge {
-            first.judge = Judge::Table(TableWindow::new(evidence.clone()));
-        }
-        let Judge::Table(table) = &first.judge else {
-            return;
+        let table = match &first.judge {
+            Judge::Table(table) => Arc::clone(table),
+            Judge::Shard(evidence) => {
+                let table = TableWindow::new(evidence.clone());
+                first.judge = Judge::Table(Arc::clone(&table));
+                table
+            }
         };
         let decision = table.join();
-        self.judge = Judge::Table(Arc::clone(table));
+        self.judge = Judge::Table(table);
         self.follow(decision);
     }
 
@@ -692,10 +694,7 @@ impl WindowSizer {
         if self.tuning.adaptive {
             let initial = self.tuning.initial.min(ONE);
             let decision = match &mut self.judge {
-                Judge::Shard(evidence) => {
-                    evidence.restart(initial);
-                    evidence.decision()
-                }
+                Judge::Shard(evidence) => evidence.restart(initial),
                 Judge::Table(table) => table.restart(initial),
             };
             self.follow(decision);
@@ -787,10 +786,7 @@ impl WindowSizer {
             *tally = core::mem::take(&mut mini.tally);
         }
         let decision = match &mut self.judge {
-            Judge::Shard(evidence) => {
-                evidence.add(&tallies, requests, epoch);
-                evidence.decision()
-            }
+            Judge::Shard(evidence) => evidence.add(&tallies, requests, epoch),
             Judge::Table(table) => table.add(self.decision, &tallies, requests, epoch),
         };
         self.follow(decision);
