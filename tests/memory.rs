@@ -274,3 +274,80 @@ fn l1_copies_live_in_the_arena_and_their_deferred_frees_return_there() {
         "every copy, live or retired through the epoch, went back to the arena"
     );
 }
+
+/// A weighted cache whose memory budget L1's copies share (issue: Critical replacements once
+/// overwrote the copy in place, and when L1's share was spent the insertion was declined with
+/// the old copy left in L1, which every later read returned).
+type Weighted = Cache<u64, u64, stratacache::DefaultHashBuilder, fn(&u64, &u64) -> u64>;
+
+fn critical_on_budget() -> Weighted {
+    Cache::builder()
+        .capacity(1 << 30)
+        .weigher((|_: &u64, _: &u64| 1) as fn(&u64, &u64) -> u64)
+        .memory_budget(1 << 20)
+        .shards(1)
+        .l1_entries(64)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn critical_replacements_inside_a_frame_never_leave_an_older_copy_when_l1_memory_is_spent() {
+    let cache = critical_on_budget();
+    let critical = stratacache::InsertOptions::new().priority(Priority::Critical);
+    cache.insert_with(7, 0, critical).unwrap();
+    // One frame: none of the replaced copies can be freed before it ends, so L1's share of the
+    // budget runs out after some thousands of replacements.
+    let frame = cache.frame();
+    let mut stale = Vec::new();
+    for version in 1..40_000u64 {
+        frame.insert_with(7, version, critical).unwrap();
+        let (got, peeked) = (frame.get(&7), frame.peek(&7));
+        if got != Some(version) || peeked != Some(version) {
+            stale.push((version, got, peeked));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} stale reads, the first: {:?}",
+        stale.len(),
+        stale.first()
+    );
+    drop(frame);
+    assert_eq!(cache.get(&7), Some(39_999));
+}
+
+#[test]
+fn threads_replacing_critical_entries_on_a_budget_read_back_their_own_writes() {
+    let cache = critical_on_budget();
+    let critical = stratacache::InsertOptions::new().priority(Priority::Critical);
+    let stale = std::sync::atomic::AtomicUsize::new(0);
+    let writers_done = std::sync::Barrier::new(5);
+    std::thread::scope(|s| {
+        // A thread in a long frame: nothing retired after it pinned can be freed until it
+        // ends, so the writers spend L1's share of the budget.
+        s.spawn(|| {
+            let frame = cache.frame();
+            writers_done.wait();
+            drop(frame);
+        });
+        for thread in 0..4u64 {
+            let (cache, stale, writers_done) = (&cache, &stale, &writers_done);
+            s.spawn(move || {
+                for version in 1..10_000u64 {
+                    let key = thread * 100 + version % 3;
+                    cache.insert_with(key, version, critical).unwrap();
+                    if cache.get(&key) != Some(version) || cache.peek(&key) != Some(version) {
+                        stale.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                writers_done.wait();
+            });
+        }
+    });
+    assert_eq!(
+        stale.into_inner(),
+        0,
+        "a writer read an older version of its own key"
+    );
+}

@@ -22,11 +22,12 @@
 //! which every operation runs. Under the `std` feature, [`L1::pin`] and the plain methods on
 //! [`L1`] use a per-thread handle kept by the table.
 //!
-//! **Reclamation cost is bounded and can be driven by the caller.** Garbage is freed only
-//! (a) on every 128th pin of a handle and (b) in [`Guard::flush`] / [`Handle::collect`]; each
-//! such collection frees at most 8 batches of 64 retired nodes (512 values dropped). `get`
-//! under an already-pinned guard never frees anything. A game loop pins once per frame, reads
-//! all frame long, and calls [`Handle::collect`] between frames.
+//! **Reclamation runs at quiet points, bounded, driven by the caller.** A pin never drops a
+//! key or a value: once no guard can see a retired node, the collector only moves it to a
+//! ready list. Its key and value are dropped, and its memory freed, in [`Guard::flush`] /
+//! [`Handle::collect`] (at most [`COLLECT_BATCH`] nodes per call) and at the end of each write
+//! through a guard (at most 64). `get` never frees anything. A game loop pins once per frame,
+//! reads all frame long, and calls [`Handle::collect`] between frames.
 //!
 //! Keys and values are dropped exactly once: evicted, replaced and removed entries when the
 //! collector frees them, entries still present when the table is dropped, and retired ones no
@@ -65,6 +66,12 @@ use raw::{RawGuard, RawHandle, RawTable};
 
 /// Ways per set on this target: 7 where `usize` is 64 bits, 3 where it is 32.
 pub const WAYS: usize = raw::WAYS;
+
+/// The most retired entries one [`Handle::collect`] or [`Guard::flush`] frees (and drops).
+pub const COLLECT_BATCH: usize = 512;
+
+/// The most retired entries a write through a [`Guard`] frees after its change.
+const WRITE_BATCH: usize = 64;
 
 /// A fixed-capacity concurrent table with wait-free reads. See the [module docs](self).
 pub struct L1<K, V, S = DefaultHashBuilder> {
@@ -161,6 +168,17 @@ impl<K, V, S> L1<K, V, S> {
         self.raw.replicas()
     }
 
+    /// Drops and frees up to `max` retired entries no guard can see any more (see
+    /// [`Handle::collect`]); returns how many.
+    pub(crate) fn reclaim(&self, max: usize) -> usize {
+        self.raw.reclaim(max)
+    }
+
+    /// Entries retired and not freed yet.
+    pub(crate) fn retired(&self) -> usize {
+        self.raw.retired()
+    }
+
     /// Allocates replica `replica`'s nodes from `arena` (on `lane`), and frees them there,
     /// including the frees the epoch collector defers. Only on a table not used yet.
     pub(crate) fn nodes_in(
@@ -170,7 +188,7 @@ impl<K, V, S> L1<K, V, S> {
         lane: usize,
     ) {
         self.raw
-            .set_node_memory(replica, raw::ReplicaMemory::arena(arena, lane));
+            .set_node_memory(replica, raw::ReplicaMemory::arena::<K, V>(arena, lane));
     }
 
     /// The layout of one node, to size an arena for the table.
@@ -281,8 +299,8 @@ impl<'t, K, V, S> Handle<'t, K, V, S> {
         }
     }
 
-    /// Frees retired entries that no pinned guard can still see: at most 8 batches of 64
-    /// entries per call. Call it at a quiet point, such as between frames.
+    /// Frees retired entries that no pinned guard can still see: at most [`COLLECT_BATCH`]
+    /// per call. Call it at a quiet point, such as between frames.
     pub fn collect(&self) {
         self.pin().flush();
     }
@@ -326,10 +344,12 @@ pub struct Guard<'t, K, V, S = DefaultHashBuilder> {
 }
 
 impl<K, V, S> Guard<'_, K, V, S> {
-    /// Frees retired entries that no pinned guard can still see (at most 8 batches of 64),
-    /// after moving this thread's own retired entries to the collector.
+    /// Frees retired entries that no pinned guard can still see (at most
+    /// [`COLLECT_BATCH`] of them), after moving this thread's own retired entries to the
+    /// collector. Their keys' and values' `Drop` runs here.
     pub fn flush(&self) {
         self.raw.flush();
+        self.raw.table().reclaim(COLLECT_BATCH);
     }
 
     /// Unpins and re-pins, so that entries retired since this guard was pinned can be freed.
@@ -365,7 +385,15 @@ impl<K, V, S> Guard<'_, K, V, S> {
     /// Inserts what `make` builds unless the hash's set declines a newcomer (it is full and the
     /// way under its CLOCK hand was used since the hand last passed: that way then loses its
     /// second chance). Returns whether it was inserted. For promotions, which may be refused.
-    pub(crate) fn insert_admitted_hashed(&self, hash: u64, make: impl FnOnce() -> (K, V)) -> bool
+    ///
+    /// # Errors
+    /// The entry `make` built, when the replica's memory could not hold it: the caller drops
+    /// it outside its locks.
+    pub(crate) fn insert_admitted_hashed(
+        &self,
+        hash: u64,
+        make: impl FnOnce() -> (K, V),
+    ) -> Result<bool, (K, V)>
     where
         K: Eq,
     {
@@ -374,7 +402,17 @@ impl<K, V, S> Guard<'_, K, V, S> {
 
     /// Inserts into replica `replica` (the tiered cache copies `Critical` entries into every
     /// socket's).
-    pub(crate) fn insert_at_hashed(&self, replica: usize, hash: u64, key: K, value: V) -> Placement
+    ///
+    /// # Errors
+    /// The key and value, when the replica's memory could not hold them; the key's older copy
+    /// in that replica is gone then too. The caller drops them outside its locks.
+    pub(crate) fn insert_at_hashed(
+        &self,
+        replica: usize,
+        hash: u64,
+        key: K,
+        value: V,
+    ) -> Result<Placement, (K, V)>
     where
         K: Eq,
     {
@@ -446,7 +484,13 @@ where
     /// is full, the set's CLOCK hand evicts an entry not used since its last pass. Allocates one
     /// node; the displaced entry (if any) is retired and dropped later by the collector.
     pub fn insert(&self, key: K, value: V) -> Placement {
-        self.raw.insert(self.hash(&key), key, value)
+        let placement = match self.raw.insert(self.hash(&key), key, value) {
+            Ok(placement) => placement,
+            // The entry is dropped here, under no lock of the table's.
+            Err(_entry) => Placement::Declined,
+        };
+        self.raw.table().reclaim(WRITE_BATCH);
+        placement
     }
 
     /// Replaces the value of `key` only if it is present.
@@ -454,23 +498,30 @@ where
     /// # Errors
     /// [`Absent`] carrying the key and value back when the key is not present.
     pub fn replace(&self, key: K, value: V) -> Result<(), Absent<K, V>> {
-        self.raw
+        let replaced = self
+            .raw
             .replace(self.hash(&key), key, value)
-            .map_err(|(key, value)| Absent { key, value })
+            .map_err(|(key, value)| Absent { key, value });
+        self.raw.table().reclaim(WRITE_BATCH);
+        replaced
     }
 
-    /// Removes `key`; returns whether it was present. The entry is dropped later by the
-    /// collector.
+    /// Removes `key`; returns whether it was present. The entry is dropped later, when no
+    /// guard can see it any more, by a later write, [`flush`](Self::flush) or
+    /// [`Handle::collect`].
     pub fn remove<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        self.raw.remove(self.hash(key), key)
+        let removed = self.raw.remove(self.hash(key), key);
+        self.raw.table().reclaim(WRITE_BATCH);
+        removed
     }
 
     /// Removes every entry, one set at a time.
     pub fn clear(&self) {
         self.raw.clear();
+        self.raw.table().reclaim(WRITE_BATCH);
     }
 }

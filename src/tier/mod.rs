@@ -46,7 +46,7 @@ use crate::error::InsertError;
 use crate::hash::DefaultHashBuilder;
 use crate::l1::{self, L1};
 use crate::l2::shard::NEVER;
-use crate::l2::table::{StoreAs, Upper};
+use crate::l2::table::{Displaced, StoreAs, Upper};
 use crate::l2::{DefaultPolicy, Evicted, L2, Policy, UnitWeigher, Weigher};
 use crate::sync::{AtomicU8, Ordering};
 
@@ -60,10 +60,11 @@ pub(crate) struct Stamped<V> {
 }
 
 /// A `Critical` entry's L1 copies, one per replica, made before any lock is taken: the first
-/// inline, so one replica allocates nothing for them.
+/// inline, so one replica allocates nothing for them. Each is taken when placed in its
+/// replica; one L1 had no memory for is put back, to be dropped after the locks.
 struct Copies<K, V> {
     first: Option<(K, Stamped<V>)>,
-    rest: Vec<(K, Stamped<V>)>,
+    rest: Vec<Option<(K, Stamped<V>)>>,
 }
 
 impl<K, V> FromIterator<(K, Stamped<V>)> for Copies<K, V> {
@@ -71,20 +72,60 @@ impl<K, V> FromIterator<(K, Stamped<V>)> for Copies<K, V> {
         let mut iter = iter.into_iter();
         Self {
             first: iter.next(),
-            rest: iter.collect(),
+            rest: iter.map(Some).collect(),
         }
     }
 }
 
-impl<K, V> IntoIterator for Copies<K, V> {
-    type Item = (K, Stamped<V>);
-    type IntoIter =
-        core::iter::Chain<core::option::IntoIter<Self::Item>, alloc::vec::IntoIter<Self::Item>>;
+impl<K, V> Copies<K, V> {
+    /// The key the copies are of.
+    fn key(&self) -> &K {
+        &self
+            .first
+            .as_ref()
+            .expect("a copy per replica, at least one")
+            .0
+    }
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.first.into_iter().chain(self.rest)
+    /// Places copy `r` with `place(r, key, copy)`; a copy handed back stays here.
+    fn place(
+        &mut self,
+        mut place: impl FnMut(usize, K, Stamped<V>) -> Result<(), (K, Stamped<V>)>,
+    ) {
+        let slots = core::iter::once(&mut self.first).chain(self.rest.iter_mut());
+        for (replica, slot) in slots.enumerate() {
+            if let Some((key, copy)) = slot.take() {
+                *slot = place(replica, key, copy).err();
+            }
+        }
     }
 }
+
+/// What an insertion's locked part leaves for its reporting part (see `Cache::store_in`).
+struct Stored<K, V> {
+    displaced: Displaced<K, V>,
+    /// The clock when the entry was stored (0 while no entry can expire).
+    now: u64,
+    /// L1 copies that could not be placed, dropped with this.
+    _declined: Option<Copies<K, V>>,
+}
+
+/// Frees L1 copies whose grace period is over when dropped: at the end of a write, after its
+/// locks are released and what it displaced was reported (also when the listener panics).
+struct Reclaim<'a, K, V>(&'a L1<K, Stamped<V>, ()>);
+
+impl<K, V> Drop for Reclaim<'_, K, V> {
+    fn drop(&mut self) {
+        self.0.reclaim(WRITE_RECLAIM);
+    }
+}
+
+/// The most retired L1 copies a write frees after its own work: more than a write retires
+/// (one per replica, and one per victim with a copy), so writers keep ahead of the garbage.
+const WRITE_RECLAIM: usize = 64;
+
+/// Retired L1 copies that stop promotions at least (see `Cache::promotion_budget`).
+const RETIRED_FLOOR: usize = 1024;
 
 /// Keeps L1 in step with L2 evictions, under the evicting shard's write lock.
 struct L1Sync<'g, 'c, K, V> {
@@ -215,6 +256,7 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     /// and takes every L2 shard's read lock in turn; scans L1's sets (`O(L1 capacity)`).
     pub fn stats(&self) -> CacheStats {
         let mut stats = self.stats.snapshot();
+        stats.retired = self.l1.retired() as u64;
         stats.entries = self.len() as u64;
         stats.weighted_size = self.weighted_size();
         stats.memory_bytes =
@@ -250,6 +292,15 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     #[inline]
     fn now(&self) -> u64 {
         self.clock.as_ref().map_or(0, |clock| clock.now_nanos())
+    }
+
+    /// The clock now if an entry may have a deadline, else `None` (no clock read): for
+    /// lookups, which read it before taking a lock (the clock is user code).
+    #[inline]
+    fn now_if_expiring(&self) -> Option<u64> {
+        // Relaxed: a hint, set before any entry with a deadline is stored; a lookup that
+        // finds such an entry without having seen it reads the clock after the lock.
+        (self.expiring.load(Ordering::Relaxed) != 0).then(|| self.now())
     }
 
     fn notify(&self, key: &K, value: &V, cause: RemovalCause) {
@@ -325,6 +376,8 @@ where
             self.stats.add(stripe, Event::L1Hit, 1);
             return Some(copy.value.clone());
         }
+        // The clock (user code) is read before the lock is taken.
+        let now = self.now_if_expiring();
         let shard = self.l2.shard_of(hash).read();
         let Some(found) = shard.lookup(hash, key, self.promote_after) else {
             drop(shard);
@@ -332,8 +385,23 @@ where
             return None;
         };
         if found.expires != NEVER {
-            let now = self.now();
-            if found.expires <= now {
+            let expires = found.expires;
+            let Some(now) = now else {
+                // This thread had not seen the hint yet: read the clock after the lock, and
+                // skip the promotion this once.
+                let value = found.value.clone();
+                drop(shard);
+                let now = self.now();
+                if expires > now {
+                    self.stats.add(stripe, Event::L2Hit, 1);
+                    return Some(value);
+                }
+                drop(value);
+                self.stats.add(stripe, Event::Miss, 1);
+                self.reclaim_expired(l1, stripe, hash, key, now);
+                return None;
+            };
+            if expires <= now {
                 drop(shard);
                 self.stats.add(stripe, Event::Miss, 1);
                 self.reclaim_expired(l1, stripe, hash, key, now);
@@ -342,18 +410,26 @@ where
         }
         // Under the shard's read lock: see the module docs. L1 may decline the copy (its set
         // is full of recently used copies), and promotions must pay for themselves.
+        let mut declined = None;
         let promoted = found.hits >= self.promote_after
             && self.l1_on
             && self.promotion_budget(stripe)
-            && l1.insert_admitted_hashed(hash, || {
-                let copy = Stamped {
-                    value: found.value.clone(),
-                    expires: found.expires,
-                };
-                (found.key.clone(), copy)
-            });
+            && l1
+                .insert_admitted_hashed(hash, || {
+                    let copy = Stamped {
+                        value: found.value.clone(),
+                        expires: found.expires,
+                    };
+                    (found.key.clone(), copy)
+                })
+                .unwrap_or_else(|copy| {
+                    declined = Some(copy);
+                    false
+                });
         let value = found.value.clone();
         drop(shard);
+        // A copy L1 had no memory for is dropped here, under no lock.
+        drop(declined);
         self.stats.add(stripe, Event::L2Hit, 1);
         if promoted {
             self.stats.add(stripe, Event::Promotion, 1);
@@ -367,11 +443,15 @@ where
     /// fill it). A skewed workload earns far more than it spends; one with no hot set, where
     /// every copy would be evicted before its first L1 hit, stops churning L1 after the
     /// allowance.
+    ///
+    /// Every promotion also retires the copy it displaces; while more retired copies wait to
+    /// be freed than L1 holds (nobody wrote, collected or ended a frame lately), promotions
+    /// stop, so the memory they hold stays bounded.
     #[inline]
     fn promotion_budget(&self, stripe: usize) -> bool {
         let spent = self.stats.get(stripe, Event::Promotion);
         let earned = self.stats.get(stripe, Event::L1Hit) / 2 + self.l1.capacity();
-        spent < earned
+        spent < earned && self.l1.retired() < self.l1.capacity().max(RETIRED_FLOOR)
     }
 
     /// Removes `key` from both tiers if it has expired by `now`.
@@ -408,16 +488,27 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
-        let alive = |expires: u64| expires == NEVER || expires > self.now();
         if self.l1_on
             && let Some(copy) = l1.get_hashed(hash, key, false)
-            && alive(copy.expires)
+            && (copy.expires == NEVER || copy.expires > self.now())
         {
             return Some(f(&copy.value));
         }
-        let shard = self.l2.shard_of(hash).read();
-        let (value, expires) = shard.peek_entry(hash, key)?;
-        alive(expires).then(|| f(value))
+        // The clock (user code) is read before the lock is taken; if the entry has a deadline
+        // and this thread had not seen the hint yet, once more with the clock read.
+        let mut now = self.now_if_expiring();
+        loop {
+            let shard = self.l2.shard_of(hash).read();
+            let (value, expires) = shard.peek_entry(hash, key)?;
+            match now {
+                _ if expires == NEVER => return Some(f(value)),
+                Some(now) => return (expires > now).then(|| f(value)),
+                None => {
+                    drop(shard);
+                    now = Some(self.now());
+                }
+            }
+        }
     }
 
     fn insert_in(
@@ -428,13 +519,28 @@ where
         value: V,
         options: InsertOptions,
     ) -> Result<(), InsertError<K, V>> {
+        let stored = self.store_in(l1, key, value, options)?;
+        self.report(stripe, stored)
+    }
+
+    /// An insertion's locked part: the entry stored in L2, L1 kept in step, victims taken.
+    /// Nothing of what it displaced has been shown to the listener or dropped yet: that is
+    /// [`report`](Self::report)'s part, which runs user code, so a `get_or_insert_with` leader
+    /// settles its flight between the two.
+    fn store_in(
+        &self,
+        l1: &l1::Guard<'_, K, Stamped<V>, ()>,
+        key: K,
+        value: V,
+        options: InsertOptions,
+    ) -> Result<Stored<K, V>, InsertError<K, V>> {
         let Some((expires, now)) = self.deadline(options.ttl) else {
             return Err(InsertError::NoClock { key, value });
         };
         let hash = self.hash_builder.hash_one(&key);
-        // A Critical entry's L1 copy is made before any lock is taken (cloning is user code).
+        // A Critical entry's L1 copies are made before any lock is taken (cloning is user code).
         // With per-socket replicas, one copy per replica.
-        let copies = (self.l1_on && options.priority == Priority::Critical).then(|| {
+        let mut copies = (self.l1_on && options.priority == Priority::Critical).then(|| {
             (0..self.l1.replicas())
                 .map(|_| {
                     let stamped = Stamped {
@@ -458,16 +564,13 @@ where
             how,
             // Under the write lock, like every L1 change: see the module docs. L1 only holds
             // copies of entries in L2, so a new key has no copy to invalidate.
-            |shard, replaced| match copies {
+            |shard, replaced| match copies.as_mut() {
                 Some(copies) => {
-                    for (replica, (copy_key, stamped)) in copies.into_iter().enumerate() {
-                        if replica == 0 {
-                            // Its count now says "may have a copy", so its eviction
-                            // invalidates it.
-                            shard.saturate_hits(hash, &copy_key);
-                        }
-                        l1.insert_at_hashed(replica, hash, copy_key, stamped);
-                    }
+                    shard.saturate_hits(hash, copies.key());
+                    // Its count now says "may have a copy", so its eviction invalidates it.
+                    copies.place(|replica, key, stamped| {
+                        l1.insert_at_hashed(replica, hash, key, stamped).map(drop)
+                    });
                 }
                 None => {
                     if let Some(key) = replaced {
@@ -480,6 +583,21 @@ where
                 promote_after: self.promote_after,
             },
         )?;
+        Ok(Stored {
+            displaced,
+            now,
+            // Copies L1 declined (no memory), to drop after the locks.
+            _declined: copies,
+        })
+    }
+
+    /// An insertion's reporting part: statistics, the listener (for the replaced value and
+    /// each victim), then the drop of all of it, and the reclamation of L1 copies retired by
+    /// this and other writes (their `Drop` runs here). Holds no lock.
+    fn report(&self, stripe: usize, stored: Stored<K, V>) -> Result<(), InsertError<K, V>> {
+        // Reclaims even if the listener panics, after what the insertion displaced is dropped.
+        let _reclaim = Reclaim(&self.l1);
+        let Stored { displaced, now, .. } = stored;
         let refused = displaced.refused.is_some();
         if !refused {
             self.stats.add(stripe, Event::Insert, 1);
@@ -530,6 +648,7 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
+        let _reclaim = Reclaim(&self.l1);
         let (key, value) = self.l2.remove_hashed(hash, key, || {
             l1.remove_hashed(hash, key);
         })?;
@@ -539,6 +658,7 @@ where
     }
 
     fn clear_in(&self, l1: &l1::Guard<'_, K, Stamped<V>, ()>, stripe: usize) {
+        let _reclaim = Reclaim(&self.l1);
         self.l2.clear_with(
             |taken| {
                 // The stored hashes: no user code (`Hash`) runs under the shard lock.
@@ -583,6 +703,13 @@ where
     /// `get_or_insert_with`'s core: a hit, or the value of the one initialiser run for
     /// concurrent misses on `key`. `pin` is called for each step, so no L1 pin is held while
     /// the initialiser runs or while waiting for it.
+    ///
+    /// No user code runs while this caller's flight is pending, but the initialiser: the pin
+    /// for the re-check is taken before the flight list's lock (pins never run user code
+    /// anyway: see the L1's reclamation), and the leader settles its flight once the value is
+    /// stored, before the listener hears of what the insertion displaced and before that is
+    /// dropped. A listener or a value's `Drop` may call back into the cache, even for this
+    /// key, without waiting on a flight that waits on it.
     fn get_or_try_insert_in<'c, E, G>(
         &'c self,
         pin: impl Fn() -> G,
@@ -597,12 +724,14 @@ where
         let hash = self.hash_builder.hash_one(&key);
         let mut init = Some(init);
         loop {
-            if let Some(value) = self.get_hashed(pin().borrow(), stripe, hash, &key) {
-                return Ok(value);
-            }
-            let role = self.flights.join_or_lead(hash, &key, || {
-                self.peek_with(pin().borrow(), &key, V::clone)
-            });
+            let role = {
+                let l1 = pin();
+                if let Some(value) = self.get_hashed(l1.borrow(), stripe, hash, &key) {
+                    return Ok(value);
+                }
+                self.flights
+                    .join_or_lead(hash, &key, || self.peek_with(l1.borrow(), &key, V::clone))
+            };
             match role {
                 Role::Found(value) => return Ok(value),
                 Role::Join(flight) => {
@@ -617,9 +746,13 @@ where
                         .expect("a caller leads at most once: it returns");
                     // A panic or an error drops `leading`, which wakes the waiters.
                     let value = init()?;
-                    // A refused insertion (too heavy, no clock) still hands the value out.
-                    drop(self.insert_in(pin().borrow(), stripe, key, value.clone(), options));
+                    let stored = self.store_in(pin().borrow(), key, value.clone(), options);
                     leading.finish(value.clone());
+                    // A refused insertion (too heavy, no clock) still hands the value out.
+                    match stored {
+                        Ok(stored) => drop(self.report(stripe, stored)),
+                        Err(refused) => drop(refused),
+                    }
                     return Ok(value);
                 }
             }
@@ -828,6 +961,13 @@ where
             stripe: stats::thread_stripe(),
         }
     }
+
+    /// Drops and frees L1 copies that were retired (by writes and promotions) and that no
+    /// reader can still see, at most [`COLLECT_BATCH`](crate::l1::COLLECT_BATCH): see
+    /// [`CacheHandle::collect`].
+    pub fn collect(&self) {
+        self.l1.pin().flush();
+    }
 }
 
 impl<K, V, S, W, P: Policy> fmt::Debug for Cache<K, V, S, W, P> {
@@ -881,8 +1021,10 @@ where
         }
     }
 
-    /// Frees L1 copies retired by this thread and others that no reader can still see (at most
-    /// 8 batches of 64). Call it at a quiet point, such as between frames.
+    /// Drops and frees L1 copies retired by this thread and others that no reader can still
+    /// see (at most [`COLLECT_BATCH`](crate::l1::COLLECT_BATCH)). Call it at a quiet point,
+    /// such as between frames: their values' `Drop` runs here. Writes do a little of this
+    /// after their own work; lookups never do.
     pub fn collect(&self) {
         self.l1.collect();
     }
@@ -895,8 +1037,7 @@ where
 ///
 /// While a frame lives, L1 copies retired by any thread are not freed (reclamation waits for
 /// every pinned reader), so keep frames short: end one per frame, not per level. Ending a
-/// frame frees what has become reclaimable (at most 8 batches of 64 copies, as
-/// [`CacheHandle::collect`]). Nothing else changes: writes still invalidate L1 before they return, and a
+/// frame frees what has become reclaimable (as [`CacheHandle::collect`]). Nothing else changes: writes still invalidate L1 before they return, and a
 /// [`get_or_insert_with`](Self::get_or_insert_with) inside a frame waits or loads with the
 /// frame's pin held.
 ///

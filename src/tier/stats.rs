@@ -149,6 +149,13 @@ pub struct CacheStats {
     /// Heap bytes the cache's own structures hold: L1's sets and nodes, L2's arenas, indexes
     /// and policy history (what keys and values own themselves is not counted).
     pub memory_bytes: u64,
+    /// L1 copies replaced, removed or displaced and not freed yet: waiting for the readers
+    /// that might still see them, or for a quiet point ([`Cache::collect`], the end of a
+    /// frame, the end of a write) to drop them. Promotions pause while this exceeds L1's
+    /// capacity, which bounds it.
+    ///
+    /// [`Cache::collect`]: crate::Cache::collect
+    pub retired: u64,
     /// What the L2 shards' arena holds, when the cache has one
     /// ([`CacheBuilder::memory`](crate::CacheBuilder::memory)): reserved, in use, budget.
     pub arena: Option<stratacache_alloc::ArenaStats>,

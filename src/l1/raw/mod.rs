@@ -110,7 +110,7 @@ impl<K, V> RawTable<K, V> {
         node_memory
             .try_reserve_exact(replicas.max(1))
             .map_err(|_| BuildError::AllocationFailed { bytes })?;
-        node_memory.extend((0..replicas.max(1)).map(|_| NodeMemory::default()));
+        node_memory.extend((0..replicas.max(1)).map(|_| NodeMemory::global::<K, V>()));
         Ok(Self {
             node_memory: node_memory.into_boxed_slice(),
             replicas: list.into_boxed_slice(),
@@ -229,6 +229,24 @@ impl<K, V> RawTable<K, V> {
         }
     }
 
+    /// Drops and frees up to `max` retired nodes whose grace period is over, in every
+    /// replica's memory (their keys' and values' `Drop` runs here). Returns how many.
+    pub(crate) fn reclaim(&self, max: usize) -> usize {
+        let mut freed = 0;
+        for memory in self.node_memory.iter() {
+            freed += memory.reclaim(max - freed);
+            if freed == max {
+                break;
+            }
+        }
+        freed
+    }
+
+    /// Nodes retired and not freed yet (waiting for readers, or for [`reclaim`](Self::reclaim)).
+    pub(crate) fn retired(&self) -> usize {
+        self.node_memory.iter().map(NodeMemory::pending).sum()
+    }
+
     #[inline]
     fn set_of(&self, replica: usize, hash: u64) -> (&Set<K, V>, &AtomicU8) {
         let index = hash as usize & self.set_mask;
@@ -240,8 +258,9 @@ impl<K, V> RawTable<K, V> {
 impl<K, V> Drop for RawTable<K, V> {
     fn drop(&mut self) {
         // Live nodes are owned by their slots; retired ones by the collector, whose global
-        // queue runs their destructors when the last reference (this table's `collector`
-        // field, after the thread handles) is dropped. Every handle and guard borrows the
+        // queue runs their deferred pushes when the last reference (this table's `collector`
+        // field, after the thread handles) is dropped, and then by the ready lists of
+        // `node_memory`, dropped last, which free them. Every handle and guard borrows the
         // table, so none is alive here.
         for (replica, memory) in self.replicas.iter_mut().zip(self.node_memory.iter()) {
             for set in replica.sets.iter_mut() {
@@ -347,8 +366,9 @@ impl<K, V> RawGuard<'_, K, V> {
         used
     }
 
-    /// Inserts or replaces in the guard's replica; never fails (a full set evicts by CLOCK).
-    pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Placement
+    /// Inserts or replaces in the guard's replica (a full set evicts by CLOCK). See
+    /// [`insert_at`](Self::insert_at) for when the entry is handed back.
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V) -> Result<Placement, (K, V)>
     where
         K: Eq,
     {
@@ -356,15 +376,31 @@ impl<K, V> RawGuard<'_, K, V> {
     }
 
     /// Inserts or replaces in replica `replica`.
-    pub(crate) fn insert_at(&self, replica: usize, hash: u64, key: K, value: V) -> Placement
+    ///
+    /// # Errors
+    /// When the replica's memory (an arena) cannot make the node: nothing is stored, the key's
+    /// copy in that replica, if any, is removed (so no reader finds an older value once this
+    /// returns), and the key and value are handed back, for the caller to drop where user code
+    /// may run (outside its locks).
+    pub(crate) fn insert_at(
+        &self,
+        replica: usize,
+        hash: u64,
+        key: K,
+        value: V,
+    ) -> Result<Placement, (K, V)>
     where
         K: Eq,
     {
         let (set, hand) = self.table.set_of(replica, hash);
         let memory = &self.table.node_memory[replica];
-        let Ok(node) = memory.make(Node { hash, key, value }) else {
-            // The replica's arena is spent: L1 holds copies only, so declining loses nothing.
-            return Placement::Declined;
+        let node = match memory.make(Node { hash, key, value }) {
+            Ok(node) => node,
+            Err(node) => {
+                // L1 holds copies only: declining loses nothing, but an older copy must go.
+                self.remove_at(replica, hash, &node.key);
+                return Err((node.key, node.value));
+            }
         };
         loop {
             let snap = set.snapshot(hash, &node.node().key, &self.guard);
@@ -393,22 +429,30 @@ impl<K, V> RawGuard<'_, K, V> {
             // the lock just released, by this thread only; `self.guard` pins this table's
             // collector.
             unsafe { memory.retire(old, &self.guard) };
-            return placement;
+            return Ok(placement);
         }
     }
 
     /// Inserts the entry `make` builds unless the set declines a newcomer (see
     /// `Set::admits`). `make` runs only when admitted. Returns whether the entry was inserted.
-    pub(crate) fn insert_admitted(&self, hash: u64, make: impl FnOnce() -> (K, V)) -> bool
+    ///
+    /// # Errors
+    /// The entry `make` built, when the replica's memory could not hold it (as
+    /// [`insert_at`](Self::insert_at)).
+    pub(crate) fn insert_admitted(
+        &self,
+        hash: u64,
+        make: impl FnOnce() -> (K, V),
+    ) -> Result<bool, (K, V)>
     where
         K: Eq,
     {
         let (set, hand) = self.table.set_of(self.replica, hash);
         if !set.admits(hand) {
-            return false;
+            return Ok(false);
         }
         let (key, value) = make();
-        self.insert(hash, key, value) != Placement::Declined
+        self.insert(hash, key, value).map(|_| true)
     }
 
     /// Replaces the value of a present key; hands key and value back if it is absent.
@@ -518,8 +562,8 @@ impl<K, V> RawGuard<'_, K, V> {
         }
     }
 
-    /// Moves this thread's retired nodes to the collector and frees what every pinned
-    /// participant has moved past (at most 8 batches of 64 nodes).
+    /// Moves this thread's retired nodes to the collector and moves what every pinned
+    /// participant has moved past to the ready lists (see `memory`).
     pub(crate) fn flush(&self) {
         self.guard.flush();
     }
@@ -527,5 +571,10 @@ impl<K, V> RawGuard<'_, K, V> {
     /// Unpins and re-pins, letting the epoch advance past this guard's reads.
     pub(crate) fn repin(&mut self) {
         self.guard.repin();
+    }
+
+    /// The table this guard pins.
+    pub(crate) fn table(&self) -> &RawTable<K, V> {
+        self.table
     }
 }

@@ -94,7 +94,9 @@ const fn first_lane(mask: usize) -> usize {
 }
 
 /// An immutable entry: published once into a slot, never written again, freed through the
-/// epoch collector after it is unlinked.
+/// epoch collector after it is unlinked. `repr(C)` with `hash` first: a dead node's ready-list
+/// link lives there (see `memory`).
+#[repr(C)]
 pub(crate) struct Node<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,

@@ -1,0 +1,206 @@
+//! User code that calls back into the cache: an eviction listener and a value's `Drop` that use
+//! `get_or_insert_with`, `get`, `insert` and `remove` while other threads load, promote and
+//! evict. None of it may wait on a lock or a pending flight that its own call holds (DESIGN §9).
+//! A watchdog turns a deadlock into a failure within seconds instead of a hung run.
+
+use std::cell::Cell;
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread;
+use std::time::Duration;
+
+use stratacache::{Cache, InsertOptions, Priority};
+
+/// How long a scenario may take before it counts as deadlocked (each finishes in well under a
+/// second when nothing waits on itself).
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// Runs `scenario` on a thread of its own and fails if it does not finish within
+/// [`WATCHDOG`]. A deadlocked scenario's threads are left behind; the test process ends anyway.
+fn within_watchdog(name: &str, scenario: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let runner = thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            scenario();
+            let _ = done.send(());
+        })
+        .unwrap();
+    match finished.recv_timeout(WATCHDOG) {
+        Ok(()) => runner.join().unwrap(),
+        // The runner panicked (its sender dropped): report its panic.
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = runner.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: no progress in {WATCHDOG:?}: a callback waits on its own call")
+        }
+    }
+}
+
+thread_local! {
+    /// Whether this thread is inside a callback already (callbacks re-enter once, not forever).
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` unless this thread is already inside a callback.
+fn once_deep(f: impl FnOnce()) {
+    if IN_CALLBACK.with(|inside| inside.replace(true)) {
+        return;
+    }
+    f();
+    IN_CALLBACK.with(|inside| inside.set(false));
+}
+
+/// Four threads on a small cache (constant evictions and promotions) loading overlapping keys.
+fn hammer<V: Clone + Send + Sync + 'static>(
+    cache: &Arc<Cache<u64, V>>,
+    make: impl Fn(u64) -> V + Send + Sync + 'static,
+) {
+    let make = Arc::new(make);
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let cache = Arc::clone(cache);
+            let make = Arc::clone(&make);
+            thread::spawn(move || {
+                for i in 0..20_000u64 {
+                    let key = (i * 7 + t * 13) % 97;
+                    match i % 8 {
+                        0 => {
+                            cache.insert(key, make(key)).unwrap();
+                        }
+                        1 => {
+                            cache.remove(&key);
+                        }
+                        2 => {
+                            let critical = InsertOptions::new().priority(Priority::Critical);
+                            cache.insert_with(key, make(key), critical).unwrap();
+                        }
+                        _ => {
+                            cache.get_or_insert_with(key, || make(key));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
+fn small_builder<V>() -> stratacache::CacheBuilder<u64, V> {
+    Cache::builder().capacity(48).l1_entries(7).promote_after(1)
+}
+
+#[test]
+fn a_listener_may_load_read_write_and_remove_through_the_same_cache() {
+    within_watchdog("listener re-entry", || {
+        let slot: Arc<OnceLock<Weak<Cache<u64, u64>>>> = Arc::default();
+        let from_listener = Arc::clone(&slot);
+        let cache = Arc::new(
+            small_builder()
+                .eviction_listener(move |key: &u64, _: &u64, _| {
+                    let Some(cache) = from_listener.get().and_then(Weak::upgrade) else {
+                        return;
+                    };
+                    once_deep(|| {
+                        // The same key (its flight may be this very call's) and a neighbour.
+                        cache.get_or_insert_with(*key, || key + 1);
+                        cache.get_or_insert_with(key ^ 1, || key + 2);
+                        cache.get(&(key + 3));
+                        cache.insert(key + 5, *key).unwrap();
+                        cache.remove(&(key + 7));
+                    });
+                })
+                .build()
+                .unwrap(),
+        );
+        slot.set(Arc::downgrade(&cache)).unwrap();
+        hammer(&cache, |key| key * 10);
+        assert!(cache.len() <= 48);
+    });
+}
+
+/// A value whose `Drop` loads another key through the cache it lived in.
+#[derive(Clone)]
+struct Reentrant {
+    key: u64,
+    cache: Arc<OnceLock<Weak<Cache<u64, Reentrant>>>>,
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        let Some(cache) = self.cache.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        once_deep(|| {
+            let neighbour = self.key ^ 1;
+            let loaded = cache.get_or_insert_with(neighbour, || Reentrant {
+                key: neighbour,
+                cache: Arc::clone(&self.cache),
+            });
+            assert_eq!(loaded.key, neighbour);
+            cache.get(&self.key);
+        });
+    }
+}
+
+#[test]
+fn a_values_drop_may_load_through_the_cache_it_left() {
+    within_watchdog("drop re-entry", || {
+        let slot: Arc<OnceLock<Weak<Cache<u64, Reentrant>>>> = Arc::default();
+        let cache = Arc::new(small_builder().build().unwrap());
+        slot.set(Arc::downgrade(&cache)).unwrap();
+        for _ in 0..5 {
+            let slot = Arc::clone(&slot);
+            hammer(&cache, move |key| Reentrant {
+                key,
+                cache: Arc::clone(&slot),
+            });
+        }
+        assert!(cache.len() <= 48);
+    });
+}
+
+/// The leader's own insertion evicts the entry it stores (the only other one is `Critical`, and
+/// the capacity holds one), and the listener loads that key again. Before the fix, the leader
+/// ran the listener while its flight was still pending, and waited on itself.
+#[test]
+fn a_listener_that_loads_the_key_its_leader_loads_does_not_wait_on_itself() {
+    within_watchdog("own flight", || {
+        let slot: Arc<OnceLock<Weak<Cache<u64, u64>>>> = Arc::default();
+        let from_listener = Arc::clone(&slot);
+        let reloaded = Arc::new(OnceLock::new());
+        let seen = Arc::clone(&reloaded);
+        let cache = Arc::new(
+            Cache::builder()
+                .capacity(1)
+                .shards(1)
+                .eviction_listener(move |key: &u64, _: &u64, _| {
+                    let Some(cache) = from_listener.get().and_then(Weak::upgrade) else {
+                        return;
+                    };
+                    if *key == 2 {
+                        once_deep(|| {
+                            let _ = seen.set(cache.get_or_insert_with(2, || 99));
+                        });
+                    }
+                })
+                .build()
+                .unwrap(),
+        );
+        slot.set(Arc::downgrade(&cache)).unwrap();
+        let critical = InsertOptions::new().priority(Priority::Critical);
+        cache.insert_with(1, 10, critical).unwrap();
+        assert_eq!(cache.get_or_insert_with(2, || 20), 20);
+        assert_eq!(
+            reloaded.get(),
+            Some(&99),
+            "the listener loaded key 2 afresh"
+        );
+        assert_eq!(cache.get(&1), Some(10), "the Critical entry stayed");
+    });
+}
