@@ -103,9 +103,9 @@ pub enum InsertError<K, V> {
         value: V,
         /// What the weigher said the entry weighs.
         weight: u64,
-        /// The most one entry may weigh: the cache's whole capacity (or `u32::MAX`, if that
-        /// is less).
-        capacity: u64,
+        /// The most one entry may weigh: the cache's whole capacity, or `u32::MAX` if that is
+        /// less.
+        limit: u64,
     },
     /// The entry has a time to live, but the cache has no clock to measure it (without `std`,
     /// give the builder a [`Clock`](crate::Clock)).
@@ -115,8 +115,9 @@ pub enum InsertError<K, V> {
         /// The value that was not stored.
         value: V,
     },
-    /// The cache's memory budget is spent: its arena could not give the key's shard room even
-    /// after evicting everything the shard held.
+    /// The cache's memory budget is spent: its arena could not give the key's shard room. The
+    /// shard evicted, but what it evicts is reused only once no reader can hold it (at a quiet
+    /// point after the readers of the moment are gone), so a later insertion finds the room.
     OutOfMemory {
         /// The key that was not stored.
         key: K,
@@ -139,12 +140,10 @@ impl<K, V> InsertError<K, V> {
 impl<K, V> fmt::Debug for InsertError<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooHeavy {
-                weight, capacity, ..
-            } => f
+            Self::TooHeavy { weight, limit, .. } => f
                 .debug_struct("TooHeavy")
                 .field("weight", weight)
-                .field("capacity", capacity)
+                .field("limit", limit)
                 .finish_non_exhaustive(),
             Self::NoClock { .. } => f.debug_struct("NoClock").finish_non_exhaustive(),
             Self::OutOfMemory { .. } => f.debug_struct("OutOfMemory").finish_non_exhaustive(),
@@ -155,17 +154,17 @@ impl<K, V> fmt::Debug for InsertError<K, V> {
 impl<K, V> fmt::Display for InsertError<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooHeavy {
-                weight, capacity, ..
-            } => write!(
+            Self::TooHeavy { weight, limit, .. } => write!(
                 f,
-                "an entry of weight {weight} cannot fit in a cache of capacity {capacity}"
+                "an entry of weight {weight} is heavier than the most one entry may weigh \
+                 ({limit}: the cache's capacity, or u32::MAX if less)"
             ),
             Self::NoClock { .. } => {
                 f.write_str("the entry has a time to live but the cache has no clock")
             }
             Self::OutOfMemory { .. } => f.write_str(
-                "the cache's memory budget is spent: no room for the entry even after evicting",
+                "the cache's memory budget is spent: no room for the entry now (what was evicted \
+                 is reused once the readers that may hold it are gone)",
             ),
         }
     }

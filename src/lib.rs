@@ -6,7 +6,8 @@
 //! What exists today:
 //!
 //! - [`Cache`]: the tiered in-memory cache. A wait-free L1 of hot copies in front of a sharded
-//!   L2, per-key linearizable across both tiers (promotions never leave a stale copy), with
+//!   L2 read without locks, per-key linearizable across both tiers (promotions never leave a
+//!   stale copy), with
 //!   capacity by entries or by weight enforced over the whole cache. Entries carry a
 //!   [`Priority`] and a time to live ([`InsertOptions`], timed by a [`Clock`]);
 //!   [`Cache::get_or_insert_with`] runs one loader per concurrent miss; an eviction listener
@@ -15,9 +16,11 @@
 //! - [`l1`]: a fixed-capacity, set-associative table with **wait-free reads**, epoch-based
 //!   reclamation (crossbeam-epoch) whose cost is bounded and can be driven by the caller, and
 //!   per-set CLOCK eviction. Gets are zero-copy (`&V` bound to a guard) and allocate nothing.
-//! - [`l2`]: the sharded L2 ([`L2`]), its single-threaded [`l2::Shard`], and the shard-level
-//!   [`l2::Policy`] trait with the default [`l2::WTinyLfu`] (frequency-sketch admission,
-//!   adaptive window), and eight other policies to choose from.
+//! - [`l2`]: the L2 tier's eviction [`l2::policy`]: the shard-level [`l2::Policy`] trait,
+//!   the default [`l2::WTinyLfu`] (frequency-sketch admission, adaptive window), eight other
+//!   policies to choose from, and the single-threaded [`l2::policy::Harness`] that drives one
+//!   policy alone (the trace simulator's). L2's shards, their lock-free index and slots are
+//!   internal.
 //!
 //! - [`memory`]: where the L2 shards' memory comes from ([`CacheBuilder::memory`],
 //!   [`CacheBuilder::memory_budget`]): size-class slab arenas over the global allocator, a
@@ -83,7 +86,8 @@
 #![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+// Loom runs on a host with the standard library, whose lock errors its locks return.
+#[cfg(any(feature = "std", loom))]
 extern crate std;
 
 mod clock;
@@ -105,7 +109,7 @@ pub use entry::{InsertOptions, Priority, RemovalCause};
 pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
-pub use l2::L2;
+pub use l2::{UnitWeigher, Weigher};
 pub use tier::{Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats};
 
 /// The README's examples, compiled and run as doctests.

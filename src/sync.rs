@@ -20,53 +20,6 @@ pub(crate) use core::sync::atomic::{
 #[cfg(all(not(loom), target_has_atomic = "64"))]
 pub(crate) use core::sync::atomic::AtomicU64;
 
-/// A 64-bit value for statistics, read and written with relaxed ordering: one 64-bit atomic
-/// where the target has them (and under loom), two 32-bit halves where it has not (a bare-metal
-/// Cortex-M), where a store racing another may leave halves of each: a value no one wrote, which
-/// only a statistic may tolerate.
-pub(crate) struct RelaxedU64 {
-    #[cfg(any(loom, target_has_atomic = "64"))]
-    whole: AtomicU64,
-    #[cfg(not(any(loom, target_has_atomic = "64")))]
-    halves: [AtomicU32; 2],
-}
-
-impl RelaxedU64 {
-    pub(crate) fn new(value: u64) -> Self {
-        Self {
-            #[cfg(any(loom, target_has_atomic = "64"))]
-            whole: AtomicU64::new(value),
-            #[cfg(not(any(loom, target_has_atomic = "64")))]
-            halves: [
-                AtomicU32::new(value as u32),
-                AtomicU32::new((value >> 32) as u32),
-            ],
-        }
-    }
-
-    #[inline]
-    pub(crate) fn load(&self) -> u64 {
-        // Relaxed: the caller's statistic orders nothing (see `RelaxedU64`).
-        #[cfg(any(loom, target_has_atomic = "64"))]
-        return self.whole.load(Ordering::Relaxed);
-        #[cfg(not(any(loom, target_has_atomic = "64")))]
-        return u64::from(self.halves[0].load(Ordering::Relaxed))
-            | u64::from(self.halves[1].load(Ordering::Relaxed)) << 32;
-    }
-
-    #[inline]
-    pub(crate) fn store(&self, value: u64) {
-        // Relaxed: as in `load`.
-        #[cfg(any(loom, target_has_atomic = "64"))]
-        self.whole.store(value, Ordering::Relaxed);
-        #[cfg(not(any(loom, target_has_atomic = "64")))]
-        {
-            self.halves[0].store(value as u32, Ordering::Relaxed);
-            self.halves[1].store((value >> 32) as u32, Ordering::Relaxed);
-        }
-    }
-}
-
 /// The epoch-based reclamation the kernel is built on (loom-aware under `cfg(crossbeam_loom)`).
 pub(crate) use crossbeam_epoch as epoch;
 
@@ -110,8 +63,7 @@ impl Backoff {
     }
 }
 
-pub(crate) use lock::RwLock;
-pub(crate) use mutex::Mutex;
+pub(crate) use mutex::{Guard as MutexGuard, Mutex};
 pub(crate) use signal::Signal;
 
 #[cfg(not(loom))]
@@ -119,63 +71,6 @@ pub(crate) use alloc::sync::Arc;
 /// Shared ownership, loom's under loom so the model checker tracks the count.
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
-
-/// A reader-writer lock that ignores poisoning: the kernel runs no user code that can panic
-/// while it holds a write guard in the middle of a change, so a poisoned lock's data is
-/// consistent. Under `std` it is the standard library's (futex-based on Linux: readers and
-/// writers park instead of spinning when a holder is preempted); without `std` a spin lock;
-/// under loom, loom's.
-mod lock {
-    #[cfg(all(feature = "std", not(loom)))]
-    type Inner<T> = std::sync::RwLock<T>;
-    #[cfg(loom)]
-    type Inner<T> = loom::sync::RwLock<T>;
-    #[cfg(not(any(feature = "std", loom)))]
-    type Inner<T> = spin::RwLock<T>;
-
-    #[cfg(all(feature = "std", not(loom)))]
-    pub(crate) type ReadGuard<'a, T> = std::sync::RwLockReadGuard<'a, T>;
-    #[cfg(all(feature = "std", not(loom)))]
-    pub(crate) type WriteGuard<'a, T> = std::sync::RwLockWriteGuard<'a, T>;
-    #[cfg(loom)]
-    pub(crate) type ReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
-    #[cfg(loom)]
-    pub(crate) type WriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
-    #[cfg(not(any(feature = "std", loom)))]
-    pub(crate) type ReadGuard<'a, T> = spin::RwLockReadGuard<'a, T>;
-    #[cfg(not(any(feature = "std", loom)))]
-    pub(crate) type WriteGuard<'a, T> = spin::RwLockWriteGuard<'a, T>;
-
-    pub(crate) struct RwLock<T>(Inner<T>);
-
-    impl<T> RwLock<T> {
-        pub(crate) fn new(value: T) -> Self {
-            Self(Inner::new(value))
-        }
-
-        #[inline]
-        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
-            #[cfg(any(feature = "std", loom))]
-            return self
-                .0
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            #[cfg(not(any(feature = "std", loom)))]
-            return self.0.read();
-        }
-
-        #[inline]
-        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
-            #[cfg(any(feature = "std", loom))]
-            return self
-                .0
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            #[cfg(not(any(feature = "std", loom)))]
-            return self.0.write();
-        }
-    }
-}
 
 /// A mutual-exclusion lock that ignores poisoning (holders only run kernel code): the standard
 /// library's under `std`, a spin lock without it, loom's under loom. For state touched rarely
@@ -211,6 +106,19 @@ mod mutex {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             #[cfg(not(any(feature = "std", loom)))]
             return self.0.lock();
+        }
+
+        /// The lock if no one holds it.
+        #[inline]
+        pub(crate) fn try_lock(&self) -> Option<Guard<'_, T>> {
+            #[cfg(any(feature = "std", loom))]
+            return match self.0.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            #[cfg(not(any(feature = "std", loom)))]
+            return self.0.try_lock();
         }
     }
 }

@@ -34,10 +34,21 @@ fn bad_configurations_are_errors() {
             .unwrap_err(),
         BuildError::Memory(stratacache::memory::ArenaError::ZeroBudget)
     );
-    // Counting entries, the shards are sized for the capacity when the cache is built: an
-    // absurd capacity is refused then, not by an abort later.
+    // A capacity is an upper bound: the cache grows as entries arrive, so even the largest
+    // builds, and holds what it is given.
+    let huge = Cache::<u64, u64>::builder()
+        .capacity(u64::MAX)
+        .build()
+        .unwrap();
+    huge.insert(1, 1).unwrap();
+    assert_eq!((huge.get(&1), huge.len()), (Some(1), 1));
+    // Asked to allocate it all up front, the cache refuses an absurd capacity when it is
+    // built, not by an abort later.
     assert!(matches!(
-        Cache::<u64, u64>::builder().capacity(u64::MAX).build(),
+        Cache::<u64, u64>::builder()
+            .capacity(u64::MAX)
+            .preallocate(true)
+            .build(),
         Err(BuildError::AllocationFailed { .. } | BuildError::CapacityOverflow { .. })
     ));
     // Weighted, the same capacity is a byte budget and costs nothing up front.
@@ -61,7 +72,8 @@ fn a_value_heavier_than_the_cache_is_handed_back() {
     let err = cache.insert(2, "y".repeat(101)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "an entry of weight 101 cannot fit in a cache of capacity 100"
+        "an entry of weight 101 is heavier than the most one entry may weigh (100: the \
+         cache's capacity, or u32::MAX if less)"
     );
     let InsertError::TooHeavy { key, value, .. } = err else {
         unreachable!()

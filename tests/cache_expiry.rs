@@ -83,6 +83,13 @@ fn eviction_takes_expired_entries_before_live_ones() {
         .build()
         .unwrap();
     cache.insert(1, 1).unwrap();
+    cache.insert(3, 3).unwrap();
+    cache.insert(4, 4).unwrap();
+    for key in [1, 3, 4] {
+        cache.get(&key); // used: they earn their places
+    }
+    // The entry with a deadline is where the hand looks first (the window's oldest, once
+    // the next entry arrives), and used too: alive, it would be judged against the others.
     cache
         .insert_with(
             2,
@@ -90,11 +97,7 @@ fn eviction_takes_expired_entries_before_live_ones() {
             InsertOptions::new().time_to_live(Duration::from_secs(1)),
         )
         .unwrap();
-    cache.insert(3, 3).unwrap();
-    cache.insert(4, 4).unwrap();
-    for key in 1..=4 {
-        cache.get(&key); // all used: live ones earn a second chance
-    }
+    cache.get(&2);
     clock.advance(Duration::from_secs(1));
     cache.insert(5, 5).unwrap();
     assert_eq!(*gone.lock().unwrap(), [(2, RemovalCause::Expired)]);

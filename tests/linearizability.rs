@@ -175,7 +175,10 @@ fn writer(
         if let Some(ttl) = setup.ttl {
             options = options.time_to_live(Duration::from_nanos(ttl));
         }
-        if setup.critical_every.is_some_and(|every| step.is_multiple_of(every)) {
+        if setup
+            .critical_every
+            .is_some_and(|every| step.is_multiple_of(every))
+        {
             options = options.priority(Priority::Critical);
         }
         match step % 11 {

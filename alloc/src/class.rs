@@ -118,7 +118,8 @@ pub fn footprint(
         }
     }
     for (index, &count) in small.iter().enumerate() {
-        let per_span = crate::raw::span::blocks_per_span(SMALL_SIZES[index]);
+        let per_span =
+            crate::raw::span::blocks_per_span(SMALL_SIZES[index], crate::raw::span::SPAN);
         let spans = count.div_ceil(per_span);
         total = total.checked_add(spans.checked_mul(crate::raw::span::SPAN)?)?;
     }

@@ -100,9 +100,31 @@ fn main() {
         ),
     ));
     rows.push((
-        "stratacache L2 (no L1)",
+        "stratacache Cache, preallocated",
         measure(
-            || stratacache::L2::<u64, u64>::with_capacity(ENTRIES).unwrap(),
+            || {
+                stratacache::Cache::<u64, u64>::builder()
+                    .capacity(ENTRIES)
+                    .preallocate(true)
+                    .build()
+                    .unwrap()
+            },
+            |c, k| {
+                let _ = c.insert(k, k);
+            },
+            |c| c.len(),
+        ),
+    ));
+    rows.push((
+        "stratacache Cache, L1 off",
+        measure(
+            || {
+                stratacache::Cache::<u64, u64>::builder()
+                    .capacity(ENTRIES)
+                    .l1_entries(0)
+                    .build()
+                    .unwrap()
+            },
             |c, k| {
                 let _ = c.insert(k, k);
             },

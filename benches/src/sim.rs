@@ -7,8 +7,9 @@ use std::hash::BuildHasher;
 use mini_moka::sync::ConcurrentCacheExt as _;
 use std::str::FromStr;
 
+use stratacache::l2::ProbationClock;
+use stratacache::l2::policy::Harness;
 use stratacache::l2::policy::{Arc, Clock, Lfu, Lru, Policy, Predictive, S3Fifo, Sieve, WTinyLfu};
-use stratacache::l2::{ProbationClock, Shard};
 
 use crate::trace::Request;
 
@@ -306,18 +307,16 @@ pub fn simulate_policy<P: Policy>(
 fn in_one_shard<P: Policy>(policy: P, requests: &[Request], capacity: u64, weighted: bool) -> u64 {
     let weight = |r: &Request| if weighted { u64::from(r.size) } else { 1 };
     let hasher = foldhash::fast::FixedState::with_seed(7);
-    let mut shard: Shard<u64, (), P> = Shard::with_policy(policy);
+    let mut shard: Harness<u64, (), P> = Harness::with_policy(policy);
     if !weighted {
-        // As the sharded L2 does when the capacity counts entries (policies may size their
-        // history for it).
-        shard
-            .try_reserve(usize::try_from(capacity).unwrap_or(usize::MAX))
-            .expect("room for the trace's capacity");
+        // As the cache does when the capacity counts entries (policies may size their history
+        // for it).
+        shard.reserve(usize::try_from(capacity).unwrap_or(usize::MAX));
     }
     let mut hits = 0;
     for r in requests {
         let hash = hasher.hash_one(r.key);
-        if shard.access(hash, &r.key).is_some() {
+        if shard.get(hash, &r.key).is_some() {
             hits += 1;
             continue;
         }

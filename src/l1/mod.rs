@@ -191,11 +191,6 @@ impl<K, V, S> L1<K, V, S> {
             .set_node_memory(replica, raw::ReplicaMemory::arena::<K, V>(arena, lane));
     }
 
-    /// The layout of one node, to size an arena for the table.
-    pub(crate) fn node_layout() -> core::alloc::Layout {
-        RawTable::<K, V>::node_layout()
-    }
-
     /// The memory of replica `replica`'s sets.
     #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
     pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {
@@ -362,6 +357,12 @@ impl<K, V, S> Guard<'_, K, V, S> {
 /// Operations with the hash computed by the caller (the tiered cache hashes once for both
 /// tiers).
 impl<K, V, S> Guard<'_, K, V, S> {
+    /// The epoch guard this pin holds (the tiered cache runs its L2 under it).
+    #[inline]
+    pub(crate) fn epoch(&self) -> &crate::sync::epoch::Guard {
+        self.raw.epoch()
+    }
+
     #[inline]
     pub(crate) fn get_hashed<Q>(&self, hash: u64, key: &Q, touch: bool) -> Option<&V>
     where

@@ -1,27 +1,28 @@
-//! L2: the sharded, capacity-bounded in-memory tier.
+//! L2: the sharded, capacity-bounded in-memory tier of the [`Cache`](crate::Cache), and the
+//! eviction [`policy`] its shards run.
 //!
-//! - [`L2`]: power-of-two shards behind reader-writer locks (the standard library's under
-//!   `std`, spin locks without it); lookups take the read side, and capacity by entries or by
-//!   weight ([`Weigher`]) is enforced over the whole table.
-//! - [`Shard`]: the single-threaded core of one shard, a hashbrown `HashTable` index over a
-//!   slot arena, usable on its own.
-//! - [`Policy`]: the shard-level eviction and admission policy; the default
-//!   ([`DefaultPolicy`]) is [`WTinyLfu`]: a small LRU window in front of a segmented main
-//!   region, frequency-sketch admission, and a window sized by what one more step of it
-//!   would catch against what one step less of the main region would lose. [`policy`] holds
-//!   the others (CLOCK, SIEVE, S3-FIFO, LRU, LFU, ARC, the S3-FIFO family's
-//!   [`ProbationClock`] and a predictive policy).
-//!
-//! The tiered [`Cache`](crate::Cache) is built on these: it stores priorities and deadlines
-//! in the slots, keeps L1 in step under the shard locks, and tells the policy which entries
-//! were used in L1 ([`policy::Entries::used_elsewhere`]).
+//! - Shards are a power of two, chosen by the key's hash. A lookup takes no lock: it probes
+//!   the shard's index and reads the entry in place, under the cache's epoch, and writes
+//!   nothing shared but the entry's own use byte (until it saturates) and a record in the
+//!   reader's own ring of the shard's read buffers.
+//! - One writer at a time per shard (a lock): insertions, removals and evictions, and the
+//!   policy's bookkeeping, which replays the readers' records in batches.
+//! - Capacity by entries or by weight ([`Weigher`]) is enforced over the whole table.
+//! - What leaves stays readable until no reader can hold it, and is dropped at a quiet point
+//!   (the end of a write, a frame, `collect`).
 
+mod buffer;
+mod builder;
 pub mod policy;
-pub(crate) mod shard;
-pub(crate) mod table;
-#[cfg(test)]
-mod tests;
+mod raw;
+mod shard;
+mod table;
+mod weigher;
 
 pub use policy::{DefaultPolicy, Policy, ProbationClock, WTinyLfu};
-pub use shard::{Evicted, Shard};
-pub use table::{L2, L2Builder, UnitWeigher, Weigher};
+pub use weigher::{UnitWeigher, Weigher};
+
+pub(crate) use builder::{TableBuilder, default_shards};
+pub(crate) use raw::{Epoch, OutOfMemory};
+pub(crate) use shard::Upper;
+pub(crate) use table::{Inserted, NEVER, StoreAs, Table};

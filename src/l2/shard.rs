@@ -1,700 +1,621 @@
-//! One L2 shard: a hash index into a slot arena, with eviction delegated to a [`Policy`].
+//! One L2 shard: entries readers find without a lock (the raw layer), a writer at a time behind
+//! the shard's lock, the eviction policy beside it, and the read buffers between the two.
+//!
+//! A hit counts in the entry's use byte (a hit count for promotion, and a referenced bit) and
+//! appends the key's hash to the reader's ring in the read buffers; the next writer replays the
+//! rings through [`Policy::on_access`]. Everything else runs under the lock: storing, removing
+//! and evicting, the policy's bookkeeping, and, through [`Upper`], keeping the tier above
+//! (the tiered cache's L1) in step with what leaves the shard.
 
 use core::borrow::Borrow;
-use core::fmt;
 
-use allocator_api2::vec::Vec;
-use hashbrown::HashTable;
 use stratacache_alloc::MemoryHandle;
 
-use super::policy::{DefaultPolicy, Entries, EntryInfo, Policy, Priority, SlotId};
+use super::buffer::ReadBuffer;
+use super::policy::{Entries, EntryInfo, Policy, Priority, SlotId};
+use super::raw::{
+    Epoch, Found, NEVER, NewSlot, OutOfMemory, RawShard, RawWriter, Retired, SegmentVec, Slots,
+};
 use crate::entry::RemovalCause;
 
-/// What storing over a present key hands back: the new key (the stored one is kept), the old
-/// value and the old deadline.
-pub(crate) type Replaced<K, V> = (K, V, u64);
-
-/// The shard's memory refused to grow.
-#[derive(Debug)]
-struct OutOfMemory;
-
-/// The deadline of an entry that never expires.
-pub(crate) const NEVER: u64 = u64::MAX;
-
-/// One entry, with its policy state beside it so a lookup touches one place
-/// (48 bytes for `u64 → u64` with the default policy).
-struct Slot<K, V, M> {
-    hash: u64,
-    /// When the entry expires, in the cache clock's nanoseconds ([`NEVER`] if it does not).
-    expires: u64,
-    weight: u32,
-    key: K,
-    value: V,
-    meta: M,
+/// What a tier above L2 (the tiered cache's L1) is told and asked while a shard is locked.
+pub(crate) trait Upper<K> {
+    /// The entry of `hash` and `key`, with `hits` counted, left L2 (or its value changed):
+    /// the tier above drops its copy, if it may have one.
+    fn evicted(&mut self, hash: u32, key: &K, hits: u8);
+    /// Whether the entry was used in the tier above since this was last asked.
+    fn used(&mut self, hash: u32, key: &K, hits: u8) -> bool;
 }
 
-/// The size of a slot for `K`, `V` and policy state `M` (for a layout test).
-#[cfg(test)]
-pub(crate) const fn slot_size<K, V, M>() -> usize {
-    core::mem::size_of::<Option<Slot<K, V, M>>>()
-}
+/// No upper tier.
+impl<K> Upper<K> for () {
+    fn evicted(&mut self, _: u32, _: &K, _: u8) {}
 
-/// Asks a tier above the shard whether an entry (hash, key, counted hits) was used there
-/// since it was last asked.
-pub(crate) type UsedElsewhere<'a, K> = &'a mut dyn FnMut(u64, &K, u8) -> bool;
-
-/// The slot arena as the policy sees it, at one moment of the cache's clock.
-struct SlotsView<'a, 'u, K, V, P: Policy> {
-    slots: &'a mut [Option<Slot<K, V, P::Meta>>],
-    now: u64,
-    elsewhere: Option<UsedElsewhere<'u, K>>,
-}
-
-impl<'a, K, V, P: Policy> SlotsView<'a, '_, K, V, P> {
-    fn new(slots: &'a mut [Option<Slot<K, V, P::Meta>>], now: u64) -> Self {
-        Self {
-            slots,
-            now,
-            elsewhere: None,
-        }
-    }
-
-    fn slot(&self, id: SlotId) -> &Slot<K, V, P::Meta> {
-        self.slots[id as usize]
-            .as_ref()
-            .expect("policies only see live slots")
+    fn used(&mut self, _: u32, _: &K, _: u8) -> bool {
+        false
     }
 }
 
-impl<K, V, P: Policy> Entries<P::Meta> for SlotsView<'_, '_, K, V, P> {
+/// The policy's hash for an entry: the stored 32 bits, spread over 64 (policies take bits from
+/// anywhere: a sketch's block, a sample's bits).
+#[inline]
+pub(crate) fn policy_hash(hash: u32) -> u64 {
+    let x = u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^ (x >> 29)
+}
+
+/// The writer's own state: the policy, its per-slot state and the entries' weights.
+pub(crate) struct Writer<P: Policy> {
+    policy: P,
+    metas: SegmentVec<P::Meta>,
+    /// Per-slot weights; `None` when every entry weighs one.
+    weights: Option<SegmentVec<u32>>,
+    weight: u64,
+}
+
+/// One shard. See the [module docs](self).
+pub(crate) struct Shard<K, V, P: Policy> {
+    raw: RawShard<K, V, Writer<P>>,
+    reads: ReadBuffer,
+}
+
+/// An entry that left a shard by eviction (or expiry): its slot stays readable for the
+/// operation's epoch, for the listener.
+pub(crate) struct Victim<'g> {
+    pub(crate) retired: Retired<'g>,
+    pub(crate) weight: u64,
+    pub(crate) cause: RemovalCause,
+}
+
+/// What storing over a present key left: the old slot, readable for the epoch.
+pub(crate) struct Replaced<'g> {
+    pub(crate) retired: Retired<'g>,
+    /// Its deadline ([`NEVER`] for none).
+    pub(crate) expires: u64,
+}
+
+/// The policy's view of the shard's entries, for one call.
+struct View<'a, 'w, K, V, P: Policy, U> {
+    slots: Slots<'w, K, V, Writer<P>>,
+    metas: &'a mut SegmentVec<P::Meta>,
+    weights: Option<&'a SegmentVec<u32>>,
+    /// The clock, for expiry (`None`: nothing counts as expired).
+    now: Option<u64>,
+    upper: &'a mut U,
+    promote_after: u8,
+}
+
+impl<K, V, P: Policy, U: Upper<K>> Entries<P::Meta> for View<'_, '_, K, V, P, U> {
     #[inline]
     fn meta(&self, id: SlotId) -> &P::Meta {
-        &self.slot(id).meta
+        self.metas.get(id as usize)
     }
 
     #[inline]
     fn meta_mut(&mut self, id: SlotId) -> &mut P::Meta {
-        &mut self.slots[id as usize]
-            .as_mut()
-            .expect("policies only see live slots")
-            .meta
+        self.metas.get_mut(id as usize)
     }
 
     #[inline]
     fn hash(&self, id: SlotId) -> u64 {
-        self.slot(id).hash
+        policy_hash(self.slots.hash(id))
     }
 
     #[inline]
     fn weight(&self, id: SlotId) -> u64 {
-        u64::from(self.slot(id).weight)
+        self.weights
+            .map_or(1, |weights| u64::from(*weights.get(id as usize)))
     }
 
     #[inline]
     fn is_expired(&self, id: SlotId) -> bool {
-        self.slot(id).expires <= self.now
+        self.now.is_some_and(|now| self.slots.expires(id) <= now)
     }
 
-    fn used_elsewhere(&mut self, id: SlotId) -> bool {
-        let Some(elsewhere) = self.elsewhere.as_mut() else {
+    fn referenced(&mut self, id: SlotId) -> bool {
+        let uses = self.slots.uses(id);
+        if uses.take_referenced() {
+            return true;
+        }
+        // An entry with fewer hits than promotion needs has no copy above (a Critical copy
+        // saturates the count): no need to ask.
+        let hits = uses.hits();
+        if hits < self.promote_after {
             return false;
-        };
-        let slot = self.slots[id as usize]
-            .as_ref()
-            .expect("policies only see live slots");
-        elsewhere(slot.hash, &slot.key, P::hit_counter(&slot.meta).get())
-    }
-}
-
-/// What a counted lookup found.
-pub(crate) struct Found<'a, K, V> {
-    pub(crate) key: &'a K,
-    pub(crate) value: &'a V,
-    /// The entry's deadline ([`NEVER`] if it has none).
-    pub(crate) expires: u64,
-    /// Hits so far, this one included (saturating).
-    pub(crate) hits: u8,
-}
-
-/// An entry that left a shard by eviction, handed out so its owner can pass it on (to a
-/// listener, a lower tier) and drop it outside any lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Evicted<K, V> {
-    /// The key's hash.
-    pub hash: u64,
-    /// The entry's key.
-    pub key: K,
-    /// The entry's value.
-    pub value: V,
-    /// The entry's weight.
-    pub weight: u64,
-    /// Why it left: [`RemovalCause::Capacity`], or [`RemovalCause::Expired`] when its time to
-    /// live had run out.
-    pub cause: RemovalCause,
-    /// Its counted hits (the tiered cache counts up to its promotion threshold, and saturates
-    /// the count of an entry it copies into L1 when storing it).
-    pub hits: u8,
-}
-
-/// A single-threaded cache shard: a hashbrown index over a slot arena, with eviction and
-/// admission delegated to a [`Policy`] (by default [`DefaultPolicy`], W-TinyLFU).
-///
-/// The shard keeps no capacity of its own: its owner asks for victims with
-/// [`evict`](Self::evict) while it is over budget. Lookups ([`get`](Self::get)) take `&self`,
-/// so a sharded owner serves them under a read lock; the policy's hit hook only touches atomics.
-/// Evictions find the victim in the index by hash and slot id, so they run no user code.
-///
-/// ```
-/// use stratacache::l2::Shard;
-///
-/// let mut shard: Shard<&str, u32> = Shard::new();
-/// shard.insert(11, "hp", 100, 1);
-/// assert_eq!(shard.get(11, "hp"), Some(&100));
-/// let victim = shard.evict().expect("one entry to evict");
-/// assert_eq!((victim.key, victim.value), ("hp", 100));
-/// assert!(shard.is_empty());
-/// ```
-pub struct Shard<K, V, P: Policy = DefaultPolicy> {
-    index: HashTable<SlotId, MemoryHandle>,
-    slots: Vec<Option<Slot<K, V, P::Meta>>, MemoryHandle>,
-    /// Released slots. Its capacity is kept at least the number of slots, so releasing one
-    /// never allocates (an eviction must not fail for want of memory).
-    free: Vec<SlotId, MemoryHandle>,
-    /// Entries the index has room for: kept at least twice the live ones (see
-    /// [`try_reserve`](Self::try_reserve)).
-    index_room: usize,
-    policy: P,
-    weight: u64,
-}
-
-impl<K, V> Shard<K, V, DefaultPolicy> {
-    /// An empty shard with the default policy.
-    pub fn new() -> Self {
-        Self::with_policy(DefaultPolicy::new())
-    }
-}
-
-impl<K, V> Default for Shard<K, V, DefaultPolicy> {
-    fn default() -> Self {
-        Self::new()
+        }
+        let (key, _) = self.slots.entry(id);
+        self.upper.used(self.slots.hash(id), key, hits)
     }
 }
 
 impl<K, V, P: Policy> Shard<K, V, P> {
-    /// An empty shard evicting by `policy`, on the global allocator.
-    pub fn with_policy(policy: P) -> Self {
-        Self::with_policy_in(policy, MemoryHandle::global())
-    }
-
-    /// An empty shard evicting by `policy`, its index and slots allocated from `memory` (the
-    /// policy's own history stays on the global allocator).
-    pub fn with_policy_in(policy: P, memory: MemoryHandle) -> Self {
-        Self {
-            index: HashTable::new_in(memory.clone()),
-            slots: Vec::new_in(memory.clone()),
-            free: Vec::new_in(memory),
-            index_room: 0,
+    /// An empty shard evicting by `policy`; per-entry weights if `weighted`; slots in segments
+    /// of `2^shift`, allocated from `memory`; read buffers of `stripes` stripes.
+    pub(crate) fn new(
+        policy: P,
+        weighted: bool,
+        shift: u32,
+        memory: MemoryHandle,
+        stripes: usize,
+    ) -> Self {
+        let writer = Writer {
             policy,
+            metas: SegmentVec::new(shift, memory.clone()),
+            weights: weighted.then(|| SegmentVec::new(shift, memory.clone())),
             weight: 0,
+        };
+        Self {
+            raw: RawShard::new(writer, shift, memory),
+            reads: ReadBuffer::new(stripes),
         }
     }
 
-    /// The blocks reserving room for `entries` allocates (see
-    /// [`try_reserve`](Self::try_reserve)): the slot array, the free list and the index.
-    /// hashbrown's index layout is estimated: a power of two of buckets for the room at its
-    /// load factor of 7/8, each with its id and a control byte, plus a group of trailing
-    /// control bytes.
-    pub(crate) fn reserved_layouts(entries: usize) -> [(core::alloc::Layout, usize); 3] {
-        use core::alloc::Layout;
-        let id = core::mem::size_of::<SlotId>();
-        let room = entries.saturating_mul(2);
-        let buckets = match room {
-            0..4 => 4,
-            4..8 => 8,
-            _ => (room.saturating_mul(8) / 7).next_power_of_two(),
-        };
-        let layout = |size: usize, align: usize| {
-            Layout::from_size_align(size, align).unwrap_or(Layout::new::<[u8; 0]>())
-        };
-        let slots = Layout::array::<Option<Slot<K, V, P::Meta>>>(entries)
-            .unwrap_or(layout(usize::MAX / 2, 1));
-        [
-            (slots, 1),
-            (layout(entries.saturating_mul(id), id), 1),
-            (
-                layout(buckets.saturating_mul(id + 1).saturating_add(16), 16),
-                1,
-            ),
-        ]
+    /// The bytes one entry's slot and policy state take.
+    pub(crate) fn slot_bytes() -> usize {
+        RawShard::<K, V, Writer<P>>::slot_bytes() + core::mem::size_of::<P::Meta>()
     }
 
-    /// Where the shard's index and slots are allocated.
-    pub fn memory(&self) -> &MemoryHandle {
-        self.slots.allocator()
+    /// The entry for `key`, if present (expired or not: the caller, who has the clock,
+    /// decides). Takes no lock and writes nothing.
+    #[inline]
+    pub(crate) fn get<'g, Q>(
+        &'g self,
+        hash: u32,
+        key: &Q,
+        epoch: &Epoch<'g>,
+    ) -> Option<Found<'g, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        self.raw.find(hash, key, epoch)
     }
 
-    /// Makes sure storing one more entry allocates nothing: one more index bucket and, without
-    /// a released slot to reuse, one more slot (and room to release it later).
-    fn reserve_one(&mut self) -> Result<(), OutOfMemory> {
-        let slots = &self.slots;
-        let live = self.index.len();
-        // Twice the live entries, so the index's tombstones can always be cleared in place
-        // (see `try_reserve`): past that, the room doubles.
-        let room = if 2 * (live + 1) > self.index_room {
-            (2 * (live + 1)).max(2 * self.index_room)
-        } else {
-            live + 1
+    /// Records a hit on the entry of `hash` for the policy (see the module docs); if the
+    /// reader's ring is full and no writer holds the lock, replays the rings now.
+    #[inline]
+    pub(crate) fn record_hit(
+        &self,
+        stripe: usize,
+        hash: u32,
+        upper: &mut impl Upper<K>,
+        promote_after: u8,
+    ) {
+        if self.reads.record(stripe, hash)
+            && let Some(mut writer) = self.try_lock(promote_after)
+        {
+            writer.replay(upper);
+        }
+    }
+
+    /// Takes the writer's lock.
+    pub(crate) fn lock(&self, promote_after: u8) -> ShardWriter<'_, K, V, P> {
+        ShardWriter {
+            raw: self.raw.lock(),
+            reads: &self.reads,
+            promote_after,
+            leftover: None,
+        }
+    }
+
+    /// Takes the writer's lock if no other writer holds it.
+    pub(crate) fn try_lock(&self, promote_after: u8) -> Option<ShardWriter<'_, K, V, P>> {
+        Some(ShardWriter {
+            raw: self.raw.try_lock()?,
+            reads: &self.reads,
+            promote_after,
+            leftover: None,
+        })
+    }
+
+    /// The key and value of a slot retired under the epoch `'g`.
+    pub(crate) fn retired_entry<'g>(&'g self, retired: &Retired<'g>) -> (&'g K, &'g V) {
+        self.raw.retired_entry(retired)
+    }
+
+    /// Drops the keys and values of up to `max` retired entries no reader can see any more
+    /// (user code runs: hold no lock). Returns how many.
+    pub(crate) fn reclaim(&self, max: usize) -> usize {
+        self.raw.reclaim(max)
+    }
+
+    /// Entries retired and not reclaimed yet.
+    pub(crate) fn retired(&self) -> usize {
+        self.raw.retired()
+    }
+
+    /// Whether the memory refused the shard more slots: it lives on what it has, and what it
+    /// retires must come back soon (see [`ShardWriter::short_of_slots`]).
+    pub(crate) fn is_limited(&self) -> bool {
+        self.raw.is_limited()
+    }
+
+    /// Heap bytes held (takes the lock).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let writer = self.raw.lock();
+        let state = writer.state_ref();
+        self.raw.heap_bytes()
+            + self.reads.heap_bytes()
+            + state.metas.heap_bytes()
+            + state.weights.as_ref().map_or(0, SegmentVec::heap_bytes)
+            + state.policy.heap_bytes()
+    }
+}
+
+/// A shard's writer: the shard locked, with the policy at hand.
+pub(crate) struct ShardWriter<'a, K, V, P: Policy> {
+    raw: RawWriter<'a, K, V, Writer<P>>,
+    reads: &'a ReadBuffer,
+    promote_after: u8,
+    /// The key and value of a retired entry whose slot was reused before a quiet point
+    /// dropped them: the caller drops them outside every lock ([`take_leftover`]).
+    ///
+    /// [`take_leftover`]: Self::take_leftover
+    leftover: Option<(K, V)>,
+}
+
+impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
+    /// Entries in the shard.
+    pub(crate) fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether a shard the memory refused more slots holds so many entries that too few slots
+    /// are on their way back for the next insertions: a retired slot returns only after its
+    /// readers are gone and a quiet point reclaims it, so such a shard keeps a headroom of
+    /// slots (a quarter of them, between 16 and 512, at most half) evicted ahead of need.
+    pub(crate) fn short_of_slots(&self) -> bool {
+        if !self.raw.is_limited() {
+            return false;
+        }
+        let slots = self.raw.slot_capacity();
+        let headroom = (slots / 4).clamp(16, 512).min(slots / 2);
+        slots.saturating_sub(self.raw.len()) < headroom
+    }
+
+    /// The entries' total weight.
+    pub(crate) fn weight(&self) -> u64 {
+        self.raw.state_ref().weight
+    }
+
+    /// Runs `f` with the policy and its view of the entries.
+    fn with_policy<R, U: Upper<K>>(
+        &mut self,
+        now: Option<u64>,
+        upper: &mut U,
+        f: impl FnOnce(&mut P, &mut View<'_, '_, K, V, P, U>) -> R,
+    ) -> R {
+        let promote_after = self.promote_after;
+        let (state, slots) = self.raw.split();
+        let Writer {
+            policy,
+            metas,
+            weights,
+            ..
+        } = state;
+        let mut view = View {
+            slots,
+            metas,
+            weights: weights.as_ref(),
+            now,
+            upper,
+            promote_after,
         };
-        self.index
-            .try_reserve(room - live, |&id| {
-                slots[id as usize].as_ref().map_or(0, |s| s.hash)
-            })
-            .map_err(|_| OutOfMemory)?;
-        self.index_room = self.index_room.max(room);
-        if self.free.is_empty() {
-            // A new slot, and room to release it later: the free list holds every slot.
-            if self.slots.len() == self.slots.capacity() {
-                self.slots.try_reserve(1).map_err(|_| OutOfMemory)?;
+        f(policy, &mut view)
+    }
+
+    /// Tells the policy of the hits readers recorded since the last replay.
+    pub(crate) fn replay(&mut self, upper: &mut impl Upper<K>) {
+        const BATCH: usize = 32;
+        let reads = self.reads;
+        let mut ids = [0u32; BATCH];
+        let mut batch = 0;
+        // Tell the policy of a batch of hits (the use is told now: it must not count again as
+        // a mark).
+        let flush = |this: &mut Self, upper: &mut _, ids: &[u32]| {
+            this.with_policy(None, upper, |policy, view| {
+                for &id in ids {
+                    view.slots.uses(id).take_referenced();
+                    policy.on_access(view, id);
+                }
+            });
+        };
+        reads.replay(|hash| {
+            // A hash whose entry left since is dropped.
+            if let Some(id) = self.raw.find_hash(hash) {
+                ids[batch] = id;
+                batch += 1;
+                if batch == BATCH {
+                    flush(self, upper, &ids);
+                    batch = 0;
+                }
             }
-            let slots = self.slots.len() + 1;
-            if self.free.capacity() < slots {
-                self.free
-                    .try_reserve(slots - self.free.len())
-                    .map_err(|_| OutOfMemory)?;
+        });
+        flush(self, upper, &ids[..batch]);
+    }
+
+    /// Makes sure the policy's per-slot state (and the weights) cover slot `id`.
+    fn cover(&mut self, id: u32) -> Result<(), OutOfMemory> {
+        let state = self.raw.state();
+        while state.metas.capacity() <= id as usize {
+            state.metas.grow(|_| P::Meta::default())?;
+        }
+        if let Some(weights) = state.weights.as_mut() {
+            while weights.capacity() <= id as usize {
+                weights.grow(|_| 0)?;
             }
         }
         Ok(())
     }
 
-    /// Keeps the free list able to hold every slot.
-    fn reserve_free(&mut self) -> Result<(), OutOfMemory> {
-        let wanted = self.slots.capacity().saturating_sub(self.free.len());
-        self.free.try_reserve_exact(wanted).map_err(|_| OutOfMemory)
+    /// The key and value of a retired entry this writer reused the slot of, to be dropped
+    /// outside every lock.
+    pub(crate) fn take_leftover(&mut self) -> Option<(K, V)> {
+        self.leftover.take()
     }
 
-    /// Makes room for `additional` more entries, so that storing them allocates nothing (the
-    /// sharded L2 does this at build time when it knows how many entries a shard will hold,
-    /// so a full cache never resizes a shard under its lock).
-    ///
-    /// The index gets room for twice as many. Removals leave tombstones in it that use up its
-    /// room; hashbrown clears them by rehashing in place only while at most half its capacity
-    /// is live, and otherwise doubles the table. So a shard churning near a tighter index
-    /// would double it once, under its lock, mid-run (or, on a spent memory budget, could not
-    /// store at all).
-    ///
-    /// # Errors
-    /// When the allocator refuses; the shard is unchanged (but may have grown partly).
-    pub fn try_reserve(&mut self, additional: usize) -> Result<(), hashbrown::TryReserveError> {
-        let slots = &self.slots;
-        let live = self.index.len();
-        let room = live.saturating_add(additional).saturating_mul(2);
-        self.index.try_reserve(room.saturating_sub(live), |&id| {
-            slots[id as usize].as_ref().map_or(0, |s| s.hash)
-        })?;
-        self.index_room = self.index_room.max(room);
-        self.slots
-            .try_reserve(additional)
-            .map_err(|_| hashbrown::TryReserveError::CapacityOverflow)?;
-        self.reserve_free()
-            .map_err(|_| hashbrown::TryReserveError::CapacityOverflow)?;
-        self.policy.reserve(self.len() + additional);
-        Ok(())
+    /// A slot for a new entry, its per-slot state ready: a free one, a new one, or (when the
+    /// memory refuses more) one whose readers are gone, its old contents kept aside
+    /// ([`take_leftover`](Self::take_leftover)).
+    fn take_slot(&mut self, epoch: &Epoch<'_>) -> Result<NewSlot, OutOfMemory> {
+        let slot = match self.raw.take_slot(epoch) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                if self.leftover.is_some() {
+                    return Err(refused);
+                }
+                let Some((slot, key, value)) = self.raw.take_ready_slot() else {
+                    return Err(refused);
+                };
+                self.leftover = Some((key, value));
+                slot
+            }
+        };
+        if self.cover(slot.id()).is_err() {
+            self.raw.return_slot(slot);
+            return Err(OutOfMemory);
+        }
+        Ok(slot)
     }
 
-    /// The number of entries.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// Whether the shard holds no entry.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    /// The sum of the entries' weights.
-    pub fn weight(&self) -> u64 {
-        self.weight
-    }
-
-    /// The eviction policy.
-    pub fn policy(&self) -> &P {
-        &self.policy
-    }
-
-    /// The eviction policy, for the table to [`join`](Policy::join) its shards' policies
-    /// before they hold entries.
-    pub(crate) fn policy_mut(&mut self) -> &mut P {
-        &mut self.policy
-    }
-
-    fn find<Q>(&self, hash: u64, key: &Q) -> Option<SlotId>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&id| {
-                slots[id as usize]
-                    .as_ref()
-                    .is_some_and(|s| s.key.borrow() == key)
-            })
-            .copied()
-    }
-
-    fn slot(&self, id: SlotId) -> &Slot<K, V, P::Meta> {
-        self.slots[id as usize]
-            .as_ref()
-            .expect("the index only holds live slots")
-    }
-
-    /// The value for `key`, counted as a use by the policy.
-    #[inline]
-    pub fn get<Q>(&self, hash: u64, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        self.get_key_value(hash, key).map(|(_, v)| v)
-    }
-
-    /// The value for `key`, counted as a use with exclusive access: policies that reorder on a
-    /// hit (LRU) do so at once, where [`get`](Self::get), which may run under a shared lock,
-    /// only marks the entry.
-    pub fn access<Q>(&mut self, hash: u64, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        let id = self.find(hash, key)?;
-        self.policy
-            .on_access(&mut SlotsView::<K, V, P>::new(&mut self.slots, 0), id);
-        Some(&self.slot(id).value)
-    }
-
-    /// The key and value for `key`, counted as a use.
-    pub fn get_key_value<Q>(&self, hash: u64, key: &Q) -> Option<(&K, &V)>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        let slot = self.slot(self.find(hash, key)?);
-        self.policy.on_hit(&slot.meta, hash);
-        Some((&slot.key, &slot.value))
-    }
-
-    /// The entry for `key`, counted as a use, with its deadline and hits so far (counted up
-    /// to `count_up_to`). Expired entries are found too: the caller, which has the clock,
-    /// decides.
-    #[inline]
-    pub(crate) fn lookup<Q>(&self, hash: u64, key: &Q, count_up_to: u8) -> Option<Found<'_, K, V>>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        let slot = self.slot(self.find(hash, key)?);
-        self.policy.on_hit(&slot.meta, hash);
-        let hits = P::hit_counter(&slot.meta).record(count_up_to);
-        Some(Found {
-            key: &slot.key,
-            value: &slot.value,
-            expires: slot.expires,
-            hits,
-        })
-    }
-
-    /// The value for `key`, without counting a use.
-    pub fn peek<Q>(&self, hash: u64, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        self.find(hash, key).map(|id| &self.slot(id).value)
-    }
-
-    /// The value for `key` and its deadline, without counting a use.
-    pub(crate) fn peek_entry<Q>(&self, hash: u64, key: &Q) -> Option<(&V, u64)>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        self.find(hash, key).map(|id| {
-            let slot = self.slot(id);
-            (&slot.value, slot.expires)
-        })
-    }
-
-    /// Stores `value` for `key` with `weight`, at `High` priority and without expiry. Returns
-    /// the previous value if the key was present (its stored key is kept, as
-    /// `HashMap::insert` does). Never evicts: the owner calls [`evict`](Self::evict) while it
-    /// is over budget.
-    ///
-    /// # Panics
-    /// If `weight` exceeds `u32::MAX`, the shard would hold more than `u32::MAX` entries, or
-    /// its memory refuses to grow ([`try_insert`](Self::try_insert) hands the entry back
-    /// instead).
-    pub fn insert(&mut self, hash: u64, key: K, value: V, weight: u64) -> Option<V>
-    where
-        K: Eq,
-    {
-        self.try_insert(hash, key, value, weight)
-            .unwrap_or_else(|_| panic!("the shard's memory refused to grow"))
-    }
-
-    /// [`insert`](Self::insert), but when the shard's memory (an arena's budget) cannot grow,
-    /// the key and value are handed back and the shard is unchanged.
+    /// Stores `key` and `value` as `info` says, expiring at `expires` ([`NEVER`] for never);
+    /// the key's 32-bit hash is `hash`. When the key was present, the tier above drops its
+    /// copy, the old slot is retired and returned (readable for the epoch); the policy is told
+    /// of the new entry or of the replacement. Returns the new entry's id.
     ///
     /// # Errors
-    /// The key and value, when the memory refused.
-    ///
-    /// # Panics
-    /// If `weight` exceeds `u32::MAX` or the shard would hold more than `u32::MAX` entries.
-    pub fn try_insert(
+    /// The key and value, when the shard's memory cannot hold the entry (the caller evicts
+    /// and retries, or gives up); the shard is unchanged.
+    pub(crate) fn store<'g>(
         &mut self,
-        hash: u64,
-        key: K,
-        value: V,
-        weight: u64,
-    ) -> Result<Option<V>, (K, V)>
-    where
-        K: Eq,
-    {
-        assert!(
-            weight <= u64::from(u32::MAX),
-            "an entry weighs at most u32::MAX"
-        );
-        self.store(
-            key,
-            value,
-            EntryInfo::new(hash, weight, Priority::High),
-            NEVER,
-        )
-        .map(|replaced| replaced.map(|(_, old, _)| old))
-    }
-
-    /// Stores an entry described by `info` that expires at `expires` ([`NEVER`] for never).
-    /// When the key was present, its stored key and policy state are kept and the new key, the
-    /// old value and the old deadline are returned, for the caller to drop outside its lock.
-    ///
-    /// Room is made first, so nothing after it can fail: when the memory refuses, the key and
-    /// value are handed back and the shard is unchanged.
-    ///
-    /// # Panics
-    /// If the shard would hold more than `u32::MAX` entries.
-    pub(crate) fn store(
-        &mut self,
-        key: K,
-        value: V,
+        hash: u32,
+        (key, value): (K, V),
         info: EntryInfo,
         expires: u64,
-    ) -> Result<Option<Replaced<K, V>>, (K, V)>
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> Result<(u32, Option<Replaced<'g>>), (K, V)>
     where
         K: Eq,
     {
-        if self.reserve_one().is_err() {
+        let weight = u32::try_from(info.weight).expect("the caller checked the weight");
+        // The slot first: growing the slots may rebuild the index, which moves buckets.
+        let Ok(slot) = self.take_slot(epoch) else {
+            return Err((key, value));
+        };
+        let present = self.raw.find(hash, &key);
+        if present.is_none() && self.raw.reserve_index(hash, epoch).is_err() {
+            self.raw.return_slot(slot);
             return Err((key, value));
         }
-        let hash = info.hash;
-        let weight = u32::try_from(info.weight).expect("the caller checked the weight");
-        let slots = &self.slots;
-        // One probe for both outcomes (the table grows, if it must, before the slot is chosen).
-        let entry = self.index.entry(
-            hash,
-            |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == key),
-            |&id| slots[id as usize].as_ref().map_or(0, |s| s.hash),
-        );
-        let vacant = match entry {
-            hashbrown::hash_table::Entry::Occupied(occupied) => {
-                let id = *occupied.get();
-                let slot = self.slots[id as usize].as_mut().expect("live slot");
-                let old_weight = u64::from(core::mem::replace(&mut slot.weight, weight));
-                self.weight = self.weight - old_weight + info.weight;
-                let old = core::mem::replace(&mut slot.value, value);
-                let old_expires = core::mem::replace(&mut slot.expires, expires);
-                self.policy.on_replace(
-                    &mut SlotsView::<K, V, P>::new(&mut self.slots, 0),
-                    id,
-                    old_weight,
-                    info,
-                );
-                return Ok(Some((key, old, old_expires)));
+        let (hits, old_expires) = match present {
+            Some((_, old)) => {
+                let slots = self.raw.slots();
+                (slots.uses(old).hits(), slots.expires(old))
             }
-            hashbrown::hash_table::Entry::Vacant(vacant) => vacant,
+            None => (0, NEVER),
         };
-        let slot = Slot {
-            hash,
-            expires,
-            weight,
-            key,
-            value,
-            meta: self.policy.new_meta(),
-        };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(slot);
-                id
-            }
-            None => {
-                let id = SlotId::try_from(self.slots.len())
-                    .expect("a shard holds at most u32::MAX entries");
-                self.slots.push(Some(slot));
-                id
+        let new = match self
+            .raw
+            .fill(slot, hash, (key, value), expires, hits, epoch)
+        {
+            Ok(new) => new,
+            Err((slot, key, value)) => {
+                self.raw.return_slot(slot);
+                return Err((key, value));
             }
         };
-        vacant.insert(id);
-        self.weight += info.weight;
-        self.policy
-            .on_insert(&mut SlotsView::<K, V, P>::new(&mut self.slots, 0), id, info);
-        Ok(None)
-    }
-
-    /// Saturates the hit counter of `key`'s entry, if present (the tiered cache does this for
-    /// an entry it copies into L1 at insertion).
-    pub(crate) fn saturate_hits<Q>(&self, hash: u64, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        if let Some(id) = self.find(hash, key) {
-            P::hit_counter(&self.slot(id).meta).saturate();
+        let state = self.raw.state();
+        if let Some(weights) = state.weights.as_mut() {
+            *weights.get_mut(new as usize) = weight;
         }
+        state.weight += u64::from(weight);
+        let Some((bucket, old)) = present else {
+            *state.metas.get_mut(new as usize) = P::Meta::default();
+            self.raw.publish(hash, new);
+            self.with_policy(None, upper, |policy, view| {
+                policy.on_insert(view, new, info);
+            });
+            return Ok((new, None));
+        };
+        // The policy's state moves with the entry.
+        let meta = core::mem::take(state.metas.get_mut(old as usize));
+        *state.metas.get_mut(new as usize) = meta;
+        let old_weight = state
+            .weights
+            .as_ref()
+            .map_or(1, |weights| u64::from(*weights.get(old as usize)));
+        state.weight -= old_weight;
+        // The new value replaces any copy above.
+        let slots = self.raw.slots();
+        upper.evicted(hash, slots.entry(old).0, hits);
+        let retired = self.raw.replace(bucket, old, new, epoch);
+        self.with_policy(None, upper, |policy, view| {
+            policy.on_replace(view, old, new, old_weight, info);
+        });
+        Ok((
+            new,
+            Some(Replaced {
+                retired,
+                expires: old_expires,
+            }),
+        ))
     }
 
-    /// Removes `key`, returning its key and value.
-    pub fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V)>
+    /// Whether `key` (of 32-bit hash `hash`) has an entry.
+    pub(crate) fn contains(&self, hash: u32, key: &K) -> bool
     where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
+        K: Eq,
     {
-        let slots = &self.slots;
-        let entry = self
-            .index
-            .find_entry(hash, |&id| {
-                slots[id as usize]
-                    .as_ref()
-                    .is_some_and(|s| s.key.borrow() == key)
-            })
-            .ok()?;
-        let (id, _) = entry.remove();
-        self.policy
-            .on_remove(&mut SlotsView::<K, V, P>::new(&mut self.slots, 0), id);
-        let slot = self.release(id);
-        Some((slot.key, slot.value))
+        self.raw.find(hash, key).is_some()
     }
 
-    /// Removes `key` if its entry has expired by `now`, returning its key and value.
-    pub(crate) fn remove_expired<Q>(&mut self, hash: u64, key: &Q, now: u64) -> Option<(K, V)>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        let id = self.find(hash, key)?;
-        if self.slot(id).expires > now {
-            return None;
-        }
-        self.remove(hash, key)
+    /// Whether entry `id` is still the one indexed under `hash` (nothing replaced or removed
+    /// it since a reader found it).
+    pub(crate) fn holds(&self, hash: u32, id: u32) -> bool {
+        self.raw.holds(hash, id)
     }
 
-    /// Evicts the policy's next victim (of any priority, with no entry considered expired),
-    /// or returns `None` when the shard is empty.
-    pub fn evict(&mut self) -> Option<Evicted<K, V>> {
-        self.evict_at(0, false, None)
+    /// The use byte of live entry `id` (to saturate a Critical entry's hits).
+    pub(crate) fn saturate_hits(&self, id: u32) {
+        self.raw.slots().uses(id).saturate();
     }
 
     /// Evicts the policy's next victim with the clock at `now` (expired entries go first);
-    /// with `spare_critical`, never a `Critical` entry; `elsewhere` says whether an entry was
-    /// used in L1.
-    pub(crate) fn evict_at(
+    /// with `spare_critical`, never a `Critical` entry. `upper` drops its copy.
+    pub(crate) fn evict<'g>(
         &mut self,
         now: u64,
         spare_critical: bool,
-        elsewhere: Option<UsedElsewhere<'_, K>>,
-    ) -> Option<Evicted<K, V>> {
-        let mut view = SlotsView::<K, V, P>::new(&mut self.slots, now);
-        view.elsewhere = elsewhere;
-        let id = self.policy.evict(&mut view, spare_critical)?;
-        Some(self.take_victim(id, now))
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> Option<Victim<'g>> {
+        let id = self.with_policy(Some(now), upper, |policy, view| {
+            policy.evict(view, spare_critical)
+        })?;
+        Some(self.unlink(id, None, now, epoch, upper))
     }
 
-    /// Unindexes and releases the victim at `id`, which the policy has already forgotten.
-    fn take_victim(&mut self, id: SlotId, now: u64) -> Evicted<K, V> {
-        let hash = self.slot(id).hash;
-        self.index
-            .find_entry(hash, |&i| i == id)
-            .expect("the victim is indexed")
-            .remove();
-        let slot = self.release(id);
-        Evicted {
-            hits: P::hit_counter(&slot.meta).get(),
-            hash: slot.hash,
-            cause: if slot.expires <= now {
+    /// Unlinks live entry `id` (the policy forgot it already) and retires it.
+    fn unlink<'g>(
+        &mut self,
+        id: u32,
+        bucket: Option<usize>,
+        now: u64,
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> Victim<'g> {
+        {
+            let slots = self.raw.slots();
+            let (hash, hits) = (slots.hash(id), slots.uses(id).hits());
+            upper.evicted(hash, slots.entry(id).0, hits);
+        }
+        let expires = self.raw.slots().expires(id);
+        let state = self.raw.state();
+        let weight = state
+            .weights
+            .as_ref()
+            .map_or(1, |weights| u64::from(*weights.get(id as usize)));
+        state.weight -= weight;
+        let retired = self.raw.remove(id, bucket, epoch);
+        Victim {
+            retired,
+            weight,
+            cause: if expires <= now && expires != NEVER {
                 RemovalCause::Expired
             } else {
                 RemovalCause::Capacity
             },
-            key: slot.key,
-            value: slot.value,
-            weight: u64::from(slot.weight),
         }
     }
 
-    /// Removes every entry that has expired by `now` (a sweep of the arena) and hands them out.
-    pub(crate) fn drain_expired(&mut self, now: u64, out: &mut alloc::vec::Vec<Evicted<K, V>>) {
-        for id in 0..self.slots.len() {
-            let expired = self.slots[id].as_ref().is_some_and(|s| s.expires <= now);
-            if expired {
-                let id = id as SlotId;
-                self.policy
-                    .on_remove(&mut SlotsView::<K, V, P>::new(&mut self.slots, now), id);
-                out.push(self.take_victim(id, now));
+    /// Removes `key` (the policy is told), returning its retired slot and weight.
+    pub(crate) fn remove<'g, Q>(
+        &mut self,
+        hash: u32,
+        key: &Q,
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> Option<Victim<'g>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let (bucket, id) = self.raw.find(hash, key)?;
+        self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
+        Some(self.unlink(id, Some(bucket), 0, epoch, upper))
+    }
+
+    /// Removes `key` if it has expired by `now`.
+    pub(crate) fn remove_expired<'g, Q>(
+        &mut self,
+        hash: u32,
+        key: &Q,
+        now: u64,
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> Option<Victim<'g>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let (bucket, id) = self.raw.find(hash, key)?;
+        if self.raw.slots().expires(id) > now {
+            return None;
+        }
+        self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
+        Some(self.unlink(id, Some(bucket), now, epoch, upper))
+    }
+
+    /// Removes every entry that has expired by `now`, each handed to `out`.
+    pub(crate) fn drain_expired<'g>(
+        &mut self,
+        now: u64,
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+        mut out: impl FnMut(Victim<'g>),
+    ) {
+        for id in self.raw.live_ids() {
+            if self.raw.slots().expires(id) <= now {
+                self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
+                out(self.unlink(id, None, now, epoch, upper));
             }
         }
     }
 
-    fn release(&mut self, id: SlotId) -> Slot<K, V, P::Meta> {
-        let slot = self.slots[id as usize].take().expect("live slot");
-        debug_assert!(self.free.len() < self.free.capacity(), "room was kept");
-        self.free.push(id);
-        self.weight -= u64::from(slot.weight);
-        slot
+    /// Removes every entry (the policy forgets everything), returning their retired slots.
+    pub(crate) fn clear<'g>(
+        &mut self,
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> alloc::vec::Vec<Retired<'g>> {
+        for id in self.raw.live_ids() {
+            let slots = self.raw.slots();
+            upper.evicted(slots.hash(id), slots.entry(id).0, slots.uses(id).hits());
+        }
+        let state = self.raw.state();
+        state.policy.clear();
+        state.weight = 0;
+        self.raw.clear(epoch)
     }
 
-    /// Heap bytes the shard holds: its arena, index, free list and policy history.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * core::mem::size_of::<Option<Slot<K, V, P::Meta>>>()
-            + self.index.allocation_size()
-            + self.free.capacity() * core::mem::size_of::<SlotId>()
-            + self.policy.heap_bytes()
-    }
-
-    /// Removes every entry and returns them, so the caller can drop them outside its lock.
-    pub fn take_all(&mut self) -> impl Iterator<Item = (K, V)> + use<K, V, P> {
-        self.take_all_hashed().map(|(_, key, value)| (key, value))
-    }
-
-    /// [`take_all`](Self::take_all) with each entry's stored hash, so the caller need not
-    /// hash keys (user code) while it holds its lock.
-    pub(crate) fn take_all_hashed(&mut self) -> impl Iterator<Item = (u64, K, V)> + use<K, V, P> {
-        let memory = self.memory().clone();
-        let slots = core::mem::replace(&mut self.slots, Vec::new_in(memory.clone()));
-        self.free = Vec::new_in(memory);
-        self.index.clear();
-        self.free.clear();
-        self.policy.clear();
-        self.weight = 0;
-        slots
-            .into_iter()
-            .flatten()
-            .map(|s| (s.hash, s.key, s.value))
+    /// Sizes the index and slots for `entries` now, and tells the policy.
+    pub(crate) fn reserve(&mut self, entries: usize, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
+        let entries = u32::try_from(entries).map_err(|_| OutOfMemory)?;
+        // The index first: one allocation, which an absurd size fails at once (the slots come
+        // in segments, which would fill memory before failing).
+        self.raw.size_index(entries as usize, epoch)?;
+        self.raw.size_slots(entries as usize, epoch)?;
+        let slots = self.raw.slot_capacity();
+        if slots > 0 {
+            self.cover(u32::try_from(slots - 1).map_err(|_| OutOfMemory)?)?;
+        }
+        self.raw.state().policy.reserve(entries as usize);
+        Ok(())
     }
 }
 
-impl<K, V, P: Policy> fmt::Debug for Shard<K, V, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shard")
-            .field("len", &self.index.len())
-            .field("weight", &self.weight)
-            .finish_non_exhaustive()
-    }
+/// Entry information with the priority a [`crate::InsertOptions`] gives.
+pub(crate) fn info(hash: u32, weight: u64, priority: Priority) -> EntryInfo {
+    EntryInfo::new(policy_hash(hash), weight, priority)
 }

@@ -1,641 +1,33 @@
-//! The concurrent L2 table: power-of-two shards behind reader-writer locks, with capacity
-//! enforced over the whole table.
+//! The L2 table: power-of-two shards, with capacity enforced over the whole table.
+//!
+//! - Lookups take no lock: a shard's readers probe its index and read its slots in place
+//!   under the caller's epoch ([`Table::get`]).
+//! - Insertions and removals take one shard's writer lock. An insertion adds its weight to a
+//!   table-wide total and evicts until the total is within the capacity again: first from its
+//!   own shard (while that shard holds anything besides the new entry), then from the others.
+//!   So the table exceeds its capacity by at most one in-flight entry per inserting thread, and
+//!   an entry may weigh as much as the whole capacity, not one shard's share.
+//! - What leaves (evicted, replaced, removed) stays readable for the operation's epoch, so its
+//!   caller can show it to a listener after the locks are released; it is dropped later, at a
+//!   quiet point ([`Table::reclaim`]).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::borrow::Borrow;
-use core::fmt;
-use core::hash::{BuildHasher, Hash};
-use core::marker::PhantomData;
 
-use allocator_api2::vec::Vec as ApiVec;
 use crossbeam_utils::CachePadded;
-use stratacache_alloc::{Arena, MemoryHandle};
+use stratacache_alloc::Arena;
 
-use super::policy::{DefaultPolicy, EntryInfo, Policy, Priority};
-use super::shard::{Evicted, NEVER, Shard};
-use crate::error::{BuildError, InsertError};
-use crate::hash::DefaultHashBuilder;
-use crate::sync::{AtomicUsize, Ordering, RwLock};
+use super::policy::{Policy, Priority};
+use super::raw::{Epoch, Found, OutOfMemory, Retired};
+use super::shard::{Replaced, Shard, ShardWriter, Upper, Victim, info};
+use super::weigher::Weigher;
+use crate::entry::RemovalCause;
+use crate::error::InsertError;
+use crate::sync::{AtomicUsize, Ordering};
 
-/// Tells how much an entry counts against the capacity.
-///
-/// Called once per insertion, before any lock is taken; a panic in it leaves the table as it
-/// was. Closures `Fn(&K, &V) -> u64` are weighers.
-pub trait Weigher<K, V> {
-    /// Whether every entry weighs 1, so the capacity counts entries and the table can size its
-    /// shards for them when it is built.
-    const UNIT: bool = false;
-
-    /// The entry's weight (for instance its size in bytes).
-    fn weigh(&self, key: &K, value: &V) -> u64;
-}
-
-/// Every entry weighs 1: the capacity counts entries.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UnitWeigher;
-
-impl<K, V> Weigher<K, V> for UnitWeigher {
-    const UNIT: bool = true;
-
-    #[inline]
-    fn weigh(&self, _: &K, _: &V) -> u64 {
-        1
-    }
-}
-
-impl<K, V, F: Fn(&K, &V) -> u64> Weigher<K, V> for F {
-    #[inline]
-    fn weigh(&self, key: &K, value: &V) -> u64 {
-        self(key, value)
-    }
-}
-
-/// A concurrent, sharded, capacity-bounded table: the in-memory L2 tier.
-///
-/// - Lookups take one shard's read lock; a hit bumps a policy counter with a relaxed atomic.
-/// - Inserts and removals take one shard's write lock. An insertion adds its weight to a
-///   table-wide total and evicts until the total is within the capacity again: first from
-///   its own shard (while that shard holds anything besides the new entry), then from the
-///   others. So the table exceeds its capacity by at most one in-flight entry per inserting
-///   thread, and an entry may weigh as much as the whole capacity, not one shard's share.
-/// - Evicted entries, replaced values and removed keys are dropped after every lock is
-///   released; the weigher runs before any lock is taken.
-///
-/// ```
-/// use stratacache::l2::L2;
-///
-/// let cache: L2<u64, String> = L2::with_capacity(1_000)?;
-/// cache.insert(1, "one".to_string())?;
-/// assert_eq!(cache.get(&1).as_deref(), Some("one"));
-/// assert_eq!(cache.remove(&1).as_deref(), Some("one"));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct L2<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy> {
-    shards: Box<[LockedShard<K, V, P>]>,
-    shard_mask: usize,
-    hash_builder: S,
-    weigher: W,
-    capacity: usize,
-    weight: CachePadded<AtomicUsize>,
-    arenas: Vec<Arc<Arena>>,
-}
-
-/// Entries evicted under a lock, kept to be dropped after it is released. An insertion
-/// usually evicts one entry, which stays inline: no allocation on that path.
-/// Further victims are listed in the evicting shard's memory, and only when there is room:
-/// an eviction never fails for want of memory, it stops.
-pub(crate) struct Victims<K, V> {
-    first: Option<Evicted<K, V>>,
-    more: ApiVec<Evicted<K, V>, MemoryHandle>,
-}
-
-impl<K, V> Default for Victims<K, V> {
-    fn default() -> Self {
-        Self {
-            first: None,
-            more: ApiVec::new_in(MemoryHandle::global()),
-        }
-    }
-}
-
-impl<K, V> Victims<K, V> {
-    /// Whether one more victim can be listed (making room in `memory` if need be).
-    fn make_room(&mut self, memory: &MemoryHandle) -> bool {
-        if self.first.is_none() || self.more.len() < self.more.capacity() {
-            return true;
-        }
-        if self.more.capacity() == 0 {
-            self.more = ApiVec::new_in(memory.clone());
-        }
-        self.more.try_reserve(1).is_ok()
-    }
-
-    /// Lists a victim; [`make_room`](Self::make_room) said there was room.
-    fn push(&mut self, victim: Evicted<K, V>) {
-        if self.first.is_none() {
-            self.first = Some(victim);
-        } else {
-            debug_assert!(self.more.len() < self.more.capacity());
-            self.more.push(victim);
-        }
-    }
-
-    /// The victims, in eviction order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Evicted<K, V>> {
-        self.first.iter().chain(self.more.iter())
-    }
-}
-
-/// What an insertion displaced, handed out of the locked sections so the caller can report
-/// it and drop it there.
-pub(crate) struct Displaced<K, V> {
-    /// When the key was present: the new key (the stored one is kept), the old value and the
-    /// old deadline.
-    pub(crate) replaced: Option<(K, V, u64)>,
-    /// The entries evicted to make room.
-    pub(crate) victims: Victims<K, V>,
-    /// The entry itself, when the shard's memory could not hold it even after evicting
-    /// everything else from the shard.
-    pub(crate) refused: Option<(K, V)>,
-}
-
-/// One shard behind its lock, on cache lines of its own.
-type LockedShard<K, V, P> = CachePadded<RwLock<Shard<K, V, P>>>;
-
-/// Builds an [`L2`]: capacity (required), shards, hasher, weigher, policy.
-pub struct L2Builder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = DefaultPolicy> {
-    capacity: Option<u64>,
-    shards: Option<usize>,
-    arenas: Vec<Arc<Arena>>,
-    /// Bytes of each arena's budget kept for others (the tiered cache's L1 nodes).
-    aside: usize,
-    hash_builder: S,
-    weigher: W,
-    /// Makes each shard's policy.
-    make_policy: fn() -> P,
-    types: PhantomData<BuilderTypes<K, V, P>>,
-}
-
-/// The types an [`L2Builder`] builds for, carried without owning any.
-type BuilderTypes<K, V, P> = fn() -> (K, V, P);
-
-impl<K, V> Default for L2Builder<K, V> {
-    fn default() -> Self {
-        Self {
-            capacity: None,
-            shards: None,
-            arenas: Vec::new(),
-            aside: 0,
-            hash_builder: DefaultHashBuilder::default(),
-            weigher: UnitWeigher,
-            make_policy: DefaultPolicy::default,
-            types: PhantomData,
-        }
-    }
-}
-
-impl<K, V, S, W, P> fmt::Debug for L2Builder<K, V, S, W, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("L2Builder")
-            .field("capacity", &self.capacity)
-            .field("shards", &self.shards)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Entries a default shard is given at least (counting entries): the default policy's window,
-/// sketch and window sizing need a few hundred entries to judge well, and a small cache gains
-/// nothing from more locks than it has hot entries.
-const MIN_SHARD_ENTRIES: usize = 256;
-
-/// The default shard count: four per CPU (under `std`), rounded up to a power of two; when the
-/// capacity counts entries, no more than leave each shard [`MIN_SHARD_ENTRIES`].
-fn default_shards(entries: Option<usize>) -> usize {
-    #[cfg(feature = "std")]
-    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
-    #[cfg(not(feature = "std"))]
-    let cpus: usize = 4;
-    let by_cpus = (cpus * 4).next_power_of_two().min(1 << 12);
-    match entries {
-        Some(entries) => {
-            let most = (entries / MIN_SHARD_ENTRIES).max(1);
-            // The largest power of two not above `most`.
-            by_cpus.min(1 << most.ilog2())
-        }
-        None => by_cpus,
-    }
-}
-
-impl<K, V, S, W, P> L2Builder<K, V, S, W, P> {
-    /// The capacity: the most the entries may weigh together (with the default weigher, the
-    /// most entries). Required.
-    pub fn capacity(mut self, capacity: u64) -> Self {
-        self.capacity = Some(capacity);
-        self
-    }
-
-    /// The number of shards, a power of two (default: four per CPU, rounded up, but when the
-    /// capacity counts entries no more than leave each shard 256 of them).
-    pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = Some(shards);
-        self
-    }
-
-    /// Allocate every shard's index and slots from `arena`, shard `i` on lane `i` (default: the
-    /// global allocator). An arena with a budget bounds the table's memory: when it is spent,
-    /// an insertion evicts from its shard to reuse the room, and is refused
-    /// ([`InsertError::OutOfMemory`]) only when the shard has nothing left to evict.
-    ///
-    /// Counting entries, the table reserves each shard's room for its share of the capacity
-    /// when it is built; when the arena cannot hold that much, the shards start empty and grow
-    /// as they fill, until the budget stops them.
-    pub fn memory(mut self, arena: Arc<Arena>) -> Self {
-        self.arenas = alloc::vec![arena];
-        self
-    }
-
-    /// Allocate the shards from `arenas` in turn: shard `i` from `arenas[i % arenas.len()]`
-    /// (on lane `i`). With one arena per NUMA node, the shards are striped across the nodes,
-    /// each shard's memory on its home node. An empty list means the global allocator.
-    pub fn memory_striped(mut self, arenas: Vec<Arc<Arena>>) -> Self {
-        self.arenas = arenas;
-        self
-    }
-
-    /// Leaves `bytes` of each arena's budget out of the shards' reservation.
-    pub(crate) fn aside(mut self, bytes: usize) -> Self {
-        self.aside = bytes;
-        self
-    }
-
-    /// Hash keys with `hash_builder`.
-    pub fn hasher<S2>(self, hash_builder: S2) -> L2Builder<K, V, S2, W, P> {
-        L2Builder {
-            capacity: self.capacity,
-            shards: self.shards,
-            arenas: self.arenas,
-            aside: self.aside,
-            hash_builder,
-            weigher: self.weigher,
-            make_policy: self.make_policy,
-            types: PhantomData,
-        }
-    }
-
-    /// Weigh entries with `weigher`; the capacity then bounds the total weight.
-    pub fn weigher<W2: Weigher<K, V>>(self, weigher: W2) -> L2Builder<K, V, S, W2, P> {
-        L2Builder {
-            capacity: self.capacity,
-            shards: self.shards,
-            arenas: self.arenas,
-            aside: self.aside,
-            hash_builder: self.hash_builder,
-            weigher,
-            make_policy: self.make_policy,
-            types: PhantomData,
-        }
-    }
-
-    /// Evict by the policy `P2` (one instance per shard, from `Default`).
-    pub fn policy<P2: Policy + Default>(self) -> L2Builder<K, V, S, W, P2> {
-        self.policy_with(P2::default)
-    }
-
-    /// Evict by the policy `P2`, each shard's made by `make` (for a policy tuned otherwise
-    /// than by `Default`, or one without it).
-    pub fn policy_with<P2: Policy>(self, make: fn() -> P2) -> L2Builder<K, V, S, W, P2> {
-        L2Builder {
-            capacity: self.capacity,
-            shards: self.shards,
-            arenas: self.arenas,
-            aside: self.aside,
-            hash_builder: self.hash_builder,
-            weigher: self.weigher,
-            make_policy: make,
-            types: PhantomData,
-        }
-    }
-
-    /// Builds the table.
-    ///
-    /// # Errors
-    /// [`BuildError::ZeroCapacity`] when no capacity or 0 was given,
-    /// [`BuildError::CapacityOverflow`] when it does not fit this target's `usize`,
-    /// [`BuildError::ZeroShards`] or [`BuildError::ShardsNotPowerOfTwo`] for a bad shard count,
-    /// [`BuildError::AllocationFailed`] when the shards cannot be allocated.
-    pub fn build(self) -> Result<L2<K, V, S, W, P>, BuildError>
-    where
-        P: Policy,
-        W: Weigher<K, V>,
-    {
-        let capacity = self
-            .capacity
-            .filter(|&c| c > 0)
-            .ok_or(BuildError::ZeroCapacity)?;
-        let capacity = usize::try_from(capacity).map_err(|_| BuildError::CapacityOverflow {
-            requested: usize::MAX,
-        })?;
-        let shards = self
-            .shards
-            .unwrap_or_else(|| default_shards(W::UNIT.then_some(capacity)));
-        if shards == 0 {
-            return Err(BuildError::ZeroShards);
-        }
-        if !shards.is_power_of_two() {
-            return Err(BuildError::ShardsNotPowerOfTwo { shards });
-        }
-        let mut list: Vec<LockedShard<K, V, P>> = Vec::new();
-        list.try_reserve_exact(shards)
-            .map_err(|_| BuildError::AllocationFailed {
-                bytes: shards
-                    .saturating_mul(core::mem::size_of::<CachePadded<RwLock<Shard<K, V, P>>>>()),
-            })?;
-        // Counting entries, the table knows how many each shard will hold: room for them
-        // now (plus a margin for uneven hashing), so a full cache never resizes a shard under
-        // its lock. Weighted tables grow as they fill.
-        let per_shard = if W::UNIT {
-            let share = capacity.div_ceil(shards);
-            share.saturating_add(share / 16 + 8)
-        } else {
-            0
-        };
-        let memory = |shard: usize| match self.arenas.len() {
-            0 => MemoryHandle::global(),
-            n => MemoryHandle::arena(&self.arenas[shard % n], shard),
-        };
-        // On a budget, reserve the same for every shard, as much as the budget holds (a
-        // span spare for chunk records and alignment): a shard never resizes later, and none
-        // is left without room while others have plenty.
-        // Each arena serves every `arenas.len()`-th shard: the tightest one sets the share.
-        let served = shards.div_ceil(self.arenas.len().max(1));
-        let tightest = self.arenas.iter().filter_map(|arena| arena.limit()).min();
-        let reserve = match tightest {
-            Some(limit) if per_shard > 0 => {
-                let room = limit
-                    .saturating_sub(stratacache_alloc::SPAN_BYTES)
-                    .saturating_sub(self.aside);
-                let needs = |entries: usize| {
-                    let each = Shard::<K, V, P>::reserved_layouts(entries);
-                    stratacache_alloc::footprint(each.map(|(layout, n)| (layout, n * served)))
-                        .unwrap_or(usize::MAX)
-                };
-                let mut fits = per_shard;
-                while fits > 0 && needs(fits) > room {
-                    fits = fits / 8 * 7;
-                }
-                fits
-            }
-            _ => per_shard,
-        };
-        for lane in 0..shards {
-            let mut policy = (self.make_policy)();
-            if let Some(first) = list.first() {
-                policy.join(first.write().policy_mut());
-            }
-            let mut shard = Shard::with_policy_in(policy, memory(lane));
-            if shard.try_reserve(reserve).is_err() && self.arenas.is_empty() {
-                return Err(BuildError::AllocationFailed {
-                    bytes: per_shard.saturating_mul(core::mem::size_of::<(K, V)>()),
-                });
-            }
-            // On an arena, a shard that could not be given its room grows as it fills, until
-            // the budget stops it.
-            list.push(CachePadded::new(RwLock::new(shard)));
-        }
-        Ok(L2 {
-            shards: list.into_boxed_slice(),
-            shard_mask: shards - 1,
-            hash_builder: self.hash_builder,
-            weigher: self.weigher,
-            capacity,
-            weight: CachePadded::new(AtomicUsize::new(0)),
-            arenas: self.arenas,
-        })
-    }
-}
-
-impl<K, V> L2<K, V> {
-    /// A table of at most `capacity` entries with the default hasher, shards and policy.
-    ///
-    /// # Errors
-    /// As [`L2Builder::build`].
-    pub fn with_capacity(capacity: u64) -> Result<Self, BuildError> {
-        Self::builder().capacity(capacity).build()
-    }
-
-    /// A builder with the defaults.
-    pub fn builder() -> L2Builder<K, V> {
-        L2Builder::default()
-    }
-}
-
-impl<K, V, S, W, P: Policy> L2<K, V, S, W, P> {
-    /// The capacity (the most the entries may weigh together).
-    pub fn capacity(&self) -> u64 {
-        self.capacity as u64
-    }
-
-    /// The entries' total weight now.
-    pub fn weighted_size(&self) -> u64 {
-        self.weight.load(Ordering::Relaxed) as u64
-    }
-
-    /// The arenas the shards allocate from (shard `i` from arena `i % len`); empty for the
-    /// global allocator.
-    pub fn arenas(&self) -> &[Arc<Arena>] {
-        &self.arenas
-    }
-
-    /// The number of shards.
-    pub fn shard_count(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// The number of entries (takes every shard's read lock in turn: a moment's view).
-    pub fn len(&self) -> usize
-    where
-        P: Policy,
-    {
-        self.shards.iter().map(|s| s.read().len()).sum()
-    }
-
-    /// Whether the table holds no entry.
-    pub fn is_empty(&self) -> bool
-    where
-        P: Policy,
-    {
-        self.weighted_size() == 0 && self.len() == 0
-    }
-
-    #[inline]
-    pub(crate) fn shard_of(&self, hash: u64) -> &RwLock<Shard<K, V, P>> {
-        // Bits 32.. pick the shard: L1 sets use the low bits, and hashbrown inside the shard
-        // the low bits and the top seven.
-        &self.shards[(hash >> 32) as usize & self.shard_mask]
-    }
-
-    fn add_weight(&self, before: u64, after: u64) {
-        // Relaxed: the total is a budget, not a synchronisation point; the shard locks order
-        // the entries themselves.
-        if after >= before {
-            self.weight
-                .fetch_add((after - before) as usize, Ordering::Relaxed);
-        } else {
-            self.weight
-                .fetch_sub((before - after) as usize, Ordering::Relaxed);
-        }
-    }
-
-    fn over_budget(&self) -> bool {
-        self.weight.load(Ordering::Relaxed) > self.capacity
-    }
-
-    /// Whether the table is over budget once `pending` (a change not yet added to the total)
-    /// is counted.
-    fn over_budget_with(&self, pending: i64) -> bool {
-        // Relaxed: see `add_weight`.
-        self.weight.load(Ordering::Relaxed) as i64 + pending > self.capacity as i64
-    }
-
-    /// Adds `pending` to the table's total: one read-modify-write, none when it is zero (an
-    /// insertion into a full cache that evicts one entry of the same weight writes nothing
-    /// shared).
-    fn apply(&self, pending: i64) {
-        // Relaxed: see `add_weight`.
-        if pending > 0 {
-            self.weight.fetch_add(pending as usize, Ordering::Relaxed);
-        } else if pending < 0 {
-            self.weight
-                .fetch_sub(pending.unsigned_abs() as usize, Ordering::Relaxed);
-        }
-    }
-
-    /// Heap bytes the table holds (shard arenas, indexes, policy history), not counting what
-    /// keys and values own. Takes every shard's read lock in turn.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.shards.len() * core::mem::size_of::<LockedShard<K, V, P>>()
-            + self
-                .shards
-                .iter()
-                .map(|s| s.read().heap_bytes())
-                .sum::<usize>()
-    }
-
-    /// Evicts from `shard` while the table, counting `pending` weight not yet added to its
-    /// total, is over budget and the shard holds more than `keep` entries; then adds the net
-    /// change to the total (before the shard is unlocked). `upper` sees each victim while the
-    /// shard is still locked.
-    fn evict_from(
-        &self,
-        shard: &mut Shard<K, V, P>,
-        evict: Evict,
-        mut pending: i64,
-        victims: &mut Victims<K, V>,
-        upper: &mut impl Upper<K, V>,
-    ) where
-        P: Policy,
-    {
-        while self.over_budget_with(pending)
-            && shard.len() > evict.keep
-            && victims.make_room(shard.memory())
-        {
-            let mut used = |hash: u64, key: &K, hits: u8| upper.used(hash, key, hits);
-            let Some(victim) = shard.evict_at(evict.now, evict.spare_critical, Some(&mut used))
-            else {
-                break;
-            };
-            pending -= victim.weight as i64;
-            upper.evicted(&victim);
-            victims.push(victim);
-        }
-        self.apply(pending);
-    }
-}
-
-impl<K, V, S, W, P> L2<K, V, S, W, P>
-where
-    K: Hash + Eq,
-    S: BuildHasher,
-    W: Weigher<K, V>,
-    P: Policy,
-{
-    /// A clone of the value for `key`, counted as a use.
-    pub fn get<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
-        V: Clone,
-    {
-        let hash = self.hash_builder.hash_one(key);
-        self.shard_of(hash).read().get(hash, key).cloned()
-    }
-
-    /// A clone of the value for `key`, not counted as a use.
-    pub fn peek<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
-        V: Clone,
-    {
-        let hash = self.hash_builder.hash_one(key);
-        self.shard_of(hash).read().peek(hash, key).cloned()
-    }
-
-    /// Whether `key` is present (not counted as a use).
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
-    {
-        let hash = self.hash_builder.hash_one(key);
-        self.shard_of(hash).read().peek(hash, key).is_some()
-    }
-
-    /// Stores `value` for `key`, replacing any previous value, then evicts until the table is
-    /// within its capacity. The replaced value and the evicted entries are dropped after the
-    /// locks are released.
-    ///
-    /// # Errors
-    /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
-    /// than the capacity (or than `u32::MAX`, the most one entry may weigh);
-    /// [`InsertError::OutOfMemory`] when the table's arena has no room for it even after its
-    /// shard evicted everything else.
-    pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
-        let hash = self.hash_builder.hash_one(&key);
-        let displaced =
-            self.insert_hashed(hash, key, value, StoreAs::default(), |_, _| {}, &mut ())?;
-        match displaced.refused {
-            Some((key, value)) => Err(InsertError::OutOfMemory { key, value }),
-            None => Ok(()),
-        }
-    }
-
-    /// Removes `key` and returns its value; the stored key is dropped outside the lock.
-    pub fn remove<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
-    {
-        let hash = self.hash_builder.hash_one(key);
-        self.remove_hashed(hash, key, || {}).map(|(_, value)| value)
-    }
-
-    /// Removes every entry, one shard at a time; entries are dropped outside the locks.
-    pub fn clear(&self) {
-        self.clear_with(|_| {}, |_| {});
-    }
-}
-
-/// What a tier above L2 (the tiered cache's L1) is told and asked while a shard is locked.
-pub(crate) trait Upper<K, V> {
-    /// `victim` left L2.
-    fn evicted(&mut self, victim: &Evicted<K, V>);
-    /// Whether the entry (`hash`, `key`, with `hits` counted in L2) was used in the upper tier
-    /// since this was last asked.
-    fn used(&mut self, hash: u64, key: &K, hits: u8) -> bool;
-}
-
-/// No upper tier.
-impl<K, V> Upper<K, V> for () {
-    fn evicted(&mut self, _: &Evicted<K, V>) {}
-
-    fn used(&mut self, _: u64, _: &K, _: u8) -> bool {
-        false
-    }
-}
-
-/// How one eviction pass over a shard runs.
-#[derive(Clone, Copy)]
-struct Evict {
-    /// Leave at least this many entries in the shard.
-    keep: usize,
-    /// Never choose a `Critical` entry.
-    spare_critical: bool,
-    /// The clock, for expiry.
-    now: u64,
-}
+pub(crate) use super::raw::NEVER;
 
 /// How an entry is stored, beyond its key and value.
 #[derive(Clone, Copy)]
@@ -649,217 +41,529 @@ pub(crate) struct StoreAs {
     pub(crate) now: u64,
 }
 
-impl Default for StoreAs {
-    fn default() -> Self {
+/// Victims listed without allocating: an insertion evicts one or two, a heavy entry among light
+/// ones more, listed beyond these on the global allocator.
+const INLINE_VICTIMS: usize = 8;
+
+/// Entries an insertion refused for want of memory evicts, so that later ones find room.
+const RESERVE: usize = 16;
+
+/// A victim and the shard it left.
+type Listed<'g, K, V, P> = (&'g Shard<K, V, P>, Victim<'g>);
+
+/// Entries one insertion evicted, each with its shard: readable for the insertion's epoch.
+pub(crate) struct Victims<'g, K, V, P: Policy> {
+    first: [Option<Listed<'g, K, V, P>>; INLINE_VICTIMS],
+    len: usize,
+    more: Vec<Listed<'g, K, V, P>>,
+}
+
+impl<'g, K, V, P: Policy> Victims<'g, K, V, P> {
+    fn new() -> Self {
         Self {
-            weight: None,
-            priority: Priority::High,
-            expires: NEVER,
-            now: 0,
+            first: core::array::from_fn(|_| None),
+            len: 0,
+            more: Vec::new(),
         }
+    }
+
+    fn push(&mut self, shard: &'g Shard<K, V, P>, victim: Victim<'g>) {
+        if self.len < INLINE_VICTIMS {
+            self.first[self.len] = Some((shard, victim));
+            self.len += 1;
+        } else {
+            self.more.push((shard, victim));
+        }
+    }
+
+    /// Each victim's key, value and why it left.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'g K, &'g V, RemovalCause)> + '_ {
+        self.first[..self.len]
+            .iter()
+            .flatten()
+            .chain(self.more.iter())
+            .map(|(shard, victim)| {
+                let (key, value) = shard.retired_entry(&victim.retired);
+                (key, value, victim.cause)
+            })
     }
 }
 
-impl<K, V, S, W, P> L2<K, V, S, W, P>
-where
-    K: Eq,
-    W: Weigher<K, V>,
-    P: Policy,
-{
-    /// [`insert`](Self::insert) with the hash computed by the caller and the entry's weight,
-    /// priority and deadline in `how`. `after_store` runs with the key's shard still
-    /// write-locked, right after the entry is stored, with the new key if it replaced an entry
-    /// (`None` if the key is new); `upper` hears of every victim while its shard is still
-    /// locked, and is asked whether a candidate was used above L2 (the tiered cache keeps L1
-    /// in step there). What the insertion displaced is
-    /// returned, to be dropped after every lock is released.
+/// What an insertion did: the entry replaced (if any), the entries evicted, or the entry
+/// refused when its shard's memory could not hold it even after evicting everything else.
+pub(crate) struct Inserted<'g, K, V, P: Policy> {
+    /// The replaced entry's key and value (readable for the epoch) and its deadline.
+    pub(crate) replaced: Option<(&'g K, &'g V, u64)>,
+    pub(crate) victims: Victims<'g, K, V, P>,
+    pub(crate) refused: Option<(K, V)>,
+    /// An entry retired earlier whose slot this insertion reused: dropped with this, outside
+    /// every lock.
+    pub(crate) _leftover: Option<(K, V)>,
+}
+
+/// One shard on cache lines of its own.
+type Padded<K, V, P> = CachePadded<Shard<K, V, P>>;
+
+/// The sharded L2 table. See the [module docs](self).
+pub(crate) struct Table<K, V, W, P: Policy> {
+    shards: Box<[Padded<K, V, P>]>,
+    shard_mask: usize,
+    weigher: W,
+    capacity: u64,
+    weight: CachePadded<AtomicUsize>,
+    arenas: Vec<Arc<Arena>>,
+    promote_after: u8,
+    /// The entries a shard is expected to hold, when the capacity counts entries.
+    per_shard: Option<u64>,
+}
+
+/// How one eviction pass over a shard runs.
+#[derive(Clone, Copy)]
+struct Evict {
+    /// Leave at least this many entries in the shard.
+    keep: usize,
+    /// Never choose a `Critical` entry.
+    spare_critical: bool,
+    /// The clock, for expiry.
+    now: u64,
+    /// A change of weight not added to the table's total yet.
+    pending: i64,
+}
+
+/// An entry a lookup found, and the shard it is in.
+pub(crate) type Hit<'g, K, V, P> = (Found<'g, K, V>, &'g Shard<K, V, P>);
+
+impl<K, V, W, P: Policy> Table<K, V, W, P> {
+    /// A table of `shards` (a non-empty power of two, each made already) of `capacity` weight.
+    pub(crate) fn new(
+        shards: Box<[Padded<K, V, P>]>,
+        weigher: W,
+        capacity: u64,
+        arenas: Vec<Arc<Arena>>,
+        promote_after: u8,
+        per_shard: Option<u64>,
+    ) -> Self {
+        debug_assert!(shards.len().is_power_of_two());
+        Self {
+            shard_mask: shards.len() - 1,
+            shards,
+            weigher,
+            capacity,
+            weight: CachePadded::new(AtomicUsize::new(0)),
+            arenas,
+            promote_after,
+            per_shard,
+        }
+    }
+
+    /// Allocates every shard's room for its share of a capacity that counts entries now, so
+    /// a full cache never grows a shard (nothing to do for a weighted one).
+    ///
+    /// # Errors
+    /// When the memory refuses; shards got what it gave.
+    pub(crate) fn reserve_each(&self, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
+        let Some(entries) = self.per_shard else {
+            return Ok(());
+        };
+        let entries = usize::try_from(entries).map_err(|_| OutOfMemory)?;
+        for shard in self.shards.iter() {
+            shard.lock(self.promote_after).reserve(entries, epoch)?;
+        }
+        Ok(())
+    }
+
+    /// The capacity (the most the entries may weigh together).
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The entries' total weight now.
+    pub(crate) fn weighted_size(&self) -> u64 {
+        // Relaxed: a moment's view.
+        self.weight.load(Ordering::Relaxed) as u64
+    }
+
+    /// The arenas the shards allocate from (shard `i` from arena `i % len`); empty for the
+    /// global allocator.
+    pub(crate) fn arenas(&self) -> &[Arc<Arena>] {
+        &self.arenas
+    }
+
+    /// The number of shards.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard of a key of `hash`: bits 32 and up (L1 sets and the shards' indexes use the
+    /// low 32).
+    #[inline]
+    pub(crate) fn shard_of(&self, hash: u64) -> &Shard<K, V, P> {
+        &self.shards[(hash >> 32) as usize & self.shard_mask]
+    }
+
+    /// The number of entries (takes every shard's lock in turn: a moment's view).
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock(self.promote_after).len())
+            .sum()
+    }
+
+    /// Heap bytes the table holds (takes every shard's lock in turn).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.shards.len() * core::mem::size_of::<Padded<K, V, P>>()
+            + self.shards.iter().map(|s| s.heap_bytes()).sum::<usize>()
+    }
+
+    /// Entries retired and not reclaimed yet, in every shard.
+    pub(crate) fn retired(&self) -> usize {
+        self.shards.iter().map(|s| s.retired()).sum()
+    }
+
+    /// Drops up to `max` retired entries no reader can see any more, from every shard (their
+    /// `Drop` runs here: hold no lock). Returns how many.
+    pub(crate) fn reclaim(&self, max: usize) -> usize {
+        let mut freed = 0;
+        for shard in self.shards.iter() {
+            if freed == max {
+                break;
+            }
+            freed += shard.reclaim(max - freed);
+        }
+        freed
+    }
+
+    /// Whether the table is over budget once `pending` (a change not yet added to the total)
+    /// is counted.
+    fn over_budget_with(&self, pending: i64) -> bool {
+        // Relaxed: the total is a budget, not a synchronisation point; the shard locks order
+        // the entries themselves.
+        i128::from(self.weight.load(Ordering::Relaxed) as u64) + i128::from(pending)
+            > i128::from(self.capacity)
+    }
+
+    fn over_budget(&self) -> bool {
+        self.over_budget_with(0)
+    }
+
+    /// Adds `pending` to the table's total: one read-modify-write, none when it is zero (an
+    /// insertion into a full cache that evicts one entry of the same weight writes nothing
+    /// shared).
+    fn apply(&self, pending: i64) {
+        // Relaxed: see `over_budget_with`.
+        if pending > 0 {
+            self.weight.fetch_add(pending as usize, Ordering::Relaxed);
+        } else if pending < 0 {
+            self.weight
+                .fetch_sub(pending.unsigned_abs() as usize, Ordering::Relaxed);
+        }
+    }
+
+    /// Evicts from `shard` (locked as `writer`) while the table, counting the pass's pending
+    /// weight, is over budget (or the shard short of slots) and the shard holds more than
+    /// `keep` entries; then adds the net change to the total (before the shard is unlocked).
+    fn evict_from<'g>(
+        &self,
+        shard: &'g Shard<K, V, P>,
+        writer: &mut ShardWriter<'_, K, V, P>,
+        evict: Evict,
+        victims: &mut Victims<'g, K, V, P>,
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) {
+        let mut pending = evict.pending;
+        while (self.over_budget_with(pending) || writer.short_of_slots())
+            && writer.len() > evict.keep
+        {
+            let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, upper) else {
+                break;
+            };
+            pending -= victim.weight as i64;
+            victims.push(shard, victim);
+        }
+        self.apply(pending);
+    }
+
+    /// Gets the shard of a key of `hash` ready for an insertion: if the memory limits it, moves
+    /// this thread's retirements on and drops what is reclaimable, so that the insertion finds
+    /// a free slot. Runs user code (`Drop`): call it where that may run, holding no lock and no
+    /// flight.
+    pub(crate) fn prepare_insert(&self, hash: u64, epoch: &Epoch<'_>) {
+        let shard = self.shard_of(hash);
+        if shard.is_limited() {
+            epoch.flush();
+            shard.reclaim(usize::MAX);
+        }
+    }
+
+    /// The entry for `key` (of `hash`) and its shard, if present (expired or not: the caller
+    /// decides). Takes no lock.
+    #[inline]
+    pub(crate) fn get<'g, Q>(
+        &'g self,
+        hash: u64,
+        key: &Q,
+        epoch: &Epoch<'g>,
+    ) -> Option<Hit<'g, K, V, P>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let shard = self.shard_of(hash);
+        shard
+            .get(hash as u32, key, epoch)
+            .map(|found| (found, shard))
+    }
+
+    /// Stores `value` for `key` (of `hash`), then evicts until the table is within its
+    /// capacity. `after_store` runs with the key's shard still locked, right after the entry
+    /// is stored, with its id; `upper` drops its copies of what leaves (and is asked whether
+    /// a candidate was used above L2).
     ///
     /// Eviction spares `Critical` entries as long as anything else can go: first from the
     /// key's shard (keeping the new entry), then from the others, then the new entry itself;
     /// only then, the same passes taking `Critical` entries too.
-    pub(crate) fn insert_hashed(
-        &self,
+    ///
+    /// # Errors
+    /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
+    /// than the capacity (or than `u32::MAX`, the most one entry may weigh).
+    pub(crate) fn insert<'g>(
+        &'g self,
         hash: u64,
-        key: K,
-        value: V,
+        (key, value): (K, V),
         how: StoreAs,
-        after_store: impl FnOnce(&Shard<K, V, P>, Option<&K>),
-        upper: &mut impl Upper<K, V>,
-    ) -> Result<Displaced<K, V>, InsertError<K, V>> {
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+        after_store: impl FnOnce(&mut ShardWriter<'_, K, V, P>, u32),
+    ) -> Result<Inserted<'g, K, V, P>, InsertError<K, V>>
+    where
+        K: Eq,
+        W: Weigher<K, V>,
+    {
         let weight = match how.weight {
             Some(weight) => weight,
             None => self.weigher.weigh(&key, &value),
-        };
-        let limit = (self.capacity as u64).min(u64::from(u32::MAX));
+        }
+        // A zero weight counts as one: nothing may be free of the capacity.
+        .max(1);
+        let limit = self.capacity.min(u64::from(u32::MAX));
         if weight > limit {
             return Err(InsertError::TooHeavy {
                 key,
                 value,
                 weight,
-                capacity: limit,
+                limit,
             });
         }
-        let home = (hash >> 32) as usize & self.shard_mask;
-        let mut victims = Victims::default();
-        let pass = |keep, spare_critical| Evict {
+        let home = self.shard_of(hash);
+        let h32 = hash as u32;
+        let mut victims = Victims::new();
+        let pass = |keep, spare_critical, pending| Evict {
             keep,
             spare_critical,
             now: how.now,
+            pending,
         };
         let replaced = {
-            let mut shard = self.shards[home].write();
-            let before = shard.weight();
-            let info = EntryInfo::new(hash, weight, how.priority);
+            let mut writer = home.lock(self.promote_after);
+            writer.replay(upper);
+            let before = writer.weight();
+            let info = info(h32, weight, how.priority);
             let mut entry = (key, value);
-            let replaced = loop {
-                match shard.store(entry.0, entry.1, info, how.expires) {
-                    Ok(replaced) => break replaced,
+            let mut flushed = false;
+            let (id, replaced) = loop {
+                match writer.store(h32, entry, info, how.expires, epoch, upper) {
+                    Ok(stored) => break stored,
                     Err(back) => entry = back,
                 }
-                // The shard's memory is spent (its arena's budget): evict from this shard, whose
-                // freed slot and index bucket the entry can then take; with nothing left to
-                // evict, refuse the entry.
-                let mut used = |hash: u64, key: &K, hits: u8| upper.used(hash, key, hits);
-                let victim = if victims.make_room(shard.memory()) {
-                    shard.evict_at(how.now, false, Some(&mut used))
-                } else {
-                    None
-                };
-                let Some(victim) = victim else {
-                    self.apply(shard.weight() as i64 - before as i64);
-                    return Ok(Displaced {
-                        replaced: None,
-                        victims,
-                        refused: Some(entry),
-                    });
-                };
-                upper.evicted(&victim);
-                victims.push(victim);
+                // The shard's memory is spent (its arena's budget). Slots retired earlier come
+                // back once their readers are gone and a quiet point reclaims them: move this
+                // thread's retirements on to the collector and look again, once.
+                if !flushed {
+                    flushed = true;
+                    epoch.flush();
+                    continue;
+                }
+                // No slot now: refuse this one (the entry goes back to the caller) and, for a
+                // new key, evict a reserve so later insertions find room once it is
+                // reclaimed. A replacement refused leaves the key as it was: the evictions
+                // might take it.
+                let present = writer.contains(h32, &entry.0);
+                for _ in 0..if present { 0 } else { RESERVE } {
+                    let Some(victim) = writer.evict(how.now, false, epoch, upper) else {
+                        break;
+                    };
+                    victims.push(home, victim);
+                }
+                self.apply(writer.weight() as i64 - before as i64);
+                return Ok(Inserted {
+                    replaced: None,
+                    victims,
+                    refused: Some(entry),
+                    _leftover: writer.take_leftover(),
+                });
             };
-            let added = shard.weight() as i64 - before as i64;
-            after_store(&shard, replaced.as_ref().map(|(key, _, _)| key));
+            let added = writer.weight() as i64 - before as i64;
+            after_store(&mut writer, id);
             // Keep the new entry if its shard has nothing else to give: others can.
-            self.evict_from(&mut shard, pass(1, true), added, &mut victims, upper);
-            replaced
+            self.evict_from(
+                home,
+                &mut writer,
+                pass(1, true, added),
+                &mut victims,
+                epoch,
+                upper,
+            );
+            (replaced, writer.take_leftover())
         };
+        let (replaced, leftover) = replaced;
         for spare_critical in [true, false] {
             if !spare_critical && self.over_budget() {
-                let mut shard = self.shards[home].write();
-                self.evict_from(&mut shard, pass(1, false), 0, &mut victims, upper);
+                let mut writer = home.lock(self.promote_after);
+                self.evict_from(
+                    home,
+                    &mut writer,
+                    pass(1, false, 0),
+                    &mut victims,
+                    epoch,
+                    upper,
+                );
             }
             for step in 1..self.shards.len() {
                 if !self.over_budget() {
                     break;
                 }
-                let mut shard = self.shards[(home + step) & self.shard_mask].write();
-                self.evict_from(&mut shard, pass(0, spare_critical), 0, &mut victims, upper);
+                let shard = &self.shards[(self.shard_index(hash) + step) & self.shard_mask];
+                let mut writer = shard.lock(self.promote_after);
+                self.evict_from(
+                    shard,
+                    &mut writer,
+                    pass(0, spare_critical, 0),
+                    &mut victims,
+                    epoch,
+                    upper,
+                );
             }
             if self.over_budget() {
                 // Only the new entry (and entries racing in) are left: the budget wins.
-                let mut shard = self.shards[home].write();
-                self.evict_from(&mut shard, pass(0, spare_critical), 0, &mut victims, upper);
+                let mut writer = home.lock(self.promote_after);
+                self.evict_from(
+                    home,
+                    &mut writer,
+                    pass(0, spare_critical, 0),
+                    &mut victims,
+                    epoch,
+                    upper,
+                );
             }
         }
-        Ok(Displaced {
-            replaced,
+        Ok(Inserted {
+            replaced: replaced.map(|Replaced { retired, expires }| {
+                let (key, value) = home.retired_entry(&retired);
+                (key, value, expires)
+            }),
             victims,
             refused: None,
+            _leftover: leftover,
         })
     }
 
-    /// [`remove`](Self::remove) with the hash computed by the caller; `under_lock` runs with
-    /// the key's shard write-locked.
-    pub(crate) fn remove_hashed<Q>(
-        &self,
+    fn shard_index(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & self.shard_mask
+    }
+
+    /// Removes `key` and returns its key and value, readable for the epoch.
+    pub(crate) fn remove<'g, Q>(
+        &'g self,
         hash: u64,
         key: &Q,
-        under_lock: impl FnOnce(),
-    ) -> Option<(K, V)>
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let mut shard = self.shard_of(hash).write();
-        under_lock();
-        let before = shard.weight();
-        let removed = shard.remove(hash, key);
-        self.add_weight(before, shard.weight());
-        removed
+        let shard = self.shard_of(hash);
+        let victim = {
+            let mut writer = shard.lock(self.promote_after);
+            let victim = writer.remove(hash as u32, key, epoch, upper)?;
+            self.apply(-(victim.weight as i64));
+            victim
+        };
+        Some(shard.retired_entry(&victim.retired))
     }
 
-    /// Removes `key` if it has expired by `now`; `under_lock` runs with the shard write-locked
-    /// once the entry is known to go.
-    pub(crate) fn remove_expired_hashed<Q>(
-        &self,
+    /// Removes `key` if it has expired by `now`.
+    pub(crate) fn remove_expired<'g, Q>(
+        &'g self,
         hash: u64,
         key: &Q,
         now: u64,
-        under_lock: impl FnOnce(),
-    ) -> Option<(K, V)>
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+    ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let mut shard = self.shard_of(hash).write();
-        let before = shard.weight();
-        let removed = shard.remove_expired(hash, key, now)?;
-        self.add_weight(before, shard.weight());
-        under_lock();
-        Some(removed)
+        let shard = self.shard_of(hash);
+        let victim = {
+            let mut writer = shard.lock(self.promote_after);
+            let victim = writer.remove_expired(hash as u32, key, now, epoch, upper)?;
+            self.apply(-(victim.weight as i64));
+            victim
+        };
+        Some(shard.retired_entry(&victim.retired))
     }
 
-    /// Removes every entry that has expired by `now`, one shard at a time; `under_lock` sees
-    /// each shard's expired entries while it is still locked, `after` once it is released
-    /// (they are dropped after that).
-    pub(crate) fn drain_expired(
-        &self,
+    /// Removes every entry that has expired by `now`, one shard at a time; `after` sees each
+    /// shard's once its lock is released.
+    pub(crate) fn drain_expired<'g>(
+        &'g self,
         now: u64,
-        mut under_lock: impl FnMut(&[Evicted<K, V>]),
-        mut after: impl FnMut(&[Evicted<K, V>]),
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+        mut after: impl FnMut(&'g K, &'g V),
     ) {
-        let mut expired = Vec::new();
+        let mut expired: Vec<Retired<'g>> = Vec::new();
         for shard in self.shards.iter() {
             {
-                let mut shard = shard.write();
-                let before = shard.weight();
-                shard.drain_expired(now, &mut expired);
-                self.add_weight(before, shard.weight());
-                under_lock(&expired);
+                let mut writer = shard.lock(self.promote_after);
+                let mut weight = 0;
+                writer.drain_expired(now, epoch, upper, |victim| {
+                    weight += victim.weight;
+                    expired.push(victim.retired);
+                });
+                self.apply(-(weight as i64));
             }
-            after(&expired);
-            expired.clear();
+            for retired in expired.drain(..) {
+                let (key, value) = shard.retired_entry(&retired);
+                after(key, value);
+            }
         }
     }
 
-    /// Removes every entry, one shard at a time; `under_lock` sees each shard's entries (with
-    /// their stored hashes) while it is still locked, `after` once it is released. Entries are
-    /// dropped after that.
-    pub(crate) fn clear_with(
-        &self,
-        mut under_lock: impl FnMut(&[(u64, K, V)]),
-        mut after: impl FnMut(&[(u64, K, V)]),
+    /// Removes every entry, one shard at a time; `after` sees each shard's once its lock is
+    /// released.
+    pub(crate) fn clear<'g>(
+        &'g self,
+        epoch: &Epoch<'g>,
+        upper: &mut impl Upper<K>,
+        mut after: impl FnMut(&'g K, &'g V),
     ) {
         for shard in self.shards.iter() {
-            let taken: Vec<(u64, K, V)> = {
-                let mut shard = shard.write();
-                let before = shard.weight();
-                let taken: Vec<(u64, K, V)> = shard.take_all_hashed().collect();
-                self.add_weight(before, 0);
-                under_lock(&taken);
+            let taken = {
+                let mut writer = shard.lock(self.promote_after);
+                let before = writer.weight();
+                let taken = writer.clear(epoch, upper);
+                self.apply(-(before as i64));
                 taken
             };
-            after(&taken);
-            drop(taken);
+            for retired in &taken {
+                let (key, value) = shard.retired_entry(retired);
+                after(key, value);
+            }
         }
-    }
-}
-
-impl<K, V, S, W, P: Policy> fmt::Debug for L2<K, V, S, W, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("L2")
-            .field("capacity", &self.capacity)
-            .field("weighted_size", &self.weighted_size())
-            .field("shards", &self.shards.len())
-            .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,7 @@ use crate::entry::RemovalCause;
 use crate::error::BuildError;
 use crate::hash::DefaultHashBuilder;
 use crate::l1::L1;
-use crate::l2::{DefaultPolicy, L2, L2Builder, Policy, Weigher};
+use crate::l2::{DefaultPolicy, Policy, TableBuilder, UnitWeigher, Weigher, default_shards};
 use crate::sync::AtomicU8;
 use stratacache_alloc::Arena;
 use stratacache_platform::{CpuLocator, Topology};
@@ -53,13 +53,22 @@ enum Memory {
 ///     .build()?;
 /// # Ok::<(), stratacache::BuildError>(())
 /// ```
-pub struct CacheBuilder<K, V, S = DefaultHashBuilder, W = crate::l2::UnitWeigher, P = DefaultPolicy>
-{
-    l2: L2Builder<K, V, (), W, P>,
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder, W = UnitWeigher, P = DefaultPolicy> {
+    /// Everything whose type does not change as the builder is set up.
+    settings: Settings<K, V>,
+    hash_builder: S,
+    weigher: W,
+    make_policy: fn() -> P,
+}
+
+/// The builder's settings that keep their type (the hasher, weigher and policy change the
+/// builder's type, and travel beside these).
+struct Settings<K, V> {
     capacity: Option<u64>,
+    shards: Option<usize>,
+    preallocate: bool,
     l1_entries: Option<usize>,
     promote_after: u8,
-    hash_builder: S,
     clock: Option<Box<dyn Clock>>,
     time_to_live: Option<Duration>,
     listener: Option<Box<Listener<K, V>>>,
@@ -72,21 +81,26 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder, W = crate::l2::UnitWeigher
 impl<K, V> Default for CacheBuilder<K, V> {
     fn default() -> Self {
         Self {
-            l2: L2::builder().hasher(()),
-            capacity: None,
-            l1_entries: None,
-            promote_after: 4,
+            settings: Settings {
+                capacity: None,
+                shards: None,
+                preallocate: false,
+                l1_entries: None,
+                promote_after: 4,
+                #[cfg(feature = "std")]
+                clock: Some(Box::new(crate::clock::StdClock::new())),
+                #[cfg(not(feature = "std"))]
+                clock: None,
+                time_to_live: None,
+                listener: None,
+                memory: Memory::Global,
+                topology: None,
+                locator: None,
+                per_socket_l1: None,
+            },
             hash_builder: DefaultHashBuilder::default(),
-            #[cfg(feature = "std")]
-            clock: Some(Box::new(crate::clock::StdClock::new())),
-            #[cfg(not(feature = "std"))]
-            clock: None,
-            time_to_live: None,
-            listener: None,
-            memory: Memory::Global,
-            topology: None,
-            locator: None,
-            per_socket_l1: None,
+            weigher: UnitWeigher,
+            make_policy: DefaultPolicy::default,
         }
     }
 }
@@ -94,12 +108,12 @@ impl<K, V> Default for CacheBuilder<K, V> {
 impl<K, V, S, W, P> fmt::Debug for CacheBuilder<K, V, S, W, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheBuilder")
-            .field("capacity", &self.capacity)
-            .field("l1_entries", &self.l1_entries)
-            .field("promote_after", &self.promote_after)
-            .field("time_to_live", &self.time_to_live)
-            .field("has_clock", &self.clock.is_some())
-            .field("has_listener", &self.listener.is_some())
+            .field("capacity", &self.settings.capacity)
+            .field("l1_entries", &self.settings.l1_entries)
+            .field("promote_after", &self.settings.promote_after)
+            .field("time_to_live", &self.settings.time_to_live)
+            .field("has_clock", &self.settings.clock.is_some())
+            .field("has_listener", &self.settings.listener.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -108,8 +122,16 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// The L2 capacity: the most the entries may weigh together (with the default weigher, the
     /// most entries). Required.
     pub fn capacity(mut self, capacity: u64) -> Self {
-        self.capacity = Some(capacity);
-        self.l2 = self.l2.capacity(capacity);
+        self.settings.capacity = Some(capacity);
+        self
+    }
+
+    /// Whether a cache counting entries allocates room for its whole capacity when built
+    /// (default: no, it grows as entries arrive, and an empty cache of a large capacity holds
+    /// little). A game that must not allocate at run time sets this; the cache then never
+    /// grows a shard.
+    pub fn preallocate(mut self, on: bool) -> Self {
+        self.settings.preallocate = on;
         self
     }
 
@@ -122,25 +144,28 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// raised the mean hit ratio by 0.05 points, and on a zipf workload it doubled the
     /// promotions and cost about a third more time per operation.
     pub fn l1_entries(mut self, entries: usize) -> Self {
-        self.l1_entries = Some(entries);
+        self.settings.l1_entries = Some(entries);
         self
     }
 
     /// Allocate the L2 shards' indexes and slots from `arena` (default: the global allocator),
     /// each shard on a lane of its own. An arena over a [`ChunkSource::region`] keeps every
     /// entry in the caller's memory; an arena with a budget caps what the entries' structures
-    /// take. When the arena is spent, an insertion evicts from its shard to reuse the room, and
-    /// is refused with [`InsertError::OutOfMemory`], the entry handed back, only when the shard
-    /// has nothing left to evict. [`CacheStats::arena`] reports what the arena holds.
+    /// take. When the arena is spent, a shard lives on the slots it has: it evicts ahead of
+    /// need so that some are always on their way back, and reuses an evicted entry's slot once
+    /// no reader can still hold it (readers pinned by a long frame, or preempted mid-lookup,
+    /// hold that back). An insertion finding no slot is refused with
+    /// [`InsertError::OutOfMemory`], the entry handed back. [`CacheStats::arena`] reports what
+    /// the arena holds.
     ///
-    /// L1's copies (unless [L1 is off](Self::l1_entries)), the policy's history and the
-    /// cache's fixed bookkeeping stay on the global allocator.
+    /// L1's copies (unless [L1 is off](Self::l1_entries)) come from the arena too; the
+    /// policy's history and the cache's fixed bookkeeping stay on the global allocator.
     ///
     /// [`ChunkSource::region`]: stratacache_alloc::ChunkSource::region
     /// [`InsertError::OutOfMemory`]: crate::InsertError::OutOfMemory
     /// [`CacheStats::arena`]: crate::CacheStats::arena
     pub fn memory(mut self, arena: Arc<Arena>) -> Self {
-        self.memory = Memory::Arena(arena);
+        self.settings.memory = Memory::Arena(arena);
         self
     }
 
@@ -152,7 +177,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// on its home node. Without this, a machine of several nodes gets an arena per node over
     /// the global allocator, its chunks bound to the node (under `std` on Linux).
     pub fn memory_per_node(mut self, arenas: Vec<Arc<Arena>>) -> Self {
-        self.memory = Memory::PerNode(arenas);
+        self.settings.memory = Memory::PerNode(arenas);
         self
     }
 
@@ -161,7 +186,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// (split evenly between the nodes' arenas on a machine of several nodes; the last of
     /// `memory`, `memory_per_node` and `memory_budget` wins).
     pub fn memory_budget(mut self, bytes: usize) -> Self {
-        self.memory = Memory::Budget(bytes);
+        self.settings.memory = Memory::Budget(bytes);
         self
     }
 
@@ -169,7 +194,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// from sysfs; otherwise one node). With more than one node, L1 keeps one replica per node
     /// unless [`per_socket_l1`](Self::per_socket_l1) says otherwise.
     pub fn topology(mut self, topology: Topology) -> Self {
-        self.topology = Some(topology);
+        self.settings.topology = Some(topology);
         self
     }
 
@@ -179,7 +204,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// scheduler, or a fake for tests. Asked when a [`CacheHandle`](crate::CacheHandle) is
     /// made, and every 1,024 pins of a thread-local one.
     pub fn cpu_locator(mut self, locator: impl CpuLocator + Send + Sync + 'static) -> Self {
-        self.locator = Some(Arc::new(locator));
+        self.settings.locator = Some(Arc::new(locator));
         self
     }
 
@@ -189,21 +214,21 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// changes every replica before it returns, and a promotion copies into the reader's
     /// replica only. On one node the cache keeps one replica, whatever this says.
     pub fn per_socket_l1(mut self, on: bool) -> Self {
-        self.per_socket_l1 = Some(on);
+        self.settings.per_socket_l1 = Some(on);
         self
     }
 
     /// After how many L2 hits an entry is copied into L1 (default 4; 1 promotes on the first
     /// hit). 0 is treated as 1.
     pub fn promote_after(mut self, hits: u8) -> Self {
-        self.promote_after = hits.max(1);
+        self.settings.promote_after = hits.max(1);
         self
     }
 
     /// The number of L2 shards, a power of two (default: four per CPU, rounded up, but when the
     /// capacity counts entries no more than leave each shard 256 of them).
     pub fn shards(mut self, shards: usize) -> Self {
-        self.l2 = self.l2.shards(shards);
+        self.settings.shards = Some(shards);
         self
     }
 
@@ -212,14 +237,14 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     ///
     /// [`StdClock`]: crate::StdClock
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Box::new(clock));
+        self.settings.clock = Some(Box::new(clock));
         self
     }
 
     /// Every entry expires this long after its insertion unless its
     /// [`InsertOptions`](crate::InsertOptions) say otherwise (default: entries never expire).
     pub fn time_to_live(mut self, ttl: Duration) -> Self {
-        self.time_to_live = Some(ttl);
+        self.settings.time_to_live = Some(ttl);
         self
     }
 
@@ -232,25 +257,17 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         mut self,
         listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
-        self.listener = Some(Box::new(listener));
+        self.settings.listener = Some(Box::new(listener));
         self
     }
 
     /// Hash keys with `hash_builder`.
     pub fn hasher<S2>(self, hash_builder: S2) -> CacheBuilder<K, V, S2, W, P> {
         CacheBuilder {
-            l2: self.l2,
-            capacity: self.capacity,
-            l1_entries: self.l1_entries,
-            promote_after: self.promote_after,
+            settings: self.settings,
             hash_builder,
-            clock: self.clock,
-            time_to_live: self.time_to_live,
-            listener: self.listener,
-            memory: self.memory,
-            topology: self.topology,
-            locator: self.locator,
-            per_socket_l1: self.per_socket_l1,
+            weigher: self.weigher,
+            make_policy: self.make_policy,
         }
     }
 
@@ -258,18 +275,10 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// weighs at most `u32::MAX`.
     pub fn weigher<W2: Weigher<K, V>>(self, weigher: W2) -> CacheBuilder<K, V, S, W2, P> {
         CacheBuilder {
-            l2: self.l2.weigher(weigher),
-            capacity: self.capacity,
-            l1_entries: self.l1_entries,
-            promote_after: self.promote_after,
+            settings: self.settings,
             hash_builder: self.hash_builder,
-            clock: self.clock,
-            time_to_live: self.time_to_live,
-            listener: self.listener,
-            memory: self.memory,
-            topology: self.topology,
-            locator: self.locator,
-            per_socket_l1: self.per_socket_l1,
+            weigher,
+            make_policy: self.make_policy,
         }
     }
 
@@ -296,18 +305,10 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// ```
     pub fn policy_with<P2: Policy>(self, make: fn() -> P2) -> CacheBuilder<K, V, S, W, P2> {
         CacheBuilder {
-            l2: self.l2.policy_with(make),
-            capacity: self.capacity,
-            l1_entries: self.l1_entries,
-            promote_after: self.promote_after,
+            settings: self.settings,
             hash_builder: self.hash_builder,
-            clock: self.clock,
-            time_to_live: self.time_to_live,
-            listener: self.listener,
-            memory: self.memory,
-            topology: self.topology,
-            locator: self.locator,
-            per_socket_l1: self.per_socket_l1,
+            weigher: self.weigher,
+            make_policy: make,
         }
     }
 
@@ -322,12 +323,12 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         P: Policy,
         W: Weigher<K, V>,
     {
-        if self.time_to_live.is_some() && self.clock.is_none() {
+        if self.settings.time_to_live.is_some() && self.settings.clock.is_none() {
             return Err(BuildError::NoClock);
         }
-        let topology = self.topology.unwrap_or_else(default_topology);
+        let topology = self.settings.topology.unwrap_or_else(default_topology);
         let nodes = topology.nodes().len().max(1);
-        let arenas = match self.memory {
+        let arenas = match self.settings.memory {
             Memory::Global if nodes > 1 => node_arenas(&topology, None)?,
             Memory::Global => Vec::new(),
             Memory::Arena(arena) => alloc::vec![arena],
@@ -340,35 +341,53 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                     .map_err(BuildError::Memory)?,
             )],
         };
-        let l1_entries = self.l1_entries.unwrap_or_else(|| {
-            usize::try_from(self.capacity.unwrap_or(0) / 8)
+        let capacity = self
+            .settings
+            .capacity
+            .filter(|&c| c > 0)
+            .ok_or(BuildError::ZeroCapacity)?;
+        let shards = self
+            .settings
+            .shards
+            .unwrap_or_else(|| default_shards(super::cpus(), W::UNIT.then_some(capacity)));
+        if shards == 0 {
+            return Err(BuildError::ZeroShards);
+        }
+        if !shards.is_power_of_two() {
+            return Err(BuildError::ShardsNotPowerOfTwo { shards });
+        }
+        let l1_entries = self.settings.l1_entries.unwrap_or_else(|| {
+            usize::try_from(capacity / 8)
                 .unwrap_or(usize::MAX)
                 .clamp(7, 1 << 16)
         });
         let l1_on = l1_entries > 0;
-        let replicas = if self.per_socket_l1.unwrap_or(true) {
+        let replicas = if self.settings.per_socket_l1.unwrap_or(true) {
             nodes
         } else {
             1
         };
         // Off, L1 is one set that nothing is ever copied into.
         let mut l1 = L1::<K, Stamped<V>, ()>::with_replicas(l1_entries.max(1), replicas, ())?;
-        // L1's nodes come from the arenas too (replica r's from arena r, on a lane of its
-        // own): keep their room out of the shards' share of a budget.
-        let l1_nodes = if l1_on && !arenas.is_empty() {
+        // L1's nodes come from the arenas too (replica r's from arena r, on a lane of its own).
+        if l1_on && !arenas.is_empty() {
             for replica in 0..replicas {
                 let arena = Arc::clone(&arenas[replica % arenas.len()]);
                 let lane = stratacache_alloc::LANES - 1 - replica % stratacache_alloc::LANES;
                 l1.nodes_in(replica, arena, lane);
             }
-            let per_arena = l1.capacity() * replicas.div_ceil(arenas.len());
-            stratacache_alloc::footprint([(L1::<K, Stamped<V>, ()>::node_layout(), per_arena)])
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        let l2 = self.l2.memory_striped(arenas).aside(l1_nodes).build()?;
-        let locator = self.locator.or_else(default_locator);
+        }
+        let l2 = TableBuilder {
+            capacity,
+            shards,
+            arenas,
+            weigher: self.weigher,
+            make_policy: self.make_policy,
+            promote_after: self.settings.promote_after,
+            stripes: super::cpus().next_power_of_two().min(8),
+        }
+        .build();
+        let locator = self.settings.locator.or_else(default_locator);
 
         let placement = Placement::new(&topology, locator);
         #[cfg(all(feature = "std", not(loom)))]
@@ -390,22 +409,34 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         }
         let stripes = 4 * super::cpus();
         let shards = l2.shard_count();
-        Ok(Cache {
+        let cache = Cache {
             l1,
             l1_on,
             placement,
             l2,
             hash_builder: self.hash_builder,
-            promote_after: self.promote_after,
+            promote_after: self.settings.promote_after,
             default_ttl: self
+                .settings
                 .time_to_live
                 .map(|ttl| u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
-            expiring: AtomicU8::new(u8::from(self.time_to_live.is_some())),
-            clock: self.clock,
-            listener: self.listener,
+            expiring: AtomicU8::new(u8::from(self.settings.time_to_live.is_some())),
+            clock: self.settings.clock,
+            listener: self.settings.listener,
             stats: Counters::new(stripes),
             flights: Flights::new(shards),
-        })
+        };
+        if self.settings.preallocate {
+            let on_arena = !cache.arenas().is_empty();
+            if cache.preallocate().is_err() && !on_arena {
+                return Err(BuildError::AllocationFailed {
+                    bytes: usize::try_from(capacity)
+                        .unwrap_or(usize::MAX)
+                        .saturating_mul(core::mem::size_of::<(K, V)>()),
+                });
+            }
+        }
+        Ok(cache)
     }
 }
 

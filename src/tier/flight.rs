@@ -13,7 +13,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::sync::{Arc, RwLock, Signal};
+use crate::sync::{Arc, Mutex, Signal};
 
 /// Where a flight stands.
 pub(crate) enum FlightState<V> {
@@ -34,7 +34,7 @@ struct Pending<K, V> {
 }
 
 /// One stripe of pending keys (few at a time: a list).
-type PendingList<K, V> = RwLock<Vec<Pending<K, V>>>;
+type PendingList<K, V> = Mutex<Vec<Pending<K, V>>>;
 
 /// The keys whose initialiser is running, striped by hash.
 pub(crate) struct Flights<K, V> {
@@ -56,7 +56,7 @@ impl<K, V> Flights<K, V> {
     pub(crate) fn new(stripes: usize) -> Self {
         let stripes = stripes.next_power_of_two().max(1);
         let mut list = Vec::with_capacity(stripes);
-        list.extend((0..stripes).map(|_| RwLock::new(Vec::new())));
+        list.extend((0..stripes).map(|_| Mutex::new(Vec::new())));
         Self {
             stripes: list.into_boxed_slice(),
             mask: stripes - 1,
@@ -71,7 +71,7 @@ impl<K, V> Flights<K, V> {
     /// entry (with its key) is dropped after the stripe's lock is released.
     fn settle(&self, hash: u64, flight: &Arc<Flight<V>>, state: FlightState<V>) {
         let pending = {
-            let mut pending = self.stripe(hash).write();
+            let mut pending = self.stripe(hash).lock();
             let at = pending
                 .iter()
                 .position(|p| Arc::ptr_eq(&p.flight, flight))
@@ -95,7 +95,7 @@ impl<K: Eq, V> Flights<K, V> {
     where
         K: Clone,
     {
-        let mut pending = self.stripe(hash).write();
+        let mut pending = self.stripe(hash).lock();
         if let Some(p) = pending.iter().find(|p| p.hash == hash && p.key == *key) {
             return Role::Join(Arc::clone(&p.flight));
         }

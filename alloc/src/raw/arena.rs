@@ -9,7 +9,7 @@ use crossbeam_utils::CachePadded;
 
 use super::carver::{Carver, LargeFree};
 use super::source::ChunkSource;
-use super::span::{SPAN, Span, SpanLists};
+use super::span::{MIN_SPAN, SPAN, Span, SpanLists};
 use crate::class::{Class, LARGE_ALIGN_MAX, LARGE_CLASSES, SMALL_CLASSES, SMALL_SIZES, large_size};
 use crate::stats::{ArenaStats, ClassStats};
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering};
@@ -64,6 +64,8 @@ pub struct Arena {
     /// Bytes taken from the source (a copy of the carver's count, read without its lock).
     reserved: AtomicUsize,
     limit: Option<usize>,
+    /// The bytes of a span (see [`ArenaBuilder::span`]).
+    span: usize,
 }
 
 /// An [`Arena`] shared by owner, on one lane: what a long-lived collection (a cache shard's
@@ -110,6 +112,7 @@ impl core::error::Error for ArenaError {}
 pub struct ArenaBuilder {
     source: ChunkSource,
     budget: Option<usize>,
+    span: Option<usize>,
 }
 
 impl ArenaBuilder {
@@ -126,18 +129,38 @@ impl ArenaBuilder {
         self
     }
 
+    /// The bytes of a span (rounded to a power of two, between 16 and 64 KiB). Each small size
+    /// class in use takes at least one span, so a small budget wants small spans: by default
+    /// a span is a thirty-second of the budget within those bounds (64 KiB without one), so
+    /// even a budget of a few hundred KiB serves every size class a cache uses.
+    pub fn span(mut self, bytes: usize) -> Self {
+        self.span = Some(bytes);
+        self
+    }
+
     /// Builds the arena. It takes no memory until the first allocation.
     ///
     /// # Errors
     /// [`ArenaError::ZeroBudget`], or [`ArenaError::TooSmall`] when the budget or the region
     /// cannot hold a span (64 KiB) with its chunk's alignment.
     pub fn build(self) -> Result<Arena, ArenaError> {
-        let minimum = 2 * SPAN;
         let limit = match (self.budget, self.source.capacity()) {
             (Some(0), _) => return Err(ArenaError::ZeroBudget),
             (Some(budget), Some(capacity)) => Some(budget.min(capacity)),
             (budget, capacity) => budget.or(capacity),
         };
+        let span = self
+            .span
+            .or(limit.map(|limit| limit / 32))
+            .unwrap_or(SPAN)
+            .clamp(MIN_SPAN, SPAN);
+        // A power of two (the rounding-down that finds a block's span needs one).
+        let span = if span.is_power_of_two() {
+            span
+        } else {
+            span.next_power_of_two() / 2
+        };
+        let minimum = 2 * span;
         if let Some(bytes) = limit.filter(|&bytes| bytes < minimum) {
             return Err(ArenaError::TooSmall { bytes, minimum });
         }
@@ -147,9 +170,10 @@ impl ArenaBuilder {
             lanes: core::array::from_fn(|_| {
                 CachePadded::new(core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())))
             }),
-            carver: Mutex::new(Carver::new(self.source, limit.unwrap_or(usize::MAX))),
+            carver: Mutex::new(Carver::new(self.source, limit.unwrap_or(usize::MAX), span)),
             reserved: AtomicUsize::new(0),
             limit,
+            span,
         })
     }
 }
@@ -173,6 +197,7 @@ impl Arena {
         ArenaBuilder {
             source: ChunkSource::global(),
             budget: None,
+            span: None,
         }
     }
 
@@ -187,6 +212,11 @@ impl Arena {
     /// The most bytes the arena may take from its source, if bounded.
     pub fn limit(&self) -> Option<usize> {
         self.limit
+    }
+
+    /// The bytes of one of its spans (see [`ArenaBuilder::span`]).
+    pub fn span_bytes(&self) -> usize {
+        self.span
     }
 
     /// Allocates a block for `layout` on lane 0.
@@ -231,9 +261,9 @@ impl Arena {
             Some(Class::Small(index)) => {
                 // SAFETY: the caller guarantees the block came from this arena's class
                 // `index`, whose spans live as long as the arena.
-                if unsafe { Span::give_back(block) } {
+                if unsafe { Span::give_back(block, self.span) } {
                     // SAFETY: as above, its span is live and published.
-                    unsafe { self.small[index].list_partial(Span::of(block)) };
+                    unsafe { self.small[index].list_partial(Span::of(block, self.span)) };
                 }
             }
             // SAFETY: the caller guarantees the block is one of this class's and gives it up.
@@ -257,9 +287,10 @@ impl Arena {
         let (span, block) = match lists.take_from_partial(share) {
             Some(found) => found,
             None => {
-                let at = self.carve(SPAN, SPAN)?;
-                // SAFETY: a fresh SPAN-aligned span, ours until published.
-                let span = unsafe { Span::init(at, SMALL_SIZES[index]) };
+                let at = self.carve(self.span, self.span)?;
+                // SAFETY: a fresh span-aligned span of the arena's span size, ours until
+                // published.
+                let span = unsafe { Span::init(at, SMALL_SIZES[index], self.span) };
                 // SAFETY: the span is live and has free blocks; no other thread sees it yet.
                 let block = unsafe { Span::take(span) }.expect("a new span has free blocks");
                 // SAFETY: the span is live, initialised and on no list.

@@ -4,7 +4,6 @@ use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
 use super::source::ChunkSource;
-use super::span::SPAN;
 
 /// The bytes of an ordinary chunk; a block too large to share one gets a chunk of its own.
 #[cfg(not(any(loom, miri)))]
@@ -43,6 +42,8 @@ pub(crate) struct Carver {
     pub(crate) reserved: usize,
     /// The most bytes that may be taken from the source.
     limit: usize,
+    /// The arena's span size: the alignment of chunks and spans.
+    span: usize,
 }
 
 // SAFETY: the carver owns the chunks its pointers point into (nothing else frees them), so it
@@ -50,8 +51,9 @@ pub(crate) struct Carver {
 unsafe impl Send for Carver {}
 
 impl Carver {
-    pub(crate) fn new(source: ChunkSource, limit: usize) -> Self {
+    pub(crate) fn new(source: ChunkSource, limit: usize, span: usize) -> Self {
         Self {
+            span,
             source,
             front: 0,
             back: 0,
@@ -62,30 +64,31 @@ impl Carver {
         }
     }
 
-    /// `size` bytes at `align`: a span (`align == SPAN`) from the front of the current chunk,
+    /// `size` bytes at `align`: a span (`align` the span size) from the front of the current chunk,
     /// anything else (a multiple of 4 KiB, aligned to at most that) from its back. `None` when
     /// the budget or the source is exhausted.
     pub(crate) fn carve(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        debug_assert!(align.is_power_of_two() && align <= SPAN);
+        let span = self.span;
+        debug_assert!(align.is_power_of_two() && align <= span.max(LARGE_ALIGN));
         if let Some(block) = self.cut(size, align) {
             return Some(block);
         }
-        let need = size.checked_add(RECORD)?.checked_next_multiple_of(SPAN)?;
+        let need = size.checked_add(RECORD)?.checked_next_multiple_of(span)?;
         let dedicated = need > CHUNK / 2;
-        let room = (self.limit - self.reserved).min(self.source.available(SPAN));
+        let room = (self.limit - self.reserved).min(self.source.available(span));
         let bytes = if dedicated {
             need
         } else {
-            CHUNK.min(room / SPAN * SPAN)
+            CHUNK.min(room / span * span)
         };
         if bytes < need || bytes > room {
             return None;
         }
-        let layout = Layout::from_size_align(bytes, SPAN).ok()?;
+        let layout = Layout::from_size_align(bytes, span).ok()?;
         let chunk = self.source.allocate(layout)?;
         self.reserved += bytes;
         // SAFETY: bytes >= RECORD: the record's place lies inside the chunk, aligned for it
-        // (the chunk is SPAN-aligned and RECORD a multiple of the record's alignment).
+        // (the chunk is span-aligned and RECORD a multiple of the record's alignment).
         let record = unsafe { chunk.add(bytes - RECORD) }.cast::<ChunkRecord>();
         // SAFETY: the chunk is fresh memory, ours alone; the record's place is inside it.
         unsafe {
@@ -100,7 +103,7 @@ impl Carver {
         }
         self.chunks = Some(record);
         if dedicated {
-            // The block is the chunk's start (SPAN-aligned), the record its end.
+            // The block is the chunk's start (span-aligned), the record its end.
             return Some(chunk);
         }
         // The old chunk's middle is left unused (counted as reserved, not in use).
@@ -114,8 +117,8 @@ impl Carver {
     /// `size` bytes at `align` from the current chunk, if they fit.
     fn cut(&mut self, size: usize, align: usize) -> Option<NonNull<u8>> {
         let chunk = self.chunk?;
-        let at = if align == SPAN {
-            debug_assert_eq!(self.front % SPAN, 0);
+        let at = if align == self.span {
+            debug_assert_eq!(self.front % self.span, 0);
             let end = self.front.checked_add(size)?;
             if end > self.back {
                 return None;

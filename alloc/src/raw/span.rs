@@ -1,5 +1,5 @@
-//! Spans: 64 KiB of one small size class, a header and then blocks, with a bitmap of the free
-//! ones.
+//! Spans: 16 to 64 KiB (an arena's choice, by its budget) of one small size class, a header
+//! and then blocks, with a bitmap of the free ones.
 //!
 //! The protocol (modelled in `loom-tests/tests/slab.rs`):
 //! - a span's `free` count never exceeds its set bits: freeing sets the bit, then raises the
@@ -19,24 +19,33 @@ use core::ptr::{self, NonNull};
 use crate::class::SMALL_ALIGN_MAX;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
-/// The bytes of a span, and its alignment: a block's span is its address rounded down. Every
-/// small size class in use holds at least one span.
+/// The bytes of a span, and its alignment, in an arena without a budget (or a large one): a
+/// block's span is its address rounded down to the arena's span size. Every small size class
+/// in use holds at least one span, so an arena with a small budget takes smaller spans (down
+/// to [`MIN_SPAN`]).
 #[cfg(not(loom))]
 pub const SPAN: usize = 64 * 1024;
 /// The bytes of a span, and its alignment (small under loom, so a model exhausts spans).
 #[cfg(loom)]
 pub const SPAN: usize = 8 * 1024;
 
+/// The smallest span: room for one block of the largest small class after the header.
+#[cfg(not(loom))]
+pub const MIN_SPAN: usize = 16 * 1024;
+/// The smallest span (as large as the only one under loom).
+#[cfg(loom)]
+pub const MIN_SPAN: usize = SPAN;
+
 /// Where a span's first block starts: after the header, on a 1 KiB boundary.
 const HEADER: usize = SMALL_ALIGN_MAX;
 const WORD_BITS: usize = usize::BITS as usize;
-/// The most blocks a span holds (of the 16-byte class).
+/// The most blocks a span holds (of the 16-byte class, in the largest span).
 const MAX_BLOCKS: usize = (SPAN - HEADER) / 16;
 const WORDS: usize = MAX_BLOCKS.div_ceil(WORD_BITS);
 
-/// How many blocks of `block_size` one span holds.
-pub(crate) const fn blocks_per_span(block_size: usize) -> usize {
-    (SPAN - HEADER) / block_size
+/// How many blocks of `block_size` one span of `span` bytes holds.
+pub(crate) const fn blocks_per_span(block_size: usize, span: usize) -> usize {
+    (span - HEADER) / block_size
 }
 
 /// A span's header, at its start.
@@ -62,14 +71,17 @@ pub(crate) struct Span {
 const _: () = assert!(core::mem::size_of::<Span>() <= HEADER);
 
 impl Span {
-    /// Writes an empty span of `block_size` blocks at `at`, every block free.
+    /// Writes an empty span of `span` bytes and `block_size` blocks at `at`, every block free.
     ///
     /// # Safety
-    /// `at` is valid for writes of [`SPAN`] bytes, aligned to [`SPAN`], owned by the caller
-    /// until the span is published, and `block_size` is a small class's size.
-    pub(crate) unsafe fn init(at: NonNull<u8>, block_size: usize) -> NonNull<Span> {
-        debug_assert_eq!(at.as_ptr() as usize % SPAN, 0);
-        let blocks = blocks_per_span(block_size);
+    /// `at` is valid for writes of `span` bytes, aligned to `span` (a power of two from
+    /// [`MIN_SPAN`] to [`SPAN`]), owned by the caller until the span is published, and
+    /// `block_size` is a small class's size.
+    pub(crate) unsafe fn init(at: NonNull<u8>, block_size: usize, span: usize) -> NonNull<Span> {
+        debug_assert_eq!(at.as_ptr() as usize % span, 0);
+        debug_assert!((MIN_SPAN..=SPAN).contains(&span) && span.is_power_of_two());
+        let blocks = blocks_per_span(block_size, span);
+        debug_assert!(blocks > 0, "a span holds a block of every small class");
         let words = blocks.div_ceil(WORD_BITS);
         let bits = core::array::from_fn(|word| {
             let first = word * WORD_BITS;
@@ -81,8 +93,8 @@ impl Span {
             })
         });
         let span = at.cast::<Span>();
-        // SAFETY: the caller gives us SPAN writable bytes aligned to SPAN, which holds a Span
-        // (asserted above: the header fits in HEADER bytes).
+        // SAFETY: the caller gives us `span` writable bytes aligned to `span`, which holds a
+        // Span (asserted above: the header fits in HEADER bytes, less than any span).
         unsafe {
             ptr::write(
                 span.as_ptr(),
@@ -102,12 +114,12 @@ impl Span {
         span
     }
 
-    /// The span a block lies in.
-    pub(crate) fn of(block: NonNull<u8>) -> NonNull<Span> {
+    /// The span a block lies in, in an arena of spans of `span` bytes.
+    pub(crate) fn of(block: NonNull<u8>, span: usize) -> NonNull<Span> {
         block
             .map_addr(|addr| {
                 // SAFETY: a block lies past its span's header, so rounding down stays non-zero.
-                unsafe { core::num::NonZeroUsize::new_unchecked(addr.get() & !(SPAN - 1)) }
+                unsafe { core::num::NonZeroUsize::new_unchecked(addr.get() & !(span - 1)) }
             })
             .cast()
     }
@@ -168,14 +180,14 @@ impl Span {
         }
     }
 
-    /// Returns `block` to its span. `true` when the span had no free block before, so the
-    /// caller must put it back on its class's partial list.
+    /// Returns `block` to its span (of `span` bytes). `true` when the span had no free block
+    /// before, so the caller must put it back on its class's partial list.
     ///
     /// # Safety
-    /// `block` was returned by [`take`](Self::take) on the span it lies in, which is live, and
-    /// is not used after this call.
-    pub(crate) unsafe fn give_back(block: NonNull<u8>) -> bool {
-        let span = Self::of(block);
+    /// `block` was returned by [`take`](Self::take) on the span it lies in, which is live and
+    /// of `span` bytes, and is not used after this call.
+    pub(crate) unsafe fn give_back(block: NonNull<u8>, span: usize) -> bool {
+        let span = Self::of(block, span);
         // SAFETY: the caller guarantees the block's span is live.
         let this = unsafe { span.as_ref() };
         let offset = block.as_ptr() as usize - span.as_ptr() as usize - HEADER;

@@ -134,27 +134,28 @@ impl NodeMemory {
         if self.ready.head.load(Ordering::Relaxed).is_null() {
             return 0;
         }
-        // Acquire pairs with the Release below: the previous drainer's pops happened before.
+        // Acquire pairs with the Release in `Draining::drop`: the previous drainer's pops
+        // happened before.
         if self.ready.draining.swap(true, Ordering::Acquire) {
             return 0;
         }
-        let mut freed = 0;
-        while freed < max {
+        // Ends the round even if a `Drop` panics (that node's memory is leaked).
+        let mut round = Draining {
+            ready: &self.ready,
+            freed: 0,
+        };
+        while round.freed < max {
             let Some(node) = self.ready.pop() else {
                 break;
             };
+            round.freed += 1;
             // SAFETY: a node on the ready list was made by this memory (of the table's
             // types, which `free_node` was made for), is linked nowhere and no guard can see
             // it; popping it made this thread its only owner. Its `hash` field held the list
             // link, which dropping a node does not read.
             unsafe { (self.free_node)(self, node) };
-            freed += 1;
         }
-        // Release pairs with the Acquire above.
-        self.ready.draining.store(false, Ordering::Release);
-        // Relaxed: a count.
-        self.ready.pending.fetch_sub(freed, Ordering::Relaxed);
-        freed
+        round.freed
     }
 
     /// Drops and frees a node no reader can reach.
@@ -188,6 +189,22 @@ impl NodeMemory {
                 arena.deallocate(node.cast(), Layout::new::<Node<K, V>>())
             },
         }
+    }
+}
+
+/// A round of draining: releases the drainer's flag and counts what left the list when it
+/// ends, normally or by a panic in a `Drop`.
+struct Draining<'a> {
+    ready: &'a Ready,
+    freed: usize,
+}
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        // Release pairs with the Acquire in `reclaim`.
+        self.ready.draining.store(false, Ordering::Release);
+        // Relaxed: a count.
+        self.ready.pending.fetch_sub(self.freed, Ordering::Relaxed);
     }
 }
 

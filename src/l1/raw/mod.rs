@@ -141,11 +141,6 @@ impl<K, V> RawTable<K, V> {
         self.replicas.len()
     }
 
-    /// The layout of one node, to size an arena for the table.
-    pub(crate) fn node_layout() -> core::alloc::Layout {
-        core::alloc::Layout::new::<Node<K, V>>()
-    }
-
     /// The memory of replica `replica`'s sets (to place it on its socket's node).
     #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
     pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {
@@ -576,5 +571,11 @@ impl<K, V> RawGuard<'_, K, V> {
     /// The table this guard pins.
     pub(crate) fn table(&self) -> &RawTable<K, V> {
         self.table
+    }
+
+    /// The epoch guard itself.
+    #[inline]
+    pub(crate) fn epoch(&self) -> &epoch::Guard {
+        &self.guard
     }
 }

@@ -47,10 +47,12 @@ const TAG_MASK: usize = (1 << META_SHIFT) - 1;
 /// The writer lock: the top bit of the meta byte.
 const LOCK_BIT: usize = 1 << (usize::BITS - 1);
 
-/// The fingerprint stored in a tag lane: the hash's top byte, never 0 (0 marks an empty way).
+/// The fingerprint stored in a tag lane: the hash's bits 24 to 31, never 0 (0 marks an empty
+/// way). Within the low 32 bits, which the tiered cache keeps (its L2 stores 32-bit hashes);
+/// sets take the lowest bits.
 #[inline]
 pub(crate) const fn tag(hash: u64) -> usize {
-    let t = (hash >> 56) as usize;
+    let t = ((hash >> 24) & 0xFF) as usize;
     if t == 0 { 1 } else { t }
 }
 
@@ -438,8 +440,8 @@ mod tests {
     #[test]
     fn tags_are_never_zero() {
         assert_eq!(tag(0), 1);
-        assert_eq!(tag(0x00FF_FFFF_FFFF_FFFF), 1);
-        assert_eq!(tag(0xAB00_0000_0000_0000), 0xAB);
+        assert_eq!(tag(0xFFFF_FFFF_00FF_FFFF), 1);
+        assert_eq!(tag(0x0000_0000_AB00_0000), 0xAB);
     }
 
     #[test]

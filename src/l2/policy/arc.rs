@@ -7,8 +7,8 @@
 //! victim comes from `T1` while it is larger than `p`, else from `T2`. The policy counts
 //! entries; the cache size `c` it adapts to is the number of resident entries.
 //!
-//! With exclusive access a hit moves the entry to `T2`'s most recent end; under shared hits it
-//! only marks the entry, and a marked victim is moved there instead of evicted. `Critical`
+//! A hit moves the entry to `T2`'s most recent end; a use the policy was not told of moves a
+//! victim there instead of evicting it. `Critical`
 //! entries are passed over when they must be spared; expired entries go first where met.
 
 use alloc::collections::BTreeMap;
@@ -16,22 +16,21 @@ use alloc::collections::BTreeMap;
 use hashbrown::HashTable;
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Side {
     T1,
     T2,
+    #[default]
     Absent,
 }
 
 /// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    touched: AtomicU8,
-    hits: HitCounter,
     side: Side,
     critical: bool,
 }
@@ -133,32 +132,8 @@ impl Arc {
 impl Policy for Arc {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            touched: AtomicU8::new(0),
-            hits: HitCounter::new(),
-            side: Side::Absent,
-            critical: false,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        // Relaxed: a hint for the hand; no store once set.
-        if meta.touched.load(Ordering::Relaxed) == 0 {
-            meta.touched.store(1, Ordering::Relaxed);
-        }
-    }
-
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.promote(entries, id);
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -189,14 +164,19 @@ impl Policy for Arc {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
     ) {
-        match entries.meta(id).side {
-            Side::T1 => self.t1.weight = self.t1.weight - old_weight + info.weight,
-            Side::T2 => self.t2.weight = self.t2.weight - old_weight + info.weight,
-            Side::Absent => {}
+        let list = match entries.meta(id).side {
+            Side::T1 => Some(&mut self.t1),
+            Side::T2 => Some(&mut self.t2),
+            Side::Absent => None,
+        };
+        if let Some(list) = list {
+            list.replaced(entries, old, id);
+            list.weight = list.weight - old_weight + info.weight;
         }
         entries.meta_mut(id).critical = info.priority == Priority::Critical;
         self.promote(entries, id);
@@ -225,16 +205,9 @@ impl Policy for Arc {
                 self.t2.front
             }
             .expect("checked");
-            let meta = entries.meta(id);
             let expired = entries.is_expired(id);
-            // Relaxed: exclusive access.
-            if !expired && meta.touched.load(Ordering::Relaxed) != 0 {
-                meta.touched.store(0, Ordering::Relaxed);
-                self.promote(entries, id);
-                continue;
-            }
-            let spared = spare_critical && meta.critical;
-            if !expired && (spared || entries.used_elsewhere(id)) {
+            let spared = spare_critical && entries.meta(id).critical;
+            if !expired && (spared || entries.referenced(id)) {
                 self.promote(entries, id);
                 continue;
             }

@@ -7,17 +7,16 @@
 //! hand passes over `Critical` entries; expired entries are evicted whatever their counter.
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
 /// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    freq: AtomicU8,
+    freq: u8,
     /// The counter's ceiling for this entry: `2^BITS - 1`, capped by its priority.
     max: u8,
-    hits: HitCounter,
     critical: bool,
 }
 
@@ -56,29 +55,9 @@ impl<const BITS: u8> Clock<BITS> {
 impl<const BITS: u8> Policy for Clock<BITS> {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            freq: AtomicU8::new(0),
-            max: Self::MAX,
-            hits: HitCounter::new(),
-            critical: false,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
-        let f = meta.freq.load(Ordering::Relaxed);
-        if f < meta.max {
-            meta.freq.store(f + 1, Ordering::Relaxed);
-        }
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
+    fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        let meta = entries.meta_mut(id);
+        meta.freq = (meta.freq + 1).min(meta.max);
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -92,15 +71,17 @@ impl<const BITS: u8> Policy for Clock<BITS> {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
     ) {
+        self.ring.replaced(entries, old, id);
         self.ring.weight = self.ring.weight - old_weight + info.weight;
         let meta = entries.meta_mut(id);
         meta.max = Self::ceiling(info.priority);
         meta.critical = info.priority == Priority::Critical;
-        self.on_hit(entries.meta(id), entries.hash(id));
+        self.on_access(entries, id);
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
@@ -117,13 +98,11 @@ impl<const BITS: u8> Policy for Clock<BITS> {
                 self.ring.remove(entries, id);
                 return Some(id);
             }
-            let meta = entries.meta(id);
+            let meta = entries.meta_mut(id);
             let spared = spare_critical && meta.critical;
-            // Relaxed: exclusive access.
-            let f = meta.freq.load(Ordering::Relaxed);
-            if f > 0 {
-                meta.freq.store(f - 1, Ordering::Relaxed);
-            } else if !(spared || entries.used_elsewhere(id)) {
+            if meta.freq > 0 {
+                meta.freq -= 1;
+            } else if !(spared || entries.referenced(id)) {
                 self.ring.remove(entries, id);
                 return Some(id);
             }

@@ -4,24 +4,21 @@
 //!
 //! Each entry has a use count from 1 to 15; entries of equal count form an LRU list, and the
 //! victim is the least recently used entry of the lowest count. Every `10 × resident` counted
-//! uses, all counts are halved. With exclusive access a hit counts at once; under shared hits
-//! it is recorded in the entry and counted when the hand meets the entry. `Critical` entries
-//! are passed over when they must be spared; expired entries go first where met.
+//! uses, all counts are halved. A hit counts when the policy is told of it; a use it was not
+//! told of counts when the hand meets the entry. `Critical` entries are passed over when they
+//! must be spared; expired entries go first where met.
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
 /// The highest use count.
 const LEVELS: usize = 16;
 
 /// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    /// Hits recorded under a shared lock, not yet counted.
-    pending: AtomicU8,
-    hits: HitCounter,
     /// The use count (0: not linked).
     level: u8,
     critical: bool,
@@ -89,33 +86,8 @@ impl Lfu {
 impl Policy for Lfu {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            pending: AtomicU8::new(0),
-            hits: HitCounter::new(),
-            level: 0,
-            critical: false,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        // Relaxed: a hint counted later; a lost increment under a race is harmless.
-        let p = meta.pending.load(Ordering::Relaxed);
-        if p < u8::MAX {
-            meta.pending.store(p + 1, Ordering::Relaxed);
-        }
-    }
-
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.count(entries, id, 1);
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -126,6 +98,7 @@ impl Policy for Lfu {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
@@ -133,6 +106,7 @@ impl Policy for Lfu {
         let level = usize::from(entries.meta(id).level);
         if level > 0 {
             let list = &mut self.levels[level];
+            list.replaced(entries, old, id);
             list.weight = list.weight - old_weight + info.weight;
         }
         entries.meta_mut(id).critical = info.priority == Priority::Critical;
@@ -149,14 +123,8 @@ impl Policy for Lfu {
             steps -= 1;
             let id = self.levels.iter().find_map(|level| level.front)?;
             let expired = entries.is_expired(id);
-            // Relaxed: exclusive access.
-            let pending = entries.meta(id).pending.swap(0, Ordering::Relaxed);
-            if !expired && pending > 0 {
-                self.count(entries, id, usize::from(pending));
-                continue;
-            }
             let spared = spare_critical && entries.meta(id).critical;
-            if !expired && (spared || entries.used_elsewhere(id)) {
+            if !expired && (spared || entries.referenced(id)) {
                 self.count(entries, id, 1);
                 continue;
             }

@@ -54,6 +54,31 @@ impl List {
         self.weight -= entries.weight(id);
     }
 
+    /// Entry `old` now lives at `new`, with `old`'s links moved there (see
+    /// [`Policy::on_replace`](super::Policy::on_replace)): points its neighbours and the front
+    /// at `new`. Nothing to do when the two are the same.
+    pub(crate) fn replaced<M: Linked>(
+        &mut self,
+        entries: &mut impl Entries<M>,
+        old: SlotId,
+        new: SlotId,
+    ) {
+        if old == new {
+            return;
+        }
+        let (prev, next) = entries.meta(new).links();
+        if prev == old {
+            // The only entry: it links to itself.
+            entries.meta_mut(new).set_links(new, new);
+        } else {
+            entries.meta_mut(prev).set_next(new);
+            entries.meta_mut(next).set_prev(new);
+        }
+        if self.front == Some(old) {
+            self.front = Some(new);
+        }
+    }
+
     /// The entry after `id` (wrapping from the back to the front).
     pub(crate) fn next<M: Linked>(entries: &impl Entries<M>, id: SlotId) -> SlotId {
         entries.meta(id).links().1

@@ -1,26 +1,22 @@
 //! Least recently used: the baseline every cache paper measures against.
 //!
-//! Entries form one list, least recently used at the head. With exclusive access
-//! ([`Policy::on_access`], the simulator's single-threaded shard) a hit moves the entry to the
-//! tail at once: exact LRU, which reproduces published LRU figures. Under the sharded L2, hits
-//! hold only a read lock, so a hit just marks the entry and the eviction hand moves a marked
-//! head to the tail instead of evicting it (the usual concurrent approximation, close to
-//! CLOCK).
+//! Entries form one list, least recently used at the head. A hit ([`Policy::on_access`]) moves
+//! the entry to the tail: told at once (the simulator's [`Harness`](super::Harness)), that is
+//! exact LRU, which reproduces published LRU figures; in the concurrent L2, hits are told in
+//! batches, and a use the policy was not told of gives a marked head a second chance at the
+//! tail (close to CLOCK).
 //!
 //! Priorities: with `spare_critical` the hand passes over `Critical` entries (they keep their
 //! place). Expired entries at the head go first, like any other head.
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
 /// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    /// 1 when hit under a shared lock since the hand last saw the entry.
-    touched: AtomicU8,
-    hits: HitCounter,
     linked: bool,
     critical: bool,
 }
@@ -62,32 +58,8 @@ impl Lru {
 impl Policy for Lru {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            touched: AtomicU8::new(0),
-            hits: HitCounter::new(),
-            linked: false,
-            critical: false,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        // Relaxed: a hint for the hand; no store once set.
-        if meta.touched.load(Ordering::Relaxed) == 0 {
-            meta.touched.store(1, Ordering::Relaxed);
-        }
-    }
-
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.refresh(entries, id);
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -98,10 +70,15 @@ impl Policy for Lru {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
-        _old_weight: u64,
+        old_weight: u64,
         info: EntryInfo,
     ) {
+        if entries.meta(id).linked {
+            self.list.replaced(entries, old, id);
+            self.list.weight = self.list.weight - old_weight + info.weight;
+        }
         entries.meta_mut(id).critical = info.priority == Priority::Critical;
         self.refresh(entries, id);
     }
@@ -120,11 +97,8 @@ impl Policy for Lru {
         while budget > 0 {
             budget -= 1;
             let next = entries.meta(at).next;
-            let meta = entries.meta(at);
             let expired = entries.is_expired(at);
-            // Relaxed: exclusive access.
-            if !expired && meta.touched.load(Ordering::Relaxed) != 0 {
-                meta.touched.store(0, Ordering::Relaxed);
+            if !expired && entries.referenced(at) {
                 if self.list.front == Some(at) {
                     self.refresh(entries, at);
                     at = self.list.front.expect("not empty");

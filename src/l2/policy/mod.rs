@@ -1,20 +1,24 @@
-//! Eviction and admission policies for an L2 [`Shard`](super::Shard).
+//! Eviction and admission policies for the shards of the L2 tier.
 //!
 //! A policy sees entries only as [`SlotId`]s (indices into the shard's arena) and keeps its
-//! per-entry state in the entry's slot (its [`Meta`](Policy::Meta)). The shard calls it:
-//!
-//! - [`on_hit`](Policy::on_hit) with **shared** access, from a lookup that holds only the
-//!   shard's read lock: implementations may only touch atomics (a CLOCK counter bump);
-//! - everything else with exclusive access (the shard's write lock).
+//! per-entry state (its [`Meta`](Policy::Meta)) in an array the shard keeps beside the
+//! entries. Every call has exclusive access: readers of a concurrent shard never touch the
+//! policy. They mark the entry they hit and record the hit in a lossy per-thread buffer; the
+//! shard's next writer replays the records through [`Policy::on_access`]. A use the policy was
+//! not told of (a lost record, or a hit on the entry's L1 copy) shows as
+//! [`Entries::referenced`] when the policy asks, typically before evicting.
 //!
 //! The shard never decides what to evict: it asks [`evict`](Policy::evict) for a victim when
-//! its owner (the sharded L2) is over budget. Policies are told each entry's [`Priority`]:
-//! with `spare_critical` set they must not choose a `Critical` entry, and they should choose
-//! an entry that [has expired](Entries::is_expired) before any other.
+//! its owner is over budget. Policies are told each entry's [`Priority`]: with
+//! `spare_critical` set they must not choose a `Critical` entry, and they should choose an
+//! entry that [has expired](Entries::is_expired) before any other.
+//!
+//! [`Harness`] drives one policy single-threaded, each hit told at once: the trace simulator
+//! measures policies with it.
 
 mod arc;
 mod clock;
-mod evidence;
+mod harness;
 mod lfu;
 mod list;
 mod lru;
@@ -22,29 +26,28 @@ mod predictive;
 mod probation_clock;
 mod s3fifo;
 mod sieve;
-mod sketch;
-mod window;
 mod wtinylfu;
 
 pub use arc::{Arc, Meta as ArcMeta};
 pub use clock::{Clock, Meta as ClockMeta};
+pub use harness::{Evicted, Harness};
 pub use lfu::{Lfu, Meta as LfuMeta};
 pub use lru::{Lru, Meta as LruMeta};
 pub use predictive::{Meta as PredictiveMeta, Predictive};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
 pub use sieve::{Meta as SieveMeta, Sieve};
-pub use window::WindowTuning;
-pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu};
+pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu, WindowTuning};
 
 pub use crate::entry::Priority;
 
-/// The policy a [`Cache`](crate::Cache), an [`L2`](crate::l2::L2) and a
-/// [`Shard`](crate::l2::Shard) use unless told otherwise: W-TinyLFU with an adaptive window,
+#[cfg(test)]
+mod tests;
+
+/// The policy a [`Cache`](crate::Cache) and a [`Harness`] use unless told otherwise: W-TinyLFU with an adaptive window,
 /// chosen on the shared traces (`benches/HIT_RATIO.md`) as the one that is never far from the
 /// best policy on any of them.
 pub type DefaultPolicy = WTinyLfu;
-use crate::sync::{AtomicU8, Ordering};
 
 /// The index of an entry in a shard's arena. Ids are reused after an entry leaves.
 pub type SlotId = u32;
@@ -53,7 +56,7 @@ pub type SlotId = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EntryInfo {
-    /// The key's 64-bit hash (admission policies remember hashes of evicted keys).
+    /// The key's hash (admission policies remember hashes of evicted keys).
     pub hash: u64,
     /// The entry's weight (1 per entry when the cache counts entries).
     pub weight: u64,
@@ -72,8 +75,9 @@ impl EntryInfo {
     }
 }
 
-/// The policy's view of a shard's entries: each entry's policy state (kept inside the entry's
-/// slot, so a lookup touches one place), hash, weight and whether it has expired.
+/// The policy's view of a shard's entries: each entry's policy state (kept by the shard in an
+/// array beside the entries, which only the shard's writer touches), hash, weight, whether it
+/// has expired, and whether it was used since the policy last asked.
 pub trait Entries<M> {
     /// The state of entry `id`.
     fn meta(&self, id: SlotId) -> &M;
@@ -85,95 +89,40 @@ pub trait Entries<M> {
     fn weight(&self, id: SlotId) -> u64;
     /// Whether entry `id`'s time to live has run out (it will never be returned again).
     fn is_expired(&self, id: SlotId) -> bool;
-    /// Whether entry `id` was used in a tier above this one (the tiered cache's L1, whose
-    /// hits never reach the shard) since this was last asked; asking consumes that use. A
-    /// CLOCK hand asks before evicting an entry whose counter is zero.
-    fn used_elsewhere(&mut self, id: SlotId) -> bool;
-}
-
-/// A saturating count of an entry's hits, which every policy keeps in its [`Policy::Meta`]
-/// (see [`Policy::hit_counter`]); the shard counts. The tiered cache copies an entry into L1
-/// once its count reaches the configured number, and relies on the count never going down:
-/// an entry whose count is below that number has no L1 copy, so its eviction need not look
-/// in L1. One byte; once saturated, a hit no longer writes it.
-#[derive(Debug, Default)]
-pub struct HitCounter(AtomicU8);
-
-impl HitCounter {
-    /// A counter at zero.
-    pub fn new() -> Self {
-        Self(AtomicU8::new(0))
-    }
-
-    /// Counts a hit, up to `cap`, and returns the hits so far (this one included, at most
-    /// `cap`, or the count already saturated by [`saturate`](Self::saturate)). The count
-    /// never decreases, even under racing hits; once it has reached `cap` a hit no longer
-    /// writes it, so an entry pays at most `cap` read-modify-writes in its life.
-    #[inline]
-    pub fn record(&self, cap: u8) -> u8 {
-        // Relaxed: the count orders nothing; the shard lock orders promotions and evictions.
-        let mut seen = self.0.load(Ordering::Relaxed);
-        while seen < cap {
-            // A read-modify-write (not a load and a store) so that a racing hit cannot write
-            // back a smaller count.
-            match self
-                .0
-                .compare_exchange_weak(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return seen + 1,
-                Err(now) => seen = now,
-            }
-        }
-        seen
-    }
-
-    /// The hits so far.
-    #[inline]
-    pub fn get(&self) -> u8 {
-        // Relaxed: as in `record`.
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Sets the count to its maximum (an entry copied into L1 at insertion).
-    pub fn saturate(&self) {
-        // Relaxed: as in `record`; callers hold the shard's write lock.
-        self.0.store(u8::MAX, Ordering::Relaxed);
-    }
+    /// Whether entry `id` was used since this was last asked, in a way the policy has not been
+    /// told of through [`Policy::on_access`]: a hit whose record was lost, or a use of its
+    /// copy in the tiered cache's L1. Asking consumes the use: a CLOCK hand asks before
+    /// evicting an entry and gives it a second chance if so.
+    fn referenced(&mut self, id: SlotId) -> bool;
 }
 
 /// A shard-level eviction and admission policy. See the [module docs](self) for who calls
-/// what, and under which access.
-pub trait Policy: Send + Sync {
-    /// Per-entry state, stored in the entry's slot.
-    type Meta: Send + Sync;
-
-    /// The state of a newly stored entry (before [`on_insert`](Self::on_insert) links it).
-    fn new_meta(&self) -> Self::Meta;
-
-    /// A lookup hit the entry whose state is `meta` and whose key hashes to `hash`. Runs under
-    /// the shard's read lock, concurrently with other hits: only atomic updates are allowed
-    /// (to the entry's state or to the policy's own atomics, such as a frequency sketch).
-    fn on_hit(&self, meta: &Self::Meta, hash: u64);
-
-    /// A hit on entry `id` by an owner with exclusive access (a single-threaded shard, such as
-    /// the trace simulator's): policies that reorder on a hit (LRU) do it here. By default the
-    /// same as [`on_hit`](Self::on_hit).
-    fn on_access(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId) {
-        self.on_hit(entries.meta(id), entries.hash(id));
-    }
-
-    /// The entry's hit counter, kept in its state; the shard counts hits with it.
-    fn hit_counter(meta: &Self::Meta) -> &HitCounter;
+/// what.
+///
+/// Every method runs with exclusive access: in a concurrent table, under its shard's writer
+/// lock. Hits do not call the policy as they happen: the table records them and replays them
+/// through [`on_access`](Self::on_access) in batches (a use whose record was lost shows as
+/// [`Entries::referenced`]).
+pub trait Policy: Send + Sized {
+    /// Per-entry state, kept by the shard beside the entry (`Default` for a new entry).
+    type Meta: Default + Send;
 
     /// A new entry was stored at `id`.
     fn on_insert(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId, info: EntryInfo);
 
-    /// The entry at `id` had its value replaced; its weight went from `old_weight` to
-    /// `info.weight` and its priority may have changed. Counts as a use.
+    /// Entry `id` was used (a hit).
+    fn on_access(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId);
+
+    /// The entry at `old` had its value replaced and now lives at `new` (the same id in a
+    /// single-threaded table; a new one in a concurrent table, whose readers may still see
+    /// the old value at `old`). `new`'s state is `old`'s, moved; the policy updates what
+    /// points at `old`. Its weight went from `old_weight` to `info.weight` and its priority may
+    /// have changed. Counts as a use.
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Self::Meta>,
-        id: SlotId,
+        old: SlotId,
+        new: SlotId,
         old_weight: u64,
         info: EntryInfo,
     );
@@ -191,19 +140,17 @@ pub trait Policy: Send + Sync {
         spare_critical: bool,
     ) -> Option<SlotId>;
 
-    /// A hint that the shard will hold about `entries` entries (the sharded L2 gives it when
-    /// it sizes a shard for a capacity that counts entries): a policy may size its history for
-    /// them now instead of growing it while the shard fills. By default, nothing.
+    /// A hint that the shard will hold about `entries` entries: a policy may size its history
+    /// for them now instead of growing it while the shard fills. By default, nothing.
     fn reserve(&mut self, entries: usize) {
         let _ = entries;
     }
 
-    /// The sharded L2 built this policy for one of its shards after `first`, its first
-    /// shard's, before either holds an entry: a policy that learns from requests may pool
-    /// what it learns with the table's other shards, so that many small shards learn as fast
-    /// as one large one (W-TinyLFU's window sizer does). By default, nothing.
-    fn join(&mut self, first: &mut Self) {
-        let _ = first;
+    /// The policies of a table of `shards` shards, each made by `make`: a policy that learns
+    /// from requests may link them here, so that many small shards learn as fast as one large
+    /// one (W-TinyLFU's window sizer does). By default, each its own.
+    fn for_table(shards: usize, mut make: impl FnMut() -> Self) -> alloc::vec::Vec<Self> {
+        (0..shards).map(|_| make()).collect()
     }
 
     /// Forgets every entry (and any history).

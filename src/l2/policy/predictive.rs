@@ -14,17 +14,15 @@
 //!
 //! Eviction samples `SAMPLE` entries from a hand moving along the entries and evicts the one
 //! with the lowest score (expired entries at once; `Critical` ones passed over when they must
-//! be spared). Under the sharded L2's shared hits, a hit updates the entry's use count and
-//! recency with atomics; learning happens on the exclusive paths (insertions, evictions, and
-//! hits with exclusive access in the simulator).
+//! be spared). Hits update the entry's use count and recency and teach the model as the
+//! policy is told of them; an entry used in a way it was not told of is passed over once.
 
 use alloc::collections::VecDeque;
 
 use hashbrown::HashTable;
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, AtomicUsize, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
 /// Entries compared per eviction.
 const SAMPLE: usize = 8;
@@ -33,13 +31,13 @@ const RATE: f32 = 0.02;
 const FEATURES: usize = 5;
 
 /// Per-entry state (20 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    /// Logical time of the last use (truncated to 32 bits).
-    last: AtomicUsize,
-    uses: AtomicU8,
-    hits: HitCounter,
+    /// Logical time of the last use.
+    last: usize,
+    uses: u8,
     priority: Priority,
 }
 
@@ -55,7 +53,7 @@ struct Ghost {
 pub struct Predictive {
     ring: List,
     /// Logical time: one tick per insertion or counted use.
-    now: AtomicUsize,
+    now: usize,
     weights: [f32; FEATURES],
     ghosts: HashTable<Ghost>,
     ghost_order: VecDeque<u64>,
@@ -65,7 +63,7 @@ impl Default for Predictive {
     fn default() -> Self {
         Self {
             ring: List::default(),
-            now: AtomicUsize::new(0),
+            now: 0,
             // A start that already prefers frequent, recent, light, important entries.
             weights: [0.0, 1.0, -0.5, -0.1, 1.0],
             ghosts: HashTable::new(),
@@ -110,21 +108,17 @@ impl Predictive {
         Self::default()
     }
 
-    fn tick(&self) -> usize {
-        // Relaxed: a logical clock for recency, not a synchronisation point.
-        let now = self.now.load(Ordering::Relaxed).wrapping_add(1);
-        self.now.store(now, Ordering::Relaxed);
-        now
+    fn tick(&mut self) -> usize {
+        self.now = self.now.wrapping_add(1);
+        self.now
     }
 
     fn features(&self, entries: &impl Entries<Meta>, id: SlotId) -> [f32; FEATURES] {
         let meta = entries.meta(id);
-        // Relaxed: exclusive access, or a hint.
-        let now = self.now.load(Ordering::Relaxed);
-        let age = now.wrapping_sub(meta.last.load(Ordering::Relaxed));
+        let age = self.now.wrapping_sub(meta.last);
         [
             1.0,
-            ln1p(f32::from(meta.uses.load(Ordering::Relaxed))),
+            ln1p(f32::from(meta.uses)),
             ln1p(age as f32),
             ln1p(entries.weight(id) as f32),
             f32::from(meta.priority as u8) / 3.0,
@@ -143,12 +137,9 @@ impl Predictive {
         }
     }
 
-    fn touch(&self, meta: &Meta) {
-        // Relaxed: hints; racing hits may lose an increment.
-        let uses = meta.uses.load(Ordering::Relaxed);
-        meta.uses.store(uses.saturating_add(1), Ordering::Relaxed);
-        meta.last
-            .store(self.now.load(Ordering::Relaxed), Ordering::Relaxed);
+    fn touch(&self, meta: &mut Meta) {
+        meta.uses = meta.uses.saturating_add(1);
+        meta.last = self.now;
     }
 
     /// Remembers an evicted entry, forgetting (as negative examples) the oldest ghosts beyond
@@ -177,32 +168,11 @@ impl Predictive {
 impl Policy for Predictive {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            last: AtomicUsize::new(0),
-            uses: AtomicU8::new(0),
-            hits: HitCounter::new(),
-            priority: Priority::High,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        self.touch(meta);
-    }
-
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         let features = self.features(entries, id);
         self.learn(&features, 1.0);
         self.tick();
-        self.touch(entries.meta(id));
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
+        self.touch(entries.meta_mut(id));
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -214,18 +184,19 @@ impl Policy for Predictive {
         let now = self.tick();
         let meta = entries.meta_mut(id);
         meta.priority = info.priority;
-        // Relaxed: exclusive access.
-        meta.last.store(now, Ordering::Relaxed);
+        meta.last = now;
         self.ring.push_back(entries, id);
     }
 
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
     ) {
+        self.ring.replaced(entries, old, id);
         self.ring.weight = self.ring.weight - old_weight + info.weight;
         entries.meta_mut(id).priority = info.priority;
         self.on_access(entries, id);
@@ -241,16 +212,15 @@ impl Policy for Predictive {
         let mut examined = 0;
         // Look at up to SAMPLE candidates (more if Critical ones are passed over).
         for _ in 0..self.ring.len {
-            let meta = entries.meta(at);
             if entries.is_expired(at) {
                 best = Some((f32::NEG_INFINITY, at));
                 break;
             }
-            if !(spare_critical && meta.priority == Priority::Critical) {
+            if !(spare_critical && entries.meta(at).priority == Priority::Critical) {
                 let features = self.features(entries, at);
                 let mut score = self.score(&features);
-                if entries.used_elsewhere(at) {
-                    score = f32::INFINITY; // in use above L2: not this time
+                if entries.referenced(at) {
+                    score = f32::INFINITY; // used, and the policy was not told: not this time
                 }
                 if best.is_none_or(|(s, _)| score < s) {
                     best = Some((score, at));

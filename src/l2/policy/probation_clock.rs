@@ -7,8 +7,7 @@
 //!
 //! - A new key enters the **probation** FIFO, unless its hash is in the **ghost** set (it was
 //!   recently evicted from probation), in which case it goes straight to the main CLOCK.
-//! - Hits bump a 2-bit counter (saturating at 3) with one relaxed atomic store, under the
-//!   shard's read lock; nothing moves on a hit.
+//! - Hits bump a 2-bit counter (saturating at 3); nothing moves on a hit.
 //! - While probation holds at least a tenth of the shard's weight (or the main queue is
 //!   empty), the victim comes from its head: an entry used while on probation moves to the
 //!   main queue, an unused one is evicted and its hash remembered in the ghost set.
@@ -19,9 +18,9 @@
 //! queue, and a key that comes back soon after a probation eviction is admitted to the main
 //! queue directly.
 //!
-//! Hits on an entry's L1 copy never reach the shard, so before the hand evicts an entry whose
-//! counter is zero it asks whether the entry was used in L1 since it last asked
-//! ([`Entries::used_elsewhere`]); if so the entry gets one more round.
+//! Before the hand evicts an entry whose counter is zero it asks whether the entry was used in
+//! a way the policy was not told of ([`Entries::referenced`]: a lost hit record, a use of its
+//! L1 copy); if so the entry gets one more round.
 //!
 //! Priorities: a counter saturates at [`Priority::max_uses`] (3 for `High` and `Critical`, 2
 //! for `Medium`, 1 for `Low`). `Critical` entries live in a third ring, a CLOCK of its own,
@@ -32,26 +31,26 @@
 use alloc::vec::Vec;
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
 /// Probation is the victim source while it holds at least `1 / PROBATION_SHARE` of the weight.
 const PROBATION_SHARE: u64 = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Queue {
     Probation,
     Main,
     Critical,
+    #[default]
     Absent,
 }
 
-/// Per-entry state, kept in the entry's slot (12 bytes).
+/// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    freq: AtomicU8,
-    hits: HitCounter,
+    freq: u8,
     queue: Queue,
     priority: Priority,
 }
@@ -98,15 +97,13 @@ impl Queued for Ring {
         if !entries.is_expired(id) {
             // Use in L1 since the hand last asked counts as a hit: the counter keeps its
             // value instead of dropping (so an entry hot in L1 keeps its standing in L2).
-            let used_above = *l1_saves > 0 && entries.used_elsewhere(id);
-            let freq = &entries.meta(id).freq;
-            // Relaxed: exclusive access (no hit runs during eviction).
-            let f = freq.load(Ordering::Relaxed);
+            let used_above = *l1_saves > 0 && entries.referenced(id);
+            let f = entries.meta(id).freq;
             if used_above || f > 0 {
                 if used_above {
                     *l1_saves -= 1;
                 } else {
-                    freq.store(f - 1, Ordering::Relaxed);
+                    entries.meta_mut(id).freq = f - 1;
                 }
                 self.rotate(entries);
                 return None;
@@ -219,29 +216,9 @@ impl ProbationClock {
 impl Policy for ProbationClock {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            freq: AtomicU8::new(0),
-            hits: HitCounter::new(),
-            queue: Queue::Absent,
-            priority: Priority::High,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        // Relaxed: a use counter is a hint; a lost increment between racing hits is harmless.
-        let f = meta.freq.load(Ordering::Relaxed);
-        if f < meta.priority.max_uses() {
-            meta.freq.store(f + 1, Ordering::Relaxed);
-        }
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
+    fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        let meta = entries.meta_mut(id);
+        meta.freq = (meta.freq + 1).min(meta.priority.max_uses());
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -257,12 +234,14 @@ impl Policy for ProbationClock {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
     ) {
         let queue = entries.meta(id).queue;
         if let Some(ring) = self.ring(queue) {
+            ring.replaced(entries, old, id);
             ring.weight = ring.weight - old_weight + info.weight;
         }
         let was_critical = entries.meta(id).priority == Priority::Critical;
@@ -278,11 +257,8 @@ impl Policy for ProbationClock {
             }
         }
         // The counter may now be above the new priority's ceiling: clamp it.
-        let meta = entries.meta(id);
-        // Relaxed: exclusive access.
-        let f = meta.freq.load(Ordering::Relaxed);
-        meta.freq
-            .store((f + 1).min(info.priority.max_uses()), Ordering::Relaxed);
+        let meta = entries.meta_mut(id);
+        meta.freq = (meta.freq + 1).min(info.priority.max_uses());
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
@@ -314,11 +290,9 @@ impl Policy for ProbationClock {
                 if entries.is_expired(id) {
                     return Some(id);
                 }
-                let meta = entries.meta_mut(id);
-                // Relaxed: exclusive access (no hit runs during eviction).
-                if meta.freq.load(Ordering::Relaxed) > 0 {
+                if entries.meta(id).freq > 0 || entries.referenced(id) {
                     // Used while on probation: promote to the main queue, counting afresh.
-                    meta.freq.store(0, Ordering::Relaxed);
+                    entries.meta_mut(id).freq = 0;
                     self.main.link_tail(entries, id, Queue::Main);
                     continue;
                 }

@@ -15,16 +15,15 @@ use alloc::collections::VecDeque;
 use hashbrown::HashTable;
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
 /// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    freq: AtomicU8,
+    freq: u8,
     max: u8,
-    hits: HitCounter,
     in_main: bool,
     critical: bool,
 }
@@ -96,30 +95,9 @@ impl S3Fifo {
 impl Policy for S3Fifo {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            freq: AtomicU8::new(0),
-            max: 3,
-            hits: HitCounter::new(),
-            in_main: false,
-            critical: false,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        // Relaxed: a use counter is a hint.
-        let f = meta.freq.load(Ordering::Relaxed);
-        if f < meta.max {
-            meta.freq.store(f + 1, Ordering::Relaxed);
-        }
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
+    fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        let meta = entries.meta_mut(id);
+        meta.freq = (meta.freq + 1).min(meta.max);
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -134,17 +112,19 @@ impl Policy for S3Fifo {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
     ) {
         let in_main = entries.meta(id).in_main;
         let list = self.list(in_main);
+        list.replaced(entries, old, id);
         list.weight = list.weight - old_weight + info.weight;
         let meta = entries.meta_mut(id);
         meta.max = info.priority.max_uses();
         meta.critical = info.priority == Priority::Critical;
-        self.on_hit(entries.meta(id), entries.hash(id));
+        self.on_access(entries, id);
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
@@ -169,11 +149,10 @@ impl Policy for S3Fifo {
                 if entries.is_expired(id) {
                     return Some(id);
                 }
+                let used = entries.meta(id).freq > 0 || entries.referenced(id);
                 let meta = entries.meta_mut(id);
-                // Relaxed: exclusive access.
-                let used = meta.freq.load(Ordering::Relaxed) > 0;
                 if used || (spare_critical && meta.critical) {
-                    meta.freq.store(0, Ordering::Relaxed);
+                    meta.freq = 0;
                     meta.in_main = true;
                     self.main.push_back(entries, id);
                     continue;
@@ -183,12 +162,11 @@ impl Policy for S3Fifo {
                 return Some(id);
             }
             let id = self.main.front.expect("checked above");
-            let meta = entries.meta(id);
-            // Relaxed: exclusive access.
-            let f = meta.freq.load(Ordering::Relaxed);
             let expired = entries.is_expired(id);
-            if !expired && (f > 0 || (spare_critical && meta.critical)) {
-                meta.freq.store(f.saturating_sub(1), Ordering::Relaxed);
+            let spared = spare_critical && entries.meta(id).critical;
+            let f = entries.meta(id).freq;
+            if !expired && (f > 0 || spared || entries.referenced(id)) {
+                entries.meta_mut(id).freq = f.saturating_sub(1);
                 self.main.remove(entries, id);
                 self.main.push_back(entries, id);
                 continue;

@@ -8,15 +8,14 @@
 //! passes over `Critical` entries; expired entries are evicted whatever their bit.
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
 
 /// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    visited: AtomicU8,
-    hits: HitCounter,
+    visited: bool,
     critical: bool,
 }
 
@@ -50,27 +49,8 @@ impl Sieve {
 impl Policy for Sieve {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            visited: AtomicU8::new(0),
-            hits: HitCounter::new(),
-            critical: false,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, _hash: u64) {
-        // Relaxed: a hint for the hand; no store once set.
-        if meta.visited.load(Ordering::Relaxed) == 0 {
-            meta.visited.store(1, Ordering::Relaxed);
-        }
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
+    fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        entries.meta_mut(id).visited = true;
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -81,13 +61,18 @@ impl Policy for Sieve {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
     ) {
+        self.queue.replaced(entries, old, id);
+        if self.hand == Some(old) {
+            self.hand = Some(id);
+        }
         self.queue.weight = self.queue.weight - old_weight + info.weight;
         entries.meta_mut(id).critical = info.priority == Priority::Critical;
-        self.on_hit(entries.meta(id), entries.hash(id));
+        self.on_access(entries, id);
     }
 
     fn on_remove(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
@@ -99,14 +84,12 @@ impl Policy for Sieve {
         let mut at = self.hand.or(self.queue.front)?;
         while steps > 0 {
             steps -= 1;
-            let meta = entries.meta(at);
-            let spared = spare_critical && meta.critical;
+            let spared = spare_critical && entries.meta(at).critical;
             let expired = entries.is_expired(at);
-            // Relaxed: exclusive access.
-            let visited = !expired && meta.visited.load(Ordering::Relaxed) != 0;
+            let visited = !expired && entries.meta(at).visited;
             if visited {
-                meta.visited.store(0, Ordering::Relaxed);
-            } else if expired || !(spared || entries.used_elsewhere(at)) {
+                entries.meta_mut(at).visited = false;
+            } else if expired || !(spared || entries.referenced(at)) {
                 self.hand = Some(at);
                 self.unlink(entries, at);
                 return Some(at);

@@ -1,13 +1,12 @@
-//! Unit tests of the L2 shard and its default policy.
+//! Unit tests of the policies, driven through the [`Harness`].
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::policy::{EntryInfo, Policy, Priority, ProbationClock, WTinyLfu};
-use super::shard::NEVER;
-use super::{Evicted, Shard};
+use super::harness::NEVER;
+use super::{EntryInfo, Evicted, Harness, Policy, Priority, ProbationClock, WTinyLfu};
 use crate::entry::RemovalCause;
 
 /// A spread-out hash for test keys (the shard takes hashes from its owner).
@@ -17,7 +16,7 @@ fn h(key: u64) -> u64 {
 
 /// Inserts like a capacity-bounded cache would: store, then evict while over `capacity`.
 fn insert_bounded<P: Policy>(
-    shard: &mut Shard<u64, u64, P>,
+    shard: &mut Harness<u64, u64, P>,
     capacity: u64,
     key: u64,
 ) -> Vec<Evicted<u64, u64>> {
@@ -31,12 +30,12 @@ fn insert_bounded<P: Policy>(
 
 #[test]
 fn insert_get_replace_remove_and_weights() {
-    let mut shard: Shard<u64, &str> = Shard::new();
+    let mut shard: Harness<u64, &str> = Harness::new();
     assert_eq!(shard.insert(h(1), 1, "a", 5), None);
     assert_eq!(shard.insert(h(2), 2, "b", 7), None);
     assert_eq!(shard.weight(), 12);
     assert_eq!(shard.get(h(1), &1), Some(&"a"));
-    assert_eq!(shard.get_key_value(h(2), &2), Some((&2, &"b")));
+    assert_eq!(shard.get(h(2), &2), Some(&"b"));
     assert_eq!(shard.insert(h(1), 1, "A", 3), Some("a"));
     assert_eq!((shard.len(), shard.weight()), (2, 10));
     assert_eq!(shard.peek(h(1), &1), Some(&"A"));
@@ -57,7 +56,7 @@ fn insert_get_replace_remove_and_weights() {
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
 fn eviction_hands_out_every_entry_exactly_once() {
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Harness<u64, u64> = Harness::new();
     for k in 0..100 {
         shard.insert(h(k), k, k, 1 + k % 3);
         if k % 4 == 0 {
@@ -83,7 +82,7 @@ fn eviction_hands_out_every_entry_exactly_once() {
 )]
 fn a_scan_does_not_flush_the_hot_set() {
     let capacity = 100;
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Harness<u64, u64> = Harness::new();
     let hot: Vec<u64> = (0..60).collect();
     // Warm up: the hot keys are read repeatedly, so they graduate from probation.
     for _ in 0..4 {
@@ -119,7 +118,7 @@ fn a_scan_does_not_flush_the_hot_set() {
 )]
 fn a_key_back_soon_after_a_probation_eviction_is_admitted_to_the_main_queue() {
     let capacity = 20;
-    let mut shard: Shard<u64, u64, ProbationClock> = Shard::with_policy(ProbationClock::new());
+    let mut shard: Harness<u64, u64, ProbationClock> = Harness::with_policy(ProbationClock::new());
     for k in 0..capacity {
         insert_bounded(&mut shard, capacity, k);
     }
@@ -149,7 +148,7 @@ fn dropping_a_shard_drops_what_it_holds() {
     }
     let drops = Arc::new(AtomicUsize::new(0));
     {
-        let mut shard: Shard<u64, Counted> = Shard::new();
+        let mut shard: Harness<u64, Counted> = Harness::new();
         for k in 0..50 {
             shard.insert(h(k), k, Counted(Arc::clone(&drops)), 1);
         }
@@ -169,7 +168,7 @@ fn dropping_a_shard_drops_what_it_holds() {
 )]
 fn one_use_on_probation_saves_a_key_from_a_full_turnover() {
     let capacity = 30;
-    let mut shard: Shard<u64, u64, ProbationClock> = Shard::with_policy(ProbationClock::new());
+    let mut shard: Harness<u64, u64, ProbationClock> = Harness::with_policy(ProbationClock::new());
     for k in 0..capacity {
         insert_bounded(&mut shard, capacity, k);
     }
@@ -188,17 +187,17 @@ fn one_use_on_probation_saves_a_key_from_a_full_turnover() {
     assert_eq!(old_left, 1, "every unused old key was evicted");
 }
 
-/// Stores `key` at `priority` without expiry, deadline `expires`.
-fn store<P: Policy>(shard: &mut Shard<u64, u64, P>, key: u64, priority: Priority, expires: u64) {
+/// Stores `key` at `priority`, deadline `expires`.
+fn store<P: Policy>(shard: &mut Harness<u64, u64, P>, key: u64, priority: Priority, expires: u64) {
     let info = EntryInfo::new(h(key), 1, priority);
-    assert!(shard.store(key, key, info, expires).unwrap().is_none());
+    assert!(shard.insert_with(key, key, info, expires).is_none());
 }
 
 /// Gets `hot` and `other` into the main CLOCK with zero counters (they were used on
 /// probation; a third, unused entry is evicted to move them), then hits each three times and
 /// returns the next victim.
 fn victim_after_equal_use(hot: Priority, other: Priority) -> u64 {
-    let mut shard: Shard<u64, u64, ProbationClock> = Shard::with_policy(ProbationClock::new());
+    let mut shard: Harness<u64, u64, ProbationClock> = Harness::with_policy(ProbationClock::new());
     store(&mut shard, 1, hot, NEVER);
     store(&mut shard, 2, other, NEVER);
     store(&mut shard, 3, Priority::High, NEVER);
@@ -229,33 +228,30 @@ fn lower_priorities_get_fewer_second_chances_in_probation_clock() {
 
 #[test]
 fn critical_entries_are_spared_until_nothing_else_is_left() {
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Harness<u64, u64> = Harness::new();
     store(&mut shard, 1, Priority::Critical, NEVER);
     store(&mut shard, 2, Priority::Low, NEVER);
     store(&mut shard, 3, Priority::Critical, NEVER);
-    assert_eq!(shard.evict_at(0, true, None).map(|e| e.key), Some(2));
+    assert_eq!(shard.evict_at(0, true).map(|e| e.key), Some(2));
     assert!(
-        shard.evict_at(0, true, None).is_none(),
+        shard.evict_at(0, true).is_none(),
         "only Critical entries are left, and they are spared"
     );
     assert_eq!(shard.len(), 2);
     // Allowed to take them, the hand does, oldest first (neither was used).
-    assert_eq!(shard.evict_at(0, false, None).map(|e| e.key), Some(1));
+    assert_eq!(shard.evict_at(0, false).map(|e| e.key), Some(1));
     // A replacement can demote an entry out of the Critical ring.
     let demoted = EntryInfo::new(h(3), 1, Priority::High);
+    assert_eq!(shard.insert_with(3, 30, demoted, NEVER), Some(3));
     assert_eq!(
-        shard.store(3, 30, demoted, NEVER).ok(),
-        Some(Some((3, 3, NEVER)))
-    );
-    assert_eq!(
-        shard.evict_at(0, true, None).map(|e| (e.key, e.value)),
+        shard.evict_at(0, true).map(|e| (e.key, e.value)),
         Some((3, 30))
     );
 }
 
 #[test]
 fn the_hand_takes_expired_entries_first_and_says_so() {
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Harness<u64, u64> = Harness::new();
     store(&mut shard, 1, Priority::High, NEVER);
     store(&mut shard, 2, Priority::High, 100);
     store(&mut shard, 3, Priority::Critical, 50);
@@ -270,62 +266,40 @@ fn the_hand_takes_expired_entries_first_and_says_so() {
         [(1, RemovalCause::Capacity), (2, RemovalCause::Capacity)]
     );
 
-    let mut shard: Shard<u64, u64> = Shard::new();
+    let mut shard: Harness<u64, u64> = Harness::new();
     store(&mut shard, 1, Priority::High, NEVER);
     store(&mut shard, 2, Priority::High, 100);
     for key in 1..=2 {
         shard.get(h(key), &key);
     }
-    let first = shard.evict_at(100, true, None).expect("two entries");
+    let first = shard.evict_at(100, true).expect("two entries");
     assert_eq!((first.key, first.cause), (2, RemovalCause::Expired));
-    // Removal of a live entry by deadline is refused; of an expired one, done.
-    store(&mut shard, 4, Priority::Low, 200);
-    assert_eq!(shard.remove_expired(h(4), &4, 199), None);
-    assert_eq!(shard.remove_expired(h(4), &4, 200), Some((4, 4)));
-    // A sweep takes exactly the expired entries, Critical ones included.
-    store(&mut shard, 5, Priority::Critical, 300);
-    store(&mut shard, 6, Priority::High, 400);
-    let mut swept = Vec::new();
-    shard.drain_expired(300, &mut swept);
-    assert_eq!(
-        swept.iter().map(|e| (e.key, e.cause)).collect::<Vec<_>>(),
-        [(5, RemovalCause::Expired)]
-    );
-    assert_eq!(shard.len(), 2, "entries 1 and 6 stay");
 }
 
-impl Shard<u64, u64> {
+impl Harness<u64, u64> {
     /// Evicts everything evictable at `now` and lists (key, cause) in eviction order.
     fn clone_keys_by_eviction(
         &mut self,
         now: u64,
         spare_critical: bool,
     ) -> Vec<(u64, RemovalCause)> {
-        core::iter::from_fn(|| self.evict_at(now, spare_critical, None))
+        core::iter::from_fn(|| self.evict_at(now, spare_critical))
             .map(|e| (e.key, e.cause))
             .collect()
     }
 }
 
 #[test]
-#[cfg(target_pointer_width = "64")]
-fn a_u64_slot_stays_at_48_bytes() {
-    use super::policy::ProbationMeta;
-    assert_eq!(core::mem::size_of::<ProbationMeta>(), 12);
-    assert_eq!(super::shard::slot_size::<u64, u64, ProbationMeta>(), 48);
-}
-
-#[test]
-fn lru_is_exact_with_exclusive_access_and_second_chance_under_shared_hits() {
-    use super::policy::Lru;
-    let mut shard: Shard<u64, u64, Lru> = Shard::with_policy(Lru::new());
+fn lru_is_exact_when_told_of_hits_and_gives_untold_ones_a_second_chance() {
+    use super::Lru;
+    let mut shard: Harness<u64, u64, Lru> = Harness::with_policy(Lru::new());
     for key in 1..=3 {
         shard.insert(h(key), key, key, 1);
     }
-    shard.access(h(1), &1); // order now 2, 3, 1
+    shard.get(h(1), &1); // order now 2, 3, 1
     assert_eq!(shard.evict().map(|e| e.key), Some(2));
-    // A shared hit only marks: the hand moves a marked head to the tail.
-    shard.get(h(3), &3); // order 3*, 1
+    // A use the policy is not told of only marks: the hand moves a marked head to the tail.
+    shard.mark_used(h(3), &3); // order 3*, 1
     assert_eq!(shard.evict().map(|e| e.key), Some(1));
     assert_eq!(shard.evict().map(|e| e.key), Some(3));
     assert!(shard.evict().is_none());
@@ -334,11 +308,11 @@ fn lru_is_exact_with_exclusive_access_and_second_chance_under_shared_hits() {
 /// Hits of a loop over `keys` keys, `rounds` times, through a shard of `capacity` entries
 /// evicting by `policy` (exclusive access, as in the simulator).
 fn loop_hits<P: Policy>(policy: P, keys: u64, capacity: u64, rounds: u64) -> u64 {
-    let mut shard: Shard<u64, u64, P> = Shard::with_policy(policy);
+    let mut shard: Harness<u64, u64, P> = Harness::with_policy(policy);
     let mut hits = 0;
     for _ in 0..rounds {
         for key in 0..keys {
-            if shard.access(h(key), &key).is_some() {
+            if shard.get(h(key), &key).is_some() {
                 hits += 1;
                 continue;
             }
@@ -357,7 +331,7 @@ fn loop_hits<P: Policy>(policy: P, keys: u64, capacity: u64, rounds: u64) -> u64
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
 fn w_tinylfu_keeps_part_of_a_loop_larger_than_the_cache() {
-    use super::policy::{Lru, WTinyLfu};
+    use super::{Lru, WTinyLfu};
     // 400 keys in a loop through 200 entries: LRU always evicts the key needed next.
     assert_eq!(loop_hits(Lru::new(), 400, 200, 20), 0);
     // Frequency admission keeps a stable set instead: nearly half of every round hits.
@@ -367,11 +341,11 @@ fn w_tinylfu_keeps_part_of_a_loop_larger_than_the_cache() {
 
 #[test]
 fn arc_moves_reused_entries_to_t2_and_adapts_on_ghost_hits() {
-    use super::policy::Arc;
+    use super::Arc;
     // Capacity 4. 1 and 2 are used twice (T2); a scan of 10..20 passes through T1 only.
-    let mut shard: Shard<u64, u64, Arc> = Shard::with_policy(Arc::new());
-    let touch = |shard: &mut Shard<u64, u64, Arc>, key: u64| {
-        if shard.access(h(key), &key).is_none() {
+    let mut shard: Harness<u64, u64, Arc> = Harness::with_policy(Arc::new());
+    let touch = |shard: &mut Harness<u64, u64, Arc>, key: u64| {
+        if shard.get(h(key), &key).is_none() {
             shard.insert(h(key), key, key, 1);
             while shard.weight() > 4 {
                 shard.evict();
@@ -392,10 +366,10 @@ fn arc_moves_reused_entries_to_t2_and_adapts_on_ghost_hits() {
 
 #[test]
 fn lfu_keeps_the_most_used_entries_against_one_time_keys() {
-    use super::policy::Lfu;
-    let mut shard: Shard<u64, u64, Lfu> = Shard::with_policy(Lfu::new());
-    let bounded = |shard: &mut Shard<u64, u64, Lfu>, key: u64| {
-        if shard.access(h(key), &key).is_none() {
+    use super::Lfu;
+    let mut shard: Harness<u64, u64, Lfu> = Harness::with_policy(Lfu::new());
+    let bounded = |shard: &mut Harness<u64, u64, Lfu>, key: u64| {
+        if shard.get(h(key), &key).is_none() {
             shard.insert(h(key), key, key, 1);
             while shard.weight() > 3 {
                 shard.evict();
@@ -421,17 +395,17 @@ fn lfu_keeps_the_most_used_entries_against_one_time_keys() {
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
 fn predictive_learns_to_keep_part_of_a_loop_and_a_hot_key_through_a_scan() {
-    use super::policy::Predictive;
+    use super::Predictive;
     assert!(
         loop_hits(Predictive::new(), 400, 200, 20) > 20 * 400 / 4,
         "a loop twice the cache: LRU keeps nothing, the learned scores keep a stable part"
     );
-    let mut shard: Shard<u64, u64, Predictive> = Shard::with_policy(Predictive::new());
+    let mut shard: Harness<u64, u64, Predictive> = Harness::with_policy(Predictive::new());
     let mut hot_hits = 0;
     for round in 0..2_000u64 {
         for key in [0, 1_000 + round] {
             // Key 0 is read every round; the others are a scan of one-time keys.
-            if shard.access(h(key), &key).is_some() {
+            if shard.get(h(key), &key).is_some() {
                 hot_hits += u64::from(key == 0);
                 continue;
             }
@@ -447,11 +421,11 @@ fn predictive_learns_to_keep_part_of_a_loop_and_a_hot_key_through_a_scan() {
     );
 }
 
-/// Replays `requests` through a W-TinyLFU shard of `capacity` entries, looking up with shared
-/// access (`get`, as the sharded L2 does) or exclusive access (`access`), inserting on a miss;
-/// returns the hits among the requests from `count_from` on.
+/// Replays `requests` through a W-TinyLFU harness of `capacity` entries, each hit told to the
+/// policy (`exclusive`) or only marked (as when the concurrent cache loses a hit's record),
+/// inserting on a miss; returns the hits among the requests from `count_from` on.
 fn replay_wtinylfu(
-    shard: &mut Shard<u64, u64, WTinyLfu>,
+    shard: &mut Harness<u64, u64, WTinyLfu>,
     capacity: u64,
     requests: impl IntoIterator<Item = u64>,
     exclusive: bool,
@@ -460,9 +434,9 @@ fn replay_wtinylfu(
     let mut hits = 0;
     for (at, key) in requests.into_iter().enumerate() {
         let hit = if exclusive {
-            shard.access(h(key), &key).is_some()
-        } else {
             shard.get(h(key), &key).is_some()
+        } else {
+            shard.mark_used(h(key), &key)
         };
         if hit {
             hits += usize::from(at >= count_from);
@@ -481,7 +455,7 @@ fn replay_wtinylfu(
 fn the_default_policy_keeps_a_stable_part_of_a_loop_larger_than_the_cache() {
     // 120 keys in a loop through 100 entries: LRU and FIFO never hit; the optimum holds 99.
     for exclusive in [true, false] {
-        let mut shard = Shard::with_policy(WTinyLfu::new());
+        let mut shard = Harness::with_policy(WTinyLfu::new());
         let looped = (0..60).flat_map(|_| 0..120u64);
         let hits = replay_wtinylfu(&mut shard, 100, looped, exclusive, 40 * 120);
         let ratio = hits as f64 / (20.0 * 120.0);
@@ -489,10 +463,10 @@ fn the_default_policy_keeps_a_stable_part_of_a_loop_larger_than_the_cache() {
             ratio > 0.75,
             "hit ratio {ratio:.3} on the loop's last 20 rounds (exclusive: {exclusive})"
         );
-        let mut lru = Shard::with_policy(super::policy::Lru::new());
+        let mut lru = Harness::with_policy(super::Lru::new());
         let mut lru_hits = 0;
         for key in (0..60).flat_map(|_| 0..120u64) {
-            if lru.access(h(key), &key).is_some() {
+            if lru.get(h(key), &key).is_some() {
                 lru_hits += 1;
             } else {
                 insert_bounded(&mut lru, 100, key);
@@ -516,26 +490,49 @@ fn recency_workload(keys: u64) -> Vec<u64> {
     events.into_iter().map(|(_, key)| key).collect()
 }
 
+/// `shards` harnesses whose policies a table made ([`Policy::for_table`]), keys routed by hash
+/// bits 32 and up, as the cache routes them.
+struct Table<P: Policy> {
+    shards: Vec<Harness<u64, u64, P>>,
+    capacity: u64,
+}
+
+impl<P: Policy> Table<P> {
+    fn new(shards: usize, capacity: u64, make: fn() -> P) -> Self {
+        let shards: Vec<_> = P::for_table(shards, make)
+            .into_iter()
+            .map(Harness::with_policy)
+            .collect();
+        Self { shards, capacity }
+    }
+
+    fn shard(&mut self, key: u64) -> &mut Harness<u64, u64, P> {
+        let at = (h(key) >> 32) as usize % self.shards.len();
+        &mut self.shards[at]
+    }
+
+    /// A lookup, and on a miss an insertion within the shard's share of the capacity.
+    fn touch(&mut self, key: u64) {
+        let share = self.capacity / self.shards.len() as u64;
+        let shard = self.shard(key);
+        if shard.get(h(key), &key).is_none() {
+            insert_bounded(shard, share, key);
+        }
+    }
+}
+
 #[test]
 #[cfg_attr(
     miri,
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
 fn a_table_makes_its_shards_policies_as_told() {
-    use super::policy::WindowTuning;
-    let table: super::L2<u64, u64, _, _, WTinyLfu> = super::L2::builder()
-        .capacity(400)
-        .shards(4)
-        .policy_with(|| WTinyLfu::with_tuning(WindowTuning::fixed(20)))
-        .build()
-        .unwrap();
+    use super::WindowTuning;
+    let mut table = Table::new(4, 400, || WTinyLfu::with_tuning(WindowTuning::fixed(20)));
     for key in recency_workload(2_000) {
-        if table.get(&key).is_none() {
-            table.insert(key, key).unwrap();
-        }
+        table.touch(key);
     }
-    for shard in 0..4u64 {
-        let shard = table.shard_of(shard << 32).read();
+    for shard in &table.shards {
         let policy = shard.policy();
         assert_eq!(policy.window_share(), WindowTuning::fixed(20).initial);
         assert_eq!(
@@ -554,42 +551,33 @@ fn a_table_makes_its_shards_policies_as_told() {
 )]
 fn a_tables_shards_pool_their_evidence_and_follow_one_window() {
     let one = 1 << 16;
-    let initial = super::policy::WindowTuning::DEFAULT.initial;
-    let table: super::L2<u64, u64, _, _, WTinyLfu> = super::L2::builder()
-        .capacity(800)
-        .shards(8)
-        .policy::<WTinyLfu>()
-        .build()
-        .unwrap();
-    let shares = || -> Vec<u32> {
-        (0..8u64)
-            .map(|shard| table.shard_of(shard << 32).read().policy().window_share())
+    let initial = super::WindowTuning::DEFAULT.initial;
+    let mut table = Table::new(8, 800, WTinyLfu::new);
+    let shares = |table: &Table<WTinyLfu>| -> Vec<u32> {
+        table
+            .shards
+            .iter()
+            .map(|shard| shard.policy().window_share())
             .collect()
     };
-    let simulated = || -> u64 {
-        (0..8u64)
-            .map(|shard| {
-                table
-                    .shard_of(shard << 32)
-                    .read()
-                    .policy()
-                    .simulated_requests()
-            })
+    let simulated = |table: &Table<WTinyLfu>| -> u64 {
+        table
+            .shards
+            .iter()
+            .map(|shard| shard.policy().simulated_requests())
             .sum()
     };
     let (mut moved_at, mut split) = (None, 0);
     for key in recency_workload(40_000) {
-        if table.get(&key).is_none() {
-            table.insert(key, key).unwrap();
-        }
-        let now = shares();
+        table.touch(key);
+        let now = shares(&table);
         if moved_at.is_none() && now[0] != initial {
-            moved_at = Some(simulated());
+            moved_at = Some(simulated(&table));
         }
         // A shard follows a move at its next miss.
         split += usize::from(now.iter().any(|&share| share != now[0]));
     }
-    let now = shares();
+    let now = shares(&table);
     assert!(
         now[0] >= one / 4,
         "window share {} after a recency workload",
@@ -618,11 +606,11 @@ fn a_tables_shards_pool_their_evidence_and_follow_one_window() {
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
 fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
-    let initial = super::policy::WindowTuning::DEFAULT.initial;
+    let initial = super::WindowTuning::DEFAULT.initial;
     let one = 1 << 16;
     let recent = recency_workload(60_000);
     for exclusive in [true, false] {
-        let mut shard = Shard::with_policy(WTinyLfu::new());
+        let mut shard = Harness::with_policy(WTinyLfu::new());
         let (mut share, mut largest_move) = (initial, 0);
         for &key in &recent {
             replay_wtinylfu(&mut shard, 200, [key], exclusive, 0);
@@ -638,7 +626,7 @@ fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
             largest_move <= one / 2,
             "the window moved by {largest_move} at once (exclusive: {exclusive})"
         );
-        let mut shard = Shard::with_policy(WTinyLfu::new());
+        let mut shard = Harness::with_policy(WTinyLfu::new());
         replay_wtinylfu(
             &mut shard,
             100,
@@ -661,8 +649,8 @@ fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
 )]
 fn low_priority_entries_never_displace_used_incumbents() {
     // A fixed 1 % window (never adapted), so every insertion brings a candidate to judge.
-    let tuning = super::policy::WindowTuning::fixed(1);
-    let mut shard = Shard::with_policy(WTinyLfu::with_tuning(tuning));
+    let tuning = super::WindowTuning::fixed(1);
+    let mut shard = Harness::with_policy(WTinyLfu::with_tuning(tuning));
     for key in 0..10 {
         store(&mut shard, key, Priority::High, NEVER);
         for _ in 0..3 {
@@ -712,7 +700,7 @@ fn low_priority_entries_never_displace_used_incumbents() {
 )]
 fn the_newest_entry_survives_its_own_insertion() {
     // Whatever the window's share, an insertion is not undone by its own eviction pass.
-    let mut shard = Shard::with_policy(WTinyLfu::new());
+    let mut shard = Harness::with_policy(WTinyLfu::new());
     for key in 0..1_000 {
         let evicted = insert_bounded(&mut shard, 8, key);
         assert!(
@@ -728,9 +716,9 @@ fn the_newest_entry_survives_its_own_insertion() {
 
 #[test]
 fn a_reserved_shard_sizes_the_sketch_once() {
-    let mut shard: Shard<u64, u64, WTinyLfu> = Shard::with_policy(WTinyLfu::new());
+    let mut shard: Harness<u64, u64, WTinyLfu> = Harness::with_policy(WTinyLfu::new());
     assert_eq!(shard.policy().heap_bytes(), 0);
-    shard.try_reserve(1_000).unwrap();
+    shard.reserve(1_000);
     // Eight bytes of sketch per entry, for the next power of two, and the window sizer's six
     // miniature caches: a quarter of the keys sampled, room for 328 nodes of 16 bytes each (a
     // quarter more than the 250 expected, and 16), and a hash table of node numbers.
@@ -762,9 +750,9 @@ fn a_heavy_candidate_must_outweigh_every_light_victim_it_displaces() {
     // 100 light incumbents used `uses` times each, then a heavy newcomer (the weight of ten
     // of them) used fifteen times; the next insertion makes it the candidate.
     let survives = |uses: u32| {
-        let tuning = super::policy::WindowTuning::fixed(1);
-        let mut shard = Shard::with_policy(WTinyLfu::with_tuning(tuning));
-        let fill = |shard: &mut Shard<u64, u64, WTinyLfu>| {
+        let tuning = super::WindowTuning::fixed(1);
+        let mut shard = Harness::with_policy(WTinyLfu::with_tuning(tuning));
+        let fill = |shard: &mut Harness<u64, u64, WTinyLfu>| {
             while shard.weight() > 100 {
                 shard.evict().expect("over capacity");
             }

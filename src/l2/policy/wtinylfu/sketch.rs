@@ -7,14 +7,10 @@
 //! key's four counters are in one block (one cache line), in four different words, so an
 //! increment or an estimate touches one line. Sixteen counters per entry (eight bytes).
 //!
-//! Increments may run under a shard's read lock (hits): they are relaxed loads and stores, so
-//! racing increments may be lost (including one of a neighbouring counter in the same word),
-//! which only makes an estimate a little low. A counter already at its maximum is not written,
-//! so a popular key's hits stop writing the sketch. Sizing and ageing need exclusive access.
+//! Every access is exclusive (the shard's writer replays hits in batches); a counter already at
+//! its maximum is not written.
 
 use alloc::vec::Vec;
-
-use crate::sync::{AtomicU32, Ordering};
 
 /// The largest counter value (4 bits).
 const MAX: u32 = 15;
@@ -29,7 +25,7 @@ const COUNTERS_PER_ENTRY: usize = 16;
 const AGE_AFTER: usize = 6;
 
 /// One cache line of counters: four rows of four words, eight 4-bit counters a word.
-type Block = [AtomicU32; BLOCK];
+type Block = [u32; BLOCK];
 
 #[derive(Default)]
 pub(crate) struct FrequencySketch {
@@ -38,9 +34,8 @@ pub(crate) struct FrequencySketch {
     block_mask: usize,
     /// Entries the sketch is sized for (0: not sized yet).
     entries: usize,
-    /// Increments that changed a counter since the last halving (relaxed: a lost count only
-    /// delays the halving a little).
-    additions: AtomicU32,
+    /// Increments that changed a counter since the last halving.
+    additions: u32,
 }
 
 impl FrequencySketch {
@@ -53,9 +48,12 @@ impl FrequencySketch {
     /// `hash`'s block, and for each row the word (within the block) and the shift of its
     /// counter.
     #[inline]
-    fn counters(&self, hash: u64) -> Option<(&Block, [(usize, u32); 4])> {
+    fn counters(&self, hash: u64) -> Option<(usize, [(usize, u32); 4])> {
+        if self.blocks.is_empty() {
+            return None;
+        }
         let mixed = Self::mix(hash);
-        let block = self.blocks.get((mixed >> 32) as usize & self.block_mask)?;
+        let block = (mixed >> 32) as usize & self.block_mask;
         let at = |row: usize| {
             let bits = (mixed >> (12 + row * 5)) as usize;
             (row * 4 + (bits & 3), ((bits >> 2) & 7) as u32 * 4)
@@ -63,19 +61,18 @@ impl FrequencySketch {
         Some((block, [at(0), at(1), at(2), at(3)]))
     }
 
-    /// Counts one access to `hash` (shared access is enough).
+    /// Counts one access to `hash`.
     #[inline]
-    pub(crate) fn increment(&self, hash: u64) {
+    pub(crate) fn increment(&mut self, hash: u64) {
         let Some((block, counters)) = self.counters(hash) else {
             return;
         };
+        let block = &mut self.blocks[block];
         let mut added = false;
         for (word, shift) in counters {
-            let word = &block[word];
-            // Relaxed: an estimate; a lost increment under a race is harmless.
-            let w = word.load(Ordering::Relaxed);
-            if (w >> shift) & MAX < MAX {
-                word.store(w + (1 << shift), Ordering::Relaxed);
+            let word = &mut block[word];
+            if (*word >> shift) & MAX < MAX {
+                *word += 1 << shift;
                 added = true;
             }
         }
@@ -84,9 +81,7 @@ impl FrequencySketch {
         // counts stay where they are, ties keep the incumbents, and the cache keeps a stable
         // part of the loop instead of churning after each halving.
         if added {
-            // Relaxed: as above.
-            let n = self.additions.load(Ordering::Relaxed);
-            self.additions.store(n.wrapping_add(1), Ordering::Relaxed);
+            self.additions = self.additions.wrapping_add(1);
         }
     }
 
@@ -95,15 +90,15 @@ impl FrequencySketch {
         let Some((block, counters)) = self.counters(hash) else {
             return 0;
         };
+        let block = &self.blocks[block];
         counters
             .iter()
-            // Relaxed: an estimate.
-            .map(|&(word, shift)| (block[word].load(Ordering::Relaxed) >> shift) & MAX)
+            .map(|&(word, shift)| (block[word] >> shift) & MAX)
             .min()
             .unwrap_or(0) as u8
     }
 
-    /// With exclusive access: sizes the sketch for `entries` resident entries, and halves every
+    /// Sizes the sketch for `entries` resident entries, and halves every
     /// counter once [`AGE_AFTER`] increments per sized entry changed a counter.
     ///
     /// The sketch grows by doubling as a cache fills, keeping its counts: a key's block index
@@ -115,31 +110,27 @@ impl FrequencySketch {
             let old = core::mem::take(&mut self.blocks);
             self.blocks = (0..blocks)
                 .map(|at| {
-                    // Relaxed: exclusive access.
-                    let copied = old.get(at & old.len().wrapping_sub(1));
-                    core::array::from_fn(|word| {
-                        AtomicU32::new(copied.map_or(0, |b| b[word].load(Ordering::Relaxed)))
-                    })
+                    old.get(at & old.len().wrapping_sub(1))
+                        .copied()
+                        .unwrap_or_default()
                 })
                 .collect();
             self.block_mask = blocks - 1;
             self.entries = sized;
             return;
         }
-        // Relaxed: exclusive access.
-        if self.additions.load(Ordering::Relaxed) as usize >= AGE_AFTER * self.entries {
+        if self.additions as usize >= AGE_AFTER * self.entries {
             self.halve();
         }
     }
 
-    /// With exclusive access: halves every counter now.
+    /// Halves every counter now.
     fn halve(&mut self) {
-        for word in self.blocks.iter().flatten() {
-            // Relaxed: exclusive access. Halves each 4-bit counter in place.
-            let w = word.load(Ordering::Relaxed);
-            word.store((w >> 1) & 0x7777_7777, Ordering::Relaxed);
+        for word in self.blocks.iter_mut().flatten() {
+            // Halves each 4-bit counter in place.
+            *word = (*word >> 1) & 0x7777_7777;
         }
-        self.additions.store(0, Ordering::Relaxed);
+        self.additions = 0;
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

@@ -1,50 +1,36 @@
-//! The concurrent L2 table: configuration errors, capacity enforced over the whole table,
-//! bad input, drops outside locks, and a multi-thread stress test.
+//! Capacity over the whole cache: configuration errors, a bound enforced across every shard,
+//! weights (zero counts as one), bad input, drops outside locks, and a multi-thread stress
+//! test.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use stratacache::l2::L2;
-use stratacache::{BuildError, InsertError};
+use stratacache::{BuildError, Cache, InsertError};
 
 #[test]
 fn bad_configurations_are_errors() {
+    let builder = Cache::<u64, u64>::builder;
     assert_eq!(
-        L2::<u64, u64>::with_capacity(0).unwrap_err(),
+        builder().capacity(0).build().unwrap_err(),
         BuildError::ZeroCapacity
     );
+    assert_eq!(builder().build().unwrap_err(), BuildError::ZeroCapacity);
     assert_eq!(
-        L2::<u64, u64>::builder().build().unwrap_err(),
-        BuildError::ZeroCapacity
-    );
-    assert_eq!(
-        L2::<u64, u64>::builder()
-            .capacity(10)
-            .shards(0)
-            .build()
-            .unwrap_err(),
+        builder().capacity(10).shards(0).build().unwrap_err(),
         BuildError::ZeroShards
     );
     assert_eq!(
-        L2::<u64, u64>::builder()
-            .capacity(10)
-            .shards(6)
-            .build()
-            .unwrap_err(),
+        builder().capacity(10).shards(6).build().unwrap_err(),
         BuildError::ShardsNotPowerOfTwo { shards: 6 }
     );
-    let l2 = L2::<u64, u64>::builder()
-        .capacity(10)
-        .shards(8)
-        .build()
-        .unwrap();
-    assert_eq!((l2.capacity(), l2.shard_count()), (10, 8));
+    let cache = builder().capacity(10).shards(8).build().unwrap();
+    assert_eq!(cache.capacity(), 10);
 }
 
 #[test]
 fn the_entry_count_is_bounded_over_all_shards() {
-    let l2: L2<u64, u64> = L2::builder().capacity(100).shards(16).build().unwrap();
+    let l2: Cache<u64, u64> = Cache::builder().capacity(100).shards(16).build().unwrap();
     for k in 0..5_000 {
         l2.insert(k, k * 2).unwrap();
         assert!(l2.weighted_size() <= 100);
@@ -57,7 +43,7 @@ fn the_entry_count_is_bounded_over_all_shards() {
 
 #[test]
 fn one_entry_may_weigh_the_whole_capacity_whatever_its_shard() {
-    let l2 = L2::builder()
+    let l2 = Cache::builder()
         .capacity(1_000)
         .shards(64)
         .weigher(|_: &u64, v: &Vec<u8>| v.len() as u64)
@@ -81,12 +67,9 @@ fn one_entry_may_weigh_the_whole_capacity_whatever_its_shard() {
             key,
             value,
             weight,
-            capacity,
+            limit,
         }) => {
-            assert_eq!(
-                (key, value.len(), weight, capacity),
-                (7, 1_001, 1_001, 1_000)
-            );
+            assert_eq!((key, value.len(), weight, limit), (7, 1_001, 1_001, 1_000));
         }
         other => panic!("expected TooHeavy, got {other:?}"),
     }
@@ -99,7 +82,7 @@ fn one_entry_may_weigh_the_whole_capacity_whatever_its_shard() {
 
 #[test]
 fn replacing_and_removing_keep_the_weight_exact() {
-    let l2 = L2::builder()
+    let l2 = Cache::builder()
         .capacity(100)
         .weigher(|_: &&str, v: &u64| *v)
         .build()
@@ -118,7 +101,7 @@ fn replacing_and_removing_keep_the_weight_exact() {
 
 #[test]
 fn a_panicking_weigher_leaves_the_table_usable() {
-    let l2 = L2::builder()
+    let l2 = Cache::builder()
         .capacity(10)
         .shards(1)
         .weigher(|k: &u64, _: &u64| if *k == 13 { panic!("unlucky") } else { 1 })
@@ -142,16 +125,22 @@ struct Ledger {
     dropped: AtomicUsize,
 }
 
-/// A value whose drop inserts another value into the table it lived in. With one shard, that
+/// A value whose drop inserts another value into the cache it lived in. With one shard, that
 /// insert needs the very lock an eviction, replacement or removal would hold, so the test
-/// only finishes if every drop runs outside the table's locks.
+/// only finishes if every drop runs outside the cache's locks.
 struct Tracked {
     ledger: Arc<Ledger>,
-    table: Weak<L2<u64, Tracked>>,
+    table: Weak<Cache<u64, Tracked>>,
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Self::new(&self.ledger, self.table.clone())
+    }
 }
 
 impl Tracked {
-    fn new(ledger: &Arc<Ledger>, table: Weak<L2<u64, Tracked>>) -> Self {
+    fn new(ledger: &Arc<Ledger>, table: Weak<Cache<u64, Tracked>>) -> Self {
         ledger.created.fetch_add(1, Ordering::Relaxed);
         Self {
             ledger: Arc::clone(ledger),
@@ -188,7 +177,8 @@ fn evicted_replaced_and_removed_values_drop_exactly_once_outside_the_locks() {
 
 fn drops_outside_locks() {
     let ledger = Arc::new(Ledger::default());
-    let l2: Arc<L2<u64, Tracked>> = Arc::new(L2::builder().capacity(8).shards(1).build().unwrap());
+    let l2: Arc<Cache<u64, Tracked>> =
+        Arc::new(Cache::builder().capacity(8).shards(1).build().unwrap());
     for k in 0..40 {
         // The second insert replaces the first value; past 8 entries, inserts evict.
         for _ in 0..2 {
@@ -196,9 +186,12 @@ fn drops_outside_locks() {
             assert!(l2.insert(k, value).is_ok());
         }
     }
+    l2.collect();
+    l2.collect();
+    l2.collect();
     assert!(
         ledger.dropped.load(Ordering::Relaxed) >= 40 + 32,
-        "replaced and evicted values"
+        "replaced and evicted values, dropped at quiet points"
     );
     drop(l2.remove(&39));
     l2.clear();
@@ -213,7 +206,11 @@ fn drops_outside_locks() {
 #[test]
 fn concurrent_use_keeps_values_and_the_budget() {
     let capacity = 512;
-    let l2: L2<u64, (u64, u64)> = L2::builder().capacity(capacity).shards(8).build().unwrap();
+    let l2: Cache<u64, (u64, u64)> = Cache::builder()
+        .capacity(capacity)
+        .shards(8)
+        .build()
+        .unwrap();
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .max(4);
@@ -246,4 +243,22 @@ fn concurrent_use_keeps_values_and_the_budget() {
     });
     assert!(l2.weighted_size() <= capacity);
     assert_eq!(l2.len() as u64, l2.weighted_size());
+}
+
+#[test]
+fn a_zero_weight_counts_as_one_so_entries_stay_bounded() {
+    let cache = Cache::builder()
+        .capacity(10)
+        .weigher(|_: &u64, _: &u64| 0)
+        .build()
+        .unwrap();
+    for k in 0..100_000 {
+        cache.insert(k, k).unwrap();
+    }
+    assert!(
+        cache.len() <= 10,
+        "{} entries in a capacity of 10",
+        cache.len()
+    );
+    assert_eq!(cache.weighted_size(), cache.len() as u64);
 }

@@ -1,46 +1,37 @@
 //! W-TinyLFU with an adaptive window, the default L2 policy (documented on [`WTinyLfu`]).
 
-use super::list::{List, linked_meta};
-use super::sketch::FrequencySketch;
-use super::window::{ONE, WindowSizer, WindowTuning};
-use super::{Entries, EntryInfo, HitCounter, Policy, Priority, SlotId};
-use crate::sync::{AtomicU8, Ordering};
+mod evidence;
+mod rules;
+mod sketch;
+mod window;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use super::list::{List, linked_meta};
+use super::{Entries, EntryInfo, Policy, Priority, SlotId};
+use rules::{ADMIT_MARGIN, ONE, protected_outgrows};
+use sketch::FrequencySketch;
+use window::WindowSizer;
+pub use window::WindowTuning;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Segment {
     Window,
     Probation,
     Protected,
     Critical,
+    #[default]
     Absent,
 }
 
 /// Per-entry state (12 bytes).
+#[derive(Default)]
 pub struct Meta {
     prev: SlotId,
     next: SlotId,
-    /// Hit under shared access since the hand last passed (a deferred reordering).
-    touched: AtomicU8,
-    hits: HitCounter,
     segment: Segment,
     priority: Priority,
 }
 
 linked_meta!(Meta);
-
-/// A candidate is admitted only if the sketch has seen it more than this many times more often
-/// than the victim. The candidate's count already includes its latest access and the victim's
-/// cannot yet include its next one, so in a loop the candidate leads by one although both are
-/// used exactly as often; without the margin every such comparison evicts the entry needed
-/// soonest and a loop larger than the cache degrades toward LRU (measured on the LIRS loop
-/// traces; it also helps the program traces and costs a little on OLTP's larger sizes).
-pub(super) const ADMIT_MARGIN: u32 = 1;
-
-/// Whether protected, of `protected` weight, outgrows its 80 % of a main region whose
-/// probation holds `probation` (the policy and its miniature copies keep the same share).
-pub(super) fn protected_outgrows(protected: u64, probation: u64) -> bool {
-    protected * 5 > (protected + probation) * 4
-}
 
 /// Victims summed at most when a heavy candidate meets light ones.
 const MAX_AGGREGATED_VICTIMS: usize = 16;
@@ -73,16 +64,12 @@ const MAX_AGGREGATED_VICTIMS: usize = 16;
 ///   than the one at its current share. Recency grows the window toward LRU; frequency and
 ///   loops keep it small, toward pure TinyLFU. A window of the whole shard is a CLOCK.
 ///
-/// **Concurrency.** With exclusive access (a single-threaded shard, the trace simulator) hits
-/// reorder at once. Under the sharded L2's shared hits (a read lock), a hit only counts in the
-/// sketch, records a sampled key for the miniature caches, and marks the entry; the hand gives
-/// a marked entry its deferred reordering when it reaches it (a CLOCK's second chance, at the
-/// newest end of its segment). Hits on an entry's L1 copy never reach the shard; the hand asks L1
-/// ([`Entries::used_elsewhere`]) before it evicts an entry and treats such a use as a hit.
-/// Nothing a hit writes is shared beyond the entry's own byte, the sketch's counters and its
-/// count of changes (neither written once the key's counters saturate), and, for a sampled key
-/// (all of them in a shard of at most 256 entries), a slot and a count of the shard's ring of
-/// recorded hits.
+/// **Concurrency.** A hit the policy is told of ([`Policy::on_access`]: at once in the
+/// simulator's [`Harness`](super::Harness), in batches replayed by the concurrent shard's
+/// writer, L1's hits included) counts in the sketch, is simulated by the miniature caches, and
+/// reorders. A use it was not told of (a lost record) shows when the hand asks
+/// ([`Entries::referenced`]): the entry gets its deferred reordering (a CLOCK's second chance,
+/// at the newest end of its segment) and the use is counted then.
 ///
 /// **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
 /// only when eviction may take Critical entries and nothing else is left. `Medium` entries
@@ -207,7 +194,13 @@ impl WTinyLfu {
     }
 
     /// Passes a request to the window's sizer (`arriving`: a miss about to be held).
-    fn simulate(&mut self, entries: &impl Entries<Meta>, hash: u64, weight: u64, arriving: bool) {
+    fn simulate(
+        &mut self,
+        entries: &mut impl Entries<Meta>,
+        hash: u64,
+        weight: u64,
+        arriving: bool,
+    ) {
         let lists = [&self.window, &self.probation, &self.protected];
         let held: usize = lists.iter().map(|list| list.len).sum::<usize>() + usize::from(arriving);
         if self.sizer.resample(held) {
@@ -221,16 +214,15 @@ impl WTinyLfu {
                 }
             }
         }
-        let resident: u64 = lists.iter().map(|list| list.weight).sum();
         self.sizer
-            .request(hash, weight, arriving, resident, held, &self.sketch);
+            .request(hash, weight, arriving, held, &self.sketch);
     }
 
     /// Keeps protected within 80 % of the main region by demoting its oldest entries.
     ///
-    /// Under shared hits protected is in promotion order, not use order: an entry used since
-    /// the hand last looked (here or in L1) is passed over once, as exclusive access would have
-    /// moved it to the newest end.
+    /// With hits the policy was not told of, protected is not quite in use order: an entry used
+    /// since the hand last looked is passed over once, as being told would have moved it to
+    /// the newest end.
     fn rebalance(&mut self, entries: &mut impl Entries<Meta>) {
         let mut chances = self.protected.len;
         while protected_outgrows(self.protected.weight, self.probation.weight) {
@@ -239,8 +231,6 @@ impl WTinyLfu {
             };
             if chances > 0 && self.used_since(entries, oldest) {
                 chances -= 1;
-                // Relaxed: exclusive access.
-                entries.meta(oldest).touched.store(0, Ordering::Relaxed);
                 self.protected.rotate(entries);
                 continue;
             }
@@ -252,8 +242,6 @@ impl WTinyLfu {
     /// A reordering hit: what `on_access` does at once, and what the hand does for a marked
     /// entry.
     fn promote(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
-        // Relaxed: exclusive access.
-        entries.meta(id).touched.store(0, Ordering::Relaxed);
         match entries.meta(id).segment {
             Segment::Window => {
                 let newest = self.newest;
@@ -274,24 +262,17 @@ impl WTinyLfu {
         }
     }
 
-    /// Whether the entry was used since the hand last looked (a marked hit here, or a use of
-    /// its L1 copy, which also counts in the sketch); consumes the mark.
+    /// Whether the entry was used since the hand last looked in a way the policy was not told
+    /// of (see [`Entries::referenced`]); consumes the use, counting it in the sketch and as a
+    /// request for the window's sizer now (see `WindowTuning`).
     fn used_since(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) -> bool {
-        // Relaxed: exclusive access.
-        if entries.meta(id).touched.load(Ordering::Relaxed) != 0 {
-            return true;
+        if !entries.referenced(id) {
+            return false;
         }
-        // An entry never hit in L2 has no L1 copy (promotion counts L2 hits; a Critical copy
-        // saturates the count): no need to ask.
-        if entries.meta(id).hits.get() != 0 && entries.used_elsewhere(id) {
-            self.sketch.increment(entries.hash(id));
-            // The tier above hid these uses from the shard: the window's sizer counts one as a
-            // request (see `WindowTuning`).
-            let (hash, weight) = (entries.hash(id), entries.weight(id));
-            self.simulate(entries, hash, weight, false);
-            return true;
-        }
-        false
+        let (hash, weight) = (entries.hash(id), entries.weight(id));
+        self.sketch.increment(hash);
+        self.simulate(entries, hash, weight, false);
+        true
     }
 
     /// Trims the window toward its share and returns the candidate: the window's oldest
@@ -416,38 +397,12 @@ impl WTinyLfu {
 impl Policy for WTinyLfu {
     type Meta = Meta;
 
-    fn new_meta(&self) -> Meta {
-        Meta {
-            prev: 0,
-            next: 0,
-            touched: AtomicU8::new(0),
-            hits: HitCounter::new(),
-            segment: Segment::Absent,
-            priority: Priority::High,
-        }
-    }
-
-    #[inline]
-    fn on_hit(&self, meta: &Meta, hash: u64) {
-        self.sketch.increment(hash);
-        self.sizer.shared_hit(hash);
-        // Relaxed: a hint for the hand; a lost update under racing hits is harmless.
-        if meta.touched.load(Ordering::Relaxed) == 0 {
-            meta.touched.store(1, Ordering::Relaxed);
-        }
-    }
-
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.pending = None;
-        let hash = entries.hash(id);
+        let (hash, weight) = (entries.hash(id), entries.weight(id));
         self.sketch.increment(hash);
-        self.simulate(entries, hash, entries.weight(id), false);
+        self.simulate(entries, hash, weight, false);
         self.promote(entries, id);
-    }
-
-    #[inline]
-    fn hit_counter(meta: &Meta) -> &HitCounter {
-        &meta.hits
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
@@ -469,13 +424,18 @@ impl Policy for WTinyLfu {
     fn on_replace(
         &mut self,
         entries: &mut impl Entries<Meta>,
+        old: SlotId,
         id: SlotId,
         old_weight: u64,
         info: EntryInfo,
     ) {
         self.pending = None;
+        if self.newest == Some(old) {
+            self.newest = Some(id);
+        }
         let segment = entries.meta(id).segment;
         if let Some(list) = self.list(segment) {
+            list.replaced(entries, old, id);
             list.weight = list.weight - old_weight + info.weight;
         }
         if Self::simulated(segment) {
@@ -512,13 +472,7 @@ impl Policy for WTinyLfu {
         // on it under a read lock marks it; everything else clears `pending`). Promoting
         // victims below never changes the window.
         let candidate = match self.pending.take() {
-            Some(id)
-                if self.window.front == Some(id)
-                    // Relaxed: exclusive access.
-                    && entries.meta(id).touched.load(Ordering::Relaxed) == 0 =>
-            {
-                Some(id)
-            }
+            Some(id) if self.window.front == Some(id) => Some(id),
             _ => self.window_candidate(entries),
         };
         // An expired entry the hand can see goes first: the window's oldest or newest, then
@@ -535,8 +489,9 @@ impl Policy for WTinyLfu {
         loop {
             let Some(victim) = self.probation.front.or(self.protected.front) else {
                 // Main is empty (a window of the whole shard): the window's oldest unused
-                // entry, as a CLOCK (a touched entry goes to the newest end once, as exclusive
-                // access would have moved it), then (if allowed) the Critical ring.
+                // entry, as a CLOCK (an entry used without the policy being told goes to the
+                // newest end once, as being told would have moved it), then (if allowed) the
+                // Critical ring.
                 if let Some(id) = self.window_victim(entries, &mut chances) {
                     self.unlink(entries, id);
                     return Some(id);
@@ -581,8 +536,15 @@ impl Policy for WTinyLfu {
         self.sizer.reserve(entries);
     }
 
-    fn join(&mut self, first: &mut Self) {
-        self.sizer.join(&mut first.sizer);
+    fn for_table(shards: usize, mut make: impl FnMut() -> Self) -> alloc::vec::Vec<Self> {
+        let mut policies: alloc::vec::Vec<Self> = (0..shards).map(|_| make()).collect();
+        // Every shard after the first pools its window evidence with the first's.
+        if let Some((first, rest)) = policies.split_first_mut() {
+            for policy in rest {
+                policy.sizer.join(&mut first.sizer);
+            }
+        }
+        policies
     }
 
     fn clear(&mut self) {

@@ -5,11 +5,9 @@ use alloc::vec::Vec;
 use hashbrown::HashTable;
 
 use super::evidence::{CHOICES, Decision, Evidence, SHARES, TableWindow, Tally, nearest};
+use super::rules::{ADMIT_MARGIN, ONE, protected_outgrows};
 use super::sketch::FrequencySketch;
-use crate::sync::{Arc, AtomicU32, Ordering, RelaxedU64};
-
-/// Shares of the shard's weight, in 1/65 536ths.
-pub(super) const ONE: u32 = 1 << 16;
+use crate::sync::Arc;
 
 /// A shard of more entries than this simulates one key in `2^shift` (by hash), so that a
 /// miniature cache holds at most this many entries, or a sixteenth of the shard's, up to
@@ -33,8 +31,6 @@ const MIN_EPOCH_ENTRIES: u64 = 32;
 /// Under loom, epochs of a request or two, so that a model of a few requests ends one.
 #[cfg(loom)]
 const MIN_EPOCH_ENTRIES: u64 = 1;
-/// Sampled hits under shared access wait in a ring of this many for the next exclusive access.
-const RING: usize = 64;
 
 /// How the window of [`WTinyLfu`](super::WTinyLfu) is sized: its first share and whether it
 /// adapts.
@@ -291,7 +287,7 @@ impl MiniCache {
         loop {
             let protected = self.segments[Segment::Protected as usize];
             let probation = self.segments[Segment::Probation as usize].weight;
-            if !super::wtinylfu::protected_outgrows(protected.weight, probation) {
+            if !protected_outgrows(protected.weight, probation) {
                 return;
             }
             self.unlink(protected.oldest);
@@ -403,7 +399,7 @@ impl MiniCache {
     /// leaves.
     fn judge(&mut self, candidate: NodeId, victim: NodeId, sketch: &FrequencySketch) {
         let seen = |id: NodeId| u32::from(sketch.estimate(self.nodes[id as usize].hash));
-        if seen(candidate) <= seen(victim) + super::wtinylfu::ADMIT_MARGIN {
+        if seen(candidate) <= seen(victim) + ADMIT_MARGIN {
             self.evict(candidate);
         } else {
             self.unlink(candidate);
@@ -425,54 +421,6 @@ struct Mini {
 enum Judge {
     Shard(Evidence),
     Table(Arc<TableWindow>),
-}
-
-/// Hashes of sampled keys hit under shared access, for the next exclusive access to replay.
-/// Racing hits may overwrite each other's records (or, past 64 between two exclusive
-/// accesses, the oldest), and on a target without 64-bit atomics tear one: a lost record
-/// thins the sample, a torn one is a key never seen, a miss in every miniature cache alike.
-struct SharedHits {
-    slots: [RelaxedU64; RING],
-    /// Records written so far (wrapping).
-    written: AtomicU32,
-    /// Records replayed so far (exclusive access only).
-    replayed: u32,
-}
-
-impl SharedHits {
-    fn new() -> Self {
-        Self {
-            slots: core::array::from_fn(|_| RelaxedU64::new(0)),
-            written: AtomicU32::new(0),
-            replayed: 0,
-        }
-    }
-
-    #[inline]
-    fn record(&self, hash: u64) {
-        // Relaxed: the shard lock orders these records before the exclusive access that
-        // replays them (a read-lock release, then the write lock's acquire); racing records
-        // may lose one another, which is allowed. A load and a store, not a read-modify-write.
-        let at = self.written.load(Ordering::Relaxed);
-        self.slots[at as usize % RING].store(hash);
-        self.written.store(at.wrapping_add(1), Ordering::Relaxed);
-    }
-
-    /// The records since the last call (at most the last [`RING`]): the number of the oldest
-    /// (wrapping) and how many; read each with [`get`](Self::get).
-    fn take(&mut self) -> (u32, u32) {
-        // Relaxed: exclusive access (see `record`).
-        let written = self.written.load(Ordering::Relaxed);
-        let waiting = written.wrapping_sub(self.replayed).min(RING as u32);
-        self.replayed = written;
-        (written.wrapping_sub(waiting), waiting)
-    }
-
-    /// Record number `at` (the ring keeps the last [`RING`]).
-    fn get(&self, at: u32) -> u64 {
-        // (Relaxed, as every slot access: exclusive access, see `record`.)
-        self.slots[at as usize % RING].load()
-    }
 }
 
 /// The window's share, and the miniature caches that move it.
@@ -505,7 +453,6 @@ pub(super) struct WindowSizer {
     /// shard may have fewer sampled keys than that, and would then fit in every miniature
     /// cache.)
     sampled_weight: u64,
-    shared_hits: SharedHits,
 }
 
 impl WindowSizer {
@@ -525,7 +472,6 @@ impl WindowSizer {
             recount: false,
             room: 0,
             sampled_weight: 0,
-            shared_hits: SharedHits::new(),
         }
     }
 
@@ -685,7 +631,6 @@ impl WindowSizer {
             evidence.forget();
         }
         self.requests = 0;
-        self.shared_hits.take();
     }
 
     /// Forgets everything but the tuning, the reserved room and the table it pools with (the
@@ -703,25 +648,15 @@ impl WindowSizer {
         self.sampled_weight = 0;
     }
 
-    /// A hit on `hash` under shared access: recorded for the next exclusive access.
-    #[inline]
-    pub(super) fn shared_hit(&self, hash: u64) {
-        if self.tuning.adaptive && self.sampled(hash) {
-            self.shared_hits.record(hash);
-        }
-    }
-
-    /// A request for `hash` (of `weight`) under exclusive access, hit or miss (`arriving`:
-    /// a miss whose entry the shard is about to hold), in a shard whose window and main
-    /// region hold `resident` weight in `entries` entries, after the sketch counted it and
-    /// after [`resample`](Self::resample). Replays the hits recorded under shared access
-    /// first; at the end of an epoch, may move the share.
+    /// A request for `hash` (of `weight`), hit or miss (`arriving`: a miss whose entry the
+    /// shard is about to hold), in a shard whose window and main region hold `entries`
+    /// entries, after the sketch counted it and after [`resample`](Self::resample). At the
+    /// end of an epoch, may move the share.
     pub(super) fn request(
         &mut self,
         hash: u64,
         weight: u64,
         arriving: bool,
-        resident: u64,
         entries: usize,
         sketch: &FrequencySketch,
     ) {
@@ -737,13 +672,6 @@ impl WindowSizer {
         let mut capacity = self.sampled_weight + if arriving && sampled { weight } else { 0 };
         if self.room > 0 {
             capacity = capacity.min(self.room);
-        }
-        // A replayed hit's weight is unknown: an average entry's.
-        let average = (resident / entries.max(1) as u64).max(1);
-        let (oldest, waiting) = self.shared_hits.take();
-        for back in 0..waiting {
-            let recorded = self.shared_hits.get(oldest.wrapping_add(back));
-            self.simulate(recorded, average, capacity, entries, sketch);
         }
         if sampled {
             self.simulate(hash, weight, capacity, entries, sketch);
@@ -909,26 +837,6 @@ mod tests {
                 "share {share}: {widest} beyond the window's target"
             );
         }
-    }
-
-    #[test]
-    fn shared_hits_are_replayed_in_order_and_only_the_last_ring_full() {
-        let mut ring = SharedHits::new();
-        for hash in 1..=10 {
-            ring.record(hash);
-        }
-        let replay = |ring: &mut SharedHits| {
-            let (oldest, waiting) = ring.take();
-            (0..waiting)
-                .map(|back| ring.get(oldest.wrapping_add(back)))
-                .collect::<Vec<_>>()
-        };
-        assert!(replay(&mut ring).into_iter().eq(1..=10));
-        assert!(replay(&mut ring).is_empty(), "each record is replayed once");
-        for hash in 1..=(RING as u64 + 30) {
-            ring.record(hash);
-        }
-        assert!(replay(&mut ring).into_iter().eq(31..=RING as u64 + 30));
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Differential test: random operations on an L2 shard, used as a weight-bounded cache,
-//! against an exact model. A shard only loses entries through `evict`, which hands them back,
-//! so the model can track its contents exactly.
+//! Differential test: random operations on the policy harness (the simulator's single-threaded
+//! table), used as a weight-bounded cache, against an exact model. The harness only loses
+//! entries through `evict`, which hands them back, so the model can track its contents
+//! exactly.
 
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use stratacache::l2::Shard;
+use stratacache::l2::policy::Harness;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -25,7 +26,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn a_shard_agrees_with_a_map_that_applies_its_evictions(
+    fn the_harness_agrees_with_a_map_that_applies_its_evictions(
         ops in proptest::collection::vec(prop_oneof![
             6 => (0u16..200, any::<u32>(), 1u8..8).prop_map(|(k, v, w)| Op::Insert(k, v, w)),
             6 => (0u16..200).prop_map(Op::Get),
@@ -35,7 +36,7 @@ proptest! {
         ], 1..500),
         capacity in 1u64..120,
     ) {
-        let mut shard: Shard<u16, u32> = Shard::new();
+        let mut shard: Harness<u16, u32> = Harness::new();
         let mut model: HashMap<u16, (u32, u64)> = HashMap::new();
         for op in ops {
             match op {
@@ -47,7 +48,7 @@ proptest! {
                         prop_assert_eq!(model.remove(&e.key), Some((e.value, e.weight)));
                     }
                 }
-                Op::Get(k) => prop_assert_eq!(shard.get(h(k), &k), model.get(&k).map(|(v, _)| v)),
+                Op::Get(k) => prop_assert_eq!(shard.get(h(k), &k).copied(), model.get(&k).map(|(v, _)| *v)),
                 Op::Peek(k) => prop_assert_eq!(shard.peek(h(k), &k), model.get(&k).map(|(v, _)| v)),
                 Op::Remove(k) => prop_assert_eq!(shard.remove(h(k), &k), model.remove(&k).map(|(v, _)| (k, v))),
                 Op::TakeAll => {

@@ -8,7 +8,7 @@
 //! often. Pooled, the table decides once for all its shards, on as much evidence as one shard
 //! of the whole capacity would have.
 
-use super::window::ONE;
+use super::rules::ONE;
 use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
 
 /// The window shares the miniature caches run: from pure TinyLFU to pure LRU.

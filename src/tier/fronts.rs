@@ -1,0 +1,362 @@
+//! The cache's fronts: plain calls on [`Cache`] (under `std`, through a thread-local L1
+//! handle), a [`CacheHandle`] per thread (no `std` needed), and a [`CacheFrame`] that pins L1
+//! once for a batch. One macro writes the operations all three share.
+
+use alloc::vec::Vec;
+use core::borrow::Borrow;
+use core::convert::Infallible;
+use core::hash::{BuildHasher, Hash};
+
+use super::{Cache, Stamped};
+use crate::entry::InsertOptions;
+use crate::error::InsertError;
+use crate::hash::DefaultHashBuilder;
+use crate::l1;
+use crate::l2::{DefaultPolicy, Policy, UnitWeigher, Weigher};
+
+/// What a quiet point frees at most (of L1's retired copies, and of L2's retired entries).
+const QUIET_RECLAIM: usize = crate::l1::COLLECT_BATCH;
+
+impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
+    /// Registers the calling thread: a handle works without `std` (and is a little faster
+    /// than the thread-local one the plain methods use). `!Send`: one per thread.
+    pub fn handle(&self) -> CacheHandle<'_, K, V, S, W, P> {
+        CacheHandle {
+            cache: self,
+            l1: self.l1.handle_on(if self.l1.replicas() > 1 {
+                self.placement.replica_of_current_thread()
+            } else {
+                0
+            }),
+            stripe: self.stats.assign(),
+        }
+    }
+}
+
+macro_rules! cache_operations {
+    ($pin:ident, $stripe:ident) => {
+        /// A clone of the value for `key`: from L1 if it holds a live copy (wait-free), else
+        /// from L2, where enough hits copy it into L1. Expired entries are never returned (the
+        /// lookup that finds one reclaims it).
+        pub fn get<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().get_in(&self.$pin(), self.$stripe(), key)
+        }
+
+        /// A clone of the value for `key`, not counted as a use (nor in the statistics) and
+        /// never promoted.
+        pub fn peek<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().peek_with(&self.$pin(), key, V::clone)
+        }
+
+        /// Whether `key` has a live entry (not counted as a use).
+        pub fn contains_key<Q>(&self, key: &Q) -> bool
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().peek_with(&self.$pin(), key, |_| ()).is_some()
+        }
+
+        /// Stores `value` for `key` at `High` priority with the cache's default time to live,
+        /// replacing any previous value and invalidating L1's copy, then evicts until the
+        /// cache is within its capacity.
+        ///
+        /// # Errors
+        /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
+        /// than the capacity; [`InsertError::NoClock`] when the cache has a default time to
+        /// live and no clock (only possible without `std`).
+        pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
+            self.insert_with(key, value, InsertOptions::new())
+        }
+
+        /// Stores `value` for `key` with a priority, a time to live and a weight
+        /// ([`InsertOptions`]); otherwise as [`insert`](Self::insert). A `Critical` entry is
+        /// copied into L1 at once.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        /// use stratacache::{Cache, InsertOptions, Priority};
+        ///
+        /// let cache: Cache<&str, u32> = Cache::builder().capacity(1_000).build()?;
+        /// let critical = InsertOptions::new().priority(Priority::Critical);
+        /// cache.insert_with("match:17", 3, critical)?;
+        /// let brief = InsertOptions::new().priority(Priority::Low).time_to_live(Duration::from_secs(2));
+        /// cache.insert_with("tooltip", 9, brief)?;
+        /// assert_eq!(cache.get("match:17"), Some(3));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        ///
+        /// # Errors
+        /// As [`insert`](Self::insert); [`InsertError::NoClock`] for a time to live on a cache
+        /// without a clock.
+        pub fn insert_with(
+            &self,
+            key: K,
+            value: V,
+            options: InsertOptions,
+        ) -> Result<(), InsertError<K, V>> {
+            self.cache()
+                .insert_in(&self.$pin(), self.$stripe(), key, value, options)
+        }
+
+        /// The value for `key`, or, on a miss, the value `init` makes, stored with the default
+        /// options. Concurrent callers that miss on the same key run `init` once: the others
+        /// wait (parked under `std`, spinning then yielding without it) and get its value. If
+        /// `init` panics, the panic reaches this caller, the waiters wake and one of them
+        /// runs its own `init`. No lock and no L1 pin is held while `init` runs.
+        ///
+        /// A value too heavy to store is still returned (to every waiter).
+        pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
+            let cache = self.cache();
+            let loaded = cache.get_or_try_insert_in(
+                || self.$pin(),
+                self.$stripe(),
+                key,
+                InsertOptions::new(),
+                || Ok::<V, Infallible>(init()),
+            );
+            match loaded {
+                Ok(value) => value,
+                Err(never) => match never {},
+            }
+        }
+
+        /// [`get_or_insert_with`](Self::get_or_insert_with) with a fallible initialiser and
+        /// [`InsertOptions`] for the stored entry. If `init` fails, its error is returned to
+        /// this caller and nothing is stored; waiting callers start over, and one of them runs
+        /// its own `init`.
+        ///
+        /// # Errors
+        /// The error of this caller's `init`.
+        pub fn try_get_or_insert_with<E>(
+            &self,
+            key: K,
+            options: InsertOptions,
+            init: impl FnOnce() -> Result<V, E>,
+        ) -> Result<V, E> {
+            self.cache()
+                .get_or_try_insert_in(|| self.$pin(), self.$stripe(), key, options, init)
+        }
+
+        /// Removes `key` from both tiers and returns a clone of its value (the listener sees
+        /// it first, with [`RemovalCause::Removed`](crate::RemovalCause::Removed)); the entry
+        /// itself is dropped once no reader can hold it.
+        pub fn remove<Q>(&self, key: &Q) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq,
+        {
+            self.cache().remove_in(&self.$pin(), self.$stripe(), key)
+        }
+
+        /// Removes every entry (entries inserted while it runs may stay).
+        pub fn clear(&self) {
+            self.cache().clear_in(&self.$pin(), self.$stripe());
+        }
+
+        /// Removes every expired entry now, one L2 shard at a time, and returns how many.
+        /// Expired entries are never returned anyway and the eviction hand reclaims them
+        /// first; call this at a quiet point (between frames) to free their memory sooner.
+        pub fn evict_expired(&self) -> usize {
+            self.cache().evict_expired_in(&self.$pin(), self.$stripe())
+        }
+
+        /// Looks up every key under one pin of L1; the results come in the keys' order.
+        pub fn get_many<'q, Q>(&self, keys: impl IntoIterator<Item = &'q Q>) -> Vec<Option<V>>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + Hash + Eq + 'q,
+        {
+            let l1 = self.$pin();
+            let stripe = self.$stripe();
+            keys.into_iter()
+                .map(|key| self.cache().get_in(&l1, stripe, key))
+                .collect()
+        }
+
+        /// Inserts every entry under one pin of L1. Entries that cannot be stored are handed
+        /// back, in order, with why; an empty result means every entry was stored.
+        pub fn insert_many(
+            &self,
+            entries: impl IntoIterator<Item = (K, V)>,
+        ) -> Vec<InsertError<K, V>> {
+            let l1 = self.$pin();
+            let stripe = self.$stripe();
+            entries
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    self.cache()
+                        .insert_in(&l1, stripe, key, value, InsertOptions::new())
+                        .err()
+                })
+                .collect()
+        }
+    };
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+impl<K, V, S, W, P> Cache<K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    fn cache(&self) -> &Self {
+        self
+    }
+
+    #[inline]
+    fn pin_l1(&self) -> l1::Guard<'_, K, Stamped<V>, ()> {
+        self.l1.pin()
+    }
+
+    #[inline]
+    fn stripe(&self) -> usize {
+        super::stats::thread_stripe()
+    }
+
+    cache_operations!(pin_l1, stripe);
+
+    /// Pins L1 once for a batch of operations: see [`CacheFrame`].
+    pub fn frame(&self) -> CacheFrame<'_, K, V, S, W, P> {
+        CacheFrame {
+            cache: self,
+            l1: self.l1.pin(),
+            stripe: super::stats::thread_stripe(),
+        }
+    }
+
+    /// Drops and frees what writes and promotions retired and no reader can still see (at most
+    /// [`COLLECT_BATCH`](crate::l1::COLLECT_BATCH) L1 copies and as many L2 entries): see
+    /// [`CacheHandle::collect`].
+    pub fn collect(&self) {
+        self.l1.pin().flush();
+        self.reclaim(QUIET_RECLAIM);
+    }
+}
+
+/// One thread's access to a [`Cache`], without `std`'s thread-locals. `!Send`.
+pub struct CacheHandle<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
+{
+    cache: &'c Cache<K, V, S, W, P>,
+    l1: l1::Handle<'c, K, Stamped<V>, ()>,
+    stripe: usize,
+}
+
+impl<'c, K, V, S, W, P> CacheHandle<'c, K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    fn cache(&self) -> &'c Cache<K, V, S, W, P> {
+        self.cache
+    }
+
+    #[inline]
+    fn pin_l1(&self) -> l1::Guard<'c, K, Stamped<V>, ()> {
+        self.l1.pin()
+    }
+
+    #[inline]
+    fn stripe(&self) -> usize {
+        self.stripe
+    }
+
+    cache_operations!(pin_l1, stripe);
+
+    /// Pins L1 once for a batch of operations: see [`CacheFrame`].
+    pub fn frame(&self) -> CacheFrame<'c, K, V, S, W, P> {
+        CacheFrame {
+            cache: self.cache,
+            l1: self.l1.pin(),
+            stripe: self.stripe,
+        }
+    }
+
+    /// Drops and frees what writes and promotions retired (replaced, removed and evicted
+    /// entries, displaced L1 copies) and no reader can still see: at most
+    /// [`COLLECT_BATCH`](crate::l1::COLLECT_BATCH) of each tier's. Call it at a quiet point,
+    /// such as between frames: their values' `Drop` runs here. Writes do a little of this
+    /// after their own work; lookups never do.
+    pub fn collect(&self) {
+        self.l1.collect();
+        self.cache.reclaim(QUIET_RECLAIM);
+    }
+}
+
+/// A batch of operations under one pin of L1: a game loop's frame, or a request's worth of
+/// lookups. Every operation of a [`Cache`] or a [`CacheHandle`] pins L1 for its own duration,
+/// which costs one atomic read-modify-write; a frame pays it once, so its L1 hits write no
+/// shared memory at all. `!Send`.
+///
+/// While a frame lives, L1 copies retired by any thread are not freed (reclamation waits for
+/// every pinned reader), so keep frames short: end one per frame, not per level. Ending a
+/// frame frees what has become reclaimable (as [`CacheHandle::collect`]). Nothing else changes: writes still invalidate L1 before they return, and a
+/// [`get_or_insert_with`](Self::get_or_insert_with) inside a frame waits or loads with the
+/// frame's pin held.
+///
+/// ```
+/// use stratacache::Cache;
+///
+/// let cache: Cache<u32, u32> = Cache::builder().capacity(1_000).build()?;
+/// let handle = cache.handle();
+/// for frame_number in 0..3 {
+///     let frame = handle.frame();
+///     frame.insert(frame_number, frame_number * 10)?;
+///     assert_eq!(frame.get(&0), Some(0));
+/// } // each frame's pin ends here
+/// handle.collect(); // a quiet point: free what the frames retired
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct CacheFrame<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
+{
+    cache: &'c Cache<K, V, S, W, P>,
+    l1: l1::Guard<'c, K, Stamped<V>, ()>,
+    stripe: usize,
+}
+
+impl<'c, K, V, S, W, P> CacheFrame<'c, K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    fn cache(&self) -> &'c Cache<K, V, S, W, P> {
+        self.cache
+    }
+
+    #[inline]
+    fn pin_l1(&self) -> &l1::Guard<'c, K, Stamped<V>, ()> {
+        &self.l1
+    }
+
+    #[inline]
+    fn stripe(&self) -> usize {
+        self.stripe
+    }
+
+    cache_operations!(pin_l1, stripe);
+}
+
+impl<K, V, S, W, P: Policy> Drop for CacheFrame<'_, K, V, S, W, P> {
+    fn drop(&mut self) {
+        // No lock is held here: freeing what was retired runs its `Drop`.
+        self.l1.flush();
+        self.cache.reclaim(QUIET_RECLAIM);
+    }
+}

@@ -1,0 +1,447 @@
+//! The cache's operations, over an L1 guard and a statistics stripe from either front
+//! ([`fronts`](super::fronts)): lookups, promotion, insertion in its two parts (storing under
+//! the locks, reporting after), removal, and the loader's single flight.
+
+use core::borrow::Borrow;
+use core::hash::{BuildHasher, Hash};
+
+use super::flight::{self, Role};
+use super::raw::epoch;
+use super::stats::Event;
+use super::{Cache, Copies, L1Sync, RETIRED_FLOOR, Reclaim, Stamped, WRITE_RECLAIM, l1_hash};
+use crate::entry::{InsertOptions, Priority, RemovalCause};
+use crate::error::InsertError;
+use crate::l1;
+use crate::l2::{Inserted, NEVER, Policy, StoreAs, Weigher};
+
+/// An L1 guard of the cache's table.
+type Pin<'g, 'c, K, V> = &'g l1::Guard<'c, K, Stamped<V>, ()>;
+
+/// What an insertion's locked part leaves for its reporting part (see `Cache::store_in`):
+/// what it displaced, readable for the epoch of the pin it ran under.
+pub(super) struct Stored<'g, K, V, P: Policy> {
+    inserted: Inserted<'g, K, V, P>,
+    /// The clock when the entry was stored (0 while no entry can expire).
+    now: u64,
+    /// L1 copies that could not be placed, dropped with this.
+    _declined: Option<Copies<K, V>>,
+}
+
+impl<K, V, S, W, P> Cache<K, V, S, W, P>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    W: Weigher<K, V>,
+    P: Policy,
+{
+    pub(super) fn get_in<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        self.get_hashed(l1, stripe, hash, key)
+    }
+
+    #[inline]
+    pub(super) fn get_hashed<Q>(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        hash: u64,
+        key: &Q,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        if self.l1_on
+            && let Some(copy) = l1.get_hashed(l1_hash(hash), key, true)
+            && (copy.expires == NEVER || copy.expires > self.now())
+        {
+            self.stats.add(stripe, Event::L1Hit, 1);
+            // L2's policy counts the use too (its entry stays, as hot as it is).
+            self.l2.shard_of(hash).record_hit(
+                stripe,
+                hash as u32,
+                &mut self.l1_sync(l1),
+                self.promote_after,
+            );
+            return Some(copy.value.clone());
+        }
+        self.get_l2(l1, stripe, hash, key)
+    }
+
+    /// The L2 half of a lookup (no lock).
+    fn get_l2<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let epoch = epoch(l1);
+        let Some((found, shard)) = self.l2.get(hash, key, &epoch) else {
+            self.stats.add(stripe, Event::Miss, 1);
+            return None;
+        };
+        let expires = found.expires();
+        if expires != NEVER {
+            let now = self.now();
+            if expires <= now {
+                self.stats.add(stripe, Event::Miss, 1);
+                self.reclaim_expired(l1, stripe, hash, key, now);
+                return None;
+            }
+        }
+        let hits = found.uses().record(self.promote_after);
+        shard.record_hit(
+            stripe,
+            hash as u32,
+            &mut self.l1_sync(l1),
+            self.promote_after,
+        );
+        let value = found.value().clone();
+        self.stats.add(stripe, Event::L2Hit, 1);
+        if hits >= self.promote_after && self.l1_on && self.promotion_budget(stripe) {
+            self.promote(l1, stripe, hash, found.key(), found.id(), expires, &value);
+        }
+        Some(value)
+    }
+
+    /// Copies the entry a reader found (slot `id`, still holding `value`) into L1, under its
+    /// shard's lock if no writer holds it, and only if the entry is still the one indexed: see
+    /// the module docs of `tier`.
+    #[allow(clippy::too_many_arguments)]
+    fn promote(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        hash: u64,
+        key: &K,
+        id: u32,
+        expires: u64,
+        value: &V,
+    ) {
+        let shard = self.l2.shard_of(hash);
+        let Some(writer) = shard.try_lock(self.promote_after) else {
+            return; // a writer is busy: promote another time
+        };
+        if !writer.holds(hash as u32, id) {
+            return; // written or removed since the read
+        }
+        // L1 may decline the copy (its set is full of recently used copies).
+        let placed = l1.insert_admitted_hashed(l1_hash(hash), || {
+            let copy = Stamped {
+                value: value.clone(),
+                expires,
+            };
+            (key.clone(), copy)
+        });
+        drop(writer);
+        // A copy L1 had no memory for is dropped here, under no lock.
+        if let Ok(true) = placed {
+            self.stats.add(stripe, Event::Promotion, 1);
+        }
+    }
+
+    fn l1_sync<'g, 'c>(&self, l1: &'g l1::Guard<'c, K, Stamped<V>, ()>) -> L1Sync<'g, 'c, K, V> {
+        L1Sync {
+            l1,
+            promote_after: self.promote_after,
+        }
+    }
+
+    /// Whether this thread may promote now. A promotion costs an allocation, an L1 eviction and
+    /// a deferred free; it pays off only through later L1 hits. So each thread may promote
+    /// at most once per two of its L1 hits, beyond a first allowance of one L1 capacity (to
+    /// fill it). A skewed workload earns far more than it spends; one with no hot set, where
+    /// every copy would be evicted before its first L1 hit, stops churning L1 after the
+    /// allowance.
+    ///
+    /// Every promotion also retires the copy it displaces; while more retired copies wait to
+    /// be freed than L1 holds (nobody wrote, collected or ended a frame lately), promotions
+    /// stop, so the memory they hold stays bounded.
+    #[inline]
+    fn promotion_budget(&self, stripe: usize) -> bool {
+        let spent = self.stats.get(stripe, Event::Promotion);
+        let earned = self.stats.get(stripe, Event::L1Hit) / 2 + self.l1.capacity();
+        spent < earned && self.l1.retired() < self.l1.capacity().max(RETIRED_FLOOR)
+    }
+
+    /// Removes `key` from both tiers if it has expired by `now`.
+    fn reclaim_expired<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, hash: u64, key: &Q, now: u64)
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let epoch = epoch(l1);
+        let expired = self
+            .l2
+            .remove_expired(hash, key, now, &epoch, &mut self.l1_sync(l1));
+        if let Some((key, value)) = expired {
+            self.stats.add(stripe, Event::Expired, 1);
+            self.notify(key, value, RemovalCause::Expired);
+        }
+    }
+
+    /// Applies `f` to the live value for `key` without counting a use or promoting: L1's copy
+    /// if it has one, else L2's.
+    pub(super) fn peek_with<Q, R>(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        key: &Q,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        let alive = |expires: u64| expires == NEVER || expires > self.now();
+        if self.l1_on
+            && let Some(copy) = l1.get_hashed(l1_hash(hash), key, false)
+            && alive(copy.expires)
+        {
+            return Some(f(&copy.value));
+        }
+        let epoch = epoch(l1);
+        let (found, _) = self.l2.get(hash, key, &epoch)?;
+        alive(found.expires()).then(|| f(found.value()))
+    }
+
+    pub(super) fn insert_in(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        key: K,
+        value: V,
+        options: InsertOptions,
+    ) -> Result<(), InsertError<K, V>> {
+        // A quiet point (no lock, no flight): a shard living on its memory budget gets its
+        // retired slots back here.
+        self.l2
+            .prepare_insert(self.hash_builder.hash_one(&key), &epoch(l1));
+        let stored = self.store_in(l1, key, value, options)?;
+        self.report(stripe, stored)
+    }
+
+    /// An insertion's locked part: the entry stored in L2, L1 kept in step, victims taken.
+    /// Nothing of what it displaced has been shown to the listener or dropped yet: that is
+    /// [`report`](Self::report)'s part, which runs user code, so a `get_or_insert_with` leader
+    /// settles its flight between the two.
+    pub(super) fn store_in<'g>(
+        &'g self,
+        l1: Pin<'g, '_, K, V>,
+        key: K,
+        value: V,
+        options: InsertOptions,
+    ) -> Result<Stored<'g, K, V, P>, InsertError<K, V>> {
+        let Some((expires, now)) = self.deadline(options.ttl) else {
+            return Err(InsertError::NoClock { key, value });
+        };
+        let hash = self.hash_builder.hash_one(&key);
+        // A Critical entry's L1 copies are made before any lock is taken (cloning is user code).
+        // With per-socket replicas, one copy per replica.
+        let mut copies = (self.l1_on && options.priority == Priority::Critical).then(|| {
+            (0..self.l1.replicas())
+                .map(|_| {
+                    let stamped = Stamped {
+                        value: value.clone(),
+                        expires,
+                    };
+                    (key.clone(), stamped)
+                })
+                .collect::<Copies<K, V>>()
+        });
+        let how = StoreAs {
+            weight: options.weight,
+            priority: options.priority,
+            expires,
+            now,
+        };
+        let epoch = epoch(l1);
+        let inserted = self.l2.insert(
+            hash,
+            (key, value),
+            how,
+            &epoch,
+            &mut self.l1_sync(l1),
+            // Under the writer lock, like every L1 change: see the module docs. The shard
+            // already dropped a replaced entry's copy; a Critical entry gets its new one.
+            |writer, id| {
+                if let Some(copies) = copies.as_mut() {
+                    // Its count now says "may have a copy", so its eviction invalidates it.
+                    writer.saturate_hits(id);
+                    copies.place(|replica, key, stamped| {
+                        l1.insert_at_hashed(replica, l1_hash(hash), key, stamped)
+                            .map(drop)
+                    });
+                }
+            },
+        )?;
+        Ok(Stored {
+            inserted,
+            now,
+            _declined: copies,
+        })
+    }
+
+    /// An insertion's reporting part: statistics, the listener (for the replaced value and
+    /// each victim), and the reclamation of what this and other writes retired (their `Drop`
+    /// runs here). Holds no lock.
+    pub(super) fn report(
+        &self,
+        stripe: usize,
+        stored: Stored<'_, K, V, P>,
+    ) -> Result<(), InsertError<K, V>> {
+        // Reclaims even if the listener panics, after what the insertion displaced is
+        // reported.
+        let _reclaim = Reclaim(self);
+        let Stored { inserted, now, .. } = stored;
+        if inserted.refused.is_none() {
+            self.stats.add(stripe, Event::Insert, 1);
+        }
+        // An insertion over an entry whose time had run out (not yet reclaimed) ends that
+        // entry by expiry, not replacement.
+        let replaced = inserted.replaced.map(|(key, old, old_expires)| {
+            let cause = if old_expires <= now && old_expires != NEVER {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Replaced
+            };
+            (key, old, cause)
+        });
+        match replaced {
+            Some((_, _, RemovalCause::Expired)) => self.stats.add(stripe, Event::Expired, 1),
+            Some(_) => self.stats.add(stripe, Event::Replaced, 1),
+            None => {}
+        }
+        for (_, _, cause) in inserted.victims.iter() {
+            let event = match cause {
+                RemovalCause::Expired => Event::Expired,
+                _ => Event::EvictedCapacity,
+            };
+            self.stats.add(stripe, event, 1);
+        }
+        if self.listener.is_some() {
+            if let Some((key, old, cause)) = replaced {
+                self.notify(key, old, cause);
+            }
+            for (key, value, cause) in inserted.victims.iter() {
+                self.notify(key, value, cause);
+            }
+        }
+        match inserted.refused {
+            Some((key, value)) => Err(InsertError::OutOfMemory { key, value }),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn remove_in<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let hash = self.hash_builder.hash_one(key);
+        let _reclaim = Reclaim(self);
+        let epoch = epoch(l1);
+        let (key, value) = self.l2.remove(hash, key, &epoch, &mut self.l1_sync(l1))?;
+        self.stats.add(stripe, Event::Removed, 1);
+        self.notify(key, value, RemovalCause::Removed);
+        // Readers may still be reading the entry: the caller gets a clone, and the entry is
+        // dropped once they are gone.
+        Some(value.clone())
+    }
+
+    pub(super) fn clear_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize) {
+        let _reclaim = Reclaim(self);
+        let epoch = epoch(l1);
+        self.l2.clear(&epoch, &mut self.l1_sync(l1), |key, value| {
+            self.stats.add(stripe, Event::Removed, 1);
+            self.notify(key, value, RemovalCause::Removed);
+        });
+    }
+
+    pub(super) fn evict_expired_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize) -> usize {
+        // Relaxed: the flag is a hint; an entry stored with a deadline set it first.
+        if self.expiring.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let _reclaim = Reclaim(self);
+        let now = self.now();
+        let mut count = 0;
+        let epoch = epoch(l1);
+        self.l2
+            .drain_expired(now, &epoch, &mut self.l1_sync(l1), |key, value| {
+                count += 1;
+                self.stats.add(stripe, Event::Expired, 1);
+                self.notify(key, value, RemovalCause::Expired);
+            });
+        count
+    }
+
+    /// `get_or_insert_with`'s core: a hit, or the value of the one initialiser run for
+    /// concurrent misses on `key`. `pin` is called for each step, so no L1 pin is held while
+    /// the initialiser runs or while waiting for it.
+    ///
+    /// No user code runs while this caller's flight is pending but the initialiser and the
+    /// weigher of its value: the pin for the re-check is taken before the flight list's lock
+    /// (and pins never run user code anyway: see L1's reclamation), and the leader settles its
+    /// flight once the value is stored, before the listener hears of what the insertion
+    /// displaced and before anything is dropped. A listener or a value's `Drop` may call back
+    /// into the cache, even for this key, without waiting on a flight that waits on it.
+    pub(super) fn get_or_try_insert_in<'c, E, G>(
+        &'c self,
+        pin: impl Fn() -> G,
+        stripe: usize,
+        key: K,
+        options: InsertOptions,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        G: Borrow<l1::Guard<'c, K, Stamped<V>, ()>>,
+    {
+        let hash = self.hash_builder.hash_one(&key);
+        let mut init = Some(init);
+        loop {
+            let role = {
+                let l1 = pin();
+                if let Some(value) = self.get_hashed(l1.borrow(), stripe, hash, &key) {
+                    return Ok(value);
+                }
+                // A quiet point before the flight (see `insert_in`).
+                self.l2.prepare_insert(hash, &epoch(l1.borrow()));
+                self.flights
+                    .join_or_lead(hash, &key, || self.peek_with(l1.borrow(), &key, V::clone))
+            };
+            match role {
+                Role::Found(value) => return Ok(value),
+                Role::Join(flight) => {
+                    if let Some(value) = flight::wait(&flight) {
+                        return Ok(value);
+                    }
+                    // The leader gave up: start over (perhaps as the next leader).
+                }
+                Role::Lead(leading) => {
+                    let init = init
+                        .take()
+                        .expect("a caller leads at most once: it returns");
+                    // A panic or an error drops `leading`, which wakes the waiters.
+                    let value = init()?;
+                    let l1 = pin();
+                    let stored = self.store_in(l1.borrow(), key, value.clone(), options);
+                    leading.finish(value.clone());
+                    // A refused insertion (too heavy, no clock) still hands the value out.
+                    match stored {
+                        Ok(stored) => drop(self.report(stripe, stored)),
+                        Err(refused) => {
+                            drop(refused);
+                            self.reclaim(WRITE_RECLAIM);
+                        }
+                    }
+                    return Ok(value);
+                }
+            }
+        }
+    }
+}
