@@ -262,3 +262,31 @@ fn a_zero_weight_counts_as_one_so_entries_stay_bounded() {
     );
     assert_eq!(cache.weighted_size(), cache.len() as u64);
 }
+
+/// A loop over a few more keys than the cache holds: LRU misses every request, W-TinyLFU keeps
+/// a stable part of the loop. The default cache must know its size from the start, not only
+/// once it was preallocated (it read 11 % here while its window sizer was left unsized).
+#[test]
+fn a_loop_just_larger_than_the_cache_keeps_most_of_itself_resident() {
+    for shards in [1, 4] {
+        let cache: Cache<u64, u64, _> = Cache::builder()
+            .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
+            .capacity(1_000)
+            .shards(shards)
+            .build()
+            .unwrap();
+        let (mut hits, mut requests) = (0, 0);
+        for cycle in 0..500 {
+            for key in 0..1_011 {
+                if cache.get(&key).is_some() {
+                    hits += u64::from(cycle >= 250);
+                } else {
+                    cache.insert(key, key).unwrap();
+                }
+                requests += u64::from(cycle >= 250);
+            }
+        }
+        let ratio = hits as f64 / requests as f64;
+        assert!(ratio > 0.9, "{shards} shard(s): hit ratio {ratio:.3}");
+    }
+}

@@ -2,13 +2,11 @@
 //! quick_cache, moka, mini-moka, scc's `HashCache` and foyer's in-memory cache; dashmap and
 //! papaya as references that never evict; a plain `hashbrown` map on one thread as the floor.
 //!
-//! Workloads (issue "benchmark suite"), `u64 → u64`, keys drawn zipf(0.99) and zipf(0.8) over
-//! 1M keys:
-//! - `read_heavy`: 98 % `get`, 1 % `insert`, 1 % `remove`, on a cache of capacity 1M filled with
-//!   every key first (a miss stays a miss);
-//! - `churn`: get-or-insert (a `get` that misses inserts the key) on a cache of capacity 100k,
-//!   10 % of the keys, so it keeps evicting;
-//! - `write_heavy`: 50 % `get`, 50 % `insert`, capacity 1M, filled first.
+//! Workloads, `u64 → u64`, keys drawn zipf(0.99) and zipf(0.8):
+//! - `read_heavy`: over 1M keys, capacity 200k; 98 % read-through `get` (a miss inserts the
+//!   key), 1 % `insert`, 1 % `remove`;
+//! - `churn`: read-through `get` only, over 10M keys at capacity 100k, so it keeps evicting;
+//! - `write_heavy`: 50 % `get`, 50 % `insert` over 1M keys, capacity 1M, filled first.
 //!
 //! Each thread replays its own pre-generated trace, so generating keys costs nothing in the
 //! timed loop. Every cache is warmed with the first half of the traces before it is timed, and
@@ -29,8 +27,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stratacache_benches::mixed::{
-    Floor, KEYS, OPS_PER_THREAD, Op, Papaya, StratacacheFrames, StratacacheHandles, Subject,
-    TRACE_PER_THREAD, WORKLOADS, key_of, run, thread_counts, time_windows, trace, warm,
+    Floor, OPS_PER_THREAD, Op, Papaya, StratacacheFrames, StratacacheHandles, Subject,
+    TRACE_PER_THREAD, WORKLOADS, run, thread_counts, time_windows, trace, warm,
 };
 
 #[global_allocator]
@@ -76,8 +74,8 @@ fn mixed(c: &mut Criterion) {
         for exponent in [0.99, 0.8] {
             // One set of caches per workload, filled once and measured at every thread count.
             let subjects = subjects(workload.capacity);
-            if workload.prefill {
-                let fill: Vec<Op> = (0..KEYS).map(|r| Op::Insert(key_of(r))).collect();
+            let fill = workload.fill();
+            if !fill.is_empty() {
                 for (_, subject) in &subjects {
                     subject.replay(&fill);
                 }

@@ -22,7 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use stratacache::Cache;
 use stratacache::memory::Arena;
 use stratacache_benches::mixed::{
-    KEYS, OPS_PER_THREAD, Op, Subject, WORKLOADS, key_of, thread_counts, time_windows, trace, warm,
+    OPS_PER_THREAD, Op, Subject, WORKLOADS, thread_counts, time_windows, trace, warm,
 };
 use stratacache_platform::Topology;
 
@@ -74,8 +74,8 @@ fn placement(c: &mut Criterion) {
     for workload in WORKLOADS.into_iter().filter(|w| w.name != "write_heavy") {
         let exponent = 0.99;
         let subjects = subjects(workload.capacity);
-        if workload.prefill {
-            let fill: Vec<Op> = (0..KEYS).map(|r| Op::Insert(key_of(r))).collect();
+        let fill = workload.fill();
+        if !fill.is_empty() {
             for (_, subject) in &subjects {
                 subject.replay(&fill);
             }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng as _, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
-/// The key space.
+/// The key space of the read-heavy and write-heavy workloads.
 pub const KEYS: u64 = 1_000_000;
 /// Each thread's trace: half warms the cache, the other half is replayed window by window.
 pub const TRACE_PER_THREAD: usize = 1_000_000;
@@ -37,8 +37,21 @@ pub struct Workload {
     pub get_inserts: bool,
     /// The cache's capacity.
     pub capacity: u64,
+    /// The key space: keys are drawn zipf over this many ranks.
+    pub keys: u64,
     /// Whether every key is inserted before the warm-up.
     pub prefill: bool,
+}
+
+impl Workload {
+    /// The operations that fill the cache before the warm-up (none unless `prefill`).
+    pub fn fill(&self) -> Vec<Op> {
+        if self.prefill {
+            (0..self.keys).map(|r| Op::Insert(key_of(r))).collect()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// read-heavy, churn and write-heavy (see the `cache` bench's docs).
@@ -46,15 +59,17 @@ pub const WORKLOADS: [Workload; 3] = [
     Workload {
         name: "read_heavy",
         mix: (98, 1, 1),
-        get_inserts: false,
-        capacity: KEYS,
-        prefill: true,
+        get_inserts: true,
+        capacity: KEYS / 5,
+        keys: KEYS,
+        prefill: false,
     },
     Workload {
         name: "churn",
         mix: (100, 0, 0),
         get_inserts: true,
         capacity: KEYS / 10,
+        keys: KEYS * 10,
         prefill: false,
     },
     Workload {
@@ -62,6 +77,7 @@ pub const WORKLOADS: [Workload; 3] = [
         mix: (50, 50, 0),
         get_inserts: false,
         capacity: KEYS,
+        keys: KEYS,
         prefill: true,
     },
 ];
@@ -74,7 +90,7 @@ pub fn key_of(rank: u64) -> u64 {
 /// Thread `seed`'s trace of `workload` with keys drawn zipf(`exponent`).
 pub fn trace(seed: u64, exponent: f64, workload: Workload) -> Vec<Op> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let zipf = Zipf::new(KEYS as f64, exponent).expect("valid zipf parameters");
+    let zipf = Zipf::new(workload.keys as f64, exponent).expect("valid zipf parameters");
     let (get, insert, _) = workload.mix;
     (0..TRACE_PER_THREAD)
         .map(|_| {

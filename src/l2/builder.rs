@@ -91,7 +91,11 @@ impl<W, P: Policy> TableBuilder<W, P> {
         let shards: Box<[CachePadded<Shard<K, V, P>>]> = policies
             .into_iter()
             .enumerate()
-            .map(|(at, policy)| {
+            .map(|(at, mut policy)| {
+                // The policy learns the size it is for (a hint: it allocates little for it).
+                if let Some(entries) = per_shard {
+                    policy.reserve(usize::try_from(entries).unwrap_or(usize::MAX));
+                }
                 CachePadded::new(Shard::new(
                     policy,
                     !W::UNIT,

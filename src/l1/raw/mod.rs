@@ -183,6 +183,7 @@ impl<K, V> RawTable<K, V> {
         RawHandle {
             table: self,
             local: self.collector.register(),
+            _collector: self.collector.clone(),
             replica,
             home: &self.replicas[replica],
         }
@@ -301,6 +302,11 @@ unsafe impl Send for ThreadHandle {}
 pub(crate) struct RawHandle<'t, K, V> {
     table: &'t RawTable<K, V>,
     local: LocalHandle,
+    /// The collector, dropped after `local`: a handle may outlive its table (it borrows it
+    /// only while used), and when the last reference to the collector is a participant's,
+    /// crossbeam-epoch frees the collector's state from inside that participant's release,
+    /// while a reference to the participant is still live (Miri flags this).
+    _collector: Collector,
     /// The replica this participant reads.
     replica: usize,
     home: &'t Replica<K, V>,

@@ -33,6 +33,10 @@ pub struct Meta {
 
 linked_meta!(Meta);
 
+/// The most entries [`Policy::reserve`] sizes the sketch for ahead of need (512 KiB of
+/// counters); beyond, it grows with the shard.
+const SKETCH_AHEAD: usize = 1 << 16;
+
 /// Victims summed at most when a heavy candidate meets light ones.
 const MAX_AGGREGATED_VICTIMS: usize = 16;
 
@@ -530,9 +534,14 @@ impl Policy for WTinyLfu {
     }
 
     fn reserve(&mut self, entries: usize) {
-        // The sketch sized once for the shard, instead of doubling (and copying) as it fills.
+        // The window's sizer needs the shard's size to sample keys for its miniature caches
+        // (their memory stays bounded whatever the size). The sketch is sized once, instead of
+        // doubling (and copying) as the shard fills, up to a bound: a capacity is an upper
+        // bound, and a shard that never fills must not hold a sketch for a size it never
+        // reaches.
+        let entries = entries.min(u32::MAX as usize);
         self.reserved = self.reserved.max(entries);
-        self.sketch.maintain(entries);
+        self.sketch.maintain(entries.min(SKETCH_AHEAD));
         self.sizer.reserve(entries);
     }
 
