@@ -278,3 +278,92 @@ fn every_policy_is_selectable_in_the_builder() {
     exercise::<Lfu>("lfu");
     exercise::<Predictive>("predictive");
 }
+
+mod told {
+    //! A policy that counts the hits it is told of, asking for those `REPORTS` names.
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+    use stratacache::l2::Policy;
+    use stratacache::l2::policy::{Entries, EntryInfo, HitReports, Lru, LruMeta, SlotId};
+
+    pub static TOLD: AtomicUsize = AtomicUsize::new(0);
+    /// 0: all, 1: one key in two, 2: none.
+    pub static REPORTS: AtomicU8 = AtomicU8::new(0);
+
+    #[derive(Default)]
+    pub struct Counting(Lru);
+
+    impl Policy for Counting {
+        type Meta = LruMeta;
+
+        fn on_insert(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId, info: EntryInfo) {
+            self.0.on_insert(entries, id, info);
+        }
+
+        fn on_access(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
+            TOLD.fetch_add(1, Ordering::Relaxed);
+            self.0.on_access(entries, id);
+        }
+
+        fn hit_reports(&self) -> HitReports {
+            match REPORTS.load(Ordering::Relaxed) {
+                0 => HitReports::All,
+                1 => HitReports::Sampled { shift: 1 },
+                _ => HitReports::Nothing,
+            }
+        }
+
+        fn on_replace(
+            &mut self,
+            entries: &mut impl Entries<LruMeta>,
+            old: SlotId,
+            new: SlotId,
+            old_weight: u64,
+            info: EntryInfo,
+        ) {
+            self.0.on_replace(entries, old, new, old_weight, info);
+        }
+
+        fn on_remove(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
+            self.0.on_remove(entries, id);
+        }
+
+        fn evict(&mut self, entries: &mut impl Entries<LruMeta>, spare: bool) -> Option<SlotId> {
+            self.0.evict(entries, spare)
+        }
+
+        fn clear(&mut self) {
+            self.0.clear();
+        }
+    }
+}
+
+#[test]
+fn readers_record_only_the_hits_their_policy_asks_for() {
+    use std::sync::atomic::Ordering;
+    let mut told = Vec::new();
+    for reports in 0..3 {
+        told::REPORTS.store(reports, Ordering::Relaxed);
+        let cache: Cache<u64, u64, _, _, told::Counting> = Cache::builder()
+            .capacity(10_000)
+            .l1_entries(0)
+            .policy::<told::Counting>()
+            .build()
+            .unwrap();
+        for key in 0..1_000 {
+            cache.insert(key, key).unwrap();
+        }
+        told::TOLD.store(0, Ordering::Relaxed);
+        for key in 0..1_000 {
+            assert_eq!(cache.get(&key), Some(key));
+        }
+        // A shard's next write replays what its readers recorded: write to every shard.
+        for key in 1_000..1_200 {
+            cache.insert(key, 0).unwrap();
+        }
+        told.push(told::TOLD.load(Ordering::Relaxed));
+    }
+    assert_eq!(told[0], 1_000, "every hit told");
+    assert!((300..700).contains(&told[1]), "a sample told: {}", told[1]);
+    assert_eq!(told[2], 0, "no hit told");
+}

@@ -1,9 +1,10 @@
 //! One L2 shard: entries readers find without a lock (the raw layer), a writer at a time behind
 //! the shard's lock, the eviction policy beside it, and the read buffers between the two.
 //!
-//! A hit counts in the entry's use byte (a hit count for promotion, and a referenced bit) and
-//! appends the key's hash to the reader's ring in the read buffers; the next writer replays the
-//! rings through [`Policy::on_access`]. Everything else runs under the lock: storing, removing
+//! A hit counts in the entry's use byte (a hit count for promotion, and a referenced bit) and,
+//! if the policy asks to hear of it ([`Policy::hit_reports`], which the writer publishes for
+//! readers), appends the key's hash to the reader's ring in the read buffers; the next writer
+//! replays the rings through [`Policy::on_access`]. Everything else runs under the lock: storing, removing
 //! and evicting, the policy's bookkeeping, and, through [`Upper`], keeping the tier above
 //! (the tiered cache's L1) in step with what leaves the shard.
 
@@ -12,11 +13,12 @@ use core::borrow::Borrow;
 use stratacache_alloc::MemoryHandle;
 
 use super::buffer::ReadBuffer;
-use super::policy::{Entries, EntryInfo, Policy, Priority, SlotId};
+use super::policy::{Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
 use super::raw::{
     Epoch, Found, NEVER, NewSlot, OutOfMemory, RawShard, RawWriter, Retired, SegmentVec, Slots,
 };
 use crate::entry::RemovalCause;
+use crate::sync::{AtomicU8, Ordering};
 
 /// What a tier above L2 (the tiered cache's L1) is told and asked while a shard is locked.
 pub(crate) trait Upper<K> {
@@ -57,6 +59,30 @@ pub(crate) struct Writer<P: Policy> {
 pub(crate) struct Shard<K, V, P: Policy> {
     raw: RawShard<K, V, Writer<P>>,
     reads: ReadBuffer,
+    /// The policy's [`HitReports`], as the writer last published them: [`REPORT_ALL`],
+    /// [`REPORT_NOTHING`], or a sample's shift.
+    reports: AtomicU8,
+}
+
+/// [`HitReports::All`] in [`Shard::reports`].
+const REPORT_ALL: u8 = 0xFE;
+/// [`HitReports::Nothing`] in [`Shard::reports`].
+const REPORT_NOTHING: u8 = 0xFF;
+
+fn encode(reports: HitReports) -> u8 {
+    match reports {
+        HitReports::All => REPORT_ALL,
+        HitReports::Nothing => REPORT_NOTHING,
+        HitReports::Sampled { shift } => shift.min(63),
+    }
+}
+
+fn decode(reports: u8) -> HitReports {
+    match reports {
+        REPORT_ALL => HitReports::All,
+        REPORT_NOTHING => HitReports::Nothing,
+        shift => HitReports::Sampled { shift },
+    }
 }
 
 /// An entry that left a shard by eviction (or expiry): its slot stays readable for the
@@ -144,9 +170,11 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             weights: weighted.then(|| SegmentVec::new(shift, memory.clone())),
             weight: 0,
         };
+        let reports = AtomicU8::new(encode(writer.policy.hit_reports()));
         Self {
             raw: RawShard::new(writer, shift, memory),
             reads: ReadBuffer::new(stripes),
+            reports,
         }
     }
 
@@ -171,8 +199,9 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.raw.find(hash, key, epoch)
     }
 
-    /// Records a hit on the entry of `hash` for the policy (see the module docs); if the
-    /// reader's ring is full and no writer holds the lock, replays the rings now.
+    /// Records a hit on the entry of `hash` for the policy, if it asks to hear of it (see the
+    /// module docs); if the reader's ring is full and no writer holds the lock, replays the
+    /// rings now.
     #[inline]
     pub(crate) fn record_hit(
         &self,
@@ -181,6 +210,11 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         upper: &mut impl Upper<K>,
         promote_after: u8,
     ) {
+        // Relaxed: a hint the writer publishes; a hit filtered by a stale one is a lost record.
+        let reports = self.reports.load(Ordering::Relaxed);
+        if reports == REPORT_NOTHING || !decode(reports).wants(policy_hash(hash)) {
+            return;
+        }
         if self.reads.record(stripe, hash)
             && let Some(mut writer) = self.try_lock(promote_after)
         {
@@ -193,6 +227,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         ShardWriter {
             raw: self.raw.lock(),
             reads: &self.reads,
+            reports: &self.reports,
             promote_after,
             leftover: None,
         }
@@ -203,6 +238,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Some(ShardWriter {
             raw: self.raw.try_lock()?,
             reads: &self.reads,
+            reports: &self.reports,
             promote_after,
             leftover: None,
         })
@@ -246,12 +282,24 @@ impl<K, V, P: Policy> Shard<K, V, P> {
 pub(crate) struct ShardWriter<'a, K, V, P: Policy> {
     raw: RawWriter<'a, K, V, Writer<P>>,
     reads: &'a ReadBuffer,
+    reports: &'a AtomicU8,
     promote_after: u8,
     /// The key and value of a retired entry whose slot was reused before a quiet point
     /// dropped them: the caller drops them outside every lock ([`take_leftover`]).
     ///
     /// [`take_leftover`]: Self::take_leftover
     leftover: Option<(K, V)>,
+}
+
+impl<K, V, P: Policy> Drop for ShardWriter<'_, K, V, P> {
+    fn drop(&mut self) {
+        // Publishes the policy's wishes for the readers' next hits.
+        let reports = encode(self.raw.state_ref().policy.hit_reports());
+        // Relaxed: a hint (see `Shard::record_hit`); stored only when it changed.
+        if self.reports.load(Ordering::Relaxed) != reports {
+            self.reports.store(reports, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
@@ -314,8 +362,13 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         // a mark).
         let flush = |this: &mut Self, upper: &mut _, ids: &[u32]| {
             this.with_policy(None, upper, |policy, view| {
+                let all = policy.hit_reports() == HitReports::All;
                 for &id in ids {
-                    view.slots.uses(id).take_referenced();
+                    // A policy told of every hit is told of this one: its mark is consumed.
+                    // One told of a sample reads the mark too.
+                    if all {
+                        view.slots.uses(id).take_referenced();
+                    }
                     policy.on_access(view, id);
                 }
             });

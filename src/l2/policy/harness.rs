@@ -7,7 +7,7 @@ use core::fmt;
 
 use hashbrown::HashTable;
 
-use super::{DefaultPolicy, Entries, EntryInfo, Policy, Priority, SlotId};
+use super::{DefaultPolicy, Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
 use crate::entry::RemovalCause;
 
 /// The deadline of an entry that never expires.
@@ -208,15 +208,26 @@ impl<K, V, P: Policy> Harness<K, V, P> {
             .expect("the index only holds live slots")
     }
 
-    /// The value for `key`, its use told to the policy at once.
+    /// The value for `key`, its use marked, and told to the policy at once if it asks to be
+    /// ([`Policy::hit_reports`]), as a concurrent table whose record was not lost would.
     pub fn get<Q>(&mut self, hash: u64, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
         let id = self.find(hash, key)?;
-        let (policy, mut view) = self.split(0);
-        policy.on_access(&mut view, id);
+        let reports = self.policy.hit_reports();
+        // A policy told of every hit needs no mark (the concurrent table's replay consumes
+        // it); one told of some or none reads it.
+        if reports != HitReports::All
+            && let Some(slot) = self.slots[id as usize].as_mut()
+        {
+            slot.referenced = true;
+        }
+        if reports.wants(hash) {
+            let (policy, mut view) = self.split(0);
+            policy.on_access(&mut view, id);
+        }
         Some(&self.slot(id).value)
     }
 

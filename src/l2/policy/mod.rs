@@ -3,9 +3,10 @@
 //! A policy sees entries only as [`SlotId`]s (indices into the shard's arena) and keeps its
 //! per-entry state (its [`Meta`](Policy::Meta)) in an array the shard keeps beside the
 //! entries. Every call has exclusive access: readers of a concurrent shard never touch the
-//! policy. They mark the entry they hit and record the hit in a lossy per-thread buffer; the
-//! shard's next writer replays the records through [`Policy::on_access`]. A use the policy was
-//! not told of (a lost record, or a hit on the entry's L1 copy) shows as
+//! policy. They mark the entry they hit and, for the hits the policy asks to hear of
+//! ([`Policy::hit_reports`]), record the key's hash in a lossy per-thread buffer; the shard's
+//! next writer replays the records through [`Policy::on_access`]. A use the policy was not
+//! told of (one it did not ask for, a lost record, or a hit on the entry's L1 copy) shows as
 //! [`Entries::referenced`] when the policy asks, typically before evicting.
 //!
 //! The shard never decides what to evict: it asks [`evict`](Policy::evict) for a victim when
@@ -49,6 +50,38 @@ mod tests;
 /// best policy on any of them.
 pub type DefaultPolicy = WTinyLfu;
 
+/// Which hits a policy is told of through [`Policy::on_access`] ([`Policy::hit_reports`]).
+///
+/// Telling costs the reader a record and the writer a replay for every hit; a policy that
+/// learns enough from the mark a hit leaves ([`Entries::referenced`], asked when its hand
+/// reaches the entry) can ask for none, or only for a sample of keys it models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitReports {
+    /// Every hit; a hit told consumes the entry's mark.
+    All,
+    /// Hits on the keys whose [`EntryInfo::hash`] has its `shift` bits from bit 40 up all
+    /// zero (one key in `2^shift`). They are told for the policy's model of itself: the mark
+    /// stays for the hand.
+    Sampled {
+        /// The sample's size: one key in `2^shift`.
+        shift: u8,
+    },
+    /// None: the policy reads the marks only.
+    Nothing,
+}
+
+impl HitReports {
+    /// Whether a hit on a key of `hash` is told.
+    #[inline]
+    pub fn wants(self, hash: u64) -> bool {
+        match self {
+            Self::All => true,
+            Self::Sampled { shift } => (hash >> 40) & ((1 << shift) - 1) == 0,
+            Self::Nothing => false,
+        }
+    }
+}
+
 /// The index of an entry in a shard's arena. Ids are reused after an entry leaves.
 pub type SlotId = u32;
 
@@ -90,9 +123,9 @@ pub trait Entries<M> {
     /// Whether entry `id`'s time to live has run out (it will never be returned again).
     fn is_expired(&self, id: SlotId) -> bool;
     /// Whether entry `id` was used since this was last asked, in a way the policy has not been
-    /// told of through [`Policy::on_access`]: a hit whose record was lost, or a use of its
-    /// copy in the tiered cache's L1. Asking consumes the use: a CLOCK hand asks before
-    /// evicting an entry and gives it a second chance if so.
+    /// told of through [`Policy::on_access`]: a hit it did not ask to hear of, a hit whose
+    /// record was lost, or a use of its copy in the tiered cache's L1. Asking consumes the
+    /// use: a CLOCK hand asks before evicting an entry and gives it a second chance if so.
     fn referenced(&mut self, id: SlotId) -> bool;
 }
 
@@ -110,8 +143,14 @@ pub trait Policy: Send + Sized {
     /// A new entry was stored at `id`.
     fn on_insert(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId, info: EntryInfo);
 
-    /// Entry `id` was used (a hit).
+    /// Entry `id` was used (a hit), one of those [`hit_reports`](Self::hit_reports) asks for.
     fn on_access(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId);
+
+    /// Which hits the policy is told of through [`on_access`](Self::on_access) (asked after
+    /// each exclusive call, so it may change). By default, all.
+    fn hit_reports(&self) -> HitReports {
+        HitReports::All
+    }
 
     /// The entry at `old` had its value replaced and now lives at `new` (the same id in a
     /// single-threaded table; a new one in a concurrent table, whose readers may still see

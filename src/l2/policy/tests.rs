@@ -459,8 +459,12 @@ fn the_default_policy_keeps_a_stable_part_of_a_loop_larger_than_the_cache() {
         let looped = (0..60).flat_map(|_| 0..120u64);
         let hits = replay_wtinylfu(&mut shard, 100, looped, exclusive, 40 * 120);
         let ratio = hits as f64 / (20.0 * 120.0);
+        // Hits told (a concurrent table tells those on sampled keys) let the window's
+        // miniature caches see the loop as it is; with every record lost they see only its
+        // misses, and the window drifts, but a stable part stays.
+        let floor = if exclusive { 0.75 } else { 0.5 };
         assert!(
-            ratio > 0.75,
+            ratio > floor,
             "hit ratio {ratio:.3} on the loop's last 20 rounds (exclusive: {exclusive})"
         );
         let mut lru = Harness::with_policy(super::Lru::new());
@@ -609,7 +613,9 @@ fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
     let initial = super::WindowTuning::DEFAULT.initial;
     let one = 1 << 16;
     let recent = recency_workload(60_000);
-    for exclusive in [true, false] {
+    // The hits told (those on sampled keys; every record kept) are what the window's
+    // miniature caches learn from.
+    for exclusive in [true] {
         let mut shard = Harness::with_policy(WTinyLfu::new());
         let (mut share, mut largest_move) = (initial, 0);
         for &key in &recent {
@@ -747,8 +753,9 @@ fn a_reserved_shard_sizes_the_sketch_once() {
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
 fn a_heavy_candidate_must_outweigh_every_light_victim_it_displaces() {
-    // 100 light incumbents used `uses` times each, then a heavy newcomer (the weight of ten
-    // of them) used fifteen times; the next insertion makes it the candidate.
+    // 100 light incumbents seen `uses` times each, then a heavy newcomer (the weight of ten
+    // of them) seen fifteen times; the next insertion makes it the candidate. (Each sighting
+    // is a miss: hits count once per pass of the hand, however many there were.)
     let survives = |uses: u32| {
         let tuning = super::WindowTuning::fixed(1);
         let mut shard = Harness::with_policy(WTinyLfu::with_tuning(tuning));
@@ -757,17 +764,18 @@ fn a_heavy_candidate_must_outweigh_every_light_victim_it_displaces() {
                 shard.evict().expect("over capacity");
             }
         };
-        for key in 0..100 {
-            shard.insert(h(key), key, key, 1);
-            for _ in 1..uses {
-                shard.get(h(key), &key);
+        let seen = |shard: &mut Harness<u64, u64, WTinyLfu>, key: u64, times: u32, weight| {
+            for _ in 1..times {
+                shard.insert(h(key), key, key, weight);
+                shard.remove(h(key), &key);
             }
+            shard.insert(h(key), key, key, weight);
+        };
+        for key in 0..100 {
+            seen(&mut shard, key, uses, 1);
         }
-        shard.insert(h(1_000), 1_000, 0, 10);
+        seen(&mut shard, 1_000, 15, 10);
         fill(&mut shard);
-        for _ in 0..14 {
-            shard.get(h(1_000), &1_000);
-        }
         shard.insert(h(1_001), 1_001, 0, 1);
         fill(&mut shard);
         shard.peek(h(1_000), &1_000).is_some()

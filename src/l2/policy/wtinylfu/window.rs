@@ -7,6 +7,7 @@ use hashbrown::HashTable;
 use super::evidence::{CHOICES, Decision, Evidence, SHARES, TableWindow, Tally, nearest};
 use super::rules::{ADMIT_MARGIN, ONE, protected_outgrows};
 use super::sketch::FrequencySketch;
+use crate::l2::policy::HitReports;
 use crate::sync::Arc;
 
 /// A shard of more entries than this simulates one key in `2^shift` (by hash), so that a
@@ -65,21 +66,21 @@ const MIN_EPOCH_ENTRIES: u64 = 1;
 /// apart would move on chance leads 64 times as often (web07 at 2 500 entries read 0.53 points
 /// lower in 64 shards than in one; pooled, 0.08 higher).
 ///
-/// Uses of L1 copies never reach the shard. When the hand finds that one was used, the
-/// miniature caches count it as a request: a hit in those that hold the key, a miss in the
-/// others. Left out, those requests would favour every share but the current one: the
-/// current share's miniature holds much what the real shard holds, whose hot keys L1 serves,
-/// so it would lose their hits, while the others would never pay for not holding them (on
-/// OLTP at 15 000 entries the window went from 50 % to 100 % and back on that bias, and read
-/// 0.5 points lower).
+/// The miniature caches see every request for a sampled key: its misses as the shard stores
+/// them, its hits (in L2 or on its L1 copy) because the policy asks readers to record those
+/// ([`HitReports::Sampled`]) and the shard's writer replays them. Hits on other keys reach no
+/// miniature, and cost their readers no record. Left out, L1's hits would favour every share
+/// but the current one: the current share's miniature holds much what the real shard holds,
+/// whose hot keys L1 serves, so it would lose their hits, while the others would never pay
+/// for not holding them (on OLTP at 15 000 entries the window went from 50 % to 100 % and
+/// back on that bias). A record lost (a full ring) is a request the miniatures miss.
 ///
 /// What it costs: 16 bytes a node and a hash table of node numbers for each miniature cache
 /// (about 23 to 50 KiB a shard of up to 4 096 entries, up to 99 KiB a larger one, allocated
 /// when the shard is sized), and six lookups in those caches per simulated request, on the
-/// shard's miss path and when the hand finds a used L1 copy. A hit under the shard's read
-/// lock only records a sampled key's hash in a ring of 64 for the next miss to replay. A
-/// table's shards meet under one mutex once a shard epoch (at least 64 simulated requests),
-/// and read the table's decision, one relaxed load, at each simulated request.
+/// shard's miss path and when a sampled hit is replayed. A table's shards meet under one
+/// mutex once a shard epoch (at least 64 simulated requests), and read the table's decision,
+/// one relaxed load, at each simulated request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowTuning {
     /// The window's share at first, in 1/65 536ths of the shard's weight.
@@ -550,6 +551,18 @@ impl WindowSizer {
             shift += 1;
         }
         shift
+    }
+
+    /// The hits the miniature caches need to hear of: those on sampled keys (none for a fixed
+    /// window).
+    pub(super) fn hit_reports(&self) -> HitReports {
+        if self.tuning.adaptive {
+            HitReports::Sampled {
+                shift: self.shift as u8,
+            }
+        } else {
+            HitReports::Nothing
+        }
     }
 
     #[inline]
