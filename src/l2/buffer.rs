@@ -16,7 +16,7 @@ use alloc::boxed::Box;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, Ordering};
 
 /// Records a ring holds.
 pub(crate) const RING: usize = 15;
@@ -31,6 +31,9 @@ struct Stripe {
 
 /// A shard's read buffers: one ring per stripe.
 pub(crate) struct ReadBuffer {
+    /// Whether some ring may hold records not replayed: a writer with nothing to replay
+    /// reads this one word instead of every stripe's line.
+    pending: CachePadded<AtomicBool>,
     stripes: Box<[CachePadded<Stripe>]>,
     /// Per stripe, records the writer replayed (its own state, read by readers as a hint).
     replayed: Box<[AtomicU32]>,
@@ -42,6 +45,7 @@ impl ReadBuffer {
     pub(crate) fn new(stripes: usize) -> Self {
         let stripes = stripes.next_power_of_two().max(1);
         Self {
+            pending: CachePadded::new(AtomicBool::new(false)),
             stripes: (0..stripes)
                 .map(|_| {
                     CachePadded::new(Stripe {
@@ -69,6 +73,13 @@ impl ReadBuffer {
         // Release pairs with the Acquire in `replay`: the record above is visible to a writer
         // that sees the count.
         stripe.written.store(written, Ordering::Release);
+        // Relaxed load: a flag already set is left alone (no write to a shared line). Release
+        // store pairs with the Acquire swap in `replay`: a writer that clears the flag sees the
+        // count above. (A flag seen set just before a writer clears it leaves this record for
+        // the replay after the next record: records are hints.)
+        if !self.pending.load(Ordering::Relaxed) {
+            self.pending.store(true, Ordering::Release);
+        }
         // Relaxed: a hint.
         written.wrapping_sub(self.replayed[at].load(Ordering::Relaxed)) >= RING as u32
     }
@@ -76,6 +87,10 @@ impl ReadBuffer {
     /// Replays every stripe's records not replayed yet (at most a ring's worth each) into
     /// `replay`. The shard's writer calls this, holding its lock.
     pub(crate) fn replay(&self, mut replay: impl FnMut(u32)) {
+        // Acquire pairs with the Release store in `record`.
+        if !self.pending.load(Ordering::Relaxed) || !self.pending.swap(false, Ordering::Acquire) {
+            return;
+        }
         for (stripe, replayed) in self.stripes.iter().zip(self.replayed.iter()) {
             // Acquire pairs with the Release in `record`.
             let written = stripe.written.load(Ordering::Acquire);
@@ -96,8 +111,9 @@ impl ReadBuffer {
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.stripes.len()
-            * (core::mem::size_of::<CachePadded<Stripe>>() + core::mem::size_of::<AtomicU32>())
+        core::mem::size_of::<CachePadded<AtomicBool>>()
+            + self.stripes.len()
+                * (core::mem::size_of::<CachePadded<Stripe>>() + core::mem::size_of::<AtomicU32>())
     }
 }
 

@@ -218,6 +218,9 @@ impl WTinyLfu {
         weight: u64,
         arriving: bool,
     ) {
+        if !self.sizer.follows(hash) {
+            return; // not a sampled key: no miniature cache sees it
+        }
         let lists = [&self.window, &self.probation, &self.protected];
         let held: usize = lists.iter().map(|list| list.len).sum::<usize>() + usize::from(arriving);
         if self.sizer.resample(held) {

@@ -80,7 +80,8 @@ const MIN_EPOCH_ENTRIES: u64 = 1;
 /// when the shard is sized), and six lookups in those caches per simulated request, on the
 /// shard's miss path and when a sampled hit is replayed. A table's shards meet under one
 /// mutex once a shard epoch (at least 64 simulated requests), and read the table's decision,
-/// one relaxed load, at each simulated request.
+/// one relaxed load, at each simulated request. A request for a key outside the sample costs
+/// one test of its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowTuning {
     /// The window's share at first, in 1/65 536ths of the shard's weight.
@@ -565,6 +566,13 @@ impl WindowSizer {
         }
     }
 
+    /// Whether a request for `hash` may reach the miniature caches (the sample only shrinks:
+    /// a key outside it now stays outside).
+    #[inline]
+    pub(super) fn follows(&self, hash: u64) -> bool {
+        self.tuning.adaptive && self.sampled(hash)
+    }
+
     #[inline]
     fn sampled(&self, hash: u64) -> bool {
         // Bits 40 and up: the shard takes bits 32 and up (few of them), the sketch and the
@@ -676,19 +684,19 @@ impl WindowSizer {
         if !self.tuning.adaptive {
             return;
         }
+        if !self.sampled(hash) {
+            return;
+        }
         self.start();
         if let Judge::Table(table) = &self.judge {
             let decision = table.decision();
             self.follow(decision);
         }
-        let sampled = self.sampled(hash);
-        let mut capacity = self.sampled_weight + if arriving && sampled { weight } else { 0 };
+        let mut capacity = self.sampled_weight + if arriving { weight } else { 0 };
         if self.room > 0 {
             capacity = capacity.min(self.room);
         }
-        if sampled {
-            self.simulate(hash, weight, capacity, entries, sketch);
-        }
+        self.simulate(hash, weight, capacity, entries, sketch);
     }
 
     /// One sampled request through every miniature cache.
