@@ -22,10 +22,14 @@ stratacache-benches --bin sim`); cold start, every request counted, hit %.
   `insert`: L1 (an eighth of the capacity) in front of L2 (four shards per CPU, but at most one
   per 256 entries), whose policy is W-TinyLFU with a window sized by miniature simulations
   (six small copies of each shard at window shares from 0 to 100 %, on a sample of its
-  keys; the shards pool what their copies find, and all follow one decision). Its hash seed
-  is fixed, so the column repeats exactly on a machine with the same
-  number of CPUs.
-- `wtinylfu` is that policy alone in one shard; `probation_clock` is the S3-FIFO-family
+  keys; the shards pool what their copies find, and all follow one decision). A cache
+  expected to hold more than 65 536 entries learns of a hit from the mark it leaves, when
+  the policy's hand reaches the entry (counted once however many hits), and replays only
+  the hits on keys the miniature copies sample; a smaller one is told of every hit. Its hash
+  seed is fixed, so the column repeats exactly on a machine with the same number of CPUs.
+- `wtinylfu` is that policy alone in one shard (told of every hit); `wtinylfu_fixed` the
+  same with its window fixed at 1 % (what the miniature simulations buy); `probation_clock`
+  is the S3-FIFO-family
   policy that was the default before it; `lru`, `clock` (2-bit), `sieve`, `s3fifo`, `arc`,
   `lfu` and `predictive` are the other policies, each in one shard.
 - `moka`, `quick_cache` and `mini_moka` are the peers, driven like `default`, with a fixed
@@ -43,7 +47,9 @@ stratacache-benches --bin sim`); cold start, every request counted, hit %.
 
 Traces (cite as their README asks): LIRS traces (Jiang & Zhang, SIGMETRICS'02) via the
 caffeine simulator; ARC's OLTP (Megiddo & Modha, FAST'03) via moka-rs/cache-trace; cache2k
-web07/web12 (headissue GmbH, CC BY 4.0) via caffeine; cloudPhysicsIO from libCacheSim.
+web07/web12 (headissue GmbH, CC BY 4.0) via caffeine; cloudPhysicsIO from libCacheSim (also
+counted in objects, `cloudPhysicsIO-n`); ARC's P6 via moka-rs/cache-trace; scarab-recs via
+caffeine.
 HEADER
 echo
 echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs; $(date -u +%Y-%m-%d)."
@@ -63,6 +69,10 @@ section web07 cache2k/web07.trace.xz be32 1000,2500,5000,7500,10000
 section web12 cache2k/web12.trace.xz be32 1000,2500,5000,7500,10000
 section cloudPhysicsIO libcachesim/cloudPhysicsIO.oracleGeneral.bin oracle-general \
     128MiB,256MiB,512MiB,768MiB,1GiB --weighted
+section cloudPhysicsIO-n libcachesim/cloudPhysicsIO.oracleGeneral.bin oracle-general \
+    1000,5000,20000
+section scarab caffeine/scarab-recs.trace.xz be64 25000,50000,100000
+section P6 arc/P6.lis.zst arc 8192,32768,131072
 } > "$out"
 # The summary: default − best of LRU and the peers over every cell, per trace and overall, and
 # the default against the ARC paper's ARC column on OLTP.

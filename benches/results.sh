@@ -3,7 +3,7 @@
 # bench, stratacache side by side with the peers, once with the system allocator and once with
 # mimalloc (`--features mimalloc`). Charts and raw outputs go to benches/results/.
 #   bash benches/results.sh [--quick]      (--quick: criterion's short runs, a few minutes each)
-# RESULTS_BENCHES="l1 cache memory tail" (the default) chooses what is run again; the page is
+# RESULTS_BENCHES="l1 cache memory tail budget" (the default) chooses what is run again; the page is
 # assembled from whatever criterion and benches/results/ hold, so RESULTS_BENCHES=l1 reruns
 # only the latency bench and keeps the other figures; RESULTS_BENCHES=none only reassembles.
 # Thread counts of the mixed workloads: STRATACACHE_BENCH_THREADS (default 1,2,all).
@@ -17,7 +17,7 @@ mkdir -p "$raw"
 for alloc in system mimalloc; do
     features=()
     if [ "$alloc" = mimalloc ]; then features=(--features mimalloc); fi
-    for bench in ${RESULTS_BENCHES:-l1 cache memory tail}; do
+    for bench in ${RESULTS_BENCHES:-l1 cache memory tail budget}; do
         echo "== $alloc allocator: $bench" >&2
         case $bench in
         l1 | cache)
@@ -29,8 +29,13 @@ for alloc in system mimalloc; do
         tail)
             cargo run -q --release -p stratacache-benches "${features[@]}" --bin tail_latency \
                 > "$raw/tail-$alloc.md" ;;
+        budget)
+            # The arena serves the cache whatever the global allocator: one run suffices.
+            if [ "$alloc" = system ]; then
+                cargo run -q --release -p stratacache-benches --bin budgets > "$raw/budgets.md"
+            fi ;;
         none) ;;
-        *) echo "unknown bench $bench (l1, cache, memory, tail, none)" >&2; exit 2 ;;
+        *) echo "unknown bench $bench (l1, cache, memory, tail, budget, none)" >&2; exit 2 ;;
         esac
     done
 done
@@ -84,5 +89,13 @@ for alloc in system mimalloc; do
     cat "$raw/memory-$alloc.txt"
     echo '```'
 done
+echo
+echo "## Memory budgets: how much of a budget holds entries"
+echo
+echo "\`cargo run --release -p stratacache-benches --bin budgets\` (measured $(when budgets.md)):"
+echo "\`u64 → u64\`, unbounded capacity, \`memory_budget(B)\`, default shards and L1; 4M keys"
+echo "inserted, then 4M reads zipf(0.99) with read-through."
+echo
+cat "$raw/budgets.md"
 } > benches/RESULTS.md
 echo "wrote benches/RESULTS.md" >&2

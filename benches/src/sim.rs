@@ -9,7 +9,9 @@ use std::str::FromStr;
 
 use stratacache::l2::ProbationClock;
 use stratacache::l2::policy::Harness;
-use stratacache::l2::policy::{Arc, Clock, Lfu, Lru, Policy, Predictive, S3Fifo, Sieve, WTinyLfu};
+use stratacache::l2::policy::{
+    Arc, Clock, Lfu, Lru, Policy, Predictive, S3Fifo, Sieve, WTinyLfu, WindowTuning,
+};
 
 use crate::trace::Request;
 
@@ -27,6 +29,9 @@ pub enum Subject {
     /// W-TinyLFU (adaptive window, segmented LRU, frequency-sketch admission): the default
     /// cache's L2 policy, alone in one shard.
     WTinyLfu,
+    /// The same with its window fixed at 1 % (no miniature simulations): what the adaptive
+    /// window buys.
+    WTinyLfuFixed,
     /// ARC (adaptive: recency and frequency lists with ghosts), one shard.
     Arc,
     /// LFU with ageing, one shard.
@@ -52,12 +57,13 @@ pub enum Subject {
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Lru,
         Self::Clock,
         Self::Sieve,
         Self::S3Fifo,
         Self::WTinyLfu,
+        Self::WTinyLfuFixed,
         Self::Arc,
         Self::Lfu,
         Self::Predictive,
@@ -77,6 +83,7 @@ impl Subject {
             Self::Sieve => "sieve",
             Self::S3Fifo => "s3fifo",
             Self::WTinyLfu => "wtinylfu",
+            Self::WTinyLfuFixed => "wtinylfu_fixed",
             Self::Arc => "arc",
             Self::Lfu => "lfu",
             Self::Predictive => "predictive",
@@ -185,6 +192,12 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::Sieve => in_one_shard(Sieve::new(), requests, capacity, weighted),
         Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weighted),
         Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weighted),
+        Subject::WTinyLfuFixed => in_one_shard(
+            WTinyLfu::with_tuning(WindowTuning::fixed(1)),
+            requests,
+            capacity,
+            weighted,
+        ),
         Subject::Arc => in_one_shard(Arc::new(), requests, capacity, weighted),
         Subject::Lfu => in_one_shard(Lfu::new(), requests, capacity, weighted),
         Subject::Predictive => in_one_shard(Predictive::new(), requests, capacity, weighted),

@@ -15,6 +15,9 @@ use crate::error::BuildError;
 use crate::hash::DefaultHashBuilder;
 use crate::l1::L1;
 use crate::l2::{DefaultPolicy, Policy, TableBuilder, UnitWeigher, Weigher, default_shards};
+
+/// Roughly what one L1 copy of a small entry takes from an arena, to size L1 on a budget.
+const L1_COPY_BYTES: usize = 64;
 use crate::sync::AtomicU8;
 use stratacache_alloc::Arena;
 use stratacache_platform::{CpuLocator, Topology};
@@ -346,6 +349,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             .capacity
             .filter(|&c| c > 0)
             .ok_or(BuildError::ZeroCapacity)?;
+        // The tightest arena's budget, which the defaults below scale down to.
+        let budget = arenas.iter().filter_map(|arena| arena.limit()).min();
         let shards = self
             .settings
             .shards
@@ -357,8 +362,11 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             return Err(BuildError::ShardsNotPowerOfTwo { shards });
         }
         let l1_entries = self.settings.l1_entries.unwrap_or_else(|| {
+            // An eighth of the capacity, and on a budget of what it could hold.
+            let by_budget = budget.map_or(usize::MAX, |budget| budget / 8 / L1_COPY_BYTES);
             usize::try_from(capacity / 8)
                 .unwrap_or(usize::MAX)
+                .min(by_budget)
                 .clamp(7, 1 << 16)
         });
         let l1_on = l1_entries > 0;
