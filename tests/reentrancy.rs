@@ -12,11 +12,18 @@ use std::time::Duration;
 use stratacache::{Cache, InsertOptions, Priority};
 
 /// How long a scenario may take before it counts as deadlocked (each finishes in well under a
-/// second when nothing waits on itself).
-const WATCHDOG: Duration = Duration::from_secs(20);
+/// second when nothing waits on itself): 20 seconds, or `STRATACACHE_WATCHDOG_SECS` (a build
+/// under a sanitizer runs ten times slower).
+fn watchdog() -> Duration {
+    let secs = std::env::var("STRATACACHE_WATCHDOG_SECS").map_or(20, |s| {
+        s.parse()
+            .expect("STRATACACHE_WATCHDOG_SECS: a number of seconds")
+    });
+    Duration::from_secs(secs)
+}
 
-/// Runs `scenario` on a thread of its own and fails if it does not finish within
-/// [`WATCHDOG`]. A deadlocked scenario's threads are left behind; the test process ends anyway.
+/// Runs `scenario` on a thread of its own and fails if it does not finish within the
+/// [`watchdog`]. A deadlocked scenario's threads are left behind; the test process ends anyway.
 fn within_watchdog(name: &str, scenario: impl FnOnce() + Send + 'static) {
     let (done, finished) = mpsc::channel();
     let runner = thread::Builder::new()
@@ -26,7 +33,8 @@ fn within_watchdog(name: &str, scenario: impl FnOnce() + Send + 'static) {
             let _ = done.send(());
         })
         .unwrap();
-    match finished.recv_timeout(WATCHDOG) {
+    let limit = watchdog();
+    match finished.recv_timeout(limit) {
         Ok(()) => runner.join().unwrap(),
         // The runner panicked (its sender dropped): report its panic.
         Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -35,7 +43,7 @@ fn within_watchdog(name: &str, scenario: impl FnOnce() + Send + 'static) {
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: no progress in {WATCHDOG:?}: a callback waits on its own call")
+            panic!("{name}: no progress in {limit:?}: a callback waits on its own call")
         }
     }
 }
