@@ -90,6 +90,20 @@ for alloc in system mimalloc; do
     echo '```'
 done
 echo
+echo "## Scaling: read-heavy and churn by thread count"
+echo
+echo "\`bash benches/scaling.sh\` (run on its own: it wants a machine of many CPUs), the"
+echo "\`ratios\` example over thread counts: M ops/s of all threads together, medians of five"
+echo "interleaved rounds."
+for file in "$raw"/scaling-*cpu.txt; do
+    [ -f "$file" ] || continue
+    echo
+    echo "### On $(basename "$file" .txt | sed 's/scaling-//; s/cpu/ CPUs/') (measured $(when "$(basename "$file")"))"
+    echo
+    cargo run -q --release -p stratacache-benches --bin results -- --scaling "$file" \
+        --charts benches/results | sed 's/^###/####/; s|(benches/results/|(results/|'
+done
+echo
 echo "## Memory budgets: how much of a budget holds entries"
 echo
 echo "\`cargo run --release -p stratacache-benches --bin budgets\` (measured $(when budgets.md)):"

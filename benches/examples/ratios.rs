@@ -79,10 +79,11 @@ fn main() {
                 let qc = medians[2];
                 for (i, (name, _)) in subjects.iter().enumerate() {
                     println!(
-                        "{:>10} zipf{exponent} t{n} {name:>12}: {:7.1} ns/op (per thread)  \
-                         ×{:.2} quick_cache  hit {:.2} %",
+                        "{:>10} zipf{exponent} t{n} {name:>12}: {:7.1} ns/op (per thread) \
+                         {:7.2} M ops/s  ×{:.2} quick_cache  hit {:.2} %",
                         workload.name,
                         medians[i],
+                        n as f64 * 1e3 / medians[i],
                         qc / medians[i],
                         100.0 * hits[i] as f64 / (n * OPS_PER_THREAD) as f64
                     );

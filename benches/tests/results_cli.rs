@@ -147,3 +147,34 @@ fn a_folder_without_estimates_is_an_error() {
     let out = results(&["--criterion", "/nonexistent/criterion"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn the_ratios_output_becomes_a_scaling_table_per_workload() {
+    let dir = scratch("scaling");
+    let file = dir.join("scaling-4cpu.txt");
+    std::fs::write(
+        &file,
+        "machine: a test\n\
+         read_heavy zipf0.99 t1  stratacache:   100.0 ns/op (per thread)   10.00 M ops/s  ×0.50 quick_cache  hit 78.03 %\n\
+         read_heavy zipf0.99 t1  quick_cache:    50.0 ns/op (per thread)   20.00 M ops/s  ×1.00 quick_cache  hit 78.03 %\n\
+         read_heavy zipf0.99 t4  stratacache:   100.0 ns/op (per thread)   40.00 M ops/s  ×0.80 quick_cache  hit 78.03 %\n\
+         read_heavy zipf0.99 t4  quick_cache:    80.0 ns/op (per thread)   50.00 M ops/s  ×1.00 quick_cache  hit 78.03 %\n",
+    )
+    .unwrap();
+    let out = results(&["--scaling", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("### read_heavy_zipf0.99"), "{text}");
+    assert!(
+        text.contains("| 1 thr | 4 thr | × quick_cache at 4 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| stratacache | 10.00 | 40.00 | 0.80 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| quick_cache | 20.00 | 50.00 | 1.00 |"),
+        "{text}"
+    );
+}

@@ -35,6 +35,10 @@ struct Args {
     /// Print only the table of the throughput and latency targets.
     #[arg(long)]
     targets: bool,
+    /// Instead of criterion's estimates: the output of the `ratios` example over several
+    /// thread counts (`benches/scaling.sh`), as a table per workload and a chart in `--charts`.
+    #[arg(long)]
+    scaling: Option<PathBuf>,
 }
 
 /// One benchmark's median, per element.
@@ -253,7 +257,93 @@ fn targets(estimates: &[Estimate], baseline: &str) {
     }
 }
 
+/// Tables and charts of the `ratios` example's output: lines of the form `{workload}
+/// zipf{e} t{threads} {subject}: … {M} M ops/s …`.
+fn scaling(file: &Path, charts: Option<&Path>) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // workload → subject → threads → M ops/s
+    let mut workloads: BTreeMap<String, BTreeMap<String, BTreeMap<usize, f64>>> = BTreeMap::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(ops) = words.iter().position(|w| *w == "M").and_then(|at| {
+            (words.get(at + 1) == Some(&"ops/s")).then(|| words[at - 1].parse::<f64>().ok())?
+        }) else {
+            continue;
+        };
+        let (Some(name), Some(threads), Some(subject)) = (
+            words
+                .first()
+                .zip(words.get(1))
+                .map(|(w, e)| format!("{w}_{e}")),
+            words
+                .get(2)
+                .and_then(|t| t.strip_prefix('t')?.parse::<usize>().ok()),
+            words.get(3).map(|s| s.trim_end_matches(':').to_string()),
+        ) else {
+            continue;
+        };
+        workloads
+            .entry(name)
+            .or_default()
+            .entry(subject)
+            .or_default()
+            .insert(threads, ops);
+    }
+    for (workload, subjects) in &workloads {
+        let threads: Vec<usize> = {
+            let mut t: Vec<usize> = subjects.values().flat_map(|m| m.keys().copied()).collect();
+            t.sort_unstable();
+            t.dedup();
+            t
+        };
+        let most = threads.last().copied().unwrap_or(1);
+        println!("### {workload}");
+        println!();
+        let header: Vec<String> = threads.iter().map(|t| format!("{t} thr")).collect();
+        println!(
+            "| cache (M ops/s) | {} | × quick_cache at {most} |",
+            header.join(" | ")
+        );
+        println!("|---|{}---:|", "---:|".repeat(threads.len()));
+        let qc = subjects
+            .get("quick_cache")
+            .and_then(|m| m.get(&most))
+            .copied();
+        for (name, row) in subjects {
+            let cells: Vec<String> = threads
+                .iter()
+                .map(|t| row.get(t).map_or(String::new(), |v| format!("{v:.2}")))
+                .collect();
+            let ratio = match (row.get(&most), qc) {
+                (Some(v), Some(q)) if q > 0.0 => format!("{:.2}", v / q),
+                _ => String::new(),
+            };
+            println!("| {name} | {} | {ratio} |", cells.join(" | "));
+        }
+        println!();
+        if let Some(dir) = charts {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let lines = subjects
+                .iter()
+                .map(|(name, row)| (name.clone(), row.iter().map(|(t, v)| (*t, *v)).collect()))
+                .collect();
+            let file = dir.join(format!("scaling_{workload}.svg"));
+            chart(
+                &file,
+                &format!("{workload}: throughput against threads"),
+                &lines,
+            )?;
+            println!("![{workload}]({})", file.display());
+            println!();
+        }
+    }
+    Ok(())
+}
+
 fn run(args: &Args) -> Result<(), String> {
+    if let Some(file) = &args.scaling {
+        return scaling(file, args.charts.as_deref());
+    }
     let mut estimates = Vec::new();
     collect(&args.criterion, &args.baselines, &mut estimates)?;
     if estimates.is_empty() {
