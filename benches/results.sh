@@ -108,7 +108,9 @@ echo "## Memory budgets: how much of a budget holds entries"
 echo
 echo "\`cargo run --release -p stratacache-benches --bin budgets\` (measured $(when budgets.md)):"
 echo "\`u64 → u64\`, unbounded capacity, \`memory_budget(B)\`, default shards and L1; 4M keys"
-echo "inserted, then 4M reads zipf(0.99) with read-through."
+echo "inserted, then 4M reads zipf(0.99) with read-through. \"In use\" counts L2's slots, per-entry"
+echo "policy state and indexes and L1's copies; \"bytes per entry\" divides it by L2's entries. How"
+echo "these figures came to be: [NOTES.md](results/NOTES.md#memory-budgets)."
 echo
 cat "$raw/budgets.md"
 } > benches/RESULTS.md

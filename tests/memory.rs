@@ -406,3 +406,38 @@ fn threads_replacing_critical_entries_on_a_budget_read_back_their_own_writes() {
         "a writer read an older version of its own key"
     );
 }
+
+/// Issue: small budgets were mostly unusable (27 % of 256 KiB held entries, and L1 got no
+/// memory below 64 MiB): blocks outgrown by doubling arrays stayed with their size class, and
+/// L2 spent what L1 would have promoted into. Most of a small budget now holds entries, and
+/// L1 gets its share.
+#[test]
+fn most_of_a_small_budget_holds_entries_and_l1_gets_its_share() {
+    for budget in [256usize << 10, 1 << 20] {
+        let cache: Cache<u64, u64> = Cache::builder()
+            .capacity(u64::MAX)
+            .memory_budget(budget)
+            .build()
+            .unwrap();
+        let keys = 200_000u64;
+        for key in 0..keys {
+            let _ = cache.insert(key, key);
+        }
+        // A small hot set, read until L1 promotes it.
+        for _ in 0..8 {
+            for key in keys - 64..keys {
+                let _ = cache.get(&key);
+            }
+        }
+        cache.collect();
+        let stats = cache.stats();
+        let arena = stats.arena.unwrap();
+        assert!(arena.reserved <= budget);
+        assert!(
+            arena.in_use * 100 >= budget * 60,
+            "{budget}: {} of {budget} bytes in use",
+            arena.in_use
+        );
+        assert!(stats.promotions > 0, "{budget}: L1 got no memory");
+    }
+}

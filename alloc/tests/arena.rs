@@ -191,6 +191,31 @@ fn a_budget_is_never_exceeded_and_freeing_makes_room_again() {
 }
 
 #[test]
+fn reserved_room_stays_with_its_class_when_others_spend_the_budget() {
+    let budget = 256 << 10;
+    let arena = Arena::builder().budget(budget).build().unwrap();
+    let (small, large) = (layout(48, 8), layout(20_000, 8));
+    arena.reserve(small, 100).unwrap();
+    arena.reserve(large, 2).unwrap();
+    // Another class takes everything else.
+    let mut others = Vec::new();
+    while let Some(held) = Held::new(&arena, layout(200, 8)) {
+        others.push(held);
+    }
+    assert!(!others.is_empty());
+    let reserved: Vec<_> = (0..100)
+        .map(|i| Held::new(&arena, small).unwrap_or_else(|| panic!("reserved block {i}")))
+        .collect();
+    let big: Vec<_> = (0..2)
+        .map(|i| Held::new(&arena, large).unwrap_or_else(|| panic!("reserved large block {i}")))
+        .collect();
+    assert!(arena.stats().reserved <= budget);
+    // Asking for more than the budget holds fails, and says so.
+    assert!(arena.reserve(small, budget).is_err());
+    drop((reserved, big));
+}
+
+#[test]
 fn a_region_bounds_the_arena_and_every_block_lies_inside_it() {
     let region = leaked_region(512 << 10);
     let (start, end) = (

@@ -191,6 +191,11 @@ impl<K, V, S> L1<K, V, S> {
             .set_node_memory(replica, raw::ReplicaMemory::arena::<K, V>(arena, lane));
     }
 
+    /// The layout of one copy's node, for reserving room (see `Arena::reserve`).
+    pub(crate) fn node_layout() -> core::alloc::Layout {
+        raw::node_layout::<K, V>()
+    }
+
     /// The memory of replica `replica`'s sets.
     #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
     pub(crate) fn replica_sets(&self, replica: usize) -> &[impl Sized] {

@@ -8,6 +8,7 @@ use crossbeam_utils::CachePadded;
 use stratacache_alloc::{Arena, MemoryHandle};
 
 use super::policy::Policy;
+use super::raw::Shape;
 use super::shard::Shard;
 use super::table::Table;
 use super::weigher::Weigher;
@@ -82,7 +83,23 @@ impl<W, P: Policy> TableBuilder<W, P> {
             .filter_map(|arena| arena.limit())
             .min()
             .map(|limit| limit / self.shards.div_ceil(self.arenas.len().max(1)));
-        let shift = segment_shift(per_shard, room, Shard::<K, V, P>::slot_bytes());
+        let slot_bytes = Shard::<K, V, P>::slot_bytes();
+        let shift = segment_shift(per_shard, room, slot_bytes);
+        // On a budget, the most slots a shard's share can hold (L1 takes about an eighth; an
+        // index bucket about eight bytes a slot), with a margin for uneven hashing: the index
+        // is sized for them once, so it never regrows and leaves the blocks it outgrew to
+        // their size classes, holding budget no entry can use.
+        let index_ahead = room.map(|room| {
+            let slots = room / 8 * 7 / (slot_bytes + 8);
+            let slots = slots + slots / 16;
+            per_shard.map_or(slots, |entries| {
+                slots.min(usize::try_from(entries).unwrap_or(usize::MAX))
+            })
+        });
+        let shape = Shape::new(
+            shift,
+            index_ahead.or(per_shard.and_then(|e| usize::try_from(e).ok())),
+        );
         let memory = |shard: usize| match self.arenas.len() {
             0 => MemoryHandle::global(),
             n => MemoryHandle::arena(&self.arenas[shard % n], shard),
@@ -99,7 +116,7 @@ impl<W, P: Policy> TableBuilder<W, P> {
                 CachePadded::new(Shard::new(
                     policy,
                     !W::UNIT,
-                    shift,
+                    shape,
                     memory(at),
                     self.stripes,
                 ))
@@ -112,6 +129,7 @@ impl<W, P: Policy> TableBuilder<W, P> {
             self.arenas,
             self.promote_after,
             per_shard,
+            index_ahead,
         )
     }
 }

@@ -15,7 +15,8 @@ use stratacache_alloc::MemoryHandle;
 use super::buffer::ReadBuffer;
 use super::policy::{Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
 use super::raw::{
-    Epoch, Found, NEVER, NewSlot, OutOfMemory, RawShard, RawWriter, Retired, SegmentVec, Slots,
+    Epoch, Found, NEVER, NewSlot, OutOfMemory, RawShard, RawWriter, Retired, SegmentVec, Shape,
+    Slots,
 };
 use crate::entry::RemovalCause;
 use crate::sync::{AtomicU8, Ordering};
@@ -155,24 +156,24 @@ impl<K, V, P: Policy, U: Upper<K>> Entries<P::Meta> for View<'_, '_, K, V, P, U>
 }
 
 impl<K, V, P: Policy> Shard<K, V, P> {
-    /// An empty shard evicting by `policy`; per-entry weights if `weighted`; slots in segments
-    /// of `2^shift`, allocated from `memory`; read buffers of `stripes` stripes.
+    /// An empty shard evicting by `policy`; per-entry weights if `weighted`; slots in arrays
+    /// of `shape`, allocated from `memory`; read buffers of `stripes` stripes.
     pub(crate) fn new(
         policy: P,
         weighted: bool,
-        shift: u32,
+        shape: Shape,
         memory: MemoryHandle,
         stripes: usize,
     ) -> Self {
         let writer = Writer {
             policy,
-            metas: SegmentVec::new(shift, memory.clone()),
-            weights: weighted.then(|| SegmentVec::new(shift, memory.clone())),
+            metas: SegmentVec::new(shape, memory.clone()),
+            weights: weighted.then(|| SegmentVec::new(shape, memory.clone())),
             weight: 0,
         };
         let reports = AtomicU8::new(encode(writer.policy.hit_reports()));
         Self {
-            raw: RawShard::new(writer, shift, memory),
+            raw: RawShard::new(writer, shape, memory),
             reads: ReadBuffer::new(stripes),
             reports,
         }
@@ -468,10 +469,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
             }
             None => (0, NEVER),
         };
-        let new = match self
-            .raw
-            .fill(slot, hash, (key, value), expires, hits, epoch)
-        {
+        let new = match self.raw.fill(slot, hash, (key, value), expires, hits) {
             Ok(new) => new,
             Err((slot, key, value)) => {
                 self.raw.return_slot(slot);
@@ -650,6 +648,15 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         state.policy.clear();
         state.weight = 0;
         self.raw.clear(epoch)
+    }
+
+    /// Sizes the index for `slots` now (see [`Table::size_indexes`](super::Table)).
+    pub(crate) fn size_index(
+        &mut self,
+        slots: usize,
+        epoch: &Epoch<'_>,
+    ) -> Result<(), OutOfMemory> {
+        self.raw.size_index(slots, epoch)
     }
 
     /// Sizes the index and slots for `entries` now, and tells the policy.

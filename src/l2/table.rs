@@ -115,6 +115,8 @@ pub(crate) struct Table<K, V, W, P: Policy> {
     promote_after: u8,
     /// The entries a shard is expected to hold, when the capacity counts entries.
     per_shard: Option<u64>,
+    /// The slots a shard's index is sized for when the table is made (on a memory budget).
+    index_ahead: Option<usize>,
 }
 
 /// How one eviction pass over a shard runs.
@@ -142,6 +144,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         arenas: Vec<Arc<Arena>>,
         promote_after: u8,
         per_shard: Option<u64>,
+        index_ahead: Option<usize>,
     ) -> Self {
         debug_assert!(shards.len().is_power_of_two());
         Self {
@@ -153,7 +156,23 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
             arenas,
             promote_after,
             per_shard,
+            index_ahead,
         }
+    }
+
+    /// Sizes every shard's index for the slots its share of a memory budget can hold (nothing
+    /// to do without a budget).
+    ///
+    /// # Errors
+    /// When the budget refuses an index; the shards that got theirs keep them.
+    pub(crate) fn size_indexes(&self, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
+        let Some(slots) = self.index_ahead else {
+            return Ok(());
+        };
+        for shard in self.shards.iter() {
+            shard.lock(self.promote_after).size_index(slots, epoch)?;
+        }
+        Ok(())
     }
 
     /// Allocates every shard's room for its share of a capacity that counts entries now, so

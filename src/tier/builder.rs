@@ -15,9 +15,6 @@ use crate::error::BuildError;
 use crate::hash::DefaultHashBuilder;
 use crate::l1::L1;
 use crate::l2::{DefaultPolicy, Policy, TableBuilder, UnitWeigher, Weigher, default_shards};
-
-/// Roughly what one L1 copy of a small entry takes from an arena, to size L1 on a budget.
-const L1_COPY_BYTES: usize = 64;
 use crate::sync::AtomicU8;
 use stratacache_alloc::Arena;
 use stratacache_platform::{CpuLocator, Topology};
@@ -362,8 +359,10 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             return Err(BuildError::ShardsNotPowerOfTwo { shards });
         }
         let l1_entries = self.settings.l1_entries.unwrap_or_else(|| {
-            // An eighth of the capacity, and on a budget of what it could hold.
-            let by_budget = budget.map_or(usize::MAX, |budget| budget / 8 / L1_COPY_BYTES);
+            // An eighth of the capacity, and on a budget as many copies as an eighth of it
+            // holds (a copy's node, with a margin for those retired and not yet freed).
+            let copy = L1::<K, Stamped<V>, ()>::node_layout().size() * 5 / 4;
+            let by_budget = budget.map_or(usize::MAX, |budget| budget / 8 / copy.max(1));
             usize::try_from(capacity / 8)
                 .unwrap_or(usize::MAX)
                 .min(by_budget)
@@ -382,6 +381,11 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             for replica in 0..replicas {
                 let arena = Arc::clone(&arenas[replica % arenas.len()]);
                 let lane = stratacache_alloc::LANES - 1 - replica % stratacache_alloc::LANES;
+                // On a budget, the copies' room is set aside now: L2 fills whatever a budget
+                // leaves, and an L1 that asked only when it promotes would find nothing.
+                if arena.limit().is_some() {
+                    let _ = arena.reserve(L1::<K, Stamped<V>, ()>::node_layout(), l1_entries);
+                }
                 l1.nodes_in(replica, arena, lane);
             }
         }
@@ -434,6 +438,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             stats: Counters::new(stripes),
             flights: Flights::new(shards),
         };
+        // A budget too small for the indexes only means they grow later.
+        let _ = cache.size_indexes();
         if self.settings.preallocate {
             let on_arena = !cache.arenas().is_empty();
             if cache.preallocate().is_err() && !on_arena {

@@ -281,6 +281,13 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         self.l2.reserve_each(&raw::epoch(&guard))
     }
 
+    /// Sizes the L2 indexes for what a memory budget can hold (see `Table::size_indexes`).
+    fn size_indexes(&self) -> Result<(), crate::l2::OutOfMemory> {
+        let handle = self.l1.handle();
+        let guard = handle.pin();
+        self.l2.size_indexes(&raw::epoch(&guard))
+    }
+
     /// Frees what writes and promotions retired that no reader can see any more (at most
     /// `max` of L1's and of L2's): a quiet point's work (their `Drop` runs here).
     fn reclaim(&self, max: usize) {

@@ -248,6 +248,47 @@ impl Arena {
         Ok(NonNull::slice_from_raw_parts(block, class.block_size()))
     }
 
+    /// Carves room for `count` blocks of `layout` now, for its size class alone: later
+    /// allocations of that class find it even after other classes have spent the budget. (An
+    /// embedder reserves what must never be refused; the cache reserves L1's copies this way.)
+    ///
+    /// # Errors
+    /// When the budget or the source cannot hold it all (what was carved stays reserved), or
+    /// no class serves the layout.
+    pub fn reserve(&self, layout: Layout, count: usize) -> Result<(), AllocError> {
+        if layout.size() == 0 || count == 0 {
+            return Ok(());
+        }
+        match Class::of(layout.size(), layout.align()).ok_or(AllocError)? {
+            Class::Small(index) => {
+                let per_span = super::span::blocks_per_span(SMALL_SIZES[index], self.span);
+                for _ in 0..count.div_ceil(per_span) {
+                    let at = self.carve(self.span, self.span).ok_or(AllocError)?;
+                    let lists = &self.small[index];
+                    // SAFETY: a fresh span-aligned span of the arena's span size, ours until
+                    // published; then it is live, published and has free blocks.
+                    unsafe {
+                        let span = Span::init(at, SMALL_SIZES[index], self.span);
+                        lists.publish(span);
+                        lists.list_partial(span);
+                    }
+                }
+            }
+            Class::Large(index) => {
+                for _ in 0..count {
+                    let block = self
+                        .carve(large_size(index), LARGE_ALIGN_MAX)
+                        .ok_or(AllocError)?;
+                    let mut class = self.large[index].lock();
+                    class.carved += 1;
+                    // SAFETY: a fresh block of this class, given to its free list.
+                    unsafe { class.push(block) };
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Returns a block to the arena.
     ///
     /// # Safety

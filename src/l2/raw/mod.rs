@@ -38,8 +38,8 @@ use stratacache_alloc::MemoryHandle;
 pub(crate) use index::Counts;
 use index::{Index, Table};
 pub(crate) use segments::OutOfMemory;
-pub(crate) use segments::SegmentVec;
 use segments::Segments;
+pub(crate) use segments::{SegmentVec, Shape};
 
 use crate::sync::epoch;
 use crate::sync::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Mutex, Ordering};
@@ -288,13 +288,13 @@ pub(crate) struct RawShard<K, V, W> {
 }
 
 impl<K, V, W> RawShard<K, V, W> {
-    /// An empty shard whose writer state is `state`, with slots in segments of `2^shift`,
+    /// An empty shard whose writer state is `state`, with slots in arrays of `shape`,
     /// allocated from `memory`.
-    pub(crate) fn new(state: W, shift: u32, memory: MemoryHandle) -> Self {
+    pub(crate) fn new(state: W, shape: Shape, memory: MemoryHandle) -> Self {
         Self {
             index: Index::new(memory.clone()),
-            slots: Segments::new(shift, memory.clone()),
-            expiry: Segments::new(shift, memory),
+            slots: Segments::new(shape, memory.clone()),
+            expiry: Segments::new(shape, memory),
             timed: AtomicBool::new(false),
             limited: AtomicBool::new(false),
             writer: Mutex::new(WriterState {
@@ -397,11 +397,17 @@ impl<K, V, W> RawShard<K, V, W> {
     /// Drops the keys and values of up to `max` retired slots no reader can see any more, and
     /// frees the slots for reuse. Their `Drop` runs here: call it holding no lock. Returns
     /// how many; 0 at once if another thread is reclaiming.
+    #[inline]
     pub(crate) fn reclaim(&self, max: usize) -> usize {
         // Relaxed: an empty stack needs no ordering; `pop` reads a non-empty one with Acquire.
         if self.ready.load(Ordering::Relaxed) == NIL {
             return 0;
         }
+        self.reclaim_ready(max)
+    }
+
+    #[inline(never)]
+    fn reclaim_ready(&self, max: usize) -> usize {
         // Acquire pairs with the Release in `Reclaiming::drop`: the previous reclaimer's pops
         // are done.
         if self.reclaiming.swap(true, Ordering::Acquire) {
@@ -561,6 +567,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     }
 
     /// The bucket and id of `key` (of hash `hash`), if present.
+    #[inline]
     pub(crate) fn find<Q>(&self, hash: u32, key: &Q) -> Option<(usize, u32)>
     where
         K: Borrow<Q>,
@@ -610,6 +617,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     ///
     /// # Errors
     /// When the memory refuses a new segment.
+    #[inline]
     pub(crate) fn take_slot(&mut self, epoch: &Epoch<'_>) -> Result<NewSlot, OutOfMemory> {
         if let Some(id) = self.shard.pop(&self.shard.free) {
             return Ok(NewSlot { id });
@@ -658,6 +666,8 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
 
     /// Adds a segment of slots (and of deadlines, if timed), after making the index room for
     /// every slot: a shard whose memory runs out has the index its slots need already.
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
         let slots = self.shard.slots.capacity() + self.shard.slots.segment_len();
         if u32::try_from(slots).is_err() {
@@ -672,27 +682,15 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         }
         // Relaxed: the writer's own flag.
         if self.shard.timed.load(Ordering::Relaxed) {
-            self.grow_expiry(epoch)?;
+            self.grow_expiry()?;
         }
         // SAFETY: only the holder of the writer's lock grows the slots.
-        if let Some(old) = unsafe { self.shard.slots.grow(|_| Slot::vacant()) }? {
-            let slots: *const Segments<Slot<K, V>> = &self.shard.slots;
-            // SAFETY: the old directory is unreachable for new readers; it is freed once the
-            // readers that may hold it are gone; freeing runs no user code, and the shard
-            // outlives the collector (the epoch's rule).
-            unsafe { epoch.defer(move || (*slots).free_directory(old)) };
-        }
-        Ok(())
+        unsafe { self.shard.slots.grow(|_| Slot::vacant()) }
     }
 
-    fn grow_expiry(&mut self, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
+    fn grow_expiry(&mut self) -> Result<(), OutOfMemory> {
         // SAFETY: only the holder of the writer's lock grows the deadlines.
-        if let Some(old) = unsafe { self.shard.expiry.grow(|_| Deadline::never()) }? {
-            let expiry: *const Segments<Deadline> = &self.shard.expiry;
-            // SAFETY: as in `grow`.
-            unsafe { epoch.defer(move || (*expiry).free_directory(old)) };
-        }
-        Ok(())
+        unsafe { self.shard.expiry.grow(|_| Deadline::never()) }
     }
 
     /// Gives up a slot [`take_slot`](Self::take_slot) took and that was never filled.
@@ -713,13 +711,12 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         (key, value): (K, V),
         expires: u64,
         uses: u8,
-        epoch: &Epoch<'_>,
     ) -> Result<u32, Unfilled<K, V>> {
         // Relaxed: the writer's own flag.
         if expires != NEVER && !self.shard.timed.load(Ordering::Relaxed) {
             // The first deadline: allocate the deadlines of every slot so far.
             while self.shard.expiry.capacity() < self.shard.slots.capacity() {
-                if self.grow_expiry(epoch).is_err() {
+                if self.grow_expiry().is_err() {
                     return Err((slot, key, value));
                 }
             }

@@ -1,12 +1,13 @@
 //! Arrays that grow by whole segments and never move an element: a reader may hold a reference
 //! into one while the writer appends.
 //!
-//! A directory of segment pointers leads to segments of `2^shift` elements each. Appending a
-//! segment writes its pointer into the directory; a full directory is replaced by one twice as
-//! long, and the old one is handed to the caller to retire (readers may still be reading it).
-//! Elements live until the array drops. With segments allocated as the array fills, a table
-//! that counts its entries holds at most one segment it does not use, and a memory budget is
-//! never left holding the blocks a doubling vector would have outgrown.
+//! The segment pointers live in buckets that double: bucket `b` holds `2^(first + b)` of them, and
+//! the buckets' own pointers sit in the array itself. Appending a segment writes its pointer
+//! into a bucket (allocating the bucket when the previous ones are full); nothing is ever
+//! replaced, so nothing is retired and a reader needs no epoch for the directory. With segments
+//! allocated as the array fills, a table that counts its entries holds at most one segment it
+//! does not use, and a memory budget is never left holding blocks a doubling vector (or a
+//! doubling directory) outgrew: every block the array takes stays in use until it drops.
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
@@ -20,56 +21,82 @@ use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 #[derive(Debug)]
 pub(crate) struct OutOfMemory;
 
-/// A directory: its length, then that many segment pointers.
-#[repr(C)]
-pub(crate) struct Directory<T> {
-    len: usize,
-    segments: [AtomicPtr<T>; 0],
+/// Buckets: room for `(2^BUCKETS - 1) << first` segments, more than a shard's 32-bit slot ids
+/// can name with the smallest segments (four elements) and the smallest first bucket (four).
+const BUCKETS: usize = 29;
+
+/// How a [`Segments`] array grows: segments of `2^shift` elements, and a first bucket of
+/// `2^first` segment pointers (the next ones double). Sizing the first bucket for the segments
+/// a shard expects holds them all in one block, of one size class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) shift: u32,
+    pub(crate) first: u32,
 }
 
-impl<T> Directory<T> {
-    fn layout(len: usize) -> Layout {
-        Layout::new::<Directory<T>>()
-            .extend(Layout::array::<AtomicPtr<T>>(len).expect("a directory fits"))
-            .expect("a directory fits")
-            .0
-            .pad_to_align()
+impl Shape {
+    /// Segments of `2^shift` elements, the first bucket sized for `expected` elements (between
+    /// 4 and 512 segments: a 4 KiB bucket at most).
+    pub(crate) fn new(shift: u32, expected: Option<usize>) -> Self {
+        let segments = expected.map_or(4, |elements| (elements >> shift) + 1);
+        let first = segments.next_power_of_two().clamp(4, 512).ilog2();
+        Self { shift, first }
     }
 
-    /// The pointer of segment `at`.
-    ///
-    /// # Safety
-    /// `at < self.len`.
-    unsafe fn segment(&self, at: usize) -> &AtomicPtr<T> {
-        // SAFETY: the directory was allocated with room for `len` pointers after its header,
-        // all initialised (see `Segments::allocate_directory`); the caller keeps `at` in range.
-        unsafe { &*self.segments.as_ptr().add(at) }
+    /// The bucket of segment `segment`, and its place there.
+    fn bucket_of(self, segment: usize) -> (usize, usize) {
+        if segment < 1 << self.first {
+            (0, segment)
+        } else {
+            self.later_bucket_of(segment)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn later_bucket_of(self, segment: usize) -> (usize, usize) {
+        let bucket = ((segment >> self.first) + 1).ilog2() as usize;
+        (bucket, segment - (((1 << bucket) - 1) << self.first))
+    }
+
+    /// The layout of bucket `bucket`'s pointers.
+    fn bucket_layout<T>(self, bucket: usize) -> Layout {
+        Layout::array::<AtomicPtr<T>>(1 << (self.first as usize + bucket)).expect("a bucket fits")
     }
 }
 
 /// A growable array of `T` whose elements never move. See the [module docs](self).
 pub(crate) struct Segments<T> {
-    directory: AtomicPtr<Directory<T>>,
+    buckets: [AtomicPtr<AtomicPtr<T>>; BUCKETS],
     /// Segments allocated (the writer's count; readers never need it).
     allocated: AtomicUsize,
+    /// The elements the first bucket's segments hold.
+    first_elements: usize,
+    /// Elements below both `first_elements` and the capacity (the writer's count): one
+    /// comparison checks an owner's access and finds its bucket.
+    first_allocated: AtomicUsize,
     shift: u32,
+    shape: Shape,
     memory: MemoryHandle,
 }
 
 // SAFETY: the array owns its elements (as a `Vec` would) and hands out `&T` to readers and
 // `&mut T` only through `&mut self`; sending it sends the elements.
 unsafe impl<T: Send> Send for Segments<T> {}
-// SAFETY: shared access only reads the directory and segment pointers (atomics) and hands out
+// SAFETY: shared access only reads the bucket and segment pointers (atomics) and hands out
 // `&T`, so `T: Sync` suffices (and `T: Send` for the owner that drops them).
 unsafe impl<T: Send + Sync> Sync for Segments<T> {}
 
 impl<T> Segments<T> {
-    /// An empty array of segments of `2^shift` elements, allocated from `memory`.
-    pub(crate) fn new(shift: u32, memory: MemoryHandle) -> Self {
+    /// An empty array of `shape`, allocated from `memory`.
+    pub(crate) fn new(shape: Shape, memory: MemoryHandle) -> Self {
         Self {
-            directory: AtomicPtr::new(ptr::null_mut()),
+            buckets: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             allocated: AtomicUsize::new(0),
-            shift,
+            first_elements: 1 << (shape.first + shape.shift),
+            first_allocated: AtomicUsize::new(0),
+            shift: shape.shift,
+            shape,
             memory,
         }
     }
@@ -85,18 +112,19 @@ impl<T> Segments<T> {
         self.allocated.load(Ordering::Relaxed) << self.shift
     }
 
-    /// Heap bytes held: segments and directory.
+    /// Heap bytes held: segments and buckets.
     pub(crate) fn heap_bytes(&self) -> usize {
-        // Relaxed: the writer's own state (or a moment's view).
-        let directory = self.directory.load(Ordering::Relaxed);
-        let directory_len = if directory.is_null() {
+        // Relaxed: the writer's own count (or a moment's view).
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        let buckets = if allocated == 0 {
             0
         } else {
-            // SAFETY: a non-null directory pointer is a live directory of this array (replaced
-            // ones are retired, not freed, while a reader might hold them; this one is current).
-            unsafe { (*directory).len }
+            self.shape.bucket_of(allocated - 1).0 + 1
         };
-        self.capacity() * core::mem::size_of::<T>() + Directory::<T>::layout(directory_len).size()
+        self.capacity() * core::mem::size_of::<T>()
+            + (0..buckets)
+                .map(|b| self.shape.bucket_layout::<T>(b).size())
+                .sum::<usize>()
     }
 
     /// Element `id`.
@@ -104,9 +132,7 @@ impl<T> Segments<T> {
     /// # Safety
     /// `id` is below [`capacity`](Self::capacity) as seen by a happens-before edge from the
     /// writer that allocated its segment (for a reader: `id` was published after the segment,
-    /// and read with Acquire), and any directory this reads stays allocated meanwhile (replaced
-    /// directories are retired to an epoch the caller is pinned on, or, for the writer, this is
-    /// called with the array's exclusive owner).
+    /// and read with Acquire).
     #[inline]
     pub(crate) unsafe fn get(&self, id: usize) -> &T {
         // SAFETY: the caller's guarantee (see `element`); the element is initialised and only
@@ -120,17 +146,42 @@ impl<T> Segments<T> {
     /// As [`get`](Self::get).
     #[inline]
     unsafe fn element(&self, id: usize) -> *mut T {
-        // Acquire pairs with the Release stores in `grow`: the directory and segment contents
-        // are initialised for whoever sees the pointers.
-        let directory = self.directory.load(Ordering::Acquire);
-        // SAFETY: the caller's `id` was allocated, so a directory with its segment exists and
-        // stays allocated (see `get`).
+        // The common case first: the first bucket is sized for the segments expected.
+        let (bucket, at) = if id < self.first_elements {
+            (0, id >> self.shift)
+        } else {
+            self.shape.later_bucket_of(id >> self.shift)
+        };
+        // Acquire pairs with the Release stores in `grow`: the bucket and the segment's
+        // elements are initialised for whoever sees the pointers.
+        // SAFETY: the caller's `id` was allocated, so its bucket and segment exist (and live
+        // as long as the array), and `at` is within the bucket.
         unsafe {
-            let segment = (*directory)
-                .segment(id >> self.shift)
-                .load(Ordering::Acquire);
+            let pointers = self.buckets.get_unchecked(bucket).load(Ordering::Acquire);
+            let segment = (*pointers.add(at)).load(Ordering::Acquire);
             segment.add(id & ((1 << self.shift) - 1))
         }
+    }
+
+    /// A pointer to element `id`, for the thread that grows the array.
+    ///
+    /// # Panics
+    /// If `id` is not allocated.
+    #[inline]
+    fn checked_element(&self, id: usize) -> *mut T {
+        // Relaxed: the writer's own count.
+        if id < self.first_allocated.load(Ordering::Relaxed) {
+            // SAFETY: allocated and in the first bucket (checked); the caller grows the array,
+            // so it sees its own stores.
+            unsafe {
+                let pointers = self.buckets[0].load(Ordering::Relaxed);
+                let segment = (*pointers.add(id >> self.shift)).load(Ordering::Relaxed);
+                return segment.add(id & ((1 << self.shift) - 1));
+            }
+        }
+        assert!(id < self.capacity(), "element {id} is not allocated");
+        // SAFETY: allocated (checked), as the writer sees it.
+        unsafe { self.element(id) }
     }
 
     /// Element `id`, for the array's exclusive owner.
@@ -139,133 +190,89 @@ impl<T> Segments<T> {
     /// If `id` is not allocated.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: usize) -> &mut T {
-        assert!(id < self.capacity(), "element {id} is not allocated");
-        // SAFETY: `&mut self`: no reader can run concurrently; every directory and segment up to
+        // SAFETY: `&mut self`: no reader can run concurrently; every bucket and segment up to
         // `capacity` is allocated and initialised, and the pointer comes from the segment's
         // allocation (not from a shared reference).
-        unsafe { &mut *self.element(id) }
+        unsafe { &mut *self.checked_element(id) }
     }
 
-    /// Appends a segment of elements made by `make` (by index within the array). If the
-    /// directory was full, the old directory is returned: the caller frees it (with
-    /// [`free_directory`](Self::free_directory)) once no reader can hold it.
+    /// Appends a segment of elements made by `make` (by index within the array).
     ///
     /// # Errors
-    /// When the memory refuses; nothing changes.
+    /// When the memory refuses, or the buckets are full; nothing changes.
     ///
     /// # Safety
     /// No other thread grows the array at the same time (its owner serialises its writers).
-    pub(crate) unsafe fn grow(
-        &self,
-        mut make: impl FnMut(usize) -> T,
-    ) -> Result<Option<NonNull<Directory<T>>>, OutOfMemory> {
-        // Relaxed: only this writer changes them (the caller's guarantee).
+    pub(crate) unsafe fn grow(&self, mut make: impl FnMut(usize) -> T) -> Result<(), OutOfMemory> {
+        // Relaxed: only this writer changes it (the caller's guarantee).
         let allocated = self.allocated.load(Ordering::Relaxed);
-        let old = NonNull::new(self.directory.load(Ordering::Relaxed));
-        // SAFETY: the current directory, which only this writer replaces.
-        let room = old.map_or(0, |d| unsafe { d.as_ref().len });
+        let (bucket, at) = self.shape.bucket_of(allocated);
+        if bucket >= BUCKETS {
+            return Err(OutOfMemory);
+        }
+        // Relaxed: only this writer stores bucket pointers.
+        let mut pointers = self.buckets[bucket].load(Ordering::Relaxed);
+        let fresh = pointers.is_null();
+        if fresh {
+            let block = self
+                .memory
+                .allocate(self.shape.bucket_layout::<T>(bucket))
+                .map_err(|_| OutOfMemory)?
+                .cast::<AtomicPtr<T>>();
+            for i in 0..1usize << (self.shape.first as usize + bucket) {
+                // SAFETY: a fresh block with room for the bucket's pointers.
+                unsafe { block.as_ptr().add(i).write(AtomicPtr::new(ptr::null_mut())) };
+            }
+            pointers = block.as_ptr();
+        }
         let layout = Layout::array::<T>(self.segment_len()).map_err(|_| OutOfMemory)?;
-        let segment = self
-            .memory
-            .allocate(layout)
-            .map_err(|_| OutOfMemory)?
-            .cast::<T>();
-        let first = allocated << self.shift;
-        for at in 0..self.segment_len() {
-            // SAFETY: a fresh block of `segment_len` elements.
-            unsafe { segment.as_ptr().add(at).write(make(first + at)) };
-        }
-        let mut replaced = None;
-        let directory = if allocated < room {
-            old.expect("room means a directory")
-        } else {
-            let Ok(new) = self.allocate_directory((room * 2).max(4)) else {
-                // SAFETY: the segment was allocated above with `layout`; its elements were
-                // just made and are dropped with it.
+        let Ok(segment) = self.memory.allocate(layout) else {
+            if fresh {
+                // SAFETY: allocated just above with this layout, never published.
                 unsafe {
-                    for at in 0..self.segment_len() {
-                        ptr::drop_in_place(segment.as_ptr().add(at));
-                    }
-                    self.memory.deallocate(segment.cast(), layout);
+                    self.memory.deallocate(
+                        NonNull::new_unchecked(pointers).cast(),
+                        self.shape.bucket_layout::<T>(bucket),
+                    );
                 }
-                return Err(OutOfMemory);
-            };
-            if let Some(old) = old {
-                for at in 0..allocated {
-                    // SAFETY: both directories are live; `at` is below both lengths. Relaxed:
-                    // the new directory is published with Release below.
-                    unsafe {
-                        let pointer = old.as_ref().segment(at).load(Ordering::Relaxed);
-                        new.as_ref().segment(at).store(pointer, Ordering::Relaxed);
-                    }
-                }
-                replaced = Some(old);
             }
-            new
+            return Err(OutOfMemory);
         };
-        // SAFETY: `allocated` is below the directory's length (it had room or is new). Release
-        // pairs with the Acquire loads in `get`: the segment's elements are initialised.
-        unsafe {
-            directory
-                .as_ref()
-                .segment(allocated)
-                .store(segment.as_ptr(), Ordering::Release);
+        let segment = segment.cast::<T>();
+        let first = allocated << self.shift;
+        for i in 0..self.segment_len() {
+            // SAFETY: a fresh block of `segment_len` elements.
+            unsafe { segment.as_ptr().add(i).write(make(first + i)) };
         }
-        // Release: as above, for the directory itself.
-        self.directory.store(directory.as_ptr(), Ordering::Release);
-        // Relaxed: the writer's own count.
+        // SAFETY: `at` is within the bucket (`bucket_of`). Release pairs with the Acquire loads
+        // in `element`: the segment's elements are initialised.
+        unsafe { (*pointers.add(at)).store(segment.as_ptr(), Ordering::Release) };
+        if fresh {
+            // Release: as above, for the bucket's pointers.
+            self.buckets[bucket].store(pointers, Ordering::Release);
+        }
+        // Relaxed: the writer's own counts.
         self.allocated.store(allocated + 1, Ordering::Relaxed);
-        Ok(replaced)
-    }
-
-    /// A directory of `len` null pointers.
-    fn allocate_directory(&self, len: usize) -> Result<NonNull<Directory<T>>, OutOfMemory> {
-        let layout = Directory::<T>::layout(len);
-        let block = self
-            .memory
-            .allocate(layout)
-            .map_err(|_| OutOfMemory)?
-            .cast::<Directory<T>>();
-        // SAFETY: a fresh block with room for the header and `len` pointers after it.
-        unsafe {
-            ptr::addr_of_mut!((*block.as_ptr()).len).write(len);
-            let pointers = ptr::addr_of_mut!((*block.as_ptr()).segments).cast::<AtomicPtr<T>>();
-            for at in 0..len {
-                pointers.add(at).write(AtomicPtr::new(ptr::null_mut()));
-            }
-        }
-        Ok(block)
-    }
-
-    /// Frees a directory [`grow`](Self::grow) replaced.
-    ///
-    /// # Safety
-    /// `directory` came from this array's `grow`, is freed once, and no reader can hold it.
-    pub(crate) unsafe fn free_directory(&self, directory: NonNull<Directory<T>>) {
-        // SAFETY: the caller's guarantee; the layout is the one it was allocated with, and its
-        // pointers (written by `allocate_directory`) are dropped once.
-        unsafe {
-            let len = directory.as_ref().len;
-            let pointers = ptr::addr_of_mut!((*directory.as_ptr()).segments).cast::<AtomicPtr<T>>();
-            ptr::drop_in_place(ptr::slice_from_raw_parts_mut(pointers, len));
-            self.memory
-                .deallocate(directory.cast(), Directory::<T>::layout(len));
-        }
+        self.first_allocated.store(
+            ((allocated + 1) << self.shift).min(self.first_elements),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 }
 
 impl<T> Drop for Segments<T> {
     fn drop(&mut self) {
-        // Relaxed: `&mut self`.
-        let Some(directory) = NonNull::new(self.directory.load(Ordering::Relaxed)) else {
-            return;
-        };
         let layout = Layout::array::<T>(self.segment_len()).expect("allocated with it");
-        for at in 0..self.allocated.load(Ordering::Relaxed) {
+        // Relaxed: `&mut self`.
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        for segment in 0..allocated {
+            let (bucket, at) = self.shape.bucket_of(segment);
             // SAFETY: every segment below `allocated` is live, fully initialised, and owned by
             // this array alone; it is dropped and freed once.
             unsafe {
-                let segment = directory.as_ref().segment(at).load(Ordering::Relaxed);
+                let pointers = self.buckets[bucket].load(Ordering::Relaxed);
+                let segment = (*pointers.add(at)).load(Ordering::Relaxed);
                 for element in 0..self.segment_len() {
                     ptr::drop_in_place(segment.add(element));
                 }
@@ -273,22 +280,31 @@ impl<T> Drop for Segments<T> {
                     .deallocate(NonNull::new_unchecked(segment).cast(), layout);
             }
         }
-        // SAFETY: the current directory, owned by this array, freed once.
-        unsafe { self.free_directory(directory) };
+        for (bucket, pointers) in self.buckets.iter().enumerate() {
+            // Relaxed: `&mut self`.
+            if let Some(pointers) = NonNull::new(pointers.load(Ordering::Relaxed)) {
+                // SAFETY: allocated by `grow` with this layout, owned by this array, freed
+                // once (its pointers are plain atomics, nothing to drop).
+                unsafe {
+                    self.memory
+                        .deallocate(pointers.cast(), self.shape.bucket_layout::<T>(bucket))
+                };
+            }
+        }
     }
 }
 
-/// A [`Segments`] array only its owner touches (no reader runs beside it): growing frees a
-/// replaced directory at once, and every access is safe.
+/// A [`Segments`] array only its owner touches (no reader runs beside it), so every access is
+/// safe.
 pub(crate) struct SegmentVec<T> {
     segments: Segments<T>,
 }
 
 impl<T> SegmentVec<T> {
-    /// An empty array of segments of `2^shift` elements, allocated from `memory`.
-    pub(crate) fn new(shift: u32, memory: MemoryHandle) -> Self {
+    /// An empty array of `shape`, allocated from `memory`.
+    pub(crate) fn new(shape: Shape, memory: MemoryHandle) -> Self {
         Self {
-            segments: Segments::new(shift, memory),
+            segments: Segments::new(shape, memory),
         }
     }
 
@@ -308,9 +324,9 @@ impl<T> SegmentVec<T> {
     /// If `id` is not allocated.
     #[inline]
     pub(crate) fn get(&self, id: usize) -> &T {
-        assert!(id < self.capacity(), "element {id} is not allocated");
-        // SAFETY: allocated (checked); only this owner, which holds `&self`, grows the array.
-        unsafe { self.segments.get(id) }
+        // SAFETY: `checked_element` checks `id`; only this owner, which holds `&self`, grows
+        // the array, and the element is only shared from here.
+        unsafe { &*self.segments.checked_element(id) }
     }
 
     /// Element `id`, for changing.
@@ -328,10 +344,60 @@ impl<T> SegmentVec<T> {
     /// When the memory refuses; nothing changes.
     pub(crate) fn grow(&mut self, make: impl FnMut(usize) -> T) -> Result<(), OutOfMemory> {
         // SAFETY: `&mut self`: no other thread grows it (nor reads it).
-        if let Some(old) = unsafe { self.segments.grow(make) }? {
-            // SAFETY: replaced just now, and no reader exists to hold it.
-            unsafe { self.segments.free_directory(old) };
+        unsafe { self.segments.grow(make) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_segment_has_its_own_place_and_buckets_fill_in_order() {
+        for first in [2, 5, 9] {
+            let shape = Shape { shift: 2, first };
+            let mut expected = (0, 0);
+            for segment in 0..5_000 {
+                let (bucket, at) = shape.bucket_of(segment);
+                assert_eq!((bucket, at), expected, "segment {segment}, first {first}");
+                expected = if at + 1 == 1 << (first as usize + bucket) {
+                    (bucket + 1, 0)
+                } else {
+                    (bucket, at + 1)
+                };
+            }
         }
-        Ok(())
+    }
+
+    #[test]
+    fn a_first_bucket_sized_for_the_expected_segments_holds_them_all() {
+        let shape = Shape::new(4, Some(1_000));
+        assert_eq!(shape.bucket_of(1_000 >> 4).0, 0);
+        assert_eq!(Shape::new(4, None).first, 2);
+        assert_eq!(
+            Shape::new(2, Some(1 << 30)).first,
+            9,
+            "at most a 4 KiB bucket"
+        );
+    }
+
+    #[test]
+    fn elements_keep_their_place_and_value_as_the_array_grows() {
+        let mut array = SegmentVec::new(Shape::new(2, None), MemoryHandle::global());
+        let mut first = core::ptr::null::<u64>();
+        for round in 0..200 {
+            array.grow(|at| at as u64 * 3).unwrap();
+            if round == 0 {
+                first = array.get(0);
+            }
+            assert_eq!(array.capacity(), (round + 1) * 4);
+        }
+        assert_eq!(array.get(0) as *const u64, first, "an element never moves");
+        for at in 0..array.capacity() {
+            assert_eq!(*array.get(at), at as u64 * 3);
+        }
+        *array.get_mut(17) = 1;
+        assert_eq!(*array.get(17), 1);
+        assert!(array.heap_bytes() >= 800 * 8);
     }
 }
