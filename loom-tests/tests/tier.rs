@@ -224,3 +224,110 @@ fn critical_copies_on_every_socket_vs_remove() {
         reader.join().unwrap();
     });
 }
+
+/// A value whose L1 copy (its node: hash, key, value and deadline, 280 bytes) lies in a size
+/// class that nothing else of this cache uses, so the model can spend that class alone.
+type Big = [u64; 32];
+/// The layout of one L1 copy of a `Big` value, for spending its class.
+type BigNode = [u64; 35];
+
+/// A cache on an arena whose budget is spent before the model's threads start, with key 1
+/// `Critical` (its copy in L1, value `[10; 32]`) and room left in L2's shard for one more slot.
+fn critical_on_spent_budget() -> (
+    Arc<Cache<u64, Big, FixedState, UnitWeigher, ProbationClock>>,
+    Spent,
+) {
+    use core::alloc::Layout;
+    use stratacache::memory::Arena;
+    let arena = std::sync::Arc::new(Arena::builder().budget(64 << 10).build().unwrap());
+    let cache = Cache::builder()
+        .capacity(8)
+        .shards(1)
+        .l1_entries(1)
+        .promote_after(1)
+        .memory(std::sync::Arc::clone(&arena))
+        .hasher(FixedState::with_seed(3))
+        .policy::<ProbationClock>()
+        .build()
+        .unwrap();
+    let critical = InsertOptions::new().priority(Priority::Critical);
+    cache.handle().insert_with(1, [10; 32], critical).unwrap();
+    // Spend the budget: whole spans until none can be carved, then every block left in the
+    // copies' class.
+    let mut spent = Spent {
+        arena,
+        blocks: Vec::new(),
+    };
+    spent.take_all(Layout::new::<[u8; 7168]>());
+    spent.take_all(Layout::new::<BigNode>());
+    assert!(!spent.blocks.is_empty());
+    (Arc::new(cache), spent)
+}
+
+/// Blocks taken from an arena to spend its budget, given back when the model ends.
+struct Spent {
+    arena: std::sync::Arc<stratacache::memory::Arena>,
+    blocks: Vec<(core::ptr::NonNull<u8>, core::alloc::Layout)>,
+}
+
+impl Spent {
+    fn take_all(&mut self, layout: core::alloc::Layout) {
+        while let Ok(block) = self.arena.allocate(layout) {
+            self.blocks.push((block.cast(), layout));
+        }
+    }
+}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        for (block, layout) in self.blocks.drain(..) {
+            // SAFETY: taken from this arena with this layout, given back once.
+            unsafe { self.arena.deallocate(block, layout) };
+        }
+    }
+}
+
+/// Issue 14 A: a `Critical` replacement copies its value into L1, and when L1's memory is spent
+/// the copy cannot be made. The old copy must then leave L1, whatever a reader promoting the
+/// key meanwhile does: once the write has returned, every read sees the new value. Two
+/// mechanisms each keep this (the shard drops a replaced entry's copy under its writer lock,
+/// and L1 drops the old copy when it cannot allocate the new one); with both removed, this
+/// model reads the old value after the write.
+#[test]
+fn critical_replacement_whose_copy_cannot_be_allocated_vs_promotion() {
+    let mut model = loom::model::Builder::new();
+    // Spending the budget takes a few hundred atomic operations, each a branch to loom, on
+    // one thread (the model's own waits for it): no interleaving to explore there.
+    model.max_branches = 50_000;
+    model.check(|| {
+        // An arena is built on the stack before it moves into its `Arc`, more than a loom
+        // thread's default stack holds: the model runs on a thread with a larger one.
+        let model = thread::Builder::new()
+            .stack_size(1 << 18)
+            .spawn(|| {
+                let (cache, spent) = critical_on_spent_budget();
+                let reader = {
+                    let cache = Arc::clone(&cache);
+                    thread::spawn(move || {
+                        let seen = cache.handle().get(&1).map(|v| v[0]);
+                        assert!(matches!(seen, Some(10 | 11)), "{seen:?}");
+                    })
+                };
+                let h = cache.handle();
+                let critical = InsertOptions::new().priority(Priority::Critical);
+                h.insert_with(1, [11; 32], critical).unwrap();
+                assert_eq!(h.get(&1).map(|v| v[0]), Some(11), "read after own write");
+                reader.join().unwrap();
+                assert_eq!(
+                    cache.handle().get(&1).map(|v| v[0]),
+                    Some(11),
+                    "no stale copy survived in L1"
+                );
+                drop(h);
+                drop(cache);
+                drop(spent);
+            })
+            .unwrap();
+        model.join().unwrap();
+    });
+}

@@ -439,7 +439,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             flights: Flights::new(shards),
         };
         // A budget too small for the indexes only means they grow later.
-        let _ = cache.size_indexes();
+        if budget.is_some() {
+            let _ = cache.size_indexes();
+        }
         if self.settings.preallocate {
             let on_arena = !cache.arenas().is_empty();
             if cache.preallocate().is_err() && !on_arena {

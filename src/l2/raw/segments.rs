@@ -264,31 +264,29 @@ impl<T> Segments<T> {
 impl<T> Drop for Segments<T> {
     fn drop(&mut self) {
         let layout = Layout::array::<T>(self.segment_len()).expect("allocated with it");
-        // Relaxed: `&mut self`.
-        let allocated = self.allocated.load(Ordering::Relaxed);
-        for segment in 0..allocated {
-            let (bucket, at) = self.shape.bucket_of(segment);
-            // SAFETY: every segment below `allocated` is live, fully initialised, and owned by
-            // this array alone; it is dropped and freed once.
+        // Relaxed: `&mut self` (here and below).
+        let mut left = self.allocated.load(Ordering::Relaxed);
+        // Buckets fill in order: a bucket's segments, then the next bucket's.
+        for (bucket, pointers) in self.buckets.iter().enumerate() {
+            let Some(pointers) = NonNull::new(pointers.load(Ordering::Relaxed)) else {
+                break;
+            };
+            let here = left.min(1 << (self.shape.first as usize + bucket));
+            left -= here;
+            // SAFETY: the bucket's first `here` segments are live, fully initialised, and owned
+            // by this array alone; each is dropped and freed once, and then the bucket, which
+            // `grow` allocated with this layout (its pointers are plain atomics).
             unsafe {
-                let pointers = self.buckets[bucket].load(Ordering::Relaxed);
-                let segment = (*pointers.add(at)).load(Ordering::Relaxed);
-                for element in 0..self.segment_len() {
-                    ptr::drop_in_place(segment.add(element));
+                for at in 0..here {
+                    let segment = (*pointers.as_ptr().add(at)).load(Ordering::Relaxed);
+                    for element in 0..self.segment_len() {
+                        ptr::drop_in_place(segment.add(element));
+                    }
+                    self.memory
+                        .deallocate(NonNull::new_unchecked(segment).cast(), layout);
                 }
                 self.memory
-                    .deallocate(NonNull::new_unchecked(segment).cast(), layout);
-            }
-        }
-        for (bucket, pointers) in self.buckets.iter().enumerate() {
-            // Relaxed: `&mut self`.
-            if let Some(pointers) = NonNull::new(pointers.load(Ordering::Relaxed)) {
-                // SAFETY: allocated by `grow` with this layout, owned by this array, freed
-                // once (its pointers are plain atomics, nothing to drop).
-                unsafe {
-                    self.memory
-                        .deallocate(pointers.cast(), self.shape.bucket_layout::<T>(bucket))
-                };
+                    .deallocate(pointers.cast(), self.shape.bucket_layout::<T>(bucket));
             }
         }
     }
