@@ -96,10 +96,13 @@ impl<W, P: Policy> TableBuilder<W, P> {
                 slots.min(usize::try_from(entries).unwrap_or(usize::MAX))
             })
         });
-        let shape = Shape::new(
-            shift,
-            index_ahead.or(per_shard.and_then(|e| usize::try_from(e).ok())),
-        );
+        let shape = Shape {
+            budgeted: room.is_some(),
+            ..Shape::new(
+                shift,
+                index_ahead.or(per_shard.and_then(|e| usize::try_from(e).ok())),
+            )
+        };
         let memory = |shard: usize| match self.arenas.len() {
             0 => MemoryHandle::global(),
             n => MemoryHandle::arena(&self.arenas[shard % n], shard),

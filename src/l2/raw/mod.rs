@@ -774,6 +774,10 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
             // SAFETY: unreachable for new readers; freed once the readers that may hold it are
             // gone; freeing runs no user code, and the shard outlives the collector.
             unsafe { epoch.defer(move || (*index).free(old)) };
+            // A table is large and retired seldom: hand it to the collector now, or it waits
+            // in this thread's bag until 63 more retirements fill it (in a cache filling up
+            // without evicting, that is never).
+            epoch.flush();
         }
     }
 

@@ -32,6 +32,8 @@ const BUCKETS: usize = 29;
 pub(crate) struct Shape {
     pub(crate) shift: u32,
     pub(crate) first: u32,
+    /// Whether the array's memory is on a budget (see [`SegmentVec`]).
+    pub(crate) budgeted: bool,
 }
 
 impl Shape {
@@ -40,7 +42,11 @@ impl Shape {
     pub(crate) fn new(shift: u32, expected: Option<usize>) -> Self {
         let segments = expected.map_or(4, |elements| (elements >> shift) + 1);
         let first = segments.next_power_of_two().clamp(4, 512).ilog2();
-        Self { shift, first }
+        Self {
+            shift,
+            first,
+            budgeted: false,
+        }
     }
 
     /// The bucket of segment `segment`, and its place there.
@@ -72,9 +78,6 @@ pub(crate) struct Segments<T> {
     allocated: AtomicUsize,
     /// The elements the first bucket's segments hold.
     first_elements: usize,
-    /// Elements below both `first_elements` and the capacity (the writer's count): one
-    /// comparison checks an owner's access and finds its bucket.
-    first_allocated: AtomicUsize,
     shift: u32,
     shape: Shape,
     memory: MemoryHandle,
@@ -94,7 +97,6 @@ impl<T> Segments<T> {
             buckets: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             allocated: AtomicUsize::new(0),
             first_elements: 1 << (shape.first + shape.shift),
-            first_allocated: AtomicUsize::new(0),
             shift: shape.shift,
             shape,
             memory,
@@ -163,39 +165,6 @@ impl<T> Segments<T> {
         }
     }
 
-    /// A pointer to element `id`, for the thread that grows the array.
-    ///
-    /// # Panics
-    /// If `id` is not allocated.
-    #[inline]
-    fn checked_element(&self, id: usize) -> *mut T {
-        // Relaxed: the writer's own count.
-        if id < self.first_allocated.load(Ordering::Relaxed) {
-            // SAFETY: allocated and in the first bucket (checked); the caller grows the array,
-            // so it sees its own stores.
-            unsafe {
-                let pointers = self.buckets[0].load(Ordering::Relaxed);
-                let segment = (*pointers.add(id >> self.shift)).load(Ordering::Relaxed);
-                return segment.add(id & ((1 << self.shift) - 1));
-            }
-        }
-        assert!(id < self.capacity(), "element {id} is not allocated");
-        // SAFETY: allocated (checked), as the writer sees it.
-        unsafe { self.element(id) }
-    }
-
-    /// Element `id`, for the array's exclusive owner.
-    ///
-    /// # Panics
-    /// If `id` is not allocated.
-    #[inline]
-    pub(crate) fn get_mut(&mut self, id: usize) -> &mut T {
-        // SAFETY: `&mut self`: no reader can run concurrently; every bucket and segment up to
-        // `capacity` is allocated and initialised, and the pointer comes from the segment's
-        // allocation (not from a shared reference).
-        unsafe { &mut *self.checked_element(id) }
-    }
-
     /// Appends a segment of elements made by `make` (by index within the array).
     ///
     /// # Errors
@@ -251,12 +220,8 @@ impl<T> Segments<T> {
             // Release: as above, for the bucket's pointers.
             self.buckets[bucket].store(pointers, Ordering::Release);
         }
-        // Relaxed: the writer's own counts.
+        // Relaxed: the writer's own count.
         self.allocated.store(allocated + 1, Ordering::Relaxed);
-        self.first_allocated.store(
-            ((allocated + 1) << self.shift).min(self.first_elements),
-            Ordering::Relaxed,
-        );
         Ok(())
     }
 }
@@ -292,28 +257,50 @@ impl<T> Drop for Segments<T> {
     }
 }
 
-/// A [`Segments`] array only its owner touches (no reader runs beside it), so every access is
-/// safe.
+/// An array only its owner touches (no reader runs beside it), grown a segment at a time.
+/// Elements may move when it grows, so without a memory budget it is one flat block, grown by a
+/// quarter (or a segment) at a time, and an access is an index. On a budget it is a [`Segments`]
+/// array instead: a flat block would come from the arena's power-of-two large classes (up to
+/// half of it unused) and leave each outgrown block to its size class.
 pub(crate) struct SegmentVec<T> {
-    segments: Segments<T>,
+    storage: Storage<T>,
+    segment_len: usize,
+}
+
+enum Storage<T> {
+    Flat(allocator_api2::vec::Vec<T, MemoryHandle>),
+    /// Boxed: the bucket pointers would make every array as large.
+    Segments(alloc::boxed::Box<Segments<T>>),
 }
 
 impl<T> SegmentVec<T> {
     /// An empty array of `shape`, allocated from `memory`.
     pub(crate) fn new(shape: Shape, memory: MemoryHandle) -> Self {
+        let storage = if shape.budgeted {
+            Storage::Segments(alloc::boxed::Box::new(Segments::new(shape, memory)))
+        } else {
+            Storage::Flat(allocator_api2::vec::Vec::new_in(memory))
+        };
         Self {
-            segments: Segments::new(shape, memory),
+            storage,
+            segment_len: 1 << shape.shift,
         }
     }
 
-    /// Elements allocated.
+    /// Elements made.
     pub(crate) fn capacity(&self) -> usize {
-        self.segments.capacity()
+        match &self.storage {
+            Storage::Flat(items) => items.len(),
+            Storage::Segments(segments) => segments.capacity(),
+        }
     }
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.segments.heap_bytes()
+        match &self.storage {
+            Storage::Flat(items) => items.capacity() * core::mem::size_of::<T>(),
+            Storage::Segments(segments) => segments.heap_bytes(),
+        }
     }
 
     /// Element `id`.
@@ -322,9 +309,27 @@ impl<T> SegmentVec<T> {
     /// If `id` is not allocated.
     #[inline]
     pub(crate) fn get(&self, id: usize) -> &T {
-        // SAFETY: `checked_element` checks `id`; only this owner, which holds `&self`, grows
-        // the array, and the element is only shared from here.
-        unsafe { &*self.segments.checked_element(id) }
+        match &self.storage {
+            Storage::Flat(items) => &items[id],
+            Storage::Segments(segments) => {
+                // SAFETY: `&self`: only this owner grows the array.
+                unsafe { &*Self::in_segments(segments, id) }
+            }
+        }
+    }
+
+    /// A pointer to element `id` of `segments`.
+    ///
+    /// # Safety
+    /// The caller owns the array (no other thread grows it).
+    ///
+    /// # Panics
+    /// If `id` is not allocated.
+    #[inline(never)]
+    unsafe fn in_segments(segments: &Segments<T>, id: usize) -> *mut T {
+        assert!(id < segments.capacity(), "element {id} is not allocated");
+        // SAFETY: allocated (checked), and the owner's.
+        unsafe { segments.element(id) }
     }
 
     /// Element `id`, for changing.
@@ -333,16 +338,34 @@ impl<T> SegmentVec<T> {
     /// If `id` is not allocated.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: usize) -> &mut T {
-        self.segments.get_mut(id)
+        match &mut self.storage {
+            Storage::Flat(items) => &mut items[id],
+            // SAFETY: `&mut self`: no other thread reads or grows the array, and the pointer
+            // comes from the segment's allocation.
+            Storage::Segments(segments) => unsafe { &mut *Self::in_segments(segments, id) },
+        }
     }
 
     /// Appends a segment of elements made by `make`.
     ///
     /// # Errors
     /// When the memory refuses; nothing changes.
-    pub(crate) fn grow(&mut self, make: impl FnMut(usize) -> T) -> Result<(), OutOfMemory> {
-        // SAFETY: `&mut self`: no other thread grows it (nor reads it).
-        unsafe { self.segments.grow(make) }
+    pub(crate) fn grow(&mut self, mut make: impl FnMut(usize) -> T) -> Result<(), OutOfMemory> {
+        match &mut self.storage {
+            Storage::Flat(items) => {
+                let len = items.len();
+                if items.capacity() - len < self.segment_len {
+                    let more = (len / 4).max(self.segment_len);
+                    items.try_reserve_exact(more).map_err(|_| OutOfMemory)?;
+                }
+                for at in len..len + self.segment_len {
+                    items.push(make(at));
+                }
+                Ok(())
+            }
+            // SAFETY: `&mut self`: no other thread grows it (nor reads it).
+            Storage::Segments(segments) => unsafe { segments.grow(make) },
+        }
     }
 }
 
@@ -353,7 +376,11 @@ mod tests {
     #[test]
     fn every_segment_has_its_own_place_and_buckets_fill_in_order() {
         for first in [2, 5, 9] {
-            let shape = Shape { shift: 2, first };
+            let shape = Shape {
+                shift: 2,
+                first,
+                budgeted: false,
+            };
             let mut expected = (0, 0);
             for segment in 0..5_000 {
                 let (bucket, at) = shape.bucket_of(segment);
@@ -381,21 +408,44 @@ mod tests {
 
     #[test]
     fn elements_keep_their_place_and_value_as_the_array_grows() {
-        let mut array = SegmentVec::new(Shape::new(2, None), MemoryHandle::global());
+        let array = Segments::new(Shape::new(2, None), MemoryHandle::global());
         let mut first = core::ptr::null::<u64>();
         for round in 0..200 {
-            array.grow(|at| at as u64 * 3).unwrap();
+            // SAFETY: this thread alone grows the array.
+            unsafe { array.grow(|at| at as u64 * 3) }.unwrap();
             if round == 0 {
-                first = array.get(0);
+                // SAFETY: element 0 is allocated.
+                first = unsafe { array.get(0) };
             }
             assert_eq!(array.capacity(), (round + 1) * 4);
         }
-        assert_eq!(array.get(0) as *const u64, first, "an element never moves");
-        for at in 0..array.capacity() {
-            assert_eq!(*array.get(at), at as u64 * 3);
+        // SAFETY: every id below the capacity is allocated; no other thread touches the array.
+        unsafe {
+            assert_eq!(array.get(0) as *const u64, first, "an element never moves");
+            for at in 0..array.capacity() {
+                assert_eq!(*array.get(at), at as u64 * 3);
+            }
         }
-        *array.get_mut(17) = 1;
-        assert_eq!(*array.get(17), 1);
         assert!(array.heap_bytes() >= 800 * 8);
+    }
+
+    #[test]
+    fn an_owner_array_keeps_its_values_flat_or_in_segments() {
+        for budgeted in [false, true] {
+            let shape = Shape {
+                budgeted,
+                ..Shape::new(2, None)
+            };
+            let mut array = SegmentVec::new(shape, MemoryHandle::global());
+            for _ in 0..300 {
+                array.grow(|at| at as u32).unwrap();
+            }
+            assert_eq!(array.capacity(), 1_200);
+            assert!(array.heap_bytes() >= 1_200 * 4);
+            *array.get_mut(17) = 1;
+            for at in 0..array.capacity() {
+                assert_eq!(*array.get(at), if at == 17 { 1 } else { at as u32 });
+            }
+        }
     }
 }
