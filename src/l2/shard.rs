@@ -173,7 +173,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         };
         let reports = AtomicU8::new(encode(writer.policy.hit_reports()));
         Self {
-            raw: RawShard::new(writer, shape, memory),
+            raw: RawShard::new(writer, shape, memory, P::MAX_SLOTS),
             reads: ReadBuffer::new(stripes),
             reports,
         }

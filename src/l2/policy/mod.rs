@@ -140,6 +140,10 @@ pub trait Policy: Send + Sized {
     /// Per-entry state, kept by the shard beside the entry (`Default` for a new entry).
     type Meta: Default + Send;
 
+    /// The most entries one shard of this policy may hold: slot ids stay below it (a policy
+    /// may pack bits beside the ids in its state). A shard refuses more as out of memory.
+    const MAX_SLOTS: usize = u32::MAX as usize;
+
     /// A new entry was stored at `id`.
     fn on_insert(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId, info: EntryInfo);
 

@@ -267,6 +267,8 @@ pub(crate) struct WriterState<W> {
     counts: Counts,
     /// Slots ever used: the next new id.
     high: u32,
+    /// The most slots the shard may have (its policy's `MAX_SLOTS`).
+    max_slots: usize,
     pub(crate) state: W,
 }
 
@@ -289,8 +291,8 @@ pub(crate) struct RawShard<K, V, W> {
 
 impl<K, V, W> RawShard<K, V, W> {
     /// An empty shard whose writer state is `state`, with slots in arrays of `shape`,
-    /// allocated from `memory`.
-    pub(crate) fn new(state: W, shape: Shape, memory: MemoryHandle) -> Self {
+    /// allocated from `memory`, and at most `max_slots` of them.
+    pub(crate) fn new(state: W, shape: Shape, memory: MemoryHandle, max_slots: usize) -> Self {
         Self {
             index: Index::new(memory.clone()),
             slots: Segments::new(shape, memory.clone()),
@@ -300,6 +302,7 @@ impl<K, V, W> RawShard<K, V, W> {
             writer: Mutex::new(WriterState {
                 counts: Counts::default(),
                 high: 0,
+                max_slots,
                 state,
             }),
             ready: AtomicU32::new(NIL),
@@ -670,7 +673,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     #[inline(never)]
     fn grow(&mut self, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
         let slots = self.shard.slots.capacity() + self.shard.slots.segment_len();
-        if u32::try_from(slots).is_err() {
+        if slots > self.state.max_slots || u32::try_from(slots).is_err() {
             return Err(OutOfMemory);
         }
         let groups = self.shard.index.groups();

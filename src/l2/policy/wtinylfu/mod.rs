@@ -5,7 +5,7 @@ mod rules;
 mod sketch;
 mod window;
 
-use super::list::{List, linked_meta};
+use super::list::{Linked, List};
 use super::{Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
 use rules::{ADMIT_MARGIN, ONE, protected_outgrows};
 use sketch::FrequencySketch;
@@ -14,24 +14,85 @@ pub use window::WindowTuning;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Segment {
-    Window,
-    Probation,
-    Protected,
-    Critical,
     #[default]
-    Absent,
+    Absent = 0,
+    Window = 1,
+    Probation = 2,
+    Protected = 3,
+    Critical = 4,
 }
 
-/// Per-entry state (12 bytes).
+/// Per-entry state (8 bytes): the entry's list links, with its segment in the top three bits
+/// of `prev` and its priority in the top two of `next` (so a shard holds at most 2^29 entries:
+/// [`Policy::MAX_SLOTS`]).
 #[derive(Default)]
 pub struct Meta {
-    prev: SlotId,
-    next: SlotId,
-    segment: Segment,
-    priority: Priority,
+    prev: u32,
+    next: u32,
 }
 
-linked_meta!(Meta);
+/// The id bits of `Meta::prev` and of `Meta::next`.
+const PREV_ID: u32 = (1 << 29) - 1;
+const NEXT_ID: u32 = (1 << 30) - 1;
+const _: () = assert!(core::mem::size_of::<Meta>() == 8);
+
+impl Meta {
+    #[inline]
+    fn segment(&self) -> Segment {
+        match self.prev >> 29 {
+            1 => Segment::Window,
+            2 => Segment::Probation,
+            3 => Segment::Protected,
+            4 => Segment::Critical,
+            _ => Segment::Absent,
+        }
+    }
+
+    #[inline]
+    fn set_segment(&mut self, segment: Segment) {
+        self.prev = (self.prev & PREV_ID) | ((segment as u32) << 29);
+    }
+
+    #[inline]
+    fn priority(&self) -> Priority {
+        match self.next >> 30 {
+            0 => Priority::Low,
+            1 => Priority::Medium,
+            2 => Priority::High,
+            _ => Priority::Critical,
+        }
+    }
+
+    #[inline]
+    fn set_priority(&mut self, priority: Priority) {
+        self.next = (self.next & NEXT_ID) | ((priority as u32) << 30);
+    }
+}
+
+impl Linked for Meta {
+    #[inline]
+    fn links(&self) -> (SlotId, SlotId) {
+        (self.prev & PREV_ID, self.next & NEXT_ID)
+    }
+
+    #[inline]
+    fn set_links(&mut self, prev: SlotId, next: SlotId) {
+        self.set_prev(prev);
+        self.set_next(next);
+    }
+
+    #[inline]
+    fn set_prev(&mut self, prev: SlotId) {
+        debug_assert!(prev <= PREV_ID);
+        self.prev = (self.prev & !PREV_ID) | prev;
+    }
+
+    #[inline]
+    fn set_next(&mut self, next: SlotId) {
+        debug_assert!(next <= NEXT_ID);
+        self.next = (self.next & !NEXT_ID) | next;
+    }
+}
 
 /// The most entries [`Policy::reserve`] sizes the sketch for ahead of need (512 KiB of
 /// counters); beyond, it grows with the shard.
@@ -168,21 +229,21 @@ impl WTinyLfu {
     }
 
     fn unlink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
-        let segment = entries.meta(id).segment;
+        let segment = entries.meta(id).segment();
         if let Some(list) = self.list(segment) {
             list.remove(entries, id);
         }
         if Self::simulated(segment) {
             self.sizer.release(entries.hash(id), entries.weight(id));
         }
-        entries.meta_mut(id).segment = Segment::Absent;
+        entries.meta_mut(id).set_segment(Segment::Absent);
         if self.newest == Some(id) {
             self.newest = None;
         }
     }
 
     fn push(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, segment: Segment) {
-        entries.meta_mut(id).segment = segment;
+        entries.meta_mut(id).set_segment(segment);
         if let Some(list) = self.list(segment) {
             list.push_back(entries, id);
         }
@@ -262,7 +323,7 @@ impl WTinyLfu {
     /// A reordering hit: what `on_access` does at once, and what the hand does for a marked
     /// entry.
     fn promote(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
-        match entries.meta(id).segment {
+        match entries.meta(id).segment() {
             Segment::Window => {
                 let newest = self.newest;
                 self.unlink(entries, id);
@@ -360,7 +421,7 @@ impl WTinyLfu {
     /// The sketch's frequency for entry `id`, discounted by its priority.
     fn frequency(&self, entries: &impl Entries<Meta>, id: SlotId) -> u8 {
         let seen = self.sketch.estimate(entries.hash(id));
-        match entries.meta(id).priority {
+        match entries.meta(id).priority() {
             Priority::Low => 0,
             Priority::Medium => seen / 2,
             Priority::High | Priority::Critical => seen,
@@ -380,7 +441,7 @@ impl WTinyLfu {
         let wanted = entries.weight(candidate);
         let mut weight = entries.weight(victim);
         let mut seen = u32::from(self.frequency(entries, victim));
-        if weight >= wanted || entries.meta(victim).segment != Segment::Probation {
+        if weight >= wanted || entries.meta(victim).segment() != Segment::Probation {
             return seen;
         }
         let mut id = victim;
@@ -417,10 +478,12 @@ impl WTinyLfu {
 impl Policy for WTinyLfu {
     type Meta = Meta;
 
+    const MAX_SLOTS: usize = PREV_ID as usize + 1;
+
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         self.pending = None;
         let (hash, weight) = (entries.hash(id), entries.weight(id));
-        let simulated = Self::simulated(entries.meta(id).segment);
+        let simulated = Self::simulated(entries.meta(id).segment());
         if self.hit_reports() == HitReports::All {
             // A small shard hears of every hit: each counts and reorders now.
             self.sketch.increment(hash);
@@ -450,7 +513,7 @@ impl Policy for WTinyLfu {
         if info.priority != Priority::Critical {
             self.simulate(entries, info.hash, info.weight, true);
         }
-        entries.meta_mut(id).priority = info.priority;
+        entries.meta_mut(id).set_priority(info.priority);
         if info.priority == Priority::Critical {
             self.push(entries, id, Segment::Critical);
         } else {
@@ -472,7 +535,7 @@ impl Policy for WTinyLfu {
         if self.newest == Some(old) {
             self.newest = Some(id);
         }
-        let segment = entries.meta(id).segment;
+        let segment = entries.meta(id).segment();
         if let Some(list) = self.list(segment) {
             list.replaced(entries, old, id);
             list.weight = list.weight - old_weight + info.weight;
@@ -482,7 +545,7 @@ impl Policy for WTinyLfu {
             self.sizer.hold(info.hash, info.weight);
         }
         let was_critical = segment == Segment::Critical;
-        entries.meta_mut(id).priority = info.priority;
+        entries.meta_mut(id).set_priority(info.priority);
         if was_critical != (info.priority == Priority::Critical) {
             self.unlink(entries, id);
             let to = if info.priority == Priority::Critical {
@@ -609,5 +672,46 @@ impl Policy for WTinyLfu {
 
     fn heap_bytes(&self) -> usize {
         self.sketch.heap_bytes() + self.sizer.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod meta_tests {
+    use super::*;
+
+    #[test]
+    fn links_segment_and_priority_share_eight_bytes_without_touching_each_other() {
+        let mut meta = Meta::default();
+        assert_eq!(meta.segment(), Segment::Absent);
+        let segments = [
+            Segment::Window,
+            Segment::Probation,
+            Segment::Protected,
+            Segment::Critical,
+            Segment::Absent,
+        ];
+        let priorities = [
+            Priority::Low,
+            Priority::Medium,
+            Priority::High,
+            Priority::Critical,
+        ];
+        for (i, (&segment, &priority)) in segments
+            .iter()
+            .cycle()
+            .zip(priorities.iter().cycle())
+            .take(20)
+            .enumerate()
+        {
+            let (prev, next) = (PREV_ID - i as u32, NEXT_ID - 7 * i as u32);
+            meta.set_links(prev, next);
+            meta.set_segment(segment);
+            meta.set_priority(priority);
+            assert_eq!(meta.links(), (prev, next));
+            meta.set_prev(i as u32);
+            meta.set_next(3 * i as u32);
+            assert_eq!(meta.links(), (i as u32, 3 * i as u32));
+            assert_eq!((meta.segment(), meta.priority()), (segment, priority));
+        }
     }
 }
