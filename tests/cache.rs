@@ -367,3 +367,81 @@ fn readers_record_only_the_hits_their_policy_asks_for() {
     assert!((300..700).contains(&told[1]), "a sample told: {}", told[1]);
     assert_eq!(told[2], 0, "no hit told");
 }
+
+mod capped {
+    //! LRU whose shards may hold at most 64 slots (as a policy packing bits beside its ids).
+    use stratacache::l2::Policy;
+    use stratacache::l2::policy::{Entries, EntryInfo, Lru, LruMeta, SlotId};
+
+    #[derive(Default)]
+    pub struct Capped(Lru);
+
+    impl Policy for Capped {
+        type Meta = LruMeta;
+        const MAX_SLOTS: usize = 64;
+
+        fn on_insert(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId, info: EntryInfo) {
+            self.0.on_insert(entries, id, info);
+        }
+
+        fn on_access(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
+            self.0.on_access(entries, id);
+        }
+
+        fn on_replace(
+            &mut self,
+            entries: &mut impl Entries<LruMeta>,
+            old: SlotId,
+            new: SlotId,
+            old_weight: u64,
+            info: EntryInfo,
+        ) {
+            self.0.on_replace(entries, old, new, old_weight, info);
+        }
+
+        fn on_remove(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
+            self.0.on_remove(entries, id);
+        }
+
+        fn evict(&mut self, entries: &mut impl Entries<LruMeta>, spare: bool) -> Option<SlotId> {
+            self.0.evict(entries, spare)
+        }
+
+        fn clear(&mut self) {
+            self.0.clear();
+        }
+    }
+}
+
+#[test]
+fn a_shard_never_holds_more_slots_than_its_policy_can_name() {
+    let cache: Cache<u64, u64, _, _, capped::Capped> = Cache::builder()
+        .capacity(10_000)
+        .shards(1)
+        .l1_entries(0)
+        .policy::<capped::Capped>()
+        .build()
+        .unwrap();
+    let mut stored = 0;
+    for key in 0..1_000 {
+        match cache.insert(key, key) {
+            Ok(()) => stored += 1,
+            // Refused as out of memory, the entry handed back; evictions make room once the
+            // slots they retired are reclaimed.
+            Err(InsertError::OutOfMemory { key: k, value }) => assert_eq!((k, value), (key, key)),
+            Err(other) => panic!("unexpected {other}"),
+        }
+        assert!(
+            cache.len() <= 64,
+            "{} entries in a shard of 64 slots",
+            cache.len()
+        );
+    }
+    assert!(stored >= 64, "only {stored} insertions stored");
+    // At a quiet point the retired slots come back, and the shard takes entries again.
+    for _ in 0..4 {
+        cache.collect();
+    }
+    cache.insert(5_000, 1).unwrap();
+    assert_eq!(cache.get(&5_000), Some(1));
+}

@@ -625,6 +625,11 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         if let Some(id) = self.shard.pop(&self.shard.free) {
             return Ok(NewSlot { id });
         }
+        if self.state.high as usize >= self.state.max_slots {
+            // Relaxed: a hint (see `is_limited`).
+            self.shard.limited.store(true, Ordering::Relaxed);
+            return Err(OutOfMemory);
+        }
         if self.state.high as usize == self.shard.slots.capacity()
             && let Err(refused) = self.grow(epoch)
         {
@@ -673,7 +678,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     #[inline(never)]
     fn grow(&mut self, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
         let slots = self.shard.slots.capacity() + self.shard.slots.segment_len();
-        if slots > self.state.max_slots || u32::try_from(slots).is_err() {
+        if u32::try_from(slots).is_err() {
             return Err(OutOfMemory);
         }
         let groups = self.shard.index.groups();
