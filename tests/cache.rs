@@ -357,20 +357,16 @@ fn readers_record_only_the_hits_their_policy_asks_for() {
         for key in 0..1_000 {
             assert_eq!(cache.get(&key), Some(key));
         }
-        // A shard's next write replays what its readers recorded: write to every shard.
-        for key in 1_000..1_200 {
+        // A shard's next write replays what its readers recorded: write to every shard. 200
+        // keys left one of the 8 without a write in about 2 processes in 100 (the default
+        // hasher's bits that choose the shard are skewed for sequential keys under some
+        // seeds; see benches/results/NOTES.md); 2 000 reach all.
+        for key in 1_000..3_000 {
             cache.insert(key, 0).unwrap();
         }
         told.push(told::TOLD.load(Ordering::Relaxed));
     }
-    // Every hit is recorded; the rings drop a record only when full with the writer busy.
-    // Single-threaded, 1 000 of 1 000 are told in about 98 processes in 100 and 967 to 995 in
-    // the others (cause not found yet: see benches/results/NOTES.md), so the bound is loose.
-    assert!(
-        told[0] >= 950 && told[0] <= 1_000,
-        "every hit told: {}",
-        told[0]
-    );
+    assert_eq!(told[0], 1_000, "every hit told");
     assert!((300..700).contains(&told[1]), "a sample told: {}", told[1]);
     assert_eq!(told[2], 0, "no hit told");
 }
