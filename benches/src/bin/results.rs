@@ -134,6 +134,25 @@ fn order(name: &str) -> usize {
     ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len())
 }
 
+/// Writes `dir/{stem}.svg`, `workload`'s throughput against threads, and prints its link.
+fn threads_chart(
+    dir: &Path,
+    stem: &str,
+    workload: &str,
+    lines: &BTreeMap<String, Vec<(usize, f64)>>,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let file = dir.join(format!("{stem}.svg"));
+    chart(
+        &file,
+        &format!("{workload}: throughput against threads"),
+        lines,
+    )?;
+    println!("![{workload}]({})", file.display());
+    println!();
+    Ok(())
+}
+
 fn chart(
     path: &Path,
     title: &str,
@@ -322,19 +341,11 @@ fn scaling(file: &Path, charts: Option<&Path>) -> Result<(), String> {
         }
         println!();
         if let Some(dir) = charts {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let lines = subjects
                 .iter()
                 .map(|(name, row)| (name.clone(), row.iter().map(|(t, v)| (*t, *v)).collect()))
                 .collect();
-            let file = dir.join(format!("scaling_{workload}.svg"));
-            chart(
-                &file,
-                &format!("{workload}: throughput against threads"),
-                &lines,
-            )?;
-            println!("![{workload}]({})", file.display());
-            println!();
+            threads_chart(dir, &format!("scaling_{workload}"), workload, &lines)?;
         }
     }
     Ok(())
@@ -424,7 +435,6 @@ fn run(args: &Args) -> Result<(), String> {
         }
         println!();
         if let Some(dir) = &args.charts {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let lines: BTreeMap<String, Vec<(usize, f64)>> = subjects
                 .iter()
                 .filter(|(name, _)| name.as_str() != "hashbrown")
@@ -438,14 +448,7 @@ fn run(args: &Args) -> Result<(), String> {
                     (name.clone(), points)
                 })
                 .collect();
-            let file = dir.join(format!("{workload}.svg"));
-            chart(
-                &file,
-                &format!("{workload}: throughput against threads"),
-                &lines,
-            )?;
-            println!("![{workload}]({})", file.display());
-            println!();
+            threads_chart(dir, workload, workload, &lines)?;
         }
     }
     for (group, rows) in &other {
