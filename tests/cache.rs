@@ -279,38 +279,11 @@ fn every_policy_is_selectable_in_the_builder() {
     exercise::<Predictive>("predictive");
 }
 
-mod told {
-    //! A policy that counts the hits it is told of, asking for those `REPORTS` names.
-    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-
-    use stratacache::l2::Policy;
-    use stratacache::l2::policy::{Entries, EntryInfo, HitReports, Lru, LruMeta, SlotId};
-
-    pub static TOLD: AtomicUsize = AtomicUsize::new(0);
-    /// 0: all, 1: one key in two, 2: none.
-    pub static REPORTS: AtomicU8 = AtomicU8::new(0);
-
-    #[derive(Default)]
-    pub struct Counting(Lru);
-
-    impl Policy for Counting {
-        type Meta = LruMeta;
-
+/// The `Policy` methods a test policy wrapping `Lru` (as `.0`) passes on unchanged.
+macro_rules! lru_delegates {
+    () => {
         fn on_insert(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId, info: EntryInfo) {
             self.0.on_insert(entries, id, info);
-        }
-
-        fn on_access(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
-            TOLD.fetch_add(1, Ordering::Relaxed);
-            self.0.on_access(entries, id);
-        }
-
-        fn hit_reports(&self) -> HitReports {
-            match REPORTS.load(Ordering::Relaxed) {
-                0 => HitReports::All,
-                1 => HitReports::Sampled { shift: 1 },
-                _ => HitReports::Nothing,
-            }
         }
 
         fn on_replace(
@@ -334,6 +307,40 @@ mod told {
 
         fn clear(&mut self) {
             self.0.clear();
+        }
+    };
+}
+
+mod told {
+    //! A policy that counts the hits it is told of, asking for those `REPORTS` names.
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+    use stratacache::l2::Policy;
+    use stratacache::l2::policy::{Entries, EntryInfo, HitReports, Lru, LruMeta, SlotId};
+
+    pub static TOLD: AtomicUsize = AtomicUsize::new(0);
+    /// 0: all, 1: one key in two, 2: none.
+    pub static REPORTS: AtomicU8 = AtomicU8::new(0);
+
+    #[derive(Default)]
+    pub struct Counting(Lru);
+
+    impl Policy for Counting {
+        type Meta = LruMeta;
+
+        lru_delegates!();
+
+        fn on_access(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
+            TOLD.fetch_add(1, Ordering::Relaxed);
+            self.0.on_access(entries, id);
+        }
+
+        fn hit_reports(&self) -> HitReports {
+            match REPORTS.load(Ordering::Relaxed) {
+                0 => HitReports::All,
+                1 => HitReports::Sampled { shift: 1 },
+                _ => HitReports::Nothing,
+            }
         }
     }
 }
@@ -383,35 +390,10 @@ mod capped {
         type Meta = LruMeta;
         const MAX_SLOTS: usize = 64;
 
-        fn on_insert(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId, info: EntryInfo) {
-            self.0.on_insert(entries, id, info);
-        }
+        lru_delegates!();
 
         fn on_access(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
             self.0.on_access(entries, id);
-        }
-
-        fn on_replace(
-            &mut self,
-            entries: &mut impl Entries<LruMeta>,
-            old: SlotId,
-            new: SlotId,
-            old_weight: u64,
-            info: EntryInfo,
-        ) {
-            self.0.on_replace(entries, old, new, old_weight, info);
-        }
-
-        fn on_remove(&mut self, entries: &mut impl Entries<LruMeta>, id: SlotId) {
-            self.0.on_remove(entries, id);
-        }
-
-        fn evict(&mut self, entries: &mut impl Entries<LruMeta>, spare: bool) -> Option<SlotId> {
-            self.0.evict(entries, spare)
-        }
-
-        fn clear(&mut self) {
-            self.0.clear();
         }
     }
 }
