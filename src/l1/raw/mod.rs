@@ -21,15 +21,15 @@ use crate::sync::AtomicU8;
 use crate::sync::epoch::{self, Collector, LocalHandle};
 
 pub(crate) use memory::NodeMemory as ReplicaMemory;
+use memory::NodeMemory;
+pub use set::Placement;
+pub(crate) use set::WAYS;
+use set::{Node, Set};
 
 /// The layout of a node of `K` and `V`.
 pub(crate) fn node_layout<K, V>() -> core::alloc::Layout {
     core::alloc::Layout::new::<Node<K, V>>()
 }
-use memory::NodeMemory;
-pub use set::Placement;
-pub(crate) use set::WAYS;
-use set::{Node, Set};
 
 /// One copy of the table's sets: the tiered cache keeps one per socket.
 struct Replica<K, V> {
