@@ -32,6 +32,9 @@ pub enum Subject {
     /// The same with its window fixed at 1 % (no miniature simulations): what the adaptive
     /// window buys.
     WTinyLfuFixed,
+    /// The same with its window moved by Caffeine's hill climber instead of miniature
+    /// simulations: what the simulations buy over the cheaper adaptation.
+    WTinyLfuClimber,
     /// ARC (adaptive: recency and frequency lists with ghosts), one shard.
     Arc,
     /// LFU with ageing, one shard.
@@ -57,13 +60,14 @@ pub enum Subject {
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Lru,
         Self::Clock,
         Self::Sieve,
         Self::S3Fifo,
         Self::WTinyLfu,
         Self::WTinyLfuFixed,
+        Self::WTinyLfuClimber,
         Self::Arc,
         Self::Lfu,
         Self::Predictive,
@@ -84,6 +88,7 @@ impl Subject {
             Self::S3Fifo => "s3fifo",
             Self::WTinyLfu => "wtinylfu",
             Self::WTinyLfuFixed => "wtinylfu_fixed",
+            Self::WTinyLfuClimber => "wtinylfu_climber",
             Self::Arc => "arc",
             Self::Lfu => "lfu",
             Self::Predictive => "predictive",
@@ -194,6 +199,12 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
         Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weighted),
         Subject::WTinyLfuFixed => in_one_shard(
             WTinyLfu::with_tuning(WindowTuning::fixed(1)),
+            requests,
+            capacity,
+            weighted,
+        ),
+        Subject::WTinyLfuClimber => in_one_shard(
+            WTinyLfu::with_tuning(WindowTuning::climbing()),
             requests,
             capacity,
             weighted,

@@ -38,7 +38,7 @@ pub use predictive::{Meta as PredictiveMeta, Predictive};
 pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
 pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
 pub use sieve::{Meta as SieveMeta, Sieve};
-pub use wtinylfu::{Meta as WTinyLfuMeta, WTinyLfu, WindowTuning};
+pub use wtinylfu::{Adaptation, Meta as WTinyLfuMeta, WTinyLfu, WindowTuning};
 
 pub use crate::entry::Priority;
 

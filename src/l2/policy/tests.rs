@@ -653,6 +653,33 @@ fn the_window_grows_for_recency_and_stays_small_for_a_loop() {
     miri,
     ignore = "policy behaviour, no unsafe code: covered by the native run"
 )]
+fn a_climbing_window_grows_for_recency_and_stays_small_for_a_loop() {
+    let one = 1 << 16;
+    let climbing = || WTinyLfu::with_tuning(super::WindowTuning::climbing());
+    let mut shard = Harness::with_policy(climbing());
+    for key in recency_workload(200_000) {
+        replay_wtinylfu(&mut shard, 200, [key], true, 0);
+    }
+    let share = shard.policy().window_share();
+    assert!(
+        share > one / 4,
+        "window share {share} (of 65 536) after a recency workload"
+    );
+    assert!(shard.policy().window_decisions() > 0);
+    let mut shard = Harness::with_policy(climbing());
+    replay_wtinylfu(&mut shard, 100, (0..2_000).flat_map(|_| 0..120u64), true, 0);
+    let share = shard.policy().window_share();
+    assert!(
+        share < one / 8,
+        "window share {share} (of 65 536) after a loop"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
 fn low_priority_entries_never_displace_used_incumbents() {
     // A fixed 1 % window (never adapted), so every insertion brings a candidate to judge.
     let tuning = super::WindowTuning::fixed(1);

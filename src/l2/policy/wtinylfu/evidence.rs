@@ -85,7 +85,26 @@ pub(super) struct Evidence {
     requests: u64,
     /// The shards adding to this evidence: its epoch lasts as many of theirs.
     members: u64,
+    /// A climbing window's state (no miniature caches: the hits are the shard's own).
+    climb: Option<Climb>,
 }
+
+/// Caffeine's hill climber (`BoundedLocalCache.determineAdjustment`): at each epoch's end the
+/// share moves by `step`, or against it if the hit ratio fell since the last epoch. The step
+/// shrinks by 2 % an epoch, and starts again at a sixteenth of the shard when the ratio moves
+/// by 5 points or more (the workload changed).
+#[derive(Debug, Clone, Copy)]
+struct Climb {
+    /// The last epoch's hit ratio, in 1/65 536ths.
+    ratio: i64,
+    /// The next move, in 1/65 536ths of the shard (negative: smaller).
+    step: i64,
+}
+
+/// The climber's first and restarted step: a sixteenth of the shard.
+const CLIMB_STEP: i64 = ONE as i64 / 16;
+/// A change of the hit ratio from one epoch to the next that restarts the step (5 points).
+const CLIMB_RESTART: i64 = ONE as i64 / 20;
 
 impl Evidence {
     pub(super) fn new(share: u32) -> Self {
@@ -100,6 +119,19 @@ impl Evidence {
             ahead: [0; CHOICES],
             requests: 0,
             members: 1,
+            climb: None,
+        }
+    }
+
+    /// Evidence for a climbing window (see [`Climb`]): its first step shrinks the window,
+    /// as Caffeine's does.
+    pub(super) fn climbing(share: u32) -> Self {
+        Self {
+            climb: Some(Climb {
+                ratio: 0,
+                step: -CLIMB_STEP,
+            }),
+            ..Self::new(share)
         }
     }
 
@@ -131,7 +163,11 @@ impl Evidence {
     }
 
     fn end_epoch(&mut self) {
-        self.requests = 0;
+        let requests = core::mem::take(&mut self.requests);
+        if let Some(climb) = self.climb {
+            self.climb(climb, requests);
+            return;
+        }
         let current = nearest(self.decision.share);
         let current_hits = self.hits[current];
         let mut best: Option<(usize, u64)> = None;
@@ -168,6 +204,25 @@ impl Evidence {
         self.decide(share);
     }
 
+    /// A climbing window's epoch end (see [`Climb`]).
+    fn climb(&mut self, climb: Climb, requests: u64) {
+        let hits: u64 = self.hits.iter().sum();
+        self.hits = [0; CHOICES];
+        let ratio = (hits * u64::from(ONE) / requests.max(1)) as i64;
+        let change = ratio - climb.ratio;
+        let step = if change >= 0 { climb.step } else { -climb.step };
+        let next = if change.abs() >= CLIMB_RESTART {
+            if step >= 0 { CLIMB_STEP } else { -CLIMB_STEP }
+        } else {
+            step * 49 / 50
+        };
+        self.climb = Some(Climb { ratio, step: next });
+        let share = (i64::from(self.decision.share) + step).clamp(0, i64::from(ONE)) as u32;
+        if share != self.decision.share {
+            self.decide(share);
+        }
+    }
+
     /// A new decision for `share`, judged afresh from there.
     fn decide(&mut self, share: u32) {
         self.decision = Decision {
@@ -182,12 +237,17 @@ impl Evidence {
         *self = Self {
             decision: self.decision,
             members: self.members,
+            climb: self.climb,
             ..Self::new(0)
         };
     }
 
     /// Starts again at `share`, as a new decision (the shards were cleared); that decision.
     pub(super) fn restart(&mut self, share: u32) -> Decision {
+        if self.climb.is_some() {
+            // A climber starts over too: no last ratio, the first step.
+            self.climb = Self::climbing(share).climb;
+        }
         self.decide(share);
         self.decision
     }
@@ -342,6 +402,45 @@ mod tests {
         }
         assert_eq!(decision.share, 0);
         assert_eq!(pool.decision(), decision);
+    }
+
+    /// Tallies of a climbing shard: `hits` of its requests, counted as the current share's.
+    fn climbed(hits: u64) -> [Tally; CHOICES] {
+        let mut tallies = [Tally::default(); CHOICES];
+        tallies[1].hits = hits;
+        tallies
+    }
+
+    #[test]
+    fn a_climber_keeps_its_direction_while_the_ratio_rises_and_turns_when_it_falls() {
+        let mut evidence = Evidence::climbing(ONE / 2);
+        let step = CLIMB_STEP as u32;
+        // The first epoch (ratio 50 %, up from nothing) takes the first step: smaller.
+        evidence.add(&climbed(50), 100, 100);
+        assert_eq!(evidence.decision().share, ONE / 2 - step);
+        // Up 10 points (a jump: the step starts again, the same way).
+        evidence.add(&climbed(60), 100, 100);
+        assert_eq!(evidence.decision().share, ONE / 2 - 2 * step);
+        // Down 2 points: it turns, and the step shrinks by 2 % for the next epoch.
+        evidence.add(&climbed(58), 100, 100);
+        assert_eq!(evidence.decision().share, ONE / 2 - step);
+        // Up 1 point: on the same way, by the shrunk step.
+        evidence.add(&climbed(59), 100, 100);
+        assert_eq!(evidence.decision().share, ONE / 2 - step + step * 49 / 50);
+        // An epoch counts only once every member's requests are in.
+        let before = evidence.decision();
+        evidence.add(&climbed(10), 50, 100);
+        assert_eq!(evidence.decision(), before);
+    }
+
+    #[test]
+    fn a_climber_stays_within_the_shard_and_restarts_from_its_first_step() {
+        let mut evidence = Evidence::climbing(ONE / 100);
+        evidence.add(&climbed(50), 100, 100);
+        assert_eq!(evidence.decision().share, 0, "never below an empty window");
+        evidence.restart(ONE);
+        evidence.add(&climbed(50), 100, 100);
+        assert_eq!(evidence.decision().share, ONE - CLIMB_STEP as u32);
     }
 
     #[test]

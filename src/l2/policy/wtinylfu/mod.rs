@@ -10,7 +10,7 @@ use super::{Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
 use rules::{ADMIT_MARGIN, ONE, protected_outgrows};
 use sketch::FrequencySketch;
 use window::WindowSizer;
-pub use window::WindowTuning;
+pub use window::{Adaptation, WindowTuning};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Segment {
