@@ -331,3 +331,61 @@ fn critical_replacement_whose_copy_cannot_be_allocated_vs_promotion() {
         model.join().unwrap();
     });
 }
+
+/// A value that fails a read after its drop: `Clone` checks it is still alive (a loom
+/// access, so loom may schedule a drop between a reader finding the entry and cloning it).
+struct Canary(loom::sync::atomic::AtomicBool);
+
+impl Canary {
+    fn new() -> Self {
+        Self(loom::sync::atomic::AtomicBool::new(true))
+    }
+}
+
+impl Clone for Canary {
+    fn clone(&self) -> Self {
+        assert!(
+            self.0.load(loom::sync::atomic::Ordering::SeqCst),
+            "read a value after its drop"
+        );
+        Self::new()
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        self.0.store(false, loom::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A reader that found an entry keeps it readable while the writer removes it and another,
+/// hands both over to the epoch as one batch (a batch is two under loom) and reclaims at its
+/// quiet points: the drop waits until the reader has unpinned.
+#[test]
+fn a_retired_batch_is_dropped_only_after_its_readers() {
+    loom::model(|| {
+        let cache: Arc<Cache<u64, Canary, FixedState, UnitWeigher, ProbationClock>> = Arc::new(
+            Cache::builder()
+                .capacity(8)
+                .shards(1)
+                .l1_entries(0)
+                .hasher(FixedState::with_seed(3))
+                .policy::<ProbationClock>()
+                .build()
+                .unwrap(),
+        );
+        for key in 1..=3 {
+            assert!(cache.handle().insert(key, Canary::new()).is_ok());
+        }
+        let reader = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || drop(cache.handle().get(&1)))
+        };
+        let h = cache.handle();
+        assert!(h.remove(&1).is_some());
+        assert!(h.remove(&2).is_some());
+        h.collect();
+        reader.join().unwrap();
+        h.collect();
+    });
+}

@@ -261,6 +261,16 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.raw.retired()
     }
 
+    /// Hands the entries retired into the writer's limbo to the collector, if any wait and no
+    /// writer is busy (a busy one hands them over itself, batch by batch).
+    pub(crate) fn hand_over(&self, epoch: &Epoch<'_>) {
+        if self.raw.has_limbo()
+            && let Some(mut writer) = self.raw.try_lock()
+        {
+            writer.hand_over(epoch);
+        }
+    }
+
     /// Whether the memory refused the shard more slots: it lives on what it has, and what it
     /// retires must come back soon (see [`ShardWriter::short_of_slots`]).
     pub(crate) fn is_limited(&self) -> bool {
@@ -307,6 +317,11 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     /// Entries in the shard.
     pub(crate) fn len(&self) -> usize {
         self.raw.len()
+    }
+
+    /// Hands the entries retired into limbo to the collector now (a partial batch).
+    pub(crate) fn hand_over(&mut self, epoch: &Epoch<'_>) {
+        self.raw.hand_over(epoch);
     }
 
     /// Whether a shard the memory refused more slots holds so many entries that too few slots

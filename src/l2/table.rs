@@ -41,50 +41,56 @@ pub(crate) struct StoreAs {
     pub(crate) now: u64,
 }
 
-/// Victims listed without allocating: an insertion evicts one or two, a heavy entry among light
-/// ones more, listed beyond these on the global allocator.
-const INLINE_VICTIMS: usize = 8;
+/// Victims listed without allocating: an insertion usually evicts one, a heavy entry among
+/// light ones more, listed beyond these on the global allocator. (Few, so that what an
+/// insertion hands back stays small enough to move in registers and a few stores.)
+const INLINE_VICTIMS: usize = 2;
 
 /// Entries an insertion refused for want of memory evicts, so that later ones find room.
 const RESERVE: usize = 16;
 
-/// A victim and the shard it left.
-type Listed<'g, K, V, P> = (&'g Shard<K, V, P>, Victim<'g>);
+/// A victim: the shard it left, its retired slot and why it left (16 bytes).
+struct Listed<'g, K, V, P: Policy> {
+    shard: &'g Shard<K, V, P>,
+    retired: Retired<'g>,
+    cause: RemovalCause,
+}
 
 /// Entries one insertion evicted, each with its shard: readable for the insertion's epoch.
 pub(crate) struct Victims<'g, K, V, P: Policy> {
     first: [Option<Listed<'g, K, V, P>>; INLINE_VICTIMS],
-    len: usize,
     more: Vec<Listed<'g, K, V, P>>,
 }
 
 impl<'g, K, V, P: Policy> Victims<'g, K, V, P> {
     fn new() -> Self {
         Self {
-            first: core::array::from_fn(|_| None),
-            len: 0,
+            first: [const { None }; INLINE_VICTIMS],
             more: Vec::new(),
         }
     }
 
     fn push(&mut self, shard: &'g Shard<K, V, P>, victim: Victim<'g>) {
-        if self.len < INLINE_VICTIMS {
-            self.first[self.len] = Some((shard, victim));
-            self.len += 1;
-        } else {
-            self.more.push((shard, victim));
+        let listed = Listed {
+            shard,
+            retired: victim.retired,
+            cause: victim.cause,
+        };
+        match self.first.iter_mut().find(|place| place.is_none()) {
+            Some(place) => *place = Some(listed),
+            None => self.more.push(listed),
         }
     }
 
     /// Each victim's key, value and why it left.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&'g K, &'g V, RemovalCause)> + '_ {
-        self.first[..self.len]
+        self.first
             .iter()
-            .flatten()
+            .map_while(Option::as_ref)
             .chain(self.more.iter())
-            .map(|(shard, victim)| {
-                let (key, value) = shard.retired_entry(&victim.retired);
-                (key, value, victim.cause)
+            .map(|listed| {
+                let (key, value) = listed.shard.retired_entry(&listed.retired);
+                (key, value, listed.cause)
             })
     }
 }
@@ -252,6 +258,14 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         freed
     }
 
+    /// A quiet point's hand-over: every shard's retired entries waiting in limbo go to the
+    /// collector (see `raw`), so that a cache written no more still frees them.
+    pub(crate) fn hand_over(&self, epoch: &Epoch<'_>) {
+        for shard in self.shards.iter() {
+            shard.hand_over(epoch);
+        }
+    }
+
     /// Whether the table is over budget once `pending` (a change not yet added to the total)
     /// is counted.
     fn over_budget_with(&self, pending: i64) -> bool {
@@ -310,6 +324,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     pub(crate) fn prepare_insert(&self, hash: u64, epoch: &Epoch<'_>) {
         let shard = self.shard_of(hash);
         if shard.is_limited() {
+            shard.hand_over(epoch);
             epoch.flush();
             shard.reclaim(usize::MAX);
         }
@@ -400,6 +415,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
                 // thread's retirements on to the collector and look again, once.
                 if !flushed {
                     flushed = true;
+                    writer.hand_over(epoch);
                     epoch.flush();
                     continue;
                 }

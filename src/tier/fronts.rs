@@ -15,7 +15,7 @@ use crate::l1;
 use crate::l2::{DefaultPolicy, Policy, UnitWeigher, Weigher};
 
 /// What a quiet point frees at most (of L1's retired copies, and of L2's retired entries).
-const QUIET_RECLAIM: usize = crate::l1::COLLECT_BATCH;
+pub(super) const QUIET_RECLAIM: usize = crate::l1::COLLECT_BATCH;
 
 impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     /// Registers the calling thread: a handle works without `std` (and is a little faster
@@ -240,8 +240,7 @@ where
     /// [`COLLECT_BATCH`](crate::l1::COLLECT_BATCH) L1 copies and as many L2 entries): see
     /// [`CacheHandle::collect`].
     pub fn collect(&self) {
-        self.l1.pin().flush();
-        self.reclaim(QUIET_RECLAIM);
+        self.quiet_point(&self.l1.pin());
     }
 }
 
@@ -292,8 +291,7 @@ where
     /// such as between frames: their values' `Drop` runs here. Writes do a little of this
     /// after their own work; lookups never do.
     pub fn collect(&self) {
-        self.l1.collect();
-        self.cache.reclaim(QUIET_RECLAIM);
+        self.cache.quiet_point(&self.l1.pin());
     }
 }
 
@@ -356,7 +354,6 @@ where
 impl<K, V, S, W, P: Policy> Drop for CacheFrame<'_, K, V, S, W, P> {
     fn drop(&mut self) {
         // No lock is held here: freeing what was retired runs its `Drop`.
-        self.l1.flush();
-        self.cache.reclaim(QUIET_RECLAIM);
+        self.cache.quiet_point(&self.l1);
     }
 }

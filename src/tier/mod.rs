@@ -295,6 +295,15 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         self.l2.reclaim(max);
     }
 
+    /// A quiet point's work under `l1` (no lock held: values' `Drop` runs here): L2's
+    /// retired entries waiting in limbo go to the collector, this thread's retirements move
+    /// on, and up to [`QUIET_RECLAIM`](fronts::QUIET_RECLAIM) of each tier's are freed.
+    fn quiet_point(&self, l1: &l1::Guard<'_, K, Stamped<V>, ()>) {
+        self.l2.hand_over(&raw::epoch(l1));
+        l1.flush();
+        self.reclaim(fronts::QUIET_RECLAIM);
+    }
+
     #[inline]
     fn now(&self) -> u64 {
         self.clock.as_ref().map_or(0, |clock| clock.now_nanos())

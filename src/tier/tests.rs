@@ -237,3 +237,63 @@ fn promotions_stop_when_they_do_not_pay_for_themselves() {
         stats.l1_hits
     );
 }
+
+/// A value that counts its live instances (clones included).
+struct Alive(crate::sync::Arc<core::sync::atomic::AtomicUsize>);
+
+impl Alive {
+    fn new(count: &crate::sync::Arc<core::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        Self(crate::sync::Arc::clone(count))
+    }
+}
+
+impl Clone for Alive {
+    fn clone(&self) -> Self {
+        Self::new(&self.0)
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A one-shard cache of 256 entries, full, three of them then removed: the removed values
+/// wait in the shard's limbo (a batch is 15 for 253 entries).
+fn cache_with_three_in_limbo(
+    alive: &crate::sync::Arc<core::sync::atomic::AtomicUsize>,
+) -> Cache<u64, Alive> {
+    let cache: Cache<u64, Alive> = Cache::builder().capacity(256).shards(1).build().unwrap();
+    for key in 0..256 {
+        assert!(cache.insert(key, Alive::new(alive)).is_ok());
+    }
+    for key in 0..3 {
+        assert!(cache.remove(&key).is_some());
+    }
+    cache
+}
+
+#[test]
+fn a_quiet_point_frees_what_a_shard_retired_short_of_a_batch() {
+    let alive = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let cache = cache_with_three_in_limbo(&alive);
+    let count = || alive.load(core::sync::atomic::Ordering::Relaxed);
+    assert_eq!(count(), 256, "no write since: the removed values wait");
+    // The epoch needs a few collections to move past the removals.
+    for _ in 0..16 {
+        if count() == 253 {
+            break;
+        }
+        cache.collect();
+    }
+    assert_eq!(count(), 253, "collect freed the three removed values");
+}
+
+#[test]
+fn dropping_the_cache_drops_what_waits_in_limbo_once() {
+    let alive = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    drop(cache_with_three_in_limbo(&alive));
+    assert_eq!(alive.load(core::sync::atomic::Ordering::Relaxed), 0);
+}

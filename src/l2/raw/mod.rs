@@ -8,16 +8,24 @@
 //!    (Release). Readers find it through the index (Acquire) and read the key and value in
 //!    place, cloning the value; nothing writes them while the slot is live.
 //! 3. *Retired*: the writer unlinked it from the index (removal, eviction, replacement). A
-//!    reader pinned before that may still read it, so its key and value stay: the writer hands
-//!    the id to the epoch collector, whose deferred function pushes it onto the *ready* stack
-//!    once every such reader has unpinned. The deferred function runs no user code.
+//!    reader pinned before that may still read it, so its key and value stay. The writer
+//!    chains it to the shard's *limbo* (its own, under its lock) and hands the limbo to the
+//!    epoch collector in batches (a sixteenth of the shard's entries, 1 to 64 slots: one
+//!    deferred function per batch, not per slot). The deferred function pushes the whole
+//!    batch, with one compare-and-swap, onto the *ready* stack once every reader pinned
+//!    before the hand-over has unpinned (so every reader pinned before each retirement); for
+//!    keys and values without drop glue, straight onto the free stack. It runs no user code.
+//!    Quiet points ([`RawWriter::hand_over`], through `Table::hand_over`) hand over a partial
+//!    batch, so that a shard written no more still frees what it retired.
 //! 4. *Ready*: [`RawShard::reclaim`], called where user code may run (never inside a lookup or
 //!    under a lock), drops the key and value in place and pushes the id onto the free stack.
 //!
-//! Both stacks link through the slot's `tag` field, which holds the key's hash while the slot
-//! is live. Each has one popper at a time (the writer for the free stack, the reclaimer
-//! holding `reclaiming` for the ready stack), so a pop's compare-and-swap never meets an id
-//! popped and pushed again in between (no ABA).
+//! The stacks and the limbo link through the slot's `tag` field, which holds the key's hash
+//! while the slot is live (readers never read it: they compare keys). Each stack has one
+//! popper at a time (the writer for the free stack, which takes it whole into a chain of its
+//! own and pops from there without atomics; the reclaimer holding `reclaiming` for the ready
+//! stack), so a pop's compare-and-swap never meets an id popped and pushed again in between
+//! (no ABA).
 //!
 //! # Soundness rests on one rule
 //! Every operation that reads a slot or the index, or retires one, runs under an [`Epoch`],
@@ -262,6 +270,40 @@ pub(crate) struct Retired<'g> {
     _epoch: core::marker::PhantomData<&'g ()>,
 }
 
+/// Slots linked through their tags, newest first: `head` to `tail`, `len` of them.
+#[derive(Clone, Copy)]
+struct Chain {
+    head: u32,
+    tail: u32,
+    len: u32,
+}
+
+impl Chain {
+    const EMPTY: Self = Self {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
+}
+
+/// Retired slots are handed to the collector in batches of a sixteenth of the shard's entries
+/// (so the slots waiting in limbo stay a small share of the shard), at most [`MAX_BATCH`].
+#[cfg(not(loom))]
+const BATCH_SHARE: usize = 16;
+#[cfg(not(loom))]
+const MAX_BATCH: u32 = 64;
+/// Under loom, batches of two in a model of a few entries.
+#[cfg(loom)]
+const BATCH_SHARE: usize = 1;
+#[cfg(loom)]
+const MAX_BATCH: u32 = 2;
+
+/// The batch a shard of `live` entries hands over (one slot at a time when its memory is
+/// spent: see `RawWriter::retire`).
+fn batch_for(live: usize) -> u32 {
+    (live / BATCH_SHARE).clamp(1, MAX_BATCH as usize) as u32
+}
+
 /// The writer's state of a shard beside its own (`W`).
 pub(crate) struct WriterState<W> {
     counts: Counts,
@@ -269,6 +311,10 @@ pub(crate) struct WriterState<W> {
     high: u32,
     /// The most slots the shard may have (its policy's `MAX_SLOTS`).
     max_slots: usize,
+    /// Retired slots not yet handed to the collector (see the module docs).
+    limbo: Chain,
+    /// Free slots taken whole from the free stack: popped by the writer without atomics.
+    spare: u32,
     pub(crate) state: W,
 }
 
@@ -282,6 +328,9 @@ pub(crate) struct RawShard<K, V, W> {
     /// Set once the memory refused the slots a new segment: the shard holds what it has.
     limited: AtomicBool,
     writer: Mutex<WriterState<W>>,
+    /// Whether the writer's limbo holds slots (a hint for quiet points: see
+    /// [`RawShard::has_limbo`]).
+    limbo: AtomicBool,
     ready: AtomicU32,
     free: AtomicU32,
     reclaiming: AtomicBool,
@@ -303,8 +352,11 @@ impl<K, V, W> RawShard<K, V, W> {
                 counts: Counts::default(),
                 high: 0,
                 max_slots,
+                limbo: Chain::EMPTY,
+                spare: NIL,
                 state,
             }),
+            limbo: AtomicBool::new(false),
             ready: AtomicU32::new(NIL),
             free: AtomicU32::new(NIL),
             reclaiming: AtomicBool::new(false),
@@ -391,6 +443,13 @@ impl<K, V, W> RawShard<K, V, W> {
         self.limited.load(Ordering::Relaxed)
     }
 
+    /// Whether retired slots wait in the writer's limbo, not yet handed to the collector (a
+    /// hint, read without the lock: a quiet point locks the shard only then).
+    pub(crate) fn has_limbo(&self) -> bool {
+        // Relaxed: a hint; the lock orders the limbo itself.
+        self.limbo.load(Ordering::Relaxed)
+    }
+
     /// Slots retired and not reclaimed yet.
     pub(crate) fn retired(&self) -> usize {
         // Relaxed: a count for statistics and back-pressure.
@@ -444,18 +503,22 @@ impl<K, V, W> RawShard<K, V, W> {
 
     /// Pushes `id` onto `stack`, linking through its slot's tag.
     fn push(&self, stack: &AtomicU32, id: u32) {
-        // SAFETY: `id` is an allocated slot owned by the pusher (retired and past its epoch, or
-        // reclaimed).
-        let slot = unsafe { self.slots.get(id as usize) };
-        // Relaxed: the id is published by the Release compare-and-swap below.
-        let mut head = stack.load(Ordering::Relaxed);
+        self.push_chain(stack, id, id);
+    }
+
+    /// Pushes the chain from `head` to `tail` (linked through their tags) onto `stack`.
+    fn push_chain(&self, stack: &AtomicU32, head: u32, tail: u32) {
+        // SAFETY: `tail` is a slot id (the caller owns the chain), and the slots never move.
+        let last = unsafe { self.slots.get(tail as usize) };
+        let mut top = stack.load(Ordering::Relaxed);
         loop {
-            slot.tag.store(head, Ordering::Relaxed);
-            // Release pairs with the Acquire in `pop`: the link (and, for the free stack, the
-            // dropped contents) are visible to the popper.
-            match stack.compare_exchange_weak(head, id, Ordering::Release, Ordering::Relaxed) {
+            // Relaxed: the Release below publishes the link with the chain.
+            last.tag.store(top, Ordering::Relaxed);
+            // Release pairs with the Acquire of the stack's popper (`pop`, `take_free`): the
+            // links and, for the ready stack, the end of every reader's use are visible to it.
+            match stack.compare_exchange_weak(top, head, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
-                Err(now) => head = now,
+                Err(now) => top = now,
             }
         }
     }
@@ -511,8 +574,22 @@ impl<K, V, W> Drop for Reclaiming<'_, K, V, W> {
 impl<K, V, W> Drop for RawShard<K, V, W> {
     fn drop(&mut self) {
         // The collector has dropped before the shard (the epoch's rule), running every deferred
-        // push: a slot is live (in the index), on the ready stack, or free.
+        // push: a slot is live (in the index), in limbo (never handed over), on the ready
+        // stack, or free.
         while self.reclaim(usize::MAX) > 0 {}
+        let limbo = self.writer.lock().limbo;
+        let mut id = limbo.head;
+        for _ in 0..limbo.len {
+            // SAFETY: a slot in limbo holds its key and value, owned by the shard alone now;
+            // each is dropped once, its link read first.
+            unsafe {
+                let slot = self.slots.get(id as usize);
+                let next = slot.tag.load(Ordering::Relaxed);
+                (*slot.key.get()).assume_init_drop();
+                (*slot.value.get()).assume_init_drop();
+                id = next;
+            }
+        }
         // SAFETY: `&mut self`: no reader or writer; the current table.
         if let Some(table) = unsafe { self.index.table() } {
             let live: alloc::vec::Vec<u32> = table.full_ids().collect();
@@ -622,7 +699,20 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     /// When the memory refuses a new segment.
     #[inline]
     pub(crate) fn take_slot(&mut self, epoch: &Epoch<'_>) -> Result<NewSlot, OutOfMemory> {
-        if let Some(id) = self.shard.pop(&self.shard.free) {
+        // Relaxed: a look before the swap, which orders what it takes.
+        if self.state.spare == NIL && self.shard.free.load(Ordering::Relaxed) != NIL {
+            // Acquire pairs with the Release of the pushes (`push_chain`): the links, and the
+            // slots' dropped contents, are visible here. The writer is the stack's only
+            // popper, and takes it whole.
+            self.state.spare = self.shard.free.swap(NIL, Ordering::Acquire);
+        }
+        if self.state.spare != NIL {
+            let id = self.state.spare;
+            // SAFETY: a free slot, allocated; its tag links the writer's chain.
+            let next = unsafe { self.shard.slots.get(id as usize) }
+                .tag
+                .load(Ordering::Relaxed);
+            self.state.spare = next;
             return Ok(NewSlot { id });
         }
         if self.state.high as usize >= self.state.max_slots {
@@ -703,7 +793,11 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
 
     /// Gives up a slot [`take_slot`](Self::take_slot) took and that was never filled.
     pub(crate) fn return_slot(&mut self, slot: NewSlot) {
-        self.shard.push(&self.shard.free, slot.id);
+        // SAFETY: an allocated slot, free (taken and never filled).
+        let cell = unsafe { self.shard.slots.get(slot.id as usize) };
+        // Relaxed: the writer's own chain.
+        cell.tag.store(self.state.spare, Ordering::Relaxed);
+        self.state.spare = slot.id;
     }
 
     /// Fills a taken slot with an entry (not visible yet: see [`publish`](Self::publish) and
@@ -819,19 +913,63 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         self.retire(id, epoch)
     }
 
-    /// Hands unlinked slot `id` to the epoch: it goes to the ready stack once no reader can
-    /// hold it.
-    fn retire<'g>(&self, id: u32, epoch: &Epoch<'g>) -> Retired<'g> {
-        // Relaxed: a count.
-        self.shard.retired.fetch_add(1, Ordering::Relaxed);
-        let shard: *const RawShard<K, V, W> = self.shard;
-        // SAFETY: the slot is unlinked (only readers pinned before now can hold it) and
-        // retired once; the deferred push runs no user code, and the shard outlives the
-        // collector (the epoch's rule).
-        unsafe { epoch.defer(move || (*shard).push(&(*shard).ready, id)) };
+    /// Puts unlinked slot `id` in limbo, and hands the limbo to the epoch once it holds a
+    /// batch (see the module docs).
+    fn retire<'g>(&mut self, id: u32, epoch: &Epoch<'g>) -> Retired<'g> {
+        // SAFETY: an allocated slot, unlinked: readers pinned before now may still read its
+        // key and value, never its tag.
+        let slot = unsafe { self.shard.slots.get(id as usize) };
+        let limbo = &mut self.state.limbo;
+        // Relaxed: the writer's own link (published by the hand-over's compare-and-swap).
+        slot.tag.store(limbo.head, Ordering::Relaxed);
+        if limbo.len == 0 {
+            limbo.tail = id;
+            // Relaxed: a hint, written under the lock (see `has_limbo`).
+            self.shard.limbo.store(true, Ordering::Relaxed);
+        }
+        limbo.head = id;
+        limbo.len += 1;
+        // A shard the memory refused more slots lives on the ones it retires: at once.
+        if limbo.len >= batch_for(self.state.counts.live) || self.shard.is_limited() {
+            self.hand_over(epoch);
+        }
         Retired {
             id,
             _epoch: core::marker::PhantomData,
+        }
+    }
+
+    /// Hands the limbo to the epoch: one deferred function that pushes the whole chain onto
+    /// the ready stack (onto the free stack when nothing needs dropping) once no reader
+    /// pinned before now can be running.
+    pub(crate) fn hand_over(&mut self, epoch: &Epoch<'_>) {
+        let Chain { head, tail, len } = core::mem::replace(&mut self.state.limbo, Chain::EMPTY);
+        if len == 0 {
+            return;
+        }
+        // Relaxed: as in `retire`.
+        self.shard.limbo.store(false, Ordering::Relaxed);
+        // Relaxed: a count.
+        self.shard
+            .retired
+            .fetch_add(len as usize, Ordering::Relaxed);
+        let shard: *const RawShard<K, V, W> = self.shard;
+        let drops = core::mem::needs_drop::<K>() || core::mem::needs_drop::<V>();
+        // SAFETY: every slot of the chain is unlinked (only readers pinned before now can
+        // hold it) and handed over once; the deferred push runs no user code, and the shard
+        // outlives the collector (the epoch's rule).
+        unsafe {
+            epoch.defer(move || {
+                let shard = &*shard;
+                if drops {
+                    shard.push_chain(&shard.ready, head, tail);
+                } else {
+                    // Nothing to drop: free at once.
+                    shard.push_chain(&shard.free, head, tail);
+                    // Relaxed: a count.
+                    shard.retired.fetch_sub(len as usize, Ordering::Relaxed);
+                }
+            });
         }
     }
 
@@ -843,7 +981,9 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
             .map(|table| table.full_ids().collect())
             .unwrap_or_default();
         self.shard.index.erase_all(&mut self.state.counts);
-        live.into_iter().map(|id| self.retire(id, epoch)).collect()
+        let retired = live.into_iter().map(|id| self.retire(id, epoch)).collect();
+        self.hand_over(epoch);
+        retired
     }
 
     /// Every live slot's id (for a sweep).
