@@ -13,13 +13,13 @@ use core::borrow::Borrow;
 use stratacache_alloc::MemoryHandle;
 
 use super::buffer::ReadBuffer;
-use super::policy::{Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
+use super::policy::{Entries, EntryInfo, HitReports, KeyHint, Policy, Priority, SlotId};
 use super::raw::{
     Epoch, Found, NEVER, NewSlot, OutOfMemory, RawShard, RawWriter, Retired, SegmentVec, Shape,
-    Slots,
+    Slots, prefetch,
 };
 use crate::entry::RemovalCause;
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{AtomicU8, AtomicUsize, Ordering};
 
 /// What a tier above L2 (the tiered cache's L1) is told and asked while a shard is locked.
 pub(crate) trait Upper<K> {
@@ -63,6 +63,48 @@ pub(crate) struct Shard<K, V, P: Policy> {
     /// The policy's [`HitReports`], as the writer last published them: [`REPORT_ALL`],
     /// [`REPORT_NOTHING`], or a sample's shift.
     reports: AtomicU8,
+    /// The policy's [`KeyHint`], as the writer last published it.
+    hint: Hint,
+}
+
+/// A policy's [`KeyHint`] published for readers: an address, never read through.
+struct Hint {
+    base: AtomicUsize,
+    mask: AtomicUsize,
+    block_of: fn(u64) -> usize,
+}
+
+impl Hint {
+    fn new(hint: KeyHint) -> Self {
+        Self {
+            base: AtomicUsize::new(hint.base),
+            mask: AtomicUsize::new(hint.mask),
+            block_of: hint.block_of,
+        }
+    }
+
+    /// Publishes `hint` (stores only what changed: the sketch was resized).
+    fn publish(&self, hint: KeyHint) {
+        // Relaxed: an address to prefetch, never dereferenced; a reader that pairs an old
+        // base with a new mask prefetches a useless line, nothing worse.
+        if self.base.load(Ordering::Relaxed) != hint.base {
+            self.base.store(hint.base, Ordering::Relaxed);
+        }
+        if self.mask.load(Ordering::Relaxed) != hint.mask {
+            self.mask.store(hint.mask, Ordering::Relaxed);
+        }
+    }
+
+    /// Prefetches the policy's state for policy hash `hash`.
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        // Relaxed: see `publish`.
+        let base = self.base.load(Ordering::Relaxed);
+        if base != 0 {
+            let at = base + ((self.block_of)(hash) & self.mask.load(Ordering::Relaxed)) * 64;
+            prefetch(core::ptr::without_provenance::<u8>(at));
+        }
+    }
 }
 
 /// [`HitReports::All`] in [`Shard::reports`].
@@ -139,6 +181,12 @@ impl<K, V, P: Policy, U: Upper<K>> Entries<P::Meta> for View<'_, '_, K, V, P, U>
         self.now.is_some_and(|now| self.slots.expires(id) <= now)
     }
 
+    #[inline]
+    fn prefetch(&self, id: SlotId) {
+        self.slots.prefetch(id);
+        self.metas.prefetch(id as usize);
+    }
+
     fn referenced(&mut self, id: SlotId) -> bool {
         let uses = self.slots.uses(id);
         if uses.take_referenced() {
@@ -172,10 +220,12 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             weight: 0,
         };
         let reports = AtomicU8::new(encode(writer.policy.hit_reports()));
+        let hint = Hint::new(writer.policy.key_hint());
         Self {
             raw: RawShard::new(writer, shape, memory, P::MAX_SLOTS),
             reads: ReadBuffer::new(stripes),
             reports,
+            hint,
         }
     }
 
@@ -223,12 +273,20 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         }
     }
 
+    /// Prefetches what an insertion of `hash` into this shard reads first ([`KeyHint`]): a
+    /// lookup that missed calls it, since an insertion usually follows.
+    #[inline]
+    pub(crate) fn prefetch_insert(&self, hash: u32) {
+        self.hint.prefetch(policy_hash(hash));
+    }
+
     /// Takes the writer's lock.
     pub(crate) fn lock(&self, promote_after: u8) -> ShardWriter<'_, K, V, P> {
         ShardWriter {
             raw: self.raw.lock(),
             reads: &self.reads,
             reports: &self.reports,
+            hint: &self.hint,
             promote_after,
             leftover: None,
         }
@@ -240,6 +298,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             raw: self.raw.try_lock()?,
             reads: &self.reads,
             reports: &self.reports,
+            hint: &self.hint,
             promote_after,
             leftover: None,
         })
@@ -300,12 +359,15 @@ pub(crate) struct ShardWriter<'a, K, V, P: Policy> {
     ///
     /// [`take_leftover`]: Self::take_leftover
     leftover: Option<(K, V)>,
+    hint: &'a Hint,
 }
 
 impl<K, V, P: Policy> Drop for ShardWriter<'_, K, V, P> {
     fn drop(&mut self) {
+        let policy = &self.raw.state_ref().policy;
+        self.hint.publish(policy.key_hint());
         // Publishes the policy's wishes for the readers' next hits.
-        let reports = encode(self.raw.state_ref().policy.hit_reports());
+        let reports = encode(policy.hit_reports());
         // Relaxed: a hint (see `Shard::record_hit`); stored only when it changed.
         if self.reports.load(Ordering::Relaxed) != reports {
             self.reports.store(reports, Ordering::Relaxed);
@@ -468,6 +530,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         K: Eq,
     {
         let weight = u32::try_from(info.weight).expect("the caller checked the weight");
+        self.with_policy(None, upper, |policy, view| policy.prefetch(view, info.hash));
         // The slot first: growing the slots may rebuild the index, which moves buckets.
         let Ok(slot) = self.take_slot(epoch) else {
             return Err((key, value));

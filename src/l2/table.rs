@@ -258,6 +258,12 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         freed
     }
 
+    /// Prefetches what an insertion of `hash` reads first (see `Shard::prefetch_insert`).
+    #[inline]
+    pub(crate) fn prefetch_insert(&self, hash: u64) {
+        self.shard_of(hash).prefetch_insert(hash as u32);
+    }
+
     /// A quiet point's hand-over: every shard's retired entries waiting in limbo go to the
     /// collector (see `raw`), so that a cache written no more still frees them.
     pub(crate) fn hand_over(&self, epoch: &Epoch<'_>) {

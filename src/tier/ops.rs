@@ -82,6 +82,8 @@ where
         let epoch = epoch(l1);
         let Some((found, shard)) = self.l2.get(hash, key, &epoch) else {
             self.stats.add(stripe, Event::Miss, 1);
+            // An insertion usually follows a miss: its first cache miss starts now.
+            self.l2.prefetch_insert(hash);
             return None;
         };
         let expires = found.expires();

@@ -45,6 +45,34 @@ pub use crate::entry::Priority;
 #[cfg(test)]
 mod tests;
 
+/// Where a policy keeps per-key state in blocks of 64 bytes, for a reader to prefetch
+/// ([`Policy::key_hint`]). Only an address: it is never read through.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyHint {
+    pub(crate) base: usize,
+    pub(crate) mask: usize,
+    pub(crate) block_of: fn(u64) -> usize,
+}
+
+impl KeyHint {
+    /// No state worth prefetching.
+    pub const NONE: Self = Self {
+        base: 0,
+        mask: 0,
+        block_of: |_| 0,
+    };
+
+    /// Blocks of 64 bytes from address `base`, `mask + 1` of them (a power of two); `hash`'s
+    /// is `block_of(hash) & mask`.
+    pub(crate) fn new(base: usize, mask: usize, block_of: fn(u64) -> usize) -> Self {
+        Self {
+            base,
+            mask,
+            block_of,
+        }
+    }
+}
+
 /// The policy a [`Cache`](crate::Cache) and a [`Harness`] use unless told otherwise: W-TinyLFU with an adaptive window,
 /// chosen on the shared traces (`benches/HIT_RATIO.md`) as the one that is never far from the
 /// best policy on any of them.
@@ -127,6 +155,11 @@ pub trait Entries<M> {
     /// record was lost, or a use of its copy in the tiered cache's L1. Asking consumes the
     /// use: a CLOCK hand asks before evicting an entry and gives it a second chance if so.
     fn referenced(&mut self, id: SlotId) -> bool;
+    /// A hint: the policy will soon read entry `id` (its state and its slot), so the memory
+    /// may fetch them meanwhile.
+    fn prefetch(&self, id: SlotId) {
+        let _ = id;
+    }
 }
 
 /// A shard-level eviction and admission policy. See the [module docs](self) for who calls
@@ -146,6 +179,20 @@ pub trait Policy: Send + Sized {
 
     /// A new entry was stored at `id`.
     fn on_insert(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId, info: EntryInfo);
+
+    /// Where the policy keeps the state an insertion of a key reads first (W-TinyLFU: its
+    /// frequency counters), published for readers, which cannot see the policy: a lookup that
+    /// misses prefetches it, so the insertion that usually follows finds it in cache.
+    fn key_hint(&self) -> KeyHint {
+        KeyHint::NONE
+    }
+
+    /// A hint before an insertion of a key of policy hash `hash` (before the shard finds it a
+    /// slot): the policy may prefetch what its insertion and the eviction after it will read
+    /// ([`Entries::prefetch`]), so those cache misses overlap the shard's own work.
+    fn prefetch(&self, entries: &impl Entries<Self::Meta>, hash: u64) {
+        let _ = (entries, hash);
+    }
 
     /// Entry `id` was used (a hit), one of those [`hit_reports`](Self::hit_reports) asks for.
     fn on_access(&mut self, entries: &mut impl Entries<Self::Meta>, id: SlotId);

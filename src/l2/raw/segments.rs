@@ -303,6 +303,24 @@ impl<T> SegmentVec<T> {
         }
     }
 
+    /// Prefetches element `id`, if allocated.
+    #[inline]
+    pub(crate) fn prefetch(&self, id: usize) {
+        match &self.storage {
+            Storage::Flat(items) => {
+                if let Some(item) = items.get(id) {
+                    super::prefetch(item);
+                }
+            }
+            Storage::Segments(segments) => {
+                if id < segments.capacity() {
+                    // SAFETY: allocated (checked); only the address is taken.
+                    super::prefetch(unsafe { segments.get(id) });
+                }
+            }
+        }
+    }
+
     /// Element `id`.
     ///
     /// # Panics

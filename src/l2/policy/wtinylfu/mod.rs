@@ -6,7 +6,7 @@ mod sketch;
 mod window;
 
 use super::list::{Linked, List};
-use super::{Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
+use super::{Entries, EntryInfo, HitReports, KeyHint, Policy, Priority, SlotId};
 use rules::{ADMIT_MARGIN, ONE, protected_outgrows};
 use sketch::FrequencySketch;
 use window::WindowSizer;
@@ -521,6 +521,23 @@ impl Policy for WTinyLfu {
             self.newest = Some(id);
             self.pending = self.window_candidate(entries);
         }
+    }
+
+    fn prefetch(&self, entries: &impl Entries<Meta>, hash: u64) {
+        // The window's oldest entry (the candidate) and probation's (the victim) are what the
+        // eviction after the insertion reads first (the new key's counters were prefetched on
+        // its miss: see `key_hint`).
+        let _ = hash;
+        for id in [self.window.front, self.probation.front]
+            .into_iter()
+            .flatten()
+        {
+            entries.prefetch(id);
+        }
+    }
+
+    fn key_hint(&self) -> KeyHint {
+        self.sketch.hint()
     }
 
     fn on_replace(

@@ -26,6 +26,8 @@ const AGE_AFTER: usize = 6;
 
 /// One cache line of counters: four rows of four words, eight 4-bit counters a word.
 type Block = [u32; BLOCK];
+// A block is one cache line (a reader's prefetch fetches a key's counters whole).
+const _: () = assert!(core::mem::size_of::<Block>() == 64);
 
 #[derive(Default)]
 pub(crate) struct FrequencySketch {
@@ -38,11 +40,26 @@ pub(crate) struct FrequencySketch {
     additions: u32,
 }
 
+/// `hash`'s block before masking: its block is `block_of(hash) & block_mask`.
+fn block_of(hash: u64) -> usize {
+    (FrequencySketch::mix(hash) >> 32) as usize
+}
+
 impl FrequencySketch {
     #[inline]
     fn mix(hash: u64) -> u64 {
         // Shards and L1 sets take fixed bits of the hash; mix all of them into every position.
         (hash ^ (hash >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Where `hash`'s block is, for a reader that cannot see the sketch (see [`KeyHint`]).
+    ///
+    /// [`KeyHint`]: crate::l2::policy::KeyHint
+    pub(crate) fn hint(&self) -> crate::l2::policy::KeyHint {
+        if self.blocks.is_empty() {
+            return crate::l2::policy::KeyHint::NONE;
+        }
+        crate::l2::policy::KeyHint::new(self.blocks.as_ptr().addr(), self.block_mask, block_of)
     }
 
     /// `hash`'s block, and for each row the word (within the block) and the shift of its
@@ -53,7 +70,7 @@ impl FrequencySketch {
             return None;
         }
         let mixed = Self::mix(hash);
-        let block = (mixed >> 32) as usize & self.block_mask;
+        let block = block_of(hash) & self.block_mask;
         let at = |row: usize| {
             let bits = (mixed >> (12 + row * 5)) as usize;
             (row * 4 + (bits & 3), ((bits >> 2) & 7) as u32 * 4)
@@ -144,6 +161,31 @@ mod tests {
 
     fn hash(key: u64) -> u64 {
         key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key >> 11)
+    }
+
+    #[test]
+    fn the_hint_names_the_block_an_increment_changes() {
+        let mut sketch = FrequencySketch::default();
+        assert_eq!(
+            sketch.hint().base,
+            0,
+            "an unsized sketch offers nothing to prefetch"
+        );
+        sketch.maintain(4096);
+        let hint = sketch.hint();
+        for key in 0..200 {
+            let before = sketch.blocks.clone();
+            sketch.increment(hash(key));
+            let changed = (0..before.len())
+                .find(|&at| before[at] != sketch.blocks[at])
+                .expect("an increment changes a counter");
+            let named = hint.base + ((hint.block_of)(hash(key)) & hint.mask) * 64;
+            assert_eq!(
+                named,
+                sketch.blocks.as_ptr().addr() + changed * 64,
+                "key {key}"
+            );
+        }
     }
 
     #[test]
