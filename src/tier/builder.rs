@@ -138,11 +138,10 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// How many hot copies L1 holds, in entries (default: an eighth of the capacity, between
     /// 7 and 65 536, rounded up to whole sets); 0 turns L1 off, so every lookup goes to L2 and
     /// no entry is ever held twice (for a tight memory budget: L1's copies are allocated by
-    /// the global allocator, and crossbeam-epoch's reclamation lists allocate there too). L1 hits never reach the L2 policy, which only
-    /// learns of them when it is about to evict, so a larger L1 serves more hits wait-free but
-    /// leaves the policy blinder: on the shared traces a thirty-second instead of an eighth
-    /// raised the mean hit ratio by 0.05 points, and on a zipf workload it doubled the
-    /// promotions and cost about a third more time per operation.
+    /// the global allocator, and crossbeam-epoch's reclamation lists allocate there too). L1
+    /// hits never reach the L2 policy, which only learns of them when it is about to evict, so
+    /// a larger L1 serves more hits wait-free but leaves the policy blinder (measured in
+    /// `benches/results/NOTES.md`).
     pub fn l1_entries(mut self, entries: usize) -> Self {
         self.settings.l1_entries = Some(entries);
         self

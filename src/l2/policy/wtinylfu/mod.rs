@@ -1,6 +1,7 @@
 //! W-TinyLFU with an adaptive window, the default L2 policy (documented on [`WTinyLfu`]).
 
 mod evidence;
+mod mini;
 mod rules;
 mod sketch;
 mod window;
@@ -142,9 +143,8 @@ const MAX_AGGREGATED_VICTIMS: usize = 16;
 /// [`HitReports::Sampled`]), for those caches alone: a hit costs its reader no record and the
 /// writer no reordering. A table expected to hold up to 65 536 entries (or of unknown size:
 /// weighted) hears of every hit instead ([`HitReports::All`]), each counted and reordered at
-/// once: it costs little there, and reads higher on small caches (OLTP at 5 000 entries in
-/// one shard: 55.87 % against 54.85 %), while large ones read as high or higher with the hand
-/// counting (P6 at 131 072 entries: 76.1 % against 72.0 %; `benches/HIT_RATIO.md`).
+/// once: it costs little there and reads higher on small caches, while large ones read as
+/// high or higher with the hand counting (the measurements: `benches/results/NOTES.md`).
 ///
 /// **Priorities.** `Critical` entries keep to a CLOCK ring of their own, which gives victims
 /// only when eviction may take Critical entries and nothing else is left. `Medium` entries
@@ -345,9 +345,8 @@ impl WTinyLfu {
 
     /// Whether the entry was used since the hand last looked (see [`Entries::referenced`]);
     /// consumes the mark, counting one use in the sketch however many there were: a key's
-    /// frequency is how often the hand found it used, which damps a burst of hits. (Counting
-    /// each hit, kept up to seven in the entry's use byte, read lower on the shared traces:
-    /// P6 at 131 072 entries 73.4 % against 76.1 %, OLTP at 15 000 65.36 % against 65.40 %.)
+    /// frequency is how often the hand found it used, which damps a burst of hits (counting
+    /// each hit read lower on the shared traces: `benches/results/NOTES.md`).
     fn used_since(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) -> bool {
         if !entries.referenced(id) {
             return false;
