@@ -61,8 +61,11 @@ echo "## Targets (system allocator)"
 echo
 results --baseline system --targets
 echo
-echo "Tail latency and memory targets: see their sections below (p99.9 of \`get\` under a"
-echo "full-speed writer ≤ 1 µs; overhead ≤ 24 bytes per \`u64 → u64\` entry)."
+echo "Issue 15's other cells: p99.9 of \`get\` under a full-speed writer ≤ quick_cache's in the"
+echo "same run (the tail-latency section), ≤ 36 bytes per \`u64 → u64\` entry beyond its 16"
+echo "(the memory section), instructions per L2 hit and per churn insertion ≤ quick_cache's"
+echo "(callgrind: [results/NOTES.md](results/NOTES.md)), and the hit ratios of"
+echo "[HIT_RATIO.md](HIT_RATIO.md)."
 echo
 echo "## Criterion benches"
 echo
