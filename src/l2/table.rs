@@ -367,6 +367,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     /// # Errors
     /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
     /// than the capacity (or than `u32::MAX`, the most one entry may weigh).
+    #[inline]
     pub(crate) fn insert<'g>(
         &'g self,
         hash: u64,

@@ -231,6 +231,7 @@ where
     /// Nothing of what it displaced has been shown to the listener or dropped yet: that is
     /// [`report`](Self::report)'s part, which runs user code, so a `get_or_insert_with` leader
     /// settles its flight between the two.
+    #[inline]
     pub(super) fn store_in<'g>(
         &'g self,
         l1: Pin<'g, '_, K, V>,
