@@ -297,3 +297,22 @@ fn dropping_the_cache_drops_what_waits_in_limbo_once() {
     drop(cache_with_three_in_limbo(&alive));
     assert_eq!(alive.load(core::sync::atomic::Ordering::Relaxed), 0);
 }
+
+#[test]
+fn entries_waiting_in_limbo_count_as_retired_until_freed() {
+    let alive = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let cache = cache_with_three_in_limbo(&alive);
+    assert_eq!(
+        cache.stats().retired,
+        3,
+        "the removed entries wait, and are reported"
+    );
+    for _ in 0..16 {
+        if cache.stats().retired == 0 {
+            break;
+        }
+        cache.collect();
+    }
+    assert_eq!(cache.stats().retired, 0);
+    assert_eq!(alive.load(core::sync::atomic::Ordering::Relaxed), 253);
+}

@@ -159,9 +159,9 @@ pub(crate) struct RawShard<K, V, W> {
     /// Set once the memory refused the slots a new segment: the shard holds what it has.
     limited: AtomicBool,
     writer: Mutex<WriterState<W>>,
-    /// Whether the writer's limbo holds slots (a hint for quiet points: see
-    /// [`RawShard::has_limbo`]).
-    limbo: AtomicBool,
+    /// How many slots the writer's limbo holds (stored by the writer, read as a hint by quiet
+    /// points and statistics: see [`RawShard::has_limbo`]).
+    limbo: AtomicU32,
     ready: AtomicU32,
     free: AtomicU32,
     reclaiming: AtomicBool,
@@ -187,7 +187,7 @@ impl<K, V, W> RawShard<K, V, W> {
                 spare: NIL,
                 state,
             }),
-            limbo: AtomicBool::new(false),
+            limbo: AtomicU32::new(0),
             ready: AtomicU32::new(NIL),
             free: AtomicU32::new(NIL),
             reclaiming: AtomicBool::new(false),
@@ -278,13 +278,13 @@ impl<K, V, W> RawShard<K, V, W> {
     /// hint, read without the lock: a quiet point locks the shard only then).
     pub(crate) fn has_limbo(&self) -> bool {
         // Relaxed: a hint; the lock orders the limbo itself.
-        self.limbo.load(Ordering::Relaxed)
+        self.limbo.load(Ordering::Relaxed) != 0
     }
 
-    /// Slots retired and not reclaimed yet.
+    /// Slots retired and not reclaimed yet (those in limbo included).
     pub(crate) fn retired(&self) -> usize {
-        // Relaxed: a count for statistics and back-pressure.
-        self.retired.load(Ordering::Relaxed)
+        // Relaxed: counts for statistics and back-pressure.
+        self.retired.load(Ordering::Relaxed) + self.limbo.load(Ordering::Relaxed) as usize
     }
 
     /// Drops the keys and values of up to `max` retired slots no reader can see any more, and

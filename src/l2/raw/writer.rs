@@ -328,11 +328,12 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         slot.tag.store(limbo.head, Ordering::Relaxed);
         if limbo.len == 0 {
             limbo.tail = id;
-            // Relaxed: a hint, written under the lock (see `has_limbo`).
-            self.shard.limbo.store(true, Ordering::Relaxed);
         }
         limbo.head = id;
         limbo.len += 1;
+        // Relaxed: a count, written only under the lock (see `has_limbo`); a store, not a
+        // read-modify-write.
+        self.shard.limbo.store(limbo.len, Ordering::Relaxed);
         // A shard the memory refused more slots lives on the ones it retires: at once.
         if limbo.len >= batch_for(self.state.counts.live) || self.shard.is_limited() {
             self.hand_over(epoch);
@@ -351,9 +352,9 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         if len == 0 {
             return;
         }
-        // Relaxed: as in `retire`.
-        self.shard.limbo.store(false, Ordering::Relaxed);
-        // Relaxed: a count.
+        // Relaxed: counts (see `retire`); the total seen between the two stores may miss
+        // the batch for a moment, never count it twice.
+        self.shard.limbo.store(0, Ordering::Relaxed);
         self.shard
             .retired
             .fetch_add(len as usize, Ordering::Relaxed);
