@@ -131,8 +131,17 @@ fn mixed_workloads_become_throughput_tables_with_ratios_and_targets() {
         targets.contains("= 2.00× | yes |"),
         "L1 at 2× the floor: {targets}"
     );
+    // Issue 15's cells, at one and at two threads.
     assert!(
-        targets.contains("20.00 M ops/s: 4.00× quick_cache (5.00), 20.00× moka (1.00) | yes |"),
+        targets.contains(
+            "| read-heavy zipf 0.99, 1 thread, plain calls | ≥ 1.0× quick_cache | 10.00 M ops/s: 4.00× quick_cache (2.50) | yes |"
+        ),
+        "{targets}"
+    );
+    assert!(
+        targets.contains(
+            "| read-heavy zipf 0.99, 2 threads, plain calls | ≥ 1.0× quick_cache | 20.00 M ops/s: 4.00× quick_cache (5.00) | yes |"
+        ),
         "{targets}"
     );
 }
