@@ -209,20 +209,26 @@ impl<K, V, W> RawShard<K, V, W> {
     {
         // SAFETY: the epoch pins the collector replaced tables are retired to.
         let table = unsafe { self.index.table() }?;
+        // The slot the comparison read, kept for the caller (one lookup of its segment).
+        let mut matched = None;
         let (_, id) = table.find(hash, |id| {
             // SAFETY: an id read from a full bucket (Acquire) was published after its slot's
             // segment and contents; under the epoch, the slot stays as it was (a retirement
             // waits for the epoch, and a live slot is never written).
-            unsafe { self.slots.get(id as usize).key() }.borrow() == key
+            let slot = unsafe { self.slots.get(id as usize) };
+            // SAFETY: as above: the slot holds its key while the epoch lasts.
+            let found = unsafe { slot.key() }.borrow() == key;
+            if found {
+                matched = Some(slot);
+            }
+            found
         })?;
-        Some(self.found(id))
+        Some(self.found(matched?, id))
     }
 
-    /// What a reader sees of slot `id`, found through the index under an epoch.
+    /// What a reader sees of `slot` (slot `id`), found through the index under an epoch.
     #[inline]
-    fn found(&self, id: u32) -> Found<'_, K, V> {
-        // SAFETY: `id` came from the index under an epoch (see `find`).
-        let slot = unsafe { self.slots.get(id as usize) };
+    fn found<'g>(&'g self, slot: &'g Slot<K, V>, id: u32) -> Found<'g, K, V> {
         // Acquire pairs with the Release in `set_deadline`: the expiry segments are allocated
         // for every slot once this reads true.
         let expires = if self.timed.load(Ordering::Acquire) {
