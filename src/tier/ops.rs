@@ -199,6 +199,21 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
+        self.peek_hashed(l1, hash, key, f)
+    }
+
+    /// [`peek_with`](Self::peek_with) for a key whose hash is known.
+    fn peek_hashed<Q, R>(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        hash: u64,
+        key: &Q,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
         let alive = |expires: u64| expires == NEVER || expires > self.now();
         if self.l1_on
             && let Some(copy) = l1.get_hashed(l1_hash(hash), key, false)
@@ -221,13 +236,14 @@ where
     ) -> Result<(), InsertError<K, V>> {
         // A quiet point (no lock, no flight): a shard living on its memory budget gets its
         // retired slots back here.
-        self.l2
-            .prepare_insert(self.hash_builder.hash_one(&key), &epoch(l1));
-        let stored = self.store_in(l1, key, value, options)?;
+        let hash = self.hash_builder.hash_one(&key);
+        self.l2.prepare_insert(hash, &epoch(l1));
+        let stored = self.store_in(l1, hash, key, value, options)?;
         self.report(stripe, stored)
     }
 
-    /// An insertion's locked part: the entry stored in L2, L1 kept in step, victims taken.
+    /// An insertion's locked part: the entry (of `hash`, the key's hash) stored in L2, L1
+    /// kept in step, victims taken.
     /// Nothing of what it displaced has been shown to the listener or dropped yet: that is
     /// [`report`](Self::report)'s part, which runs user code, so a `get_or_insert_with` leader
     /// settles its flight between the two.
@@ -235,6 +251,7 @@ where
     pub(super) fn store_in<'g>(
         &'g self,
         l1: Pin<'g, '_, K, V>,
+        hash: u64,
         key: K,
         value: V,
         options: InsertOptions,
@@ -242,7 +259,6 @@ where
         let Some((expires, now)) = self.deadline(options.ttl) else {
             return Err(InsertError::NoClock { key, value });
         };
-        let hash = self.hash_builder.hash_one(&key);
         // A Critical entry's L1 copies are made before any lock is taken (cloning is user code).
         // With per-socket replicas, one copy per replica.
         let mut copies = (self.l1_on && options.priority == Priority::Critical).then(|| {
@@ -414,8 +430,9 @@ where
                 }
                 // A quiet point before the flight (see `insert_in`).
                 self.l2.prepare_insert(hash, &epoch(l1.borrow()));
-                self.flights
-                    .join_or_lead(hash, &key, || self.peek_with(l1.borrow(), &key, V::clone))
+                self.flights.join_or_lead(hash, &key, || {
+                    self.peek_hashed(l1.borrow(), hash, &key, V::clone)
+                })
             };
             match role {
                 Role::Found(value) => return Ok(value),
@@ -432,7 +449,7 @@ where
                     // A panic or an error drops `leading`, which wakes the waiters.
                     let value = init()?;
                     let l1 = pin();
-                    let stored = self.store_in(l1.borrow(), key, value.clone(), options);
+                    let stored = self.store_in(l1.borrow(), hash, key, value.clone(), options);
                     leading.finish(value.clone());
                     // A refused insertion (too heavy, no clock) still hands the value out.
                     match stored {

@@ -316,3 +316,34 @@ fn entries_waiting_in_limbo_count_as_retired_until_freed() {
     assert_eq!(cache.stats().retired, 0);
     assert_eq!(alive.load(core::sync::atomic::Ordering::Relaxed), 253);
 }
+
+/// A hasher builder that counts the hashers it builds (one per key hashed).
+#[derive(Clone)]
+struct CountingState(crate::sync::Arc<core::sync::atomic::AtomicUsize>);
+
+impl BuildHasher for CountingState {
+    type Hasher = <crate::hash::FixedState as BuildHasher>::Hasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        crate::hash::FixedState::with_seed(7).build_hasher()
+    }
+}
+
+#[test]
+fn an_insertion_and_a_read_through_miss_hash_their_key_once() {
+    let count = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let cache: Cache<u64, u64, CountingState> = Cache::builder()
+        .capacity(100)
+        .hasher(CountingState(crate::sync::Arc::clone(&count)))
+        .build()
+        .unwrap();
+    let hashed = || count.swap(0, core::sync::atomic::Ordering::Relaxed);
+    hashed();
+    cache.insert(1, 10).unwrap();
+    assert_eq!(hashed(), 1, "insert");
+    assert_eq!(cache.get_or_insert_with(2, || 20), 20);
+    assert_eq!(hashed(), 1, "a read-through miss");
+    assert_eq!(cache.get_or_insert_with(2, || 21), 20);
+    assert_eq!(hashed(), 1, "a read-through hit");
+}
