@@ -171,9 +171,9 @@ mod tests {
             0,
             "an unsized sketch offers nothing to prefetch"
         );
-        sketch.maintain(4096);
+        sketch.maintain(512);
         let hint = sketch.hint();
-        for key in 0..200 {
+        for key in 0..100 {
             let before = sketch.blocks.clone();
             sketch.increment(hash(key));
             let changed = (0..before.len())
