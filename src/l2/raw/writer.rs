@@ -197,6 +197,14 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
 
     /// Gives up a slot [`take_slot`](Self::take_slot) took and that was never filled.
     pub(crate) fn return_slot(&mut self, slot: NewSlot) {
+        if slot.id + 1 == self.state.high {
+            // The newest id goes back to the count, not to the front of the free chain: a slot
+            // the shard could not use (its policy state could not be allocated on a spent
+            // budget) would otherwise be taken again first, every time, ahead of free slots
+            // that can be used.
+            self.state.high -= 1;
+            return;
+        }
         // SAFETY: an allocated slot, free (taken and never filled).
         let cell = unsafe { self.shard.slots.get(slot.id as usize) };
         // Relaxed: the writer's own chain.
@@ -510,5 +518,48 @@ impl Table {
     /// The ids of every full bucket (the writer's view of its own table).
     pub(super) fn full_ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.full_buckets().map(|(_, id)| id)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use stratacache_alloc::MemoryHandle;
+
+    use super::super::Shape;
+    use super::*;
+    use crate::sync::epoch;
+
+    #[test]
+    fn a_returned_newest_slot_goes_back_to_the_count_behind_the_free_ones() {
+        let collector = epoch::Collector::new();
+        let participant = collector.register();
+        let guard = participant.pin();
+        // SAFETY: the shard is used with this collector's guards only and dropped first.
+        let epoch = unsafe { Epoch::new(&guard) };
+        let shard: RawShard<u64, u64, ()> =
+            RawShard::new((), Shape::new(2, Some(16)), MemoryHandle::global(), 1 << 20);
+        let mut writer = shard.lock();
+        let ids: alloc::vec::Vec<NewSlot> =
+            (0..3).map(|_| writer.take_slot(&epoch).unwrap()).collect();
+        let [first, second, newest] = <[NewSlot; 3]>::try_from(ids).ok().unwrap();
+        assert_eq!((first.id(), second.id(), newest.id()), (0, 1, 2));
+        // A slot that could not be used (say its policy state could not be allocated) goes
+        // back: an older one to the free chain, the newest to the count.
+        writer.return_slot(second);
+        writer.return_slot(newest);
+        assert_eq!(
+            writer.take_slot(&epoch).unwrap().id(),
+            1,
+            "a free slot first"
+        );
+        assert_eq!(
+            writer.take_slot(&epoch).unwrap().id(),
+            2,
+            "then the newest again"
+        );
+        assert_eq!(writer.take_slot(&epoch).unwrap().id(), 3);
+        drop(first);
+        drop(writer);
+        drop(shard);
     }
 }
