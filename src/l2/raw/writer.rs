@@ -541,8 +541,8 @@ mod tests {
         let mut writer = shard.lock();
         let ids: alloc::vec::Vec<NewSlot> =
             (0..3).map(|_| writer.take_slot(&epoch).unwrap()).collect();
-        let [first, second, newest] = <[NewSlot; 3]>::try_from(ids).ok().unwrap();
-        assert_eq!((first.id(), second.id(), newest.id()), (0, 1, 2));
+        let [_first, second, newest] = <[NewSlot; 3]>::try_from(ids).ok().unwrap();
+        assert_eq!((_first.id(), second.id(), newest.id()), (0, 1, 2));
         // A slot that could not be used (say its policy state could not be allocated) goes
         // back: an older one to the free chain, the newest to the count.
         writer.return_slot(second);
@@ -558,7 +558,6 @@ mod tests {
             "then the newest again"
         );
         assert_eq!(writer.take_slot(&epoch).unwrap().id(), 3);
-        drop(first);
         drop(writer);
         drop(shard);
     }
