@@ -530,7 +530,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         K: Eq,
     {
         let weight = u32::try_from(info.weight).expect("the caller checked the weight");
-        self.with_policy(None, upper, |policy, view| policy.prefetch(view, info.hash));
+        self.with_policy(None, upper, |policy, view| policy.prefetch(view));
         // The slot first: growing the slots may rebuild the index, which moves buckets.
         let Ok(slot) = self.take_slot(epoch) else {
             return Err((key, value));

@@ -187,11 +187,12 @@ pub trait Policy: Send + Sized {
         KeyHint::NONE
     }
 
-    /// A hint before an insertion of a key of policy hash `hash` (before the shard finds it a
-    /// slot): the policy may prefetch what its insertion and the eviction after it will read
-    /// ([`Entries::prefetch`]), so those cache misses overlap the shard's own work.
-    fn prefetch(&self, entries: &impl Entries<Self::Meta>, hash: u64) {
-        let _ = (entries, hash);
+    /// A hint at the start of an insertion (before the shard finds it a slot): the policy may
+    /// prefetch the entries the eviction after it will read ([`Entries::prefetch`]), so those
+    /// cache misses overlap the shard's own work. (The new key's own state is prefetched on
+    /// its miss: [`key_hint`](Self::key_hint).)
+    fn prefetch(&self, entries: &impl Entries<Self::Meta>) {
+        let _ = entries;
     }
 
     /// Entry `id` was used (a hit), one of those [`hit_reports`](Self::hit_reports) asks for.

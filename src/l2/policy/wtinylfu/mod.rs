@@ -522,11 +522,10 @@ impl Policy for WTinyLfu {
         }
     }
 
-    fn prefetch(&self, entries: &impl Entries<Meta>, hash: u64) {
+    fn prefetch(&self, entries: &impl Entries<Meta>) {
         // The window's oldest entry (the candidate) and probation's (the victim) are what the
         // eviction after the insertion reads first (the new key's counters were prefetched on
         // its miss: see `key_hint`).
-        let _ = hash;
         for id in [self.window.front, self.probation.front]
             .into_iter()
             .flatten()
