@@ -20,7 +20,7 @@ use crossbeam_utils::CachePadded;
 use stratacache_alloc::Arena;
 
 use super::policy::{Policy, Priority};
-use super::raw::{Epoch, Found, OutOfMemory, Retired};
+use super::raw::{Epoch, Found, OutOfMemory, Retired, retired_wait_for_drop};
 use super::shard::{Replaced, Shard, ShardWriter, Upper, Victim, info};
 use super::weigher::Weigher;
 use crate::entry::RemovalCause;
@@ -248,10 +248,9 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     /// Drops up to `max` retired entries no reader can see any more, from every shard (their
     /// `Drop` runs here: hold no lock). Returns how many.
     pub(crate) fn reclaim(&self, max: usize) -> usize {
-        // Entries without drop glue go straight back to their shard's free slots once their
-        // readers are gone (see `raw`): nothing ever waits to be dropped, and every write's end
-        // need not look at every shard.
-        if !core::mem::needs_drop::<K>() && !core::mem::needs_drop::<V>() {
+        // Nothing waits to be dropped (see `raw`): every write's end need not look at every
+        // shard.
+        if !retired_wait_for_drop::<K, V>() {
             return 0;
         }
         let mut freed = 0;

@@ -129,6 +129,12 @@ const BATCH_SHARE: usize = 1;
 #[cfg(loom)]
 const MAX_BATCH: u32 = 2;
 
+/// Whether retired entries of keys `K` and values `V` wait on the ready stack to be dropped
+/// at a quiet point; without drop glue, their slots go straight back to the free stack.
+pub(crate) const fn retired_wait_for_drop<K, V>() -> bool {
+    core::mem::needs_drop::<K>() || core::mem::needs_drop::<V>()
+}
+
 /// The batch a shard of `live` entries hands over (one slot at a time when its memory is
 /// spent: see `RawWriter::retire`).
 fn batch_for(live: usize) -> u32 {
@@ -278,6 +284,16 @@ impl<K, V, W> RawShard<K, V, W> {
     pub(crate) fn is_limited(&self) -> bool {
         // Relaxed: a hint for when to reclaim eagerly.
         self.limited.load(Ordering::Relaxed)
+    }
+
+    /// The hash of an indexed slot, from its tag (for the writer's index rebuilds).
+    fn tag_of(&self) -> impl Fn(u32) -> u32 + '_ {
+        |id: u32| {
+            // SAFETY: ids in the index are live slots (the writer's own view).
+            unsafe { self.slots.get(id as usize) }
+                .tag
+                .load(Ordering::Relaxed)
+        }
     }
 
     /// Whether retired slots wait in the writer's limbo, not yet handed to the collector (a

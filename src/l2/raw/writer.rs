@@ -7,7 +7,9 @@ use core::ptr::NonNull;
 use super::index::{Index, Table};
 use super::segments::OutOfMemory;
 use super::slot::{Deadline, Slot, Uses, prefetch};
-use super::{Chain, Epoch, NEVER, NIL, RawShard, Retired, WriterState, batch_for};
+use super::{
+    Chain, Epoch, NEVER, NIL, RawShard, Retired, WriterState, batch_for, retired_wait_for_drop,
+};
 use crate::sync::Ordering;
 
 /// A shard's writer: holds its lock, so it alone changes the index and the slots.
@@ -267,17 +269,10 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         hash: u32,
         epoch: &Epoch<'_>,
     ) -> Result<(), OutOfMemory> {
-        let slots = &self.shard.slots;
-        let hash_of = |id: u32| {
-            // SAFETY: ids in the index are live slots (the writer's own view).
-            unsafe { slots.get(id as usize) }
-                .tag
-                .load(Ordering::Relaxed)
-        };
-        let old = self
-            .shard
-            .index
-            .reserve_one(&mut self.state.counts, hash, hash_of)?;
+        let old =
+            self.shard
+                .index
+                .reserve_one(&mut self.state.counts, hash, self.shard.tag_of())?;
         self.retire_table(old, epoch);
         Ok(())
     }
@@ -367,7 +362,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
             .retired
             .fetch_add(len as usize, Ordering::Relaxed);
         let shard: *const RawShard<K, V, W> = self.shard;
-        let drops = core::mem::needs_drop::<K>() || core::mem::needs_drop::<V>();
+        let drops = retired_wait_for_drop::<K, V>();
         // SAFETY: every slot of the chain is unlinked (only readers pinned before now can
         // hold it) and handed over once; the deferred push runs no user code, and the shard
         // outlives the collector (the epoch's rule).
@@ -421,17 +416,10 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
 
     /// Rebuilds the index into `groups` groups.
     fn size_index_groups(&mut self, groups: usize, epoch: &Epoch<'_>) -> Result<(), OutOfMemory> {
-        let cells = &self.shard.slots;
-        let hash_of = |id: u32| {
-            // SAFETY: as in `reserve_index`.
-            unsafe { cells.get(id as usize) }
-                .tag
-                .load(Ordering::Relaxed)
-        };
         let old = self
             .shard
             .index
-            .rebuild(&mut self.state.counts, groups, hash_of)?;
+            .rebuild(&mut self.state.counts, groups, self.shard.tag_of())?;
         self.retire_table(old, epoch);
         Ok(())
     }

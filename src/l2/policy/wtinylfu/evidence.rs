@@ -101,6 +101,15 @@ struct Climb {
     step: i64,
 }
 
+impl Climb {
+    /// Before the first epoch: no ratio yet, and a first step that shrinks the window, as
+    /// Caffeine's does.
+    const START: Self = Self {
+        ratio: 0,
+        step: -CLIMB_STEP,
+    };
+}
+
 /// The climber's first and restarted step: a sixteenth of the shard.
 const CLIMB_STEP: i64 = ONE as i64 / 16;
 /// A change of the hit ratio from one epoch to the next that restarts the step (5 points).
@@ -127,10 +136,7 @@ impl Evidence {
     /// as Caffeine's does.
     pub(super) fn climbing(share: u32) -> Self {
         Self {
-            climb: Some(Climb {
-                ratio: 0,
-                step: -CLIMB_STEP,
-            }),
+            climb: Some(Climb::START),
             ..Self::new(share)
         }
     }
@@ -246,7 +252,7 @@ impl Evidence {
     pub(super) fn restart(&mut self, share: u32) -> Decision {
         if self.climb.is_some() {
             // A climber starts over too: no last ratio, the first step.
-            self.climb = Self::climbing(share).climb;
+            self.climb = Some(Climb::START);
         }
         self.decide(share);
         self.decision
