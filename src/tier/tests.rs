@@ -1,8 +1,10 @@
 //! Unit tests of the tiered facade that look inside it.
 use alloc::string::{String, ToString};
 use core::hash::{BuildHasher, Hash};
+use core::sync::atomic::AtomicUsize;
 
 use super::*;
+use crate::sync::Arc;
 
 impl<K: Hash + Eq, V, S: BuildHasher, W, P: Policy> Cache<K, V, S, W, P> {
     /// Whether L1 holds a copy for `key` (and which value).
@@ -239,12 +241,12 @@ fn promotions_stop_when_they_do_not_pay_for_themselves() {
 }
 
 /// A value that counts its live instances (clones included).
-struct Alive(crate::sync::Arc<core::sync::atomic::AtomicUsize>);
+struct Alive(Arc<AtomicUsize>);
 
 impl Alive {
-    fn new(count: &crate::sync::Arc<core::sync::atomic::AtomicUsize>) -> Self {
-        count.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        Self(crate::sync::Arc::clone(count))
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
     }
 }
 
@@ -256,15 +258,13 @@ impl Clone for Alive {
 
 impl Drop for Alive {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// A one-shard cache of 256 entries, full, three of them then removed: the removed values
 /// wait in the shard's limbo (a batch is 15 for 253 entries).
-fn cache_with_three_in_limbo(
-    alive: &crate::sync::Arc<core::sync::atomic::AtomicUsize>,
-) -> Cache<u64, Alive> {
+fn cache_with_three_in_limbo(alive: &Arc<AtomicUsize>) -> Cache<u64, Alive> {
     let cache: Cache<u64, Alive> = Cache::builder().capacity(256).shards(1).build().unwrap();
     for key in 0..256 {
         assert!(cache.insert(key, Alive::new(alive)).is_ok());
@@ -277,9 +277,9 @@ fn cache_with_three_in_limbo(
 
 #[test]
 fn a_quiet_point_frees_what_a_shard_retired_short_of_a_batch() {
-    let alive = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let alive = Arc::new(AtomicUsize::new(0));
     let cache = cache_with_three_in_limbo(&alive);
-    let count = || alive.load(core::sync::atomic::Ordering::Relaxed);
+    let count = || alive.load(Ordering::Relaxed);
     assert_eq!(count(), 256, "no write since: the removed values wait");
     // The epoch needs a few collections to move past the removals.
     for _ in 0..16 {
@@ -293,14 +293,14 @@ fn a_quiet_point_frees_what_a_shard_retired_short_of_a_batch() {
 
 #[test]
 fn dropping_the_cache_drops_what_waits_in_limbo_once() {
-    let alive = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let alive = Arc::new(AtomicUsize::new(0));
     drop(cache_with_three_in_limbo(&alive));
-    assert_eq!(alive.load(core::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(alive.load(Ordering::Relaxed), 0);
 }
 
 #[test]
 fn entries_waiting_in_limbo_count_as_retired_until_freed() {
-    let alive = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let alive = Arc::new(AtomicUsize::new(0));
     let cache = cache_with_three_in_limbo(&alive);
     assert_eq!(
         cache.stats().retired,
@@ -314,31 +314,31 @@ fn entries_waiting_in_limbo_count_as_retired_until_freed() {
         cache.collect();
     }
     assert_eq!(cache.stats().retired, 0);
-    assert_eq!(alive.load(core::sync::atomic::Ordering::Relaxed), 253);
+    assert_eq!(alive.load(Ordering::Relaxed), 253);
 }
 
 /// A hasher builder that counts the hashers it builds (one per key hashed).
 #[derive(Clone)]
-struct CountingState(crate::sync::Arc<core::sync::atomic::AtomicUsize>);
+struct CountingState(Arc<AtomicUsize>);
 
 impl BuildHasher for CountingState {
     type Hasher = <crate::hash::FixedState as BuildHasher>::Hasher;
 
     fn build_hasher(&self) -> Self::Hasher {
-        self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
         crate::hash::FixedState::with_seed(7).build_hasher()
     }
 }
 
 #[test]
 fn an_insertion_and_a_read_through_miss_hash_their_key_once() {
-    let count = crate::sync::Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::new(AtomicUsize::new(0));
     let cache: Cache<u64, u64, CountingState> = Cache::builder()
         .capacity(100)
-        .hasher(CountingState(crate::sync::Arc::clone(&count)))
+        .hasher(CountingState(Arc::clone(&count)))
         .build()
         .unwrap();
-    let hashed = || count.swap(0, core::sync::atomic::Ordering::Relaxed);
+    let hashed = || count.swap(0, Ordering::Relaxed);
     hashed();
     cache.insert(1, 10).unwrap();
     assert_eq!(hashed(), 1, "insert");
