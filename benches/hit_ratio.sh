@@ -27,6 +27,8 @@ stratacache-benches --bin sim`); cold start, every request counted, hit %.
   the policy's hand reaches the entry (counted once however many hits), and replays only
   the hits on keys the miniature copies sample; a smaller one is told of every hit. Its hash
   seed is fixed, so the column repeats exactly on a machine with the same number of CPUs.
+- `default_no_l1` is the same cache without L1 (`l1_entries(0)`): L1's hits reach the L2
+  policy as uses, so with L1 the column should read no lower (the summary compares the two).
 - `wtinylfu` is that policy alone in one shard (told of every hit); `wtinylfu_fixed` the
   same with its window fixed at 1 % (what the miniature simulations buy); `wtinylfu_climber`
   the same with its window moved by Caffeine's hill climber on a sample's hit ratio instead
@@ -80,7 +82,7 @@ section P6 arc/P6.lis.zst arc 8192,32768,131072
 # the default against the ARC paper's ARC column on OLTP.
 awk '
     /^## / { trace = $2 }
-    /^\| size/ { n = split($0, h, "|"); for (i = 1; i <= n; i++) { gsub(/ /, "", h[i]); if (h[i] == "default") col = i } }
+    /^\| size/ { n = split($0, h, "|"); for (i = 1; i <= n; i++) { gsub(/ /, "", h[i]); if (h[i] == "default") col = i; if (h[i] == "default_no_l1") nol1 = i } }
     /^\| [0-9]/ {
         n = split($0, f, "|"); d = f[n - 1] + 0; size = f[2]; gsub(/ /, "", size)
         sum += d; cells++; if (cells == 1 || d < worst) { worst = d; where = trace " " size }
@@ -88,6 +90,10 @@ awk '
         tsum[trace] += d; tn[trace]++; if (!(trace in tmin) || d < tmin[trace]) tmin[trace] = d
         if (!(trace in seen)) { seen[trace] = 1; order[++traces] = trace }
         if (trace == "OLTP") oltp[size] = f[col] + 0
+        if (trace == "P6" && size == "32768") p6 = f[col] + 0
+        if (trace == "scarab" && size == "100000") scarab = f[col] + 0
+        l1 = f[col] - f[nol1]; l1sum += l1; if (cells == 1 || l1 < l1worst) { l1worst = l1; l1where = trace " " size }
+        if (l1 < 0) l1behind++
     }
     END {
         print ""; print "## Summary"; print ""
@@ -98,6 +104,12 @@ awk '
         print ""; print "OLTP, `default` against ARC as published (Megiddo & Modha, Table 1):"; print ""
         print "| size | default | ARC | default − ARC |"; print "|---:|---:|---:|---:|"
         for (i = 1; i <= 5; i++) printf "| %s | %.2f | %.2f | %+.2f |\n", sizes[i], oltp[sizes[i]], arc[i], oltp[sizes[i]] - arc[i]
+        print ""; print "P6 and scarab, `default` against ARC as published (Megiddo & Modha 2004, Table 4; Caffeine'"'"'s simulator, caffeine issue 106):"; print ""
+        print "| cell | default | ARC | default − ARC |"; print "|---|---:|---:|---:|"
+        printf "| P6 32768 | %.2f | 23.84 | %+.2f |\n", p6, p6 - 23.84
+        printf "| scarab 100000 | %.2f | 76.09 | %+.2f |\n", scarab, scarab - 76.09
+        print ""
+        printf "With L1 against without (`default` − `default_no_l1`) over the %d cells: mean %+.2f points, worst %+.2f (%s), %d cells lower with L1.\n", cells, l1sum / cells, l1worst, l1where, l1behind
     }' "$out" >> "$out.summary"
 cat "$out.summary" >> "$out" && rm "$out.summary"
 # Sharding and concurrency: the same default cache in 1 and 64 shards, and replayed by 4

@@ -47,6 +47,9 @@ pub enum Subject {
     /// The real `stratacache::Cache` with default settings (L1 and L2; a fixed hash seed so
     /// runs repeat exactly), through `get` and `insert`.
     Default,
+    /// The same without L1 (`l1_entries(0)`): beside `default`, what L1 costs or gains the
+    /// hit ratio (its hits must reach the L2 policy as real uses).
+    DefaultNoL1,
     /// moka's `sync::Cache`.
     Moka,
     /// quick_cache's `sync::Cache`.
@@ -60,7 +63,7 @@ pub enum Subject {
 
 impl Subject {
     /// Every subject, in table order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::Lru,
         Self::Clock,
         Self::Sieve,
@@ -73,6 +76,7 @@ impl Subject {
         Self::Predictive,
         Self::ProbationClock,
         Self::Default,
+        Self::DefaultNoL1,
         Self::Moka,
         Self::QuickCache,
         Self::MiniMoka,
@@ -94,6 +98,7 @@ impl Subject {
             Self::Predictive => "predictive",
             Self::ProbationClock => "probation_clock",
             Self::Default => "default",
+            Self::DefaultNoL1 => "default_no_l1",
             Self::Moka => "moka",
             Self::QuickCache => "quick_cache",
             Self::MiniMoka => "mini_moka",
@@ -106,7 +111,7 @@ impl Subject {
     pub const fn concurrent(self) -> bool {
         matches!(
             self,
-            Self::Default | Self::Moka | Self::QuickCache | Self::MiniMoka
+            Self::Default | Self::DefaultNoL1 | Self::Moka | Self::QuickCache | Self::MiniMoka
         )
     }
 }
@@ -216,39 +221,9 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
             in_one_shard(ProbationClock::new(), requests, capacity, weighted)
         }
         Subject::Belady => belady(requests, capacity, weight),
-        Subject::Default if weighted => {
-            // Default settings but a fixed hash seed, so that results are reproducible.
-            let mut builder = stratacache::Cache::builder()
-                .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
-                .capacity(capacity)
-                .weigher(|_: &u64, size: &u32| u64::from(*size));
-            if let Some(shards) = setup.shards {
-                builder = builder.shards(shards);
-            }
-            let cache = builder.build().expect("a positive capacity");
-            // An insertion heavier than the whole cache is refused: not admitted.
-            replay(
-                requests,
-                threads,
-                |r| cache.get(&r.key).is_some(),
-                |r| drop(cache.insert(r.key, r.size)),
-            )
-        }
-        Subject::Default => {
-            let mut builder = stratacache::Cache::builder()
-                .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
-                .capacity(capacity);
-            if let Some(shards) = setup.shards {
-                builder = builder.shards(shards);
-            }
-            let cache: stratacache::Cache<u64, u32, _> =
-                builder.build().expect("a positive capacity");
-            replay(
-                requests,
-                threads,
-                |r| cache.get(&r.key).is_some(),
-                |r| drop(cache.insert(r.key, r.size)),
-            )
+        Subject::Default | Subject::DefaultNoL1 => {
+            let l1 = (subject == Subject::DefaultNoL1).then_some(0);
+            default_cache(requests, capacity, setup, l1)
         }
         Subject::QuickCache => {
             // A fixed hasher seed, so a rerun replays the same cache: quick_cache's default
@@ -309,6 +284,40 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
     Outcome {
         requests: requests.len() as u64,
         hits,
+    }
+}
+
+/// Hits of the real `stratacache::Cache` with default settings but a fixed hash seed (so that
+/// results repeat), `l1` entries of L1 if given, through `get` and `insert`. Weighted, an
+/// insertion heavier than the whole cache is refused: not admitted.
+fn default_cache(requests: &[Request], capacity: u64, setup: Setup, l1: Option<usize>) -> u64 {
+    // One set-up for both weigher types (a counting cache has no weigher at all: its shards
+    // are sized for the capacity, which a weighted cache's cannot be).
+    macro_rules! replay_through {
+        ($builder:expr) => {{
+            let mut builder = $builder;
+            if let Some(shards) = setup.shards {
+                builder = builder.shards(shards);
+            }
+            if let Some(entries) = l1 {
+                builder = builder.l1_entries(entries);
+            }
+            let cache = builder.build().expect("a positive capacity");
+            replay(
+                requests,
+                setup.threads.max(1),
+                |r| cache.get(&r.key).is_some(),
+                |r| drop(cache.insert(r.key, r.size)),
+            )
+        }};
+    }
+    let builder = stratacache::Cache::<u64, u32, _>::builder()
+        .hasher(stratacache::hash::FixedState::with_seed(0x5EED))
+        .capacity(capacity);
+    if setup.weighted {
+        replay_through!(builder.weigher(|_: &u64, size: &u32| u64::from(*size)))
+    } else {
+        replay_through!(builder)
     }
 }
 

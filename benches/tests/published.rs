@@ -90,6 +90,30 @@ fn lru_reproduces_the_published_glimpse_figures() {
 }
 
 #[test]
+fn lru_reproduces_the_published_p6_and_scarab_figures() {
+    let Some(dir) = traces() else { return };
+    // ARC's P6 at 32,768 pages (Megiddo & Modha, IEEE Computer 2004, Table 4).
+    assert_eq!(
+        lru(&dir, "arc/P6.lis.zst", Format::Arc, 32_768, false).0,
+        "4.24"
+    );
+    // scarab-recs at 100,000 entries (Caffeine's simulator, caffeine issue 106).
+    let scarab = "caffeine/scarab-recs.trace.xz";
+    assert_eq!(lru(&dir, scarab, Format::Be64, 100_000, false).0, "75.91");
+}
+
+#[test]
+fn arc_and_belady_reproduce_caffeines_simulator_on_scarab() {
+    let Some(dir) = traces() else { return };
+    let requests = read(&dir.join("caffeine/scarab-recs.trace.xz"), Format::Be64).unwrap();
+    // Caffeine's simulator (caffeine issue 106): ARC 76.09 and the optimum 79.25 at 100,000.
+    for (subject, published) in [(Subject::Arc, "76.09"), (Subject::Belady, "79.25")] {
+        let ours = simulate(subject, &requests, 100_000, Setup::default()).hit_percent();
+        assert_eq!(format!("{ours:.2}"), published, "{}", subject.name());
+    }
+}
+
+#[test]
 fn lru_reproduces_libcachesim_miss_counts_on_cloud_physics() {
     let Some(dir) = traces() else { return };
     let file = "libcachesim/cloudPhysicsIO.oracleGeneral.bin";
