@@ -83,6 +83,39 @@ fn a_value_heavier_than_the_cache_is_handed_back() {
 }
 
 #[test]
+fn clones_share_one_cache_that_lives_until_the_last_clone() {
+    let cache: Cache<u64, String> = Cache::builder().capacity(1_000).build().unwrap();
+    let clone = cache.clone();
+    cache.insert(1, "one".to_string()).unwrap();
+    assert_eq!(
+        clone.get(&1).as_deref(),
+        Some("one"),
+        "an entry is seen through a clone"
+    );
+    assert_eq!(clone.remove(&1).as_deref(), Some("one"));
+    assert_eq!(cache.get(&1), None, "and its removal through the original");
+    // A clone is `'static`: a thread takes it without an `Arc` around the cache.
+    let writer = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            for key in 0..100 {
+                cache.insert(key, key.to_string()).unwrap();
+            }
+        })
+    };
+    writer.join().unwrap();
+    // The original gone, the clone still holds every entry and the shared statistics.
+    drop(cache);
+    assert_eq!(clone.len(), 100);
+    assert_eq!(clone.get(&42).as_deref(), Some("42"));
+    assert_eq!(
+        clone.stats().inserts,
+        101,
+        "one cache's statistics, whoever wrote"
+    );
+}
+
+#[test]
 fn explicit_handles_and_the_thread_local_front_see_the_same_cache() {
     let cache: Cache<String, u32> = Cache::builder()
         .capacity(1_000)

@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use super::flight::Flights;
 use super::stats::Counters;
-use super::{Cache, Listener, Stamped};
+use super::{Cache, Listener, Shared, Stamped};
 use crate::clock::Clock;
 use crate::entry::RemovalCause;
 use crate::error::BuildError;
@@ -420,7 +420,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         }
         let stripes = 4 * super::cpus();
         let shards = l2.shard_count();
-        let cache = Cache {
+        let cache = Shared {
             l1,
             l1_on,
             placement,
@@ -442,7 +442,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             let _ = cache.size_indexes();
         }
         if self.settings.preallocate {
-            let on_arena = !cache.arenas().is_empty();
+            let on_arena = !cache.l2.arenas().is_empty();
             if cache.preallocate().is_err() && !on_arena {
                 return Err(BuildError::AllocationFailed {
                     bytes: usize::try_from(capacity)
@@ -451,7 +451,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                 });
             }
         }
-        Ok(cache)
+        Ok(Cache {
+            shared: Arc::new(cache),
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use core::borrow::Borrow;
 use core::convert::Infallible;
 use core::hash::{BuildHasher, Hash};
 
-use super::{Cache, Stamped};
+use super::{Cache, Shared, Stamped};
 use crate::entry::InsertOptions;
 use crate::error::InsertError;
 use crate::hash::DefaultHashBuilder;
@@ -21,14 +21,15 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     /// Registers the calling thread: a handle works without `std` (and is a little faster
     /// than the thread-local one the plain methods use). `!Send`: one per thread.
     pub fn handle(&self) -> CacheHandle<'_, K, V, S, W, P> {
+        let shared = &*self.shared;
         CacheHandle {
-            cache: self,
-            l1: self.l1.handle_on(if self.l1.replicas() > 1 {
-                self.placement.replica_of_current_thread()
+            cache: shared,
+            l1: shared.l1.handle_on(if shared.l1.replicas() > 1 {
+                shared.placement.replica_of_current_thread()
             } else {
                 0
             }),
-            stripe: self.stats.assign(),
+            stripe: shared.stats.assign(),
         }
     }
 }
@@ -211,13 +212,14 @@ where
     W: Weigher<K, V>,
     P: Policy,
 {
-    fn cache(&self) -> &Self {
-        self
+    #[inline]
+    fn cache(&self) -> &Shared<K, V, S, W, P> {
+        &self.shared
     }
 
     #[inline]
     fn pin_l1(&self) -> l1::Guard<'_, K, Stamped<V>, ()> {
-        self.l1.pin()
+        self.shared.l1.pin()
     }
 
     #[inline]
@@ -230,8 +232,8 @@ where
     /// Pins L1 once for a batch of operations: see [`CacheFrame`].
     pub fn frame(&self) -> CacheFrame<'_, K, V, S, W, P> {
         CacheFrame {
-            cache: self,
-            l1: self.l1.pin(),
+            cache: &self.shared,
+            l1: self.shared.l1.pin(),
             stripe: super::stats::thread_stripe(),
         }
     }
@@ -240,14 +242,14 @@ where
     /// [`COLLECT_BATCH`](crate::l1::COLLECT_BATCH) L1 copies and as many L2 entries): see
     /// [`CacheHandle::collect`].
     pub fn collect(&self) {
-        self.quiet_point(&self.l1.pin());
+        self.shared.quiet_point(&self.shared.l1.pin());
     }
 }
 
 /// One thread's access to a [`Cache`], without `std`'s thread-locals. `!Send`.
 pub struct CacheHandle<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
 {
-    cache: &'c Cache<K, V, S, W, P>,
+    cache: &'c Shared<K, V, S, W, P>,
     l1: l1::Handle<'c, K, Stamped<V>, ()>,
     stripe: usize,
 }
@@ -260,7 +262,7 @@ where
     W: Weigher<K, V>,
     P: Policy,
 {
-    fn cache(&self) -> &'c Cache<K, V, S, W, P> {
+    fn cache(&self) -> &'c Shared<K, V, S, W, P> {
         self.cache
     }
 
@@ -321,7 +323,7 @@ where
 /// ```
 pub struct CacheFrame<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
 {
-    cache: &'c Cache<K, V, S, W, P>,
+    cache: &'c Shared<K, V, S, W, P>,
     l1: l1::Guard<'c, K, Stamped<V>, ()>,
     stripe: usize,
 }
@@ -334,7 +336,7 @@ where
     W: Weigher<K, V>,
     P: Policy,
 {
-    fn cache(&self) -> &'c Cache<K, V, S, W, P> {
+    fn cache(&self) -> &'c Shared<K, V, S, W, P> {
         self.cache
     }
 

@@ -124,7 +124,7 @@ impl<K: Eq, V> Upper<K> for L1Sync<'_, '_, K, V> {
 
 /// Frees what writes retired, when dropped: at the end of a write, after its locks are
 /// released and what it displaced was reported (also when the listener panics).
-struct Reclaim<'a, K, V, S, W, P: Policy>(&'a Cache<K, V, S, W, P>);
+struct Reclaim<'a, K, V, S, W, P: Policy>(&'a Shared<K, V, S, W, P>);
 
 impl<K, V, S, W, P: Policy> Drop for Reclaim<'_, K, V, S, W, P> {
     fn drop(&mut self) {
@@ -163,6 +163,9 @@ pub(crate) fn cpus() -> usize {
 ///   newer one, or a miss, never an older one (a loom model checks the promotion race).
 /// - `get` clones the value: store large values behind an `Arc` (`Cache<K, Arc<V>>`) so a hit
 ///   copies a pointer, not the value.
+/// - `Cache` is a cheap `Clone` (a reference count): clones share one cache, so a clone moves
+///   into a thread or a task without an `Arc` around it, and the cache lives until its last
+///   clone is dropped.
 /// - [`insert_with`](Self::insert_with) takes a [`Priority`](crate::Priority), a time to
 ///   live and a weight: `Critical` entries go to L1 at once and are evicted last.
 /// - [`get_or_insert_with`](Self::get_or_insert_with) runs the initialiser once for
@@ -184,6 +187,11 @@ pub(crate) fn cpus() -> usize {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy> {
+    shared: alloc::sync::Arc<Shared<K, V, S, W, P>>,
+}
+
+/// A cache's state, which its clones share.
+struct Shared<K, V, S, W, P: Policy> {
     l1: L1<K, Stamped<V>, ()>,
     /// Whether L1 takes copies at all ([`CacheBuilder::l1_entries`] 0 turns it off).
     l1_on: bool,
@@ -202,6 +210,16 @@ pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = Defa
     flights: Flights<K, V>,
 }
 
+impl<K, V, S, W, P: Policy> Clone for Cache<K, V, S, W, P> {
+    /// Another handle on the same cache (a reference count's increment): entries, statistics
+    /// and settings are shared, and the cache lives until its last clone is dropped.
+    fn clone(&self) -> Self {
+        Self {
+            shared: alloc::sync::Arc::clone(&self.shared),
+        }
+    }
+}
+
 impl<K, V> Cache<K, V> {
     /// A builder with the defaults.
     pub fn builder() -> CacheBuilder<K, V> {
@@ -212,7 +230,7 @@ impl<K, V> Cache<K, V> {
 impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     /// The L2 capacity.
     pub fn capacity(&self) -> u64 {
-        self.l2.capacity()
+        self.shared.l2.capacity()
     }
 
     /// The arenas the cache's memory comes from (one, or one per NUMA node; none on the global
@@ -220,48 +238,52 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     /// ([`Arena::class_stats`](stratacache_alloc::Arena::class_stats)); their totals are in
     /// [`CacheStats::arena`].
     pub fn arenas(&self) -> &[alloc::sync::Arc<stratacache_alloc::Arena>] {
-        self.l2.arenas()
+        self.shared.l2.arenas()
     }
 
     /// How many L1 replicas the cache keeps: one per NUMA node with
     /// [`per_socket_l1`](CacheBuilder::per_socket_l1), else one.
     pub fn l1_replicas(&self) -> usize {
-        self.l1.replicas()
+        self.shared.l1.replicas()
     }
 
     /// How many hot copies L1 holds (in each replica); 0 when L1 is off.
     pub fn l1_capacity(&self) -> usize {
-        if self.l1_on { self.l1.capacity() } else { 0 }
+        if self.shared.l1_on {
+            self.shared.l1.capacity()
+        } else {
+            0
+        }
     }
 
     /// The total weight of the entries (L1 holds copies and adds none).
     pub fn weighted_size(&self) -> u64 {
-        self.l2.weighted_size()
+        self.shared.l2.weighted_size()
     }
 
     /// The number of entries (a moment's view; takes every L2 shard's lock in turn).
     /// Expired entries not yet reclaimed are counted.
     pub fn len(&self) -> usize {
-        self.l2.len()
+        self.shared.l2.len()
     }
 
     /// Whether the cache holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.l2.weighted_size() == 0 && self.len() == 0
+        self.shared.l2.weighted_size() == 0 && self.len() == 0
     }
 
     /// A snapshot of the statistics: per-tier hits, misses, insertions, promotions, entries
     /// gone by cause, and the memory the cache's structures hold. Sums every counter stripe
     /// and takes every L2 shard's lock in turn; scans L1's sets (`O(L1 capacity)`).
     pub fn stats(&self) -> CacheStats {
-        let mut stats = self.stats.snapshot();
-        stats.retired = (self.l1.retired() + self.l2.retired()) as u64;
+        let mut stats = self.shared.stats.snapshot();
+        stats.retired = (self.shared.l1.retired() + self.shared.l2.retired()) as u64;
         stats.entries = self.len() as u64;
         stats.weighted_size = self.weighted_size();
-        stats.memory_bytes =
-            (core::mem::size_of::<Self>() + self.l1.heap_bytes() + self.l2.heap_bytes()) as u64;
+        stats.memory_bytes = (core::mem::size_of::<Shared<K, V, S, W, P>>()
+            + self.shared.l1.heap_bytes()
+            + self.shared.l2.heap_bytes()) as u64;
         stats.arena = self
-            .l2
             .arenas()
             .iter()
             .map(|arena| arena.stats())
@@ -273,7 +295,9 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
             });
         stats
     }
+}
 
+impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
     /// Allocates every L2 shard's room for its share of a capacity that counts entries.
     fn preallocate(&self) -> Result<(), crate::l2::OutOfMemory> {
         let handle = self.l1.handle();

@@ -8,7 +8,7 @@ use core::hash::{BuildHasher, Hash};
 use super::flight::{self, Role};
 use super::raw::epoch;
 use super::stats::Event;
-use super::{Cache, Copies, L1Sync, RETIRED_FLOOR, Reclaim, Stamped, WRITE_RECLAIM, l1_hash};
+use super::{Copies, L1Sync, RETIRED_FLOOR, Reclaim, Shared, Stamped, WRITE_RECLAIM, l1_hash};
 use crate::entry::{InsertOptions, Priority, RemovalCause};
 use crate::error::InsertError;
 use crate::l1;
@@ -27,7 +27,7 @@ pub(super) struct Stored<'g, K, V, P: Policy> {
     _declined: Option<Copies<K, V>>,
 }
 
-impl<K, V, S, W, P> Cache<K, V, S, W, P>
+impl<K, V, S, W, P> Shared<K, V, S, W, P>
 where
     K: Hash + Eq + Clone,
     V: Clone,

@@ -12,8 +12,9 @@ impl<K: Hash + Eq, V, S: BuildHasher, W, P: Policy> Cache<K, V, S, W, P> {
     where
         V: Clone,
     {
-        let hash = self.hash_builder.hash_one(key);
-        self.l1
+        let hash = self.shared.hash_builder.hash_one(key);
+        self.shared
+            .l1
             .pin()
             .get_hashed(l1_hash(hash), key, false)
             .map(|copy| copy.value.clone())
@@ -24,10 +25,11 @@ impl<K: Hash + Eq, V, S: BuildHasher, W, P: Policy> Cache<K, V, S, W, P> {
     where
         V: Clone,
     {
-        let hash = self.hash_builder.hash_one(key);
-        let l1 = self.l1.pin();
+        let hash = self.shared.hash_builder.hash_one(key);
+        let l1 = self.shared.l1.pin();
         let epoch = raw::epoch(&l1);
-        self.l2
+        self.shared
+            .l2
             .get(hash, key, &epoch)
             .map(|(found, _)| found.value().clone())
     }
@@ -165,7 +167,8 @@ fn without_a_clock_deadlines_are_refused_and_nothing_is_lost() {
 
     use crate::{InsertError, InsertOptions};
     let mut cache: Cache<u64, String> = Cache::builder().capacity(10).build().unwrap();
-    cache.clock = None; // as without `std` and without a `Clock`
+    // As without `std` and without a `Clock` (the only handle: the state is ours to change).
+    alloc::sync::Arc::get_mut(&mut cache.shared).unwrap().clock = None;
     let ttl = InsertOptions::new().time_to_live(Duration::from_secs(1));
     match cache.insert_with(1, "one".to_string(), ttl) {
         Err(InsertError::NoClock { key, value }) => assert_eq!((key, value.as_str()), (1, "one")),
