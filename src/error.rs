@@ -8,6 +8,8 @@ use core::fmt;
 pub enum BuildError {
     /// A capacity of zero entries was requested: such a table could hold nothing.
     ZeroCapacity,
+    /// The builder was given no capacity (a cache has no default size: call `capacity`).
+    NoCapacity,
     /// The requested capacity does not fit in this machine's address space once rounded up
     /// to whole sets.
     CapacityOverflow {
@@ -37,6 +39,9 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::ZeroCapacity => f.write_str("capacity must be at least one entry"),
+            Self::NoCapacity => {
+                f.write_str("no capacity was given: call `capacity` on the builder")
+            }
             Self::CapacityOverflow { requested } => {
                 write!(
                     f,

@@ -9,7 +9,7 @@ use stratacache::{BuildError, Cache, InsertError};
 fn bad_configurations_are_errors() {
     assert_eq!(
         Cache::<u64, u64>::builder().build().unwrap_err(),
-        BuildError::ZeroCapacity
+        BuildError::NoCapacity
     );
     assert_eq!(
         Cache::<u64, u64>::builder()

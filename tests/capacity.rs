@@ -15,7 +15,11 @@ fn bad_configurations_are_errors() {
         builder().capacity(0).build().unwrap_err(),
         BuildError::ZeroCapacity
     );
-    assert_eq!(builder().build().unwrap_err(), BuildError::ZeroCapacity);
+    assert_eq!(builder().build().unwrap_err(), BuildError::NoCapacity);
+    assert_eq!(
+        builder().build().unwrap_err().to_string(),
+        "no capacity was given: call `capacity` on the builder"
+    );
     assert_eq!(
         builder().capacity(10).shards(0).build().unwrap_err(),
         BuildError::ZeroShards

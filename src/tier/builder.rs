@@ -314,7 +314,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// Builds the cache.
     ///
     /// # Errors
-    /// Any [`BuildError`] of the two tiers (zero or overflowing capacities, a bad shard count,
+    /// [`BuildError::NoCapacity`] without a [`capacity`](Self::capacity); any [`BuildError`]
+    /// of the two tiers (zero or overflowing capacities, a bad shard count,
     /// a failed allocation), [`BuildError::NoClock`] for a default time to live without a
     /// clock, and [`BuildError::Memory`] for a memory budget too small to make an arena.
     pub fn build(self) -> Result<Cache<K, V, S, W, P>, BuildError>
@@ -340,11 +341,11 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                     .map_err(BuildError::Memory)?,
             )],
         };
-        let capacity = self
-            .settings
-            .capacity
-            .filter(|&c| c > 0)
-            .ok_or(BuildError::ZeroCapacity)?;
+        let capacity = match self.settings.capacity {
+            None => return Err(BuildError::NoCapacity),
+            Some(0) => return Err(BuildError::ZeroCapacity),
+            Some(capacity) => capacity,
+        };
         // The tightest arena's budget, which the defaults below scale down to.
         let budget = arenas.iter().filter_map(|arena| arena.limit()).min();
         let shards = self
