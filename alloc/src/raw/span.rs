@@ -22,7 +22,7 @@ use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 /// The bytes of a span, and its alignment, in an arena without a budget (or a large one): a
 /// block's span is its address rounded down to the arena's span size. Every small size class
 /// in use holds at least one span, so an arena with a small budget takes smaller spans (down
-/// to [`MIN_SPAN`]).
+/// to `MIN_SPAN`, 16 KiB).
 #[cfg(not(loom))]
 pub const SPAN: usize = 64 * 1024;
 /// The bytes of a span, and its alignment (small under loom, so a model exhausts spans).
