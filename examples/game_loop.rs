@@ -315,10 +315,14 @@ fn run(args: &Args) -> Result<(), String> {
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {
         return Err(format!("--seconds must be positive, got {}", args.seconds));
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+    let threads = match args.threads {
+        Some(0) => return Err("--threads must be at least 1".to_string()),
+        Some(threads) => threads,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    if args.keys == 0 {
+        return Err("--keys must be at least 1".to_string());
+    }
     let world = World::new(args.keys);
     let capacity = args.capacity.unwrap_or(world.keys() / 10);
     let cache: GameCache = Cache::builder()

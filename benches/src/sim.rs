@@ -344,7 +344,10 @@ fn in_one_shard<P: Policy>(policy: P, requests: &[Request], capacity: u64, weigh
     if !weighted {
         // As the cache does when the capacity counts entries (policies may size their history
         // for it).
-        shard.reserve(usize::try_from(capacity).unwrap_or(usize::MAX));
+        // Never more than the trace's requests: a larger cache evicts nothing, so its figure is
+        // the same, and a capacity beyond the memory (`--size 99999999999999`) must not abort.
+        let most = u64::try_from(requests.len()).unwrap_or(u64::MAX);
+        shard.reserve(usize::try_from(capacity.min(most)).unwrap_or(usize::MAX));
     }
     let mut hits = 0;
     for r in requests {

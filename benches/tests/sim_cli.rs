@@ -179,3 +179,28 @@ fn threads_replay_the_trace_concurrently_against_the_concurrent_caches() {
         assert_eq!(hits, 3_800, "{line}");
     }
 }
+
+#[test]
+fn a_capacity_beyond_the_memory_replays_instead_of_aborting() {
+    // Every policy, at a capacity no machine could reserve up front: the cache never fills, so
+    // each reads the trace's compulsory-miss figure (two of five requests miss).
+    let trace = scratch("huge.trace", b"1\n2\n1\n2\n1\n");
+    let out = sim(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--format",
+        "lirs",
+        "--policy",
+        "all",
+        "--size",
+        "99999999999999",
+        "--csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 17, "{stdout}");
+    for row in rows {
+        assert!(row.ends_with(",5,3,60.00"), "{row}");
+    }
+}
