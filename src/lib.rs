@@ -110,7 +110,7 @@ pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
 pub use l2::{UnitWeigher, Weigher};
-pub use tier::{Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats};
+pub use tier::{Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats, Iter};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -140,6 +140,20 @@ fn one_replica_when_asked_or_when_there_is_one_node() {
 
 #[test]
 fn readers_on_every_socket_never_see_a_value_older_than_a_completed_write() {
+    // The race only reaches L1 when a reader's promotion finds its shard's lock free; on a
+    // loaded machine the writers may hold it at every try, so a run that promoted nothing is
+    // run again (every run checks every read).
+    for _ in 0..5 {
+        let stats = racing_writers_and_readers_on_two_sockets();
+        if stats.l1_hits > 0 && stats.promotions > 0 {
+            return;
+        }
+    }
+    panic!("five runs and L1 never took part");
+}
+
+/// One run of the race above; its statistics.
+fn racing_writers_and_readers_on_two_sockets() -> stratacache::CacheStats {
     const KEYS: u64 = 64;
     let cache = Cache::builder()
         .capacity(48) // smaller than the keys: evictions invalidate replicas too
@@ -188,8 +202,7 @@ fn readers_on_every_socket_never_see_a_value_older_than_a_completed_write() {
             });
         }
     });
-    let stats = cache.stats();
-    assert!(stats.l1_hits > 0 && stats.promotions > 0, "{stats:?}");
+    cache.stats()
 }
 
 #[test]

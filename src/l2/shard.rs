@@ -250,6 +250,11 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.raw.find(hash, key, epoch)
     }
 
+    /// Every entry the shard indexes, as a reader sees them (see `RawShard::for_each_live`).
+    pub(crate) fn for_each_live<'g>(&'g self, epoch: &Epoch<'g>, f: impl FnMut(Found<'g, K, V>)) {
+        self.raw.for_each_live(epoch, f);
+    }
+
     /// Records a hit on the entry of `hash` for the policy, if it asks to hear of it (see the
     /// module docs); if the reader's ring is full and no writer holds the lock, replays the
     /// rings now.

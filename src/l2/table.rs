@@ -263,6 +263,17 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         freed
     }
 
+    /// Every entry shard `shard` indexes, as a reader sees them: no lock, each entry live at
+    /// some moment of the walk (expired or not: the caller decides).
+    pub(crate) fn for_each_live_in<'g>(
+        &'g self,
+        shard: usize,
+        epoch: &Epoch<'g>,
+        f: impl FnMut(Found<'g, K, V>),
+    ) {
+        self.shards[shard].for_each_live(epoch, f);
+    }
+
     /// Prefetches what an insertion of `hash` reads first (see `Shard::prefetch_insert`).
     #[inline]
     pub(crate) fn prefetch_insert(&self, hash: u64) {

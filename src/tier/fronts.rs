@@ -7,6 +7,7 @@ use core::borrow::Borrow;
 use core::convert::Infallible;
 use core::hash::{BuildHasher, Hash};
 
+use super::iter::{Iter, PinFrom};
 use super::{Cache, Shared, Stamped};
 use crate::entry::InsertOptions;
 use crate::error::InsertError;
@@ -229,6 +230,26 @@ where
 
     cache_operations!(pin_l1, stripe);
 
+    /// The entries, as clones of their keys and values, one L2 shard's snapshot at a time
+    /// (weakly consistent, taking no lock: see [`Iter`]).
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::builder().capacity(100).build()?;
+    /// for key in 0..10 {
+    ///     cache.insert(key, key * key)?;
+    /// }
+    /// let mut entries: Vec<(u32, u32)> = cache.iter().collect();
+    /// entries.sort();
+    /// assert_eq!(entries[3], (3, 9));
+    /// assert_eq!(entries.len(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_, K, V, S, W, P> {
+        Iter::new(&self.shared, PinFrom::ThreadLocal)
+    }
+
     /// Pins L1 once for a batch of operations: see [`CacheFrame`].
     pub fn frame(&self) -> CacheFrame<'_, K, V, S, W, P> {
         CacheFrame {
@@ -277,6 +298,11 @@ where
     }
 
     cache_operations!(pin_l1, stripe);
+
+    /// The entries, as [`Cache::iter`] (weakly consistent: see [`Iter`]).
+    pub fn iter(&self) -> Iter<'_, K, V, S, W, P> {
+        Iter::new(self.cache, PinFrom::Handle(&self.l1))
+    }
 
     /// Pins L1 once for a batch of operations: see [`CacheFrame`].
     pub fn frame(&self) -> CacheFrame<'c, K, V, S, W, P> {
@@ -351,6 +377,12 @@ where
     }
 
     cache_operations!(pin_l1, stripe);
+
+    /// The entries, as [`Cache::iter`] (weakly consistent: see [`Iter`]), under the frame's
+    /// pin.
+    pub fn iter(&self) -> Iter<'_, K, V, S, W, P> {
+        Iter::new(self.cache, PinFrom::Frame(&self.l1))
+    }
 }
 
 impl<K, V, S, W, P: Policy> Drop for CacheFrame<'_, K, V, S, W, P> {

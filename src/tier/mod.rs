@@ -32,6 +32,7 @@
 mod builder;
 mod flight;
 mod fronts;
+mod iter;
 mod ops;
 mod raw;
 mod stats;
@@ -43,6 +44,7 @@ use core::fmt;
 pub use builder::CacheBuilder;
 use flight::Flights;
 pub use fronts::{CacheFrame, CacheHandle};
+pub use iter::Iter;
 pub use stats::CacheStats;
 use stats::Counters;
 

@@ -350,3 +350,23 @@ fn an_insertion_and_a_read_through_miss_hash_their_key_once() {
     assert_eq!(cache.get_or_insert_with(2, || 21), 20);
     assert_eq!(hashed(), 1, "a read-through hit");
 }
+
+#[test]
+fn iteration_reads_every_shard_without_a_lock_while_entries_are_replaced() {
+    // Miri's view of the walk's unsafe reads: slots found through the index under an epoch,
+    // while entries are replaced and evicted between the shards' snapshots.
+    let cache: Cache<u64, String> = Cache::builder().capacity(64).shards(4).build().unwrap();
+    for key in 0..64 {
+        cache.insert(key, key.to_string()).unwrap();
+    }
+    let mut iter = cache.iter();
+    let first = iter.next().expect("a full cache yields");
+    for key in 0..64 {
+        cache.insert(key, (key + 100).to_string()).unwrap();
+    }
+    let rest: Vec<(u64, String)> = iter.collect();
+    assert_eq!(rest.len(), 63, "every key once");
+    for (key, value) in core::iter::once(first).chain(rest) {
+        assert!(value == key.to_string() || value == (key + 100).to_string());
+    }
+}

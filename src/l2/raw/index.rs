@@ -184,6 +184,25 @@ impl Table {
         None
     }
 
+    /// The id of every full bucket, for a reader (under the epoch this table is retired to):
+    /// each was indexed at some moment of the walk.
+    pub(crate) fn live_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.groups).flat_map(move |group| {
+            // Acquire pairs with the Release stores of `insert`/`erase`, as in `find`.
+            let word = self.ctrl(group).load(Ordering::Acquire);
+            let mut full = !match_free(word) & HI;
+            core::iter::from_fn(move || {
+                if full == 0 {
+                    return None;
+                }
+                let bucket = group * GROUP + lane(full);
+                full &= full - 1;
+                // Acquire pairs with the Release id stores: the slot is initialised.
+                Some(self.id(bucket).load(Ordering::Acquire))
+            })
+        })
+    }
+
     /// Buckets in all.
     pub(crate) fn buckets(&self) -> usize {
         self.groups * GROUP

@@ -232,6 +232,25 @@ impl<K, V, W> RawShard<K, V, W> {
         Some(self.found(matched?, id))
     }
 
+    /// Every entry the shard indexes, as a reader sees them (no lock): each was live at some
+    /// moment of the walk; one removed and stored again meanwhile may be seen twice.
+    pub(crate) fn for_each_live<'g>(
+        &'g self,
+        _epoch: &Epoch<'g>,
+        mut f: impl FnMut(Found<'g, K, V>),
+    ) {
+        // SAFETY: the epoch pins the collector replaced tables are retired to.
+        let Some(table) = (unsafe { self.index.table() }) else {
+            return;
+        };
+        for id in table.live_ids() {
+            // SAFETY: as in `find`: an id read (Acquire) from a full bucket names a published,
+            // initialised slot, which stays as it was while the epoch lasts.
+            let slot = unsafe { self.slots.get(id as usize) };
+            f(self.found(slot, id));
+        }
+    }
+
     /// What a reader sees of `slot` (slot `id`), found through the index under an epoch.
     #[inline]
     fn found<'g>(&'g self, slot: &'g Slot<K, V>, id: u32) -> Found<'g, K, V> {
