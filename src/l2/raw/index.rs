@@ -81,8 +81,14 @@ fn lane(mask: usize) -> usize {
     mask.trailing_zeros() as usize / 8
 }
 
-/// Bytes a group takes: its control word and its ids.
-const STRIDE: usize = core::mem::size_of::<usize>() + GROUP * core::mem::size_of::<u32>();
+/// Where a group's ids start: right after its control word (the atomics' own sizes, which
+/// loom's are not the plain integers').
+const IDS_AT: usize =
+    core::mem::size_of::<AtomicUsize>().next_multiple_of(core::mem::align_of::<AtomicU32>());
+/// Bytes a group takes: its control word and its ids, padded so the next control word is
+/// aligned.
+const STRIDE: usize = (IDS_AT + GROUP * core::mem::size_of::<AtomicU32>())
+    .next_multiple_of(core::mem::align_of::<AtomicUsize>());
 
 /// The table: a header line followed by its groups (see the module docs).
 #[repr(C, align(64))]
@@ -129,7 +135,7 @@ impl Table {
         unsafe {
             &*self
                 .group_at(bucket / GROUP)
-                .add(core::mem::size_of::<usize>())
+                .add(IDS_AT)
                 .cast::<AtomicU32>()
                 .add(bucket % GROUP)
         }
@@ -293,7 +299,7 @@ impl Index {
                     .as_ptr()
                     .add(core::mem::size_of::<Table>() + group * STRIDE);
                 at.cast::<AtomicUsize>().write(AtomicUsize::new(ALL_EMPTY));
-                let ids = at.add(core::mem::size_of::<usize>()).cast::<AtomicU32>();
+                let ids = at.add(IDS_AT).cast::<AtomicU32>();
                 for lane in 0..GROUP {
                     ids.add(lane).write(AtomicU32::new(0));
                 }
@@ -315,7 +321,7 @@ impl Index {
             for group in 0..groups {
                 let at = table.as_ref().group_at(group).cast_mut();
                 ptr::drop_in_place(at.cast::<AtomicUsize>());
-                let ids = at.add(core::mem::size_of::<usize>()).cast::<AtomicU32>();
+                let ids = at.add(IDS_AT).cast::<AtomicU32>();
                 ptr::drop_in_place(ptr::slice_from_raw_parts_mut(ids, GROUP));
             }
             self.memory.deallocate(table.cast(), layout);
