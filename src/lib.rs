@@ -10,7 +10,7 @@
 //!   stale copy), with
 //!   capacity by entries or by weight enforced over the whole cache. Entries carry a
 //!   [`Priority`] and a time to live ([`InsertOptions`], timed by a [`Clock`]);
-//!   [`Cache::get_or_insert_with`] runs one loader per concurrent miss; an eviction listener
+//!   [`Cache::get_with`] runs one loader per concurrent miss; an eviction listener
 //!   hears every [`RemovalCause`]; [`Cache::stats`] sums per-thread counters; a
 //!   [`CacheFrame`] batches operations under one L1 pin.
 //! - [`l1`]: a fixed-capacity, set-associative table with **wait-free reads**, epoch-based
@@ -43,7 +43,7 @@
 //!     .time_to_live(Duration::from_secs(300)) // a default; per-entry options override it
 //!     .build()?;
 //! cache.insert_with(1, "match state".into(), InsertOptions::new().priority(Priority::Critical))?;
-//! let name = cache.get_or_insert_with(2, || "loaded once".into());
+//! let name = cache.get_with(&2, || "loaded once".into());
 //! assert_eq!(name, "loaded once");
 //! assert_eq!(cache.get(&1).as_deref(), Some("match state"));
 //! assert_eq!(cache.stats().l1_hits, 1); // Critical entries are in L1 from the start
@@ -54,7 +54,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning) and `get_or_insert_with` waiters park; [`StdClock`] is the default clock for time to live; foldhash seeds also mix in the clock; the topology from sysfs and `sched_getcpu` for per-socket L1, and node-bound arenas (`stratacache-platform/std`, `stratacache-alloc/std`) |
+//! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning) and `get_with` waiters park; [`StdClock`] is the default clock for time to live; foldhash seeds also mix in the clock; the topology from sysfs and `sched_getcpu` for per-socket L1, and node-bound arenas (`stratacache-platform/std`, `stratacache-alloc/std`) |
 //!
 //! Without `std` the crate builds for bare-metal targets (`x86_64-unknown-none`,
 //! `thumbv7em-none-eabihf`); threads then take part through an explicit [`CacheHandle`] or

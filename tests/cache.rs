@@ -263,7 +263,7 @@ fn frames_batch_operations_under_one_pin_with_the_same_guarantees() {
         );
         assert_eq!(frame.remove(&8), Some(8));
         assert_eq!(frame.get(&8), None);
-        assert_eq!(frame.get_or_insert_with(8, || 80), 80);
+        assert_eq!(frame.get_with(&8, || 80), 80);
         assert_eq!(frame.get_many([&1, &2, &999]), [Some(1), Some(2), None]);
     }
     handle.collect();

@@ -1,4 +1,4 @@
-//! `get_or_insert_with` / `try_get_or_insert_with`: one initialiser per concurrent miss, a
+//! `get_with` / `try_get_with`: one initialiser per concurrent miss, a
 //! panicking or failing initialiser wakes the waiters, and a multi-thread stress test.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,7 +20,7 @@ fn concurrent_misses_on_one_key_run_the_initialiser_once() {
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    cache.get_or_insert_with(42, || {
+                    cache.get_with(&42, || {
                         runs.fetch_add(1, Ordering::SeqCst);
                         thread::sleep(Duration::from_millis(100)); // let the others pile up
                         "loaded".to_string()
@@ -34,7 +34,7 @@ fn concurrent_misses_on_one_key_run_the_initialiser_once() {
     assert!(values.iter().all(|v| v == "loaded"));
     assert_eq!(cache.get(&42).as_deref(), Some("loaded"));
     // A hit runs nothing.
-    assert_eq!(cache.get_or_insert_with(42, || unreachable!()), "loaded");
+    assert_eq!(cache.get_with(&42, || unreachable!()), "loaded");
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn a_panicking_initialiser_wakes_the_waiters_and_one_retries() {
     thread::scope(|s| {
         let leader = s.spawn(|| {
             catch_unwind(AssertUnwindSafe(|| {
-                cache.get_or_insert_with(7, || {
+                cache.get_with(&7, || {
                     started_tx.send(()).unwrap();
                     thread::sleep(Duration::from_millis(150)); // the waiter joins meanwhile
                     panic!("loader failed");
@@ -54,7 +54,7 @@ fn a_panicking_initialiser_wakes_the_waiters_and_one_retries() {
         });
         started_rx.recv().unwrap();
         let waiter = s.spawn(|| {
-            cache.get_or_insert_with(7, || {
+            cache.get_with(&7, || {
                 retries.fetch_add(1, Ordering::SeqCst);
                 70
             })
@@ -73,18 +73,19 @@ fn a_panicking_initialiser_wakes_the_waiters_and_one_retries() {
     assert_eq!(cache.get(&7), Some(70));
     // Nothing stays pending: a later miss on another key, and on this one, work.
     assert_eq!(cache.remove(&7), Some(70));
-    assert_eq!(cache.get_or_insert_with(7, || 71), 71);
+    assert_eq!(cache.get_with(&7, || 71), 71);
 }
 
 #[test]
 fn a_failing_initialiser_stores_nothing_and_the_next_call_runs_again() {
-    let cache: Cache<&str, u32> = Cache::builder().capacity(100).build().unwrap();
+    // A `String` key, borrowed as `str`: owned only once the loader's value is stored.
+    let cache: Cache<String, u32> = Cache::builder().capacity(100).build().unwrap();
     let failed: Result<u32, &str> =
-        cache.try_get_or_insert_with("asset", InsertOptions::new(), || Err("disk busy"));
+        cache.try_get_with_options("asset", || Err("disk busy"), InsertOptions::new());
     assert_eq!(failed, Err("disk busy"));
     assert_eq!(cache.get("asset"), None);
     let critical = InsertOptions::new().priority(Priority::Critical);
-    let loaded = cache.try_get_or_insert_with("asset", critical, || Ok::<_, &str>(5));
+    let loaded = cache.try_get_with_options("asset", || Ok::<_, &str>(5), critical);
     assert_eq!(loaded, Ok(5));
     assert_eq!(cache.get("asset"), Some(5));
 }
@@ -96,7 +97,7 @@ fn a_value_too_heavy_to_store_still_reaches_every_caller() {
         .weigher(|_: &u32, v: &Vec<u8>| v.len() as u64)
         .build()
         .unwrap();
-    assert_eq!(cache.get_or_insert_with(1, || vec![0; 11]).len(), 11);
+    assert_eq!(cache.get_with(&1, || vec![0; 11]).len(), 11);
     assert_eq!(cache.get(&1), None);
 }
 
@@ -117,7 +118,7 @@ fn stress_many_keys_many_threads_one_initialisation_each() {
                 barrier.wait();
                 for round in 0..4 * KEYS {
                     let key = (round * 7 + t * 13) % KEYS;
-                    let value = cache.get_or_insert_with(key, || {
+                    let value = cache.get_with(&key, || {
                         runs[key].fetch_add(1, Ordering::SeqCst);
                         thread::yield_now();
                         key * 3
@@ -140,10 +141,50 @@ fn stress_many_keys_many_threads_one_initialisation_each() {
 fn explicit_handles_load_too() {
     let cache: Cache<u64, u64> = Cache::builder().capacity(10).build().unwrap();
     let handle = cache.handle();
-    assert_eq!(handle.get_or_insert_with(1, || 10), 10);
+    assert_eq!(handle.get_with(&1, || 10), 10);
     assert_eq!(handle.get(&1), Some(10));
     assert_eq!(
-        handle.try_get_or_insert_with(2, InsertOptions::new(), || Err::<u64, ()>(())),
+        handle.try_get_with_options(&2, || Err::<u64, ()>(()), InsertOptions::new()),
         Err(())
+    );
+}
+
+#[test]
+fn a_declining_loader_stores_nothing_and_a_later_one_is_asked_again() {
+    let cache: Cache<u64, u64> = Cache::builder().capacity(100).build().unwrap();
+    assert_eq!(cache.optionally_get_with(&1, || None), None);
+    assert_eq!(cache.get(&1), None, "a declined load stores nothing");
+    assert_eq!(cache.optionally_get_with(&1, || Some(10)), Some(10));
+    assert_eq!(cache.optionally_get_with(&1, || unreachable!()), Some(10));
+}
+
+#[test]
+fn a_borrowed_key_is_copied_only_on_a_miss() {
+    use std::sync::atomic::AtomicUsize;
+    static CLONES: AtomicUsize = AtomicUsize::new(0);
+    #[derive(PartialEq, Eq, Hash, Debug)]
+    struct Key(u64);
+    impl Clone for Key {
+        fn clone(&self) -> Self {
+            CLONES.fetch_add(1, Ordering::SeqCst);
+            Key(self.0)
+        }
+    }
+    // Without L1, whose promotions copy keys of their own.
+    let cache: Cache<Key, u64> = Cache::builder()
+        .capacity(100)
+        .l1_entries(0)
+        .build()
+        .unwrap();
+    assert_eq!(cache.get_with(&Key(1), || 10), 10);
+    let after_miss = CLONES.load(Ordering::SeqCst);
+    assert!(after_miss >= 1, "the stored entry owns a copy");
+    for _ in 0..100 {
+        assert_eq!(cache.get_with(&Key(1), || unreachable!()), 10);
+    }
+    assert_eq!(
+        CLONES.load(Ordering::SeqCst),
+        after_miss,
+        "a hit copies no key"
     );
 }

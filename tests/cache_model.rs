@@ -149,7 +149,7 @@ proptest! {
                         model.entries.insert(k, (v, u64::MAX));
                         v
                     });
-                    prop_assert_eq!(cache.get_or_insert_with(k, || v), want);
+                    prop_assert_eq!(cache.get_with(&k, || v), want);
                 }
                 Op::Advance(ms) => {
                     clock.advance(Duration::from_millis(u64::from(ms)));
@@ -214,7 +214,7 @@ proptest! {
                     latest.remove(&k);
                 }
                 Op::GetOrInsert(k, v) => {
-                    let got = cache.get_or_insert_with(k, || v);
+                    let got = cache.get_with(&k, || v);
                     match latest.get(&k) {
                         Some(&(want, deadline)) if got == want && deadline > now => {}
                         _ => {

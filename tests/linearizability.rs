@@ -6,7 +6,7 @@
 //! Each key has one writer thread (so its versions grow in real time), which records the
 //! version of each write it completes. Readers load that record before each read and check
 //! what the read returns against it. The cache configurations cover every read path: plain
-//! calls, handles, frames, `get_many`, `peek`, `contains_key`, `get_or_insert_with`; per-socket
+//! calls, handles, frames, `get_many`, `peek`, `contains_key`, `get_with`; per-socket
 //! replicas; memory budgets; `Critical` entries; time to live on a manual clock; small
 //! capacities with constant evictions and promotions.
 //!
@@ -192,7 +192,7 @@ fn writer(
                     expires: u64::MAX, // stored with the default options: no time to live
                     ..value
                 };
-                let got = cache.get_or_insert_with(key, || loaded);
+                let got = cache.get_with(&key, || loaded);
                 check(&setup, key, floor, now, Some(got));
                 if got != loaded {
                     continue; // it was present: nothing written

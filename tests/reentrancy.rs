@@ -1,5 +1,5 @@
 //! User code that calls back into the cache: an eviction listener and a value's `Drop` that use
-//! `get_or_insert_with`, `get`, `insert` and `remove` while other threads load, promote and
+//! `get_with`, `get`, `insert` and `remove` while other threads load, promote and
 //! evict. None of it may wait on a lock or a pending flight that its own call holds (DESIGN §9).
 //! A watchdog turns a deadlock into a failure within seconds instead of a hung run.
 
@@ -87,7 +87,7 @@ fn hammer<V: Clone + Send + Sync + 'static>(
                             cache.insert_with(key, make(key), critical).unwrap();
                         }
                         _ => {
-                            cache.get_or_insert_with(key, || make(key));
+                            cache.get_with(&key, || make(key));
                         }
                     }
                 }
@@ -116,8 +116,8 @@ fn a_listener_may_load_read_write_and_remove_through_the_same_cache() {
                     };
                     once_deep(|| {
                         // The same key (its flight may be this very call's) and a neighbour.
-                        cache.get_or_insert_with(*key, || key + 1);
-                        cache.get_or_insert_with(key ^ 1, || key + 2);
+                        cache.get_with(key, || key + 1);
+                        cache.get_with(&(key ^ 1), || key + 2);
                         cache.get(&(key + 3));
                         cache.insert(key + 5, *key).unwrap();
                         cache.remove(&(key + 7));
@@ -146,7 +146,7 @@ impl Drop for Reentrant {
         };
         once_deep(|| {
             let neighbour = self.key ^ 1;
-            let loaded = cache.get_or_insert_with(neighbour, || Reentrant {
+            let loaded = cache.get_with(&neighbour, || Reentrant {
                 key: neighbour,
                 cache: Arc::clone(&self.cache),
             });
@@ -193,7 +193,7 @@ fn a_listener_that_loads_the_key_its_leader_loads_does_not_wait_on_itself() {
                     };
                     if *key == 2 {
                         once_deep(|| {
-                            let _ = seen.set(cache.get_or_insert_with(2, || 99));
+                            let _ = seen.set(cache.get_with(&2, || 99));
                         });
                     }
                 })
@@ -203,7 +203,7 @@ fn a_listener_that_loads_the_key_its_leader_loads_does_not_wait_on_itself() {
         slot.set(Arc::downgrade(&cache)).unwrap();
         let critical = InsertOptions::new().priority(Priority::Critical);
         cache.insert_with(1, 10, critical).unwrap();
-        assert_eq!(cache.get_or_insert_with(2, || 20), 20);
+        assert_eq!(cache.get_with(&2, || 20), 20);
         assert_eq!(
             reloaded.get(),
             Some(&99),

@@ -1,6 +1,6 @@
 //! Loom models of the tiered cache: its consistency rule (a promotion from L2 into L1 racing a
 //! write or a removal of the same key must not leave a stale copy in L1) and its single-flight
-//! protocol (`get_or_insert_with` runs one initialiser per concurrent miss; a failing leader
+//! protocol (`get_with` runs one initialiser per concurrent miss; a failing leader
 //! wakes its waiters).
 #![cfg(loom)]
 
@@ -98,9 +98,9 @@ fn single_flight_runs_the_initialiser_once() {
         };
         let other = {
             let (cache, runs) = (Arc::clone(&cache), Arc::clone(&runs));
-            thread::spawn(move || cache.handle().get_or_insert_with(1, || load(&runs)))
+            thread::spawn(move || cache.handle().get_with(&1, || load(&runs)))
         };
-        let mine = cache.handle().get_or_insert_with(1, || load(&runs));
+        let mine = cache.handle().get_with(&1, || load(&runs));
         assert_eq!((mine, other.join().unwrap()), (10, 10));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     });
@@ -112,16 +112,15 @@ fn single_flight_runs_the_initialiser_once() {
 fn single_flight_survives_a_failing_leader() {
     loom::model(|| {
         let cache = cache();
-        let failing =
-            {
-                let cache = Arc::clone(&cache);
-                thread::spawn(move || {
-                    cache
-                        .handle()
-                        .try_get_or_insert_with(1, InsertOptions::new(), || Err::<u64, ()>(()))
-                })
-            };
-        let loaded = cache.handle().get_or_insert_with(1, || 20);
+        let failing = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                cache
+                    .handle()
+                    .try_get_with_options(&1, || Err::<u64, ()>(()), InsertOptions::new())
+            })
+        };
+        let loaded = cache.handle().get_with(&1, || 20);
         assert_eq!(loaded, 20);
         let other = failing.join().unwrap();
         assert!(matches!(other, Err(()) | Ok(20)), "{other:?}");

@@ -1,4 +1,4 @@
-//! Single flight for `get_or_insert_with`: concurrent callers that miss on one key run its
+//! Single flight for `get_with`: concurrent callers that miss on one key run its
 //! initialiser once; the others wait for the value.
 //!
 //! Pending keys live in small lists striped by hash, each behind a lock held only to look up,
@@ -10,8 +10,10 @@
 //! leader's initialiser panics or fails, a drop guard marks the flight abandoned and wakes the
 //! waiters, which start over (one of them becomes the next leader).
 
+use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
 
 use crate::sync::{Arc, Mutex, Signal};
 
@@ -83,20 +85,24 @@ impl<K, V> Flights<K, V> {
     }
 }
 
-impl<K: Eq, V> Flights<K, V> {
+impl<K, V> Flights<K, V> {
     /// Joins the flight for `key`, or finds its value with `recheck` (run under the stripe's
-    /// lock), or starts a flight and leads it.
-    pub(crate) fn join_or_lead(
+    /// lock), or starts a flight and leads it (the pending list keeps an owned copy of the key).
+    pub(crate) fn join_or_lead<Q>(
         &self,
         hash: u64,
-        key: &K,
+        key: &Q,
         recheck: impl FnOnce() -> Option<V>,
     ) -> Role<'_, K, V>
     where
-        K: Clone,
+        K: Borrow<Q>,
+        Q: ?Sized + ToOwned<Owned = K> + Eq,
     {
         let mut pending = self.stripe(hash).lock();
-        if let Some(p) = pending.iter().find(|p| p.hash == hash && p.key == *key) {
+        if let Some(p) = pending
+            .iter()
+            .find(|p| p.hash == hash && p.key.borrow() == key)
+        {
             return Role::Join(Arc::clone(&p.flight));
         }
         // A leader stores its value before it leaves this list: look again, under the lock.
@@ -106,7 +112,7 @@ impl<K: Eq, V> Flights<K, V> {
         let flight = Arc::new(Signal::new(FlightState::Running));
         pending.push(Pending {
             hash,
-            key: key.clone(),
+            key: key.to_owned(),
             flight: Arc::clone(&flight),
         });
         Role::Lead(Leading {

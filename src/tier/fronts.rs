@@ -2,6 +2,7 @@
 //! handle), a [`CacheHandle`] per thread (no `std` needed), and a [`CacheFrame`] that pins L1
 //! once for a batch. One macro writes the operations all three share.
 
+use alloc::borrow::ToOwned;
 use alloc::vec::Vec;
 use core::borrow::Borrow;
 use core::convert::Infallible;
@@ -110,40 +111,69 @@ macro_rules! cache_operations {
         }
 
         /// The value for `key`, or, on a miss, the value `init` makes, stored with the default
-        /// options. Concurrent callers that miss on the same key run `init` once: the others
+        /// options (moka's `get_with`). The key is borrowed: an owned one is made only on a
+        /// miss. Concurrent callers that miss on the same key run `init` once: the others
         /// wait (parked under `std`, spinning then yielding without it) and get its value. If
         /// `init` panics, the panic reaches this caller, the waiters wake and one of them
         /// runs its own `init`. No lock and no L1 pin is held while `init` runs.
         ///
         /// A value too heavy to store is still returned (to every waiter).
-        pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V {
-            let cache = self.cache();
-            let loaded = cache.get_or_try_insert_in(
-                || self.$pin(),
-                self.$stripe(),
-                key,
-                InsertOptions::new(),
-                || Ok::<V, Infallible>(init()),
-            );
-            match loaded {
+        pub fn get_with<Q>(&self, key: &Q, init: impl FnOnce() -> V) -> V
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+        {
+            match self.try_get_with(key, || Ok::<V, Infallible>(init())) {
                 Ok(value) => value,
                 Err(never) => match never {},
             }
         }
 
-        /// [`get_or_insert_with`](Self::get_or_insert_with) with a fallible initialiser and
-        /// [`InsertOptions`] for the stored entry. If `init` fails, its error is returned to
-        /// this caller and nothing is stored; waiting callers start over, and one of them runs
-        /// its own `init`.
+        /// [`get_with`](Self::get_with) with a fallible initialiser. If `init` fails, its
+        /// error is returned to this caller and nothing is stored; waiting callers start over,
+        /// and one of them runs its own `init` (unlike moka, which hands every waiter the
+        /// leader's error).
         ///
         /// # Errors
         /// The error of this caller's `init`.
-        pub fn try_get_or_insert_with<E>(
+        pub fn try_get_with<Q, E>(
             &self,
-            key: K,
-            options: InsertOptions,
+            key: &Q,
             init: impl FnOnce() -> Result<V, E>,
-        ) -> Result<V, E> {
+        ) -> Result<V, E>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+        {
+            self.try_get_with_options(key, init, InsertOptions::new())
+        }
+
+        /// [`get_with`](Self::get_with) with an initialiser that may decline: `None` stores
+        /// nothing and is returned to this caller; waiting callers start over, as after an
+        /// error.
+        pub fn optionally_get_with<Q>(&self, key: &Q, init: impl FnOnce() -> Option<V>) -> Option<V>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+        {
+            self.try_get_with(key, || init().ok_or(())).ok()
+        }
+
+        /// [`try_get_with`](Self::try_get_with) storing the loaded value with `options` (a
+        /// priority, a time to live, a weight).
+        ///
+        /// # Errors
+        /// The error of this caller's `init`.
+        pub fn try_get_with_options<Q, E>(
+            &self,
+            key: &Q,
+            init: impl FnOnce() -> Result<V, E>,
+            options: InsertOptions,
+        ) -> Result<V, E>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+        {
             self.cache()
                 .get_or_try_insert_in(|| self.$pin(), self.$stripe(), key, options, init)
         }
@@ -331,7 +361,7 @@ where
 /// While a frame lives, L1 copies retired by any thread are not freed (reclamation waits for
 /// every pinned reader), so keep frames short: end one per frame, not per level. Ending a
 /// frame frees what has become reclaimable (as [`CacheHandle::collect`]). Nothing else changes: writes still invalidate L1 before they return, and a
-/// [`get_or_insert_with`](Self::get_or_insert_with) inside a frame waits or loads with the
+/// [`get_with`](Self::get_with) inside a frame waits or loads with the
 /// frame's pin held.
 ///
 /// ```

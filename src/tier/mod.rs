@@ -170,7 +170,7 @@ pub(crate) fn cpus() -> usize {
 ///   clone is dropped.
 /// - [`insert_with`](Self::insert_with) takes a [`Priority`](crate::Priority), a time to
 ///   live and a weight: `Critical` entries go to L1 at once and are evicted last.
-/// - [`get_or_insert_with`](Self::get_or_insert_with) runs the initialiser once for
+/// - [`get_with`](Self::get_with) runs the initialiser once for
 ///   concurrent misses on one key.
 /// - No lock is held while user code runs (weigher, listener, initialiser, `Drop`), and a
 ///   panic in any of them leaves the cache consistent and usable.
@@ -183,7 +183,7 @@ pub(crate) fn cpus() -> usize {
 /// assert_eq!(cache.get(&7).as_deref(), Some("seven"));
 /// assert_eq!(cache.remove(&7).as_deref(), Some("seven"));
 /// assert_eq!(cache.get(&7), None);
-/// let loaded = cache.get_or_insert_with(8, || "eight".to_string());
+/// let loaded = cache.get_with(&8, || "eight".to_string());
 /// assert_eq!(loaded, "eight");
 /// assert_eq!(cache.stats().misses, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -2,6 +2,7 @@
 //! ([`fronts`](super::fronts)): lookups, promotion, insertion in its two parts (storing under
 //! the locks, reporting after), removal, and the loader's single flight.
 
+use alloc::borrow::ToOwned;
 use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 
@@ -245,7 +246,7 @@ where
     /// An insertion's locked part: the entry (of `hash`, the key's hash) stored in L2, L1
     /// kept in step, victims taken.
     /// Nothing of what it displaced has been shown to the listener or dropped yet: that is
-    /// [`report`](Self::report)'s part, which runs user code, so a `get_or_insert_with` leader
+    /// [`report`](Self::report)'s part, which runs user code, so a `get_with` leader
     /// settles its flight between the two.
     #[inline]
     pub(super) fn store_in<'g>(
@@ -399,7 +400,7 @@ where
         count
     }
 
-    /// `get_or_insert_with`'s core: a hit, or the value of the one initialiser run for
+    /// `get_with`'s core: a hit, or the value of the one initialiser run for
     /// concurrent misses on `key`. `pin` is called for each step, so no L1 pin is held while
     /// the initialiser runs or while waiting for it.
     ///
@@ -409,29 +410,31 @@ where
     /// flight once the value is stored, before the listener hears of what the insertion
     /// displaced and before anything is dropped. A listener or a value's `Drop` may call back
     /// into the cache, even for this key, without waiting on a flight that waits on it.
-    pub(super) fn get_or_try_insert_in<'c, E, G>(
+    pub(super) fn get_or_try_insert_in<'c, Q, E, G>(
         &'c self,
         pin: impl Fn() -> G,
         stripe: usize,
-        key: K,
+        key: &Q,
         options: InsertOptions,
         init: impl FnOnce() -> Result<V, E>,
     ) -> Result<V, E>
     where
+        K: Borrow<Q>,
+        Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
         G: Borrow<l1::Guard<'c, K, Stamped<V>, ()>>,
     {
-        let hash = self.hash_builder.hash_one(&key);
+        let hash = self.hash_builder.hash_one(key);
         let mut init = Some(init);
         loop {
             let role = {
                 let l1 = pin();
-                if let Some(value) = self.get_hashed(l1.borrow(), stripe, hash, &key) {
+                if let Some(value) = self.get_hashed(l1.borrow(), stripe, hash, key) {
                     return Ok(value);
                 }
                 // A quiet point before the flight (see `insert_in`).
                 self.l2.prepare_insert(hash, &epoch(l1.borrow()));
-                self.flights.join_or_lead(hash, &key, || {
-                    self.peek_hashed(l1.borrow(), hash, &key, V::clone)
+                self.flights.join_or_lead(hash, key, || {
+                    self.peek_hashed(l1.borrow(), hash, key, V::clone)
                 })
             };
             match role {
@@ -448,8 +451,10 @@ where
                         .expect("a caller leads at most once: it returns");
                     // A panic or an error drops `leading`, which wakes the waiters.
                     let value = init()?;
+                    // The key is owned only now, for the entry (no lock held).
+                    let owned = key.to_owned();
                     let l1 = pin();
-                    let stored = self.store_in(l1.borrow(), hash, key, value.clone(), options);
+                    let stored = self.store_in(l1.borrow(), hash, owned, value.clone(), options);
                     leading.finish(value.clone());
                     // A refused insertion (too heavy, no clock) still hands the value out.
                     match stored {

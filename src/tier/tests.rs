@@ -345,9 +345,9 @@ fn an_insertion_and_a_read_through_miss_hash_their_key_once() {
     hashed();
     cache.insert(1, 10).unwrap();
     assert_eq!(hashed(), 1, "insert");
-    assert_eq!(cache.get_or_insert_with(2, || 20), 20);
+    assert_eq!(cache.get_with(&2, || 20), 20);
     assert_eq!(hashed(), 1, "a read-through miss");
-    assert_eq!(cache.get_or_insert_with(2, || 21), 20);
+    assert_eq!(cache.get_with(&2, || 21), 20);
     assert_eq!(hashed(), 1, "a read-through hit");
 }
 
