@@ -1,6 +1,7 @@
 //! Iterating a cache: every live entry once, expired ones skipped, through each front, and a
 //! walk racing writers that sees only entries that were written, each key at most once, and
-//! every entry that stayed.
+//! every entry that stayed. `retain`: what its predicate rejects goes (the listener told),
+//! and an entry replaced after the predicate saw it stays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -94,4 +95,56 @@ fn a_walk_racing_writers_sees_written_entries_each_key_once_and_all_that_stayed(
             assert_eq!(stayed, 1_000, "an entry live throughout was missed");
         }
     });
+}
+
+#[test]
+fn retain_removes_what_its_predicate_rejects_and_tells_the_listener() {
+    use std::sync::Mutex;
+    let told = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let cache: Cache<u64, u64> = {
+        let told = std::sync::Arc::clone(&told);
+        Cache::builder()
+            .capacity(1_000)
+            .eviction_listener(move |key: &u64, _: &u64, cause| {
+                told.lock().unwrap().push((*key, cause));
+            })
+            .build()
+            .unwrap()
+    };
+    for key in 0..100 {
+        cache.insert(key, key * 10).unwrap();
+    }
+    assert_eq!(
+        cache.retain(|key, value| key % 2 == 0 && *value == key * 10),
+        50
+    );
+    let mut left: Vec<u64> = cache.iter().map(|(key, _)| key).collect();
+    left.sort_unstable();
+    assert_eq!(left, (0..100).step_by(2).collect::<Vec<_>>());
+    assert_eq!(cache.get(&3), None);
+    let told = told.lock().unwrap();
+    assert_eq!(told.len(), 50);
+    assert!(
+        told.iter()
+            .all(|&(key, cause)| key % 2 == 1 && cause == stratacache::RemovalCause::Removed)
+    );
+    assert_eq!(cache.stats().removed, 50);
+}
+
+#[test]
+fn retain_leaves_an_entry_replaced_after_its_predicate_saw_it() {
+    let cache: Cache<u64, u64> = Cache::builder().capacity(100).build().unwrap();
+    for key in 0..10 {
+        cache.insert(key, 0).unwrap();
+    }
+    // The predicate rejects every entry, but first replaces key 3 (re-entrant: it runs with
+    // no lock held): the new value was never judged and stays.
+    let removed = cache.retain(|&key, _| {
+        if key == 3 {
+            cache.insert(3, 33).unwrap();
+        }
+        false
+    });
+    assert_eq!(removed, 9);
+    assert_eq!(cache.iter().collect::<Vec<_>>(), vec![(3, 33)]);
 }

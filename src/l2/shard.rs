@@ -663,11 +663,13 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         }
     }
 
-    /// Removes `key` (the policy is told), returning its retired slot and weight.
+    /// Removes `key` (the policy is told), returning its retired slot and weight; with
+    /// `only`, only if the key still lives in that slot (a `retain` that judged that entry).
     pub(crate) fn remove<'g, Q>(
         &mut self,
         hash: u32,
         key: &Q,
+        only: Option<u32>,
         epoch: &Epoch<'g>,
         upper: &mut impl Upper<K>,
     ) -> Option<Victim<'g>>
@@ -676,6 +678,9 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         Q: ?Sized + Eq,
     {
         let (bucket, id) = self.raw.find(hash, key)?;
+        if only.is_some_and(|only| only != id) {
+            return None; // replaced since the caller saw slot `only`
+        }
         self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
         Some(self.unlink(id, Some(bucket), 0, epoch, upper))
     }

@@ -530,11 +530,13 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         (hash >> 32) as usize & self.shard_mask
     }
 
-    /// Removes `key` and returns its key and value, readable for the epoch.
+    /// Removes `key` and returns its key and value, readable for the epoch; with `only`, only
+    /// if the key still lives in that slot (see `Found::id`).
     pub(crate) fn remove<'g, Q>(
         &'g self,
         hash: u64,
         key: &Q,
+        only: Option<u32>,
         epoch: &Epoch<'g>,
         upper: &mut impl Upper<K>,
     ) -> Option<(&'g K, &'g V)>
@@ -545,7 +547,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         let shard = self.shard_of(hash);
         let victim = {
             let mut writer = shard.lock(self.promote_after);
-            let victim = writer.remove(hash as u32, key, epoch, upper)?;
+            let victim = writer.remove(hash as u32, key, only, epoch, upper)?;
             self.apply(-(victim.weight as i64));
             victim
         };

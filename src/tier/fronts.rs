@@ -178,6 +178,29 @@ macro_rules! cache_operations {
                 .get_or_try_insert_in(|| self.$pin(), self.$stripe(), key, options, init)
         }
 
+        /// Keeps only the entries `keep` accepts: the others are removed (the listener sees
+        /// each with [`RemovalCause::Removed`](crate::RemovalCause::Removed)), moka's
+        /// `invalidate_entries_if` done at once. `keep` sees clones, one L2 shard's snapshot at
+        /// a time, and runs with no lock held; an entry replaced or removed after `keep` saw it
+        /// is left as it is now, and entries inserted meanwhile may not be seen. Returns how
+        /// many entries it removed.
+        pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+            let cache = self.cache();
+            let mut removed = 0;
+            for shard in 0..cache.l2.shard_count() {
+                let entries = cache.snapshot(shard, &self.$pin());
+                for (key, value, id) in entries {
+                    if !keep(&key, &value) {
+                        let hash = cache.hash_builder.hash_one(&key);
+                        let pin = self.$pin();
+                        removed +=
+                            usize::from(cache.remove_judged(&pin, self.$stripe(), hash, &key, id));
+                    }
+                }
+            }
+            removed
+        }
+
         /// Removes `key` from both tiers and returns a clone of its value (the listener sees
         /// it first, with [`RemovalCause::Removed`](crate::RemovalCause::Removed)); the entry
         /// itself is dropped once no reader can hold it.

@@ -33,8 +33,8 @@ pub struct Iter<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = D
     pin: PinFrom<'c, K, V>,
     /// The next shard to walk.
     shard: usize,
-    /// The walked shard's entries not yet handed out.
-    entries: alloc::vec::IntoIter<(K, V)>,
+    /// The walked shard's entries not yet handed out (with their slots, unused here).
+    entries: alloc::vec::IntoIter<(K, V, u32)>,
 }
 
 impl<'c, K, V, S, W, P: Policy> Iter<'c, K, V, S, W, P> {
@@ -48,24 +48,29 @@ impl<'c, K, V, S, W, P: Policy> Iter<'c, K, V, S, W, P> {
     }
 }
 
-impl<K, V, S, W, P> Iter<'_, K, V, S, W, P>
+impl<K, V, S, W, P> Shared<K, V, S, W, P>
 where
     K: Hash + Eq + Clone,
     V: Clone,
     S: BuildHasher,
     P: Policy,
 {
-    /// Copies shard `shard`'s live entries (at most one per key).
-    fn snapshot(&self, shard: usize, l1: &l1::Guard<'_, K, Stamped<V>, ()>) -> Vec<(K, V)> {
-        let now = self.cache.now();
+    /// Copies shard `shard`'s live entries, at most one per key, each with the slot it was
+    /// read from (for `retain`'s removals).
+    pub(super) fn snapshot(
+        &self,
+        shard: usize,
+        l1: &l1::Guard<'_, K, Stamped<V>, ()>,
+    ) -> Vec<(K, V, u32)> {
+        let now = self.now();
         let mut seen = hashbrown::HashSet::with_hasher(foldhash::fast::FixedState::with_seed(0));
         let mut entries = Vec::new();
-        self.cache.l2.for_each_live_in(shard, &epoch(l1), |found| {
+        self.l2.for_each_live_in(shard, &epoch(l1), |found| {
             let expires = found.expires();
             // A key removed and stored again while the shard is walked may sit in two
             // buckets: the first one seen is kept.
             if (expires == NEVER || expires > now) && seen.insert(found.key()) {
-                entries.push((found.key().clone(), found.value().clone()));
+                entries.push((found.key().clone(), found.value().clone(), found.id()));
             }
         });
         entries
@@ -83,8 +88,8 @@ where
 
     fn next(&mut self) -> Option<(K, V)> {
         loop {
-            if let Some(entry) = self.entries.next() {
-                return Some(entry);
+            if let Some((key, value, _)) = self.entries.next() {
+                return Some((key, value));
             }
             if self.shard == self.cache.l2.shard_count() {
                 return None;
@@ -93,9 +98,9 @@ where
             self.shard += 1;
             let entries = match self.pin {
                 #[cfg(all(feature = "std", not(loom)))]
-                PinFrom::ThreadLocal => self.snapshot(shard, &self.cache.l1.pin()),
-                PinFrom::Handle(handle) => self.snapshot(shard, &handle.pin()),
-                PinFrom::Frame(guard) => self.snapshot(shard, guard),
+                PinFrom::ThreadLocal => self.cache.snapshot(shard, &self.cache.l1.pin()),
+                PinFrom::Handle(handle) => self.cache.snapshot(shard, &handle.pin()),
+                PinFrom::Frame(guard) => self.cache.snapshot(shard, guard),
             };
             self.entries = entries.into_iter();
         }

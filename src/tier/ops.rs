@@ -365,12 +365,37 @@ where
         let hash = self.hash_builder.hash_one(key);
         let _reclaim = Reclaim(self);
         let epoch = epoch(l1);
-        let (key, value) = self.l2.remove(hash, key, &epoch, &mut self.l1_sync(l1))?;
+        let (key, value) = self
+            .l2
+            .remove(hash, key, None, &epoch, &mut self.l1_sync(l1))?;
         self.stats.add(stripe, Event::Removed, 1);
         self.notify(key, value, RemovalCause::Removed);
         // Readers may still be reading the entry: the caller gets a clone, and the entry is
         // dropped once they are gone.
         Some(value.clone())
+    }
+
+    /// Removes the entry of `key` (of `hash`) that lived in slot `id` when `retain` judged
+    /// it, unless it was replaced or removed since; whether it was.
+    pub(super) fn remove_judged(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        hash: u64,
+        key: &K,
+        id: u32,
+    ) -> bool {
+        let _reclaim = Reclaim(self);
+        let epoch = epoch(l1);
+        let Some((key, value)) = self
+            .l2
+            .remove(hash, key, Some(id), &epoch, &mut self.l1_sync(l1))
+        else {
+            return false;
+        };
+        self.stats.add(stripe, Event::Removed, 1);
+        self.notify(key, value, RemovalCause::Removed);
+        true
     }
 
     pub(super) fn clear_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize) {
