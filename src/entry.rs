@@ -19,12 +19,12 @@ use core::time::Duration;
 /// priority are never returned and are reclaimed first.
 ///
 /// Other policies read priorities their own way: the CLOCK family ([`ProbationClock`],
-/// [`Clock`], [`S3Fifo`]) saturates an entry's use counter at [`max_uses`](Self::max_uses), so
+/// [`ClockPolicy`], [`S3Fifo`]) saturates an entry's use counter at [`max_uses`](Self::max_uses), so
 /// under pressure `Medium` and `Low` entries age out before `High` ones with the same use;
 /// every policy passes over `Critical` entries while it may.
 ///
 /// [`ProbationClock`]: crate::l2::policy::ProbationClock
-/// [`Clock`]: crate::l2::policy::Clock
+/// [`ClockPolicy`]: crate::l2::policy::ClockPolicy
 /// [`S3Fifo`]: crate::l2::policy::S3Fifo
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(u8)]

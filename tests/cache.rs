@@ -284,7 +284,9 @@ fn frames_batch_operations_under_one_pin_with_the_same_guarantees() {
 #[test]
 fn every_policy_is_selectable_in_the_builder() {
     use stratacache::l2::Policy;
-    use stratacache::l2::policy::{Arc, Clock, Lfu, Lru, Predictive, S3Fifo, Sieve, WTinyLfu};
+    use stratacache::l2::policy::{
+        ArcPolicy, ClockPolicy, Lfu, Lru, Predictive, S3Fifo, Sieve, WTinyLfu,
+    };
 
     fn exercise<P: Policy + Default>(name: &str) {
         let cache: Cache<u64, u64, _, _, P> =
@@ -302,12 +304,12 @@ fn every_policy_is_selectable_in_the_builder() {
         assert_eq!(cache.remove(&999), Some(999), "{name}");
     }
     exercise::<Lru>("lru");
-    exercise::<Clock>("clock");
-    exercise::<Clock<1>>("clock1");
+    exercise::<ClockPolicy>("clock");
+    exercise::<ClockPolicy<1>>("clock1");
     exercise::<Sieve>("sieve");
     exercise::<S3Fifo>("s3fifo");
     exercise::<WTinyLfu>("wtinylfu");
-    exercise::<Arc>("arc");
+    exercise::<ArcPolicy>("arc");
     exercise::<Lfu>("lfu");
     exercise::<Predictive>("predictive");
 }

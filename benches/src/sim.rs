@@ -10,7 +10,7 @@ use std::str::FromStr;
 use stratacache::l2::ProbationClock;
 use stratacache::l2::policy::Harness;
 use stratacache::l2::policy::{
-    Arc, Clock, Lfu, Lru, Policy, Predictive, S3Fifo, Sieve, WTinyLfu, WindowTuning,
+    ArcPolicy, ClockPolicy, Lfu, Lru, Policy, Predictive, S3Fifo, Sieve, WTinyLfu, WindowTuning,
 };
 
 use crate::trace::Request;
@@ -198,7 +198,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
     };
     let hits = match subject {
         Subject::Lru => in_one_shard(Lru::new(), requests, capacity, weighted),
-        Subject::Clock => in_one_shard(Clock::<2>::new(), requests, capacity, weighted),
+        Subject::Clock => in_one_shard(ClockPolicy::<2>::new(), requests, capacity, weighted),
         Subject::Sieve => in_one_shard(Sieve::new(), requests, capacity, weighted),
         Subject::S3Fifo => in_one_shard(S3Fifo::new(), requests, capacity, weighted),
         Subject::WTinyLfu => in_one_shard(WTinyLfu::new(), requests, capacity, weighted),
@@ -214,7 +214,7 @@ pub fn simulate(subject: Subject, requests: &[Request], capacity: u64, setup: Se
             capacity,
             weighted,
         ),
-        Subject::Arc => in_one_shard(Arc::new(), requests, capacity, weighted),
+        Subject::Arc => in_one_shard(ArcPolicy::new(), requests, capacity, weighted),
         Subject::Lfu => in_one_shard(Lfu::new(), requests, capacity, weighted),
         Subject::Predictive => in_one_shard(Predictive::new(), requests, capacity, weighted),
         Subject::ProbationClock => {

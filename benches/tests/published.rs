@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use stratacache::l2::policy::{Clock, Sieve};
+use stratacache::l2::policy::{ClockPolicy, Sieve};
 use stratacache_benches::sim::{Setup, Subject, simulate, simulate_policy};
 use stratacache_benches::trace::{Format, read};
 
@@ -153,7 +153,12 @@ fn sieve_and_one_bit_clock_reproduce_libcachesim_on_cloud_physics() {
             sieve
         );
         assert_eq!(
-            percent(simulate_policy(Clock::<1>::new(), &requests, bytes, true)),
+            percent(simulate_policy(
+                ClockPolicy::<1>::new(),
+                &requests,
+                bytes,
+                true
+            )),
             clock
         );
     }

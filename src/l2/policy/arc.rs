@@ -80,9 +80,10 @@ impl GhostList {
     }
 }
 
-/// ARC.
+/// ARC (Megiddo & Modha's Adaptive Replacement Cache). Named `ArcPolicy` so that it never
+/// shadows `std::sync::Arc`.
 #[derive(Default)]
-pub struct Arc {
+pub struct ArcPolicy {
     t1: List,
     t2: List,
     b1: GhostList,
@@ -93,7 +94,7 @@ pub struct Arc {
     last_miss_in_b2: bool,
 }
 
-impl Arc {
+impl ArcPolicy {
     /// An empty policy.
     pub fn new() -> Self {
         Self::default()
@@ -129,7 +130,7 @@ impl Arc {
     }
 }
 
-impl Policy for Arc {
+impl Policy for ArcPolicy {
     type Meta = Meta;
 
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {

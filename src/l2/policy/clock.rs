@@ -22,13 +22,14 @@ pub struct Meta {
 
 linked_meta!(Meta);
 
-/// CLOCK with `BITS`-bit counters (1 bit: second chance). The default is 2 bits.
+/// CLOCK with `BITS`-bit counters (1 bit: second chance). The default is 2 bits. Named
+/// `ClockPolicy` so that it never shadows the crate's time source, [`Clock`](crate::Clock).
 #[derive(Default)]
-pub struct Clock<const BITS: u8 = 2> {
+pub struct ClockPolicy<const BITS: u8 = 2> {
     ring: List,
 }
 
-impl<const BITS: u8> Clock<BITS> {
+impl<const BITS: u8> ClockPolicy<BITS> {
     const MAX: u8 = if BITS >= 8 {
         u8::MAX
     } else {
@@ -52,7 +53,7 @@ impl<const BITS: u8> Clock<BITS> {
     }
 }
 
-impl<const BITS: u8> Policy for Clock<BITS> {
+impl<const BITS: u8> Policy for ClockPolicy<BITS> {
     type Meta = Meta;
 
     fn on_access(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {

@@ -29,8 +29,8 @@ mod s3fifo;
 mod sieve;
 mod wtinylfu;
 
-pub use arc::{Arc, Meta as ArcMeta};
-pub use clock::{Clock, Meta as ClockMeta};
+pub use arc::{ArcPolicy, Meta as ArcMeta};
+pub use clock::{ClockPolicy, Meta as ClockMeta};
 pub use harness::{Evicted, Harness};
 pub use lfu::{Lfu, Meta as LfuMeta};
 pub use lru::{Lru, Meta as LruMeta};

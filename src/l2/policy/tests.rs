@@ -341,10 +341,10 @@ fn w_tinylfu_keeps_part_of_a_loop_larger_than_the_cache() {
 
 #[test]
 fn arc_moves_reused_entries_to_t2_and_adapts_on_ghost_hits() {
-    use super::Arc;
+    use super::ArcPolicy;
     // Capacity 4. 1 and 2 are used twice (T2); a scan of 10..20 passes through T1 only.
-    let mut shard: Harness<u64, u64, Arc> = Harness::with_policy(Arc::new());
-    let touch = |shard: &mut Harness<u64, u64, Arc>, key: u64| {
+    let mut shard: Harness<u64, u64, ArcPolicy> = Harness::with_policy(ArcPolicy::new());
+    let touch = |shard: &mut Harness<u64, u64, ArcPolicy>, key: u64| {
         if shard.get(h(key), &key).is_none() {
             shard.insert(h(key), key, key, 1);
             while shard.weight() > 4 {
