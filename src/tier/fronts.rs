@@ -193,8 +193,9 @@ macro_rules! cache_operations {
                     if !keep(&key, &value) {
                         let hash = cache.hash_builder.hash_one(&key);
                         let pin = self.$pin();
-                        removed +=
-                            usize::from(cache.remove_judged(&pin, self.$stripe(), hash, &key, id));
+                        let gone =
+                            cache.remove_hashed(&pin, self.$stripe(), hash, &key, Some(id), |_| ());
+                        removed += usize::from(gone.is_some());
                     }
                 }
             }

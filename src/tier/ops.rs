@@ -363,39 +363,35 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
-        let _reclaim = Reclaim(self);
-        let epoch = epoch(l1);
-        let (key, value) = self
-            .l2
-            .remove(hash, key, None, &epoch, &mut self.l1_sync(l1))?;
-        self.stats.add(stripe, Event::Removed, 1);
-        self.notify(key, value, RemovalCause::Removed);
         // Readers may still be reading the entry: the caller gets a clone, and the entry is
         // dropped once they are gone.
-        Some(value.clone())
+        self.remove_hashed(l1, stripe, hash, key, None, V::clone)
     }
 
-    /// Removes the entry of `key` (of `hash`) that lived in slot `id` when `retain` judged
-    /// it, unless it was replaced or removed since; whether it was.
-    pub(super) fn remove_judged(
+    /// Removes `key` (of `hash`), counted and told to the listener, and applies `f` to its
+    /// value; with `only`, only if the key still lives in that slot (an entry `retain` judged
+    /// is left as it is if it was replaced since).
+    pub(super) fn remove_hashed<Q, R>(
         &self,
         l1: Pin<'_, '_, K, V>,
         stripe: usize,
         hash: u64,
-        key: &K,
-        id: u32,
-    ) -> bool {
+        key: &Q,
+        only: Option<u32>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
         let _reclaim = Reclaim(self);
         let epoch = epoch(l1);
-        let Some((key, value)) = self
+        let (key, value) = self
             .l2
-            .remove(hash, key, Some(id), &epoch, &mut self.l1_sync(l1))
-        else {
-            return false;
-        };
+            .remove(hash, key, only, &epoch, &mut self.l1_sync(l1))?;
         self.stats.add(stripe, Event::Removed, 1);
         self.notify(key, value, RemovalCause::Removed);
-        true
+        Some(f(value))
     }
 
     pub(super) fn clear_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize) {

@@ -193,20 +193,9 @@ impl Table {
     /// The id of every full bucket, for a reader (under the epoch this table is retired to):
     /// each was indexed at some moment of the walk.
     pub(crate) fn live_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.groups).flat_map(move |group| {
-            // Acquire pairs with the Release stores of `insert`/`erase`, as in `find`.
-            let word = self.ctrl(group).load(Ordering::Acquire);
-            let mut full = !match_free(word) & HI;
-            core::iter::from_fn(move || {
-                if full == 0 {
-                    return None;
-                }
-                let bucket = group * GROUP + lane(full);
-                full &= full - 1;
-                // Acquire pairs with the Release id stores: the slot is initialised.
-                Some(self.id(bucket).load(Ordering::Acquire))
-            })
-        })
+        // Acquire pairs with the Release stores of `insert`/`erase` (a full byte's id is
+        // visible) and of the ids (the slot is initialised), as in `find`.
+        self.walk(Ordering::Acquire).map(|(_, id)| id)
     }
 
     /// Buckets in all.
@@ -216,9 +205,14 @@ impl Table {
 
     /// Every full bucket and its id (the writer's view of its own table).
     pub(crate) fn full_buckets(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        // Relaxed: the writer's own table.
+        self.walk(Ordering::Relaxed)
+    }
+
+    /// Every full bucket and its id, the control words and ids loaded with `order`.
+    fn walk(&self, order: Ordering) -> impl Iterator<Item = (usize, u32)> + '_ {
         (0..self.groups).flat_map(move |group| {
-            // Relaxed: the writer's own table.
-            let word = self.ctrl(group).load(Ordering::Relaxed);
+            let word = self.ctrl(group).load(order);
             let mut full = !match_free(word) & HI;
             core::iter::from_fn(move || {
                 if full == 0 {
@@ -226,7 +220,7 @@ impl Table {
                 }
                 let bucket = group * GROUP + lane(full);
                 full &= full - 1;
-                Some((bucket, self.id(bucket).load(Ordering::Relaxed)))
+                Some((bucket, self.id(bucket).load(order)))
             })
         })
     }
