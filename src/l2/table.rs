@@ -39,6 +39,10 @@ pub(crate) struct StoreAs {
     pub(crate) expires: u64,
     /// The clock now (0 when no entry can expire), for choosing expired victims first.
     pub(crate) now: u64,
+    /// Whether the caller had just missed the key ([`EntryInfo::follows_miss`]).
+    ///
+    /// [`EntryInfo::follows_miss`]: crate::l2::policy::EntryInfo::follows_miss
+    pub(crate) follows_miss: bool,
 }
 
 /// Victims listed without allocating: an insertion usually evicts one, a heavy entry among
@@ -425,7 +429,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
             let mut writer = home.lock(self.promote_after);
             writer.replay(upper);
             let before = writer.weight();
-            let info = info(h32, weight, how.priority);
+            let info = info(h32, weight, how.priority).following_miss(how.follows_miss);
             let mut entry = (key, value);
             let mut flushed = false;
             let (id, replaced) = loop {

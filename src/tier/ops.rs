@@ -83,6 +83,7 @@ where
         let epoch = epoch(l1);
         let Some((found, shard)) = self.l2.get(hash, key, &epoch) else {
             self.stats.add(stripe, Event::Miss, 1);
+            self.stats.note_miss(stripe, hash);
             // An insertion usually follows a miss: its first cache miss starts now.
             self.l2.prefetch_insert(hash);
             return None;
@@ -92,6 +93,7 @@ where
             let now = self.now();
             if expires <= now {
                 self.stats.add(stripe, Event::Miss, 1);
+                self.stats.note_miss(stripe, hash);
                 self.reclaim_expired(l1, stripe, hash, key, now);
                 return None;
             }
@@ -239,12 +241,13 @@ where
         // retired slots back here.
         let hash = self.hash_builder.hash_one(&key);
         self.l2.prepare_insert(hash, &epoch(l1));
-        let stored = self.store_in(l1, hash, key, value, options)?;
+        let follows_miss = self.stats.take_miss(stripe, hash);
+        let stored = self.store_in(l1, hash, key, value, options, follows_miss)?;
         self.report(stripe, stored)
     }
 
     /// An insertion's locked part: the entry (of `hash`, the key's hash) stored in L2, L1
-    /// kept in step, victims taken.
+    /// kept in step, victims taken; `follows_miss` as [`EntryInfo::follows_miss`](crate::l2::policy::EntryInfo::follows_miss).
     /// Nothing of what it displaced has been shown to the listener or dropped yet: that is
     /// [`report`](Self::report)'s part, which runs user code, so a `get_with` leader
     /// settles its flight between the two.
@@ -256,6 +259,7 @@ where
         key: K,
         value: V,
         options: InsertOptions,
+        follows_miss: bool,
     ) -> Result<Stored<'g, K, V, P>, InsertError<K, V>> {
         let Some((expires, now)) = self.deadline(options.ttl) else {
             return Err(InsertError::NoClock { key, value });
@@ -278,6 +282,7 @@ where
             priority: options.priority,
             expires,
             now,
+            follows_miss,
         };
         let epoch = epoch(l1);
         let inserted = self.l2.insert(
@@ -475,7 +480,10 @@ where
                     // The key is owned only now, for the entry (no lock held).
                     let owned = key.to_owned();
                     let l1 = pin();
-                    let stored = self.store_in(l1.borrow(), hash, owned, value.clone(), options);
+                    // A loader's value follows its miss by construction.
+                    self.stats.take_miss(stripe, hash);
+                    let stored =
+                        self.store_in(l1.borrow(), hash, owned, value.clone(), options, true);
                     leading.finish(value.clone());
                     // A refused insertion (too heavy, no clock) still hands the value out.
                     match stored {

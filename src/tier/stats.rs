@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU32, AtomicUsize, Ordering};
 
 /// What the cache counts.
 #[derive(Debug, Clone, Copy)]
@@ -25,9 +25,10 @@ pub(crate) enum Event {
 
 const EVENTS: usize = Event::Removed as usize + 1;
 
-/// One stripe's counters, on cache lines of their own.
+/// One stripe's counters, on cache lines of their own, and the low 32 bits of the hash of the
+/// stripe's latest miss (see [`Counters::note_miss`]; 32, which every target has atomics for).
 #[derive(Default)]
-struct Stripe([AtomicUsize; EVENTS]);
+struct Stripe([AtomicUsize; EVENTS], AtomicU32);
 
 /// Counters striped so that each thread (or handle) writes its own stripe.
 ///
@@ -68,6 +69,34 @@ impl Counters {
             counter.load(Ordering::Relaxed).wrapping_add(n),
             Ordering::Relaxed,
         );
+    }
+
+    /// Remembers a miss on a key of `hash` on `stripe` (the caller's own): whether the
+    /// caller's next insertion stores that key is what [`EntryInfo::follows_miss`] tells the
+    /// policy. The miss's stats line, so no other line is written.
+    ///
+    /// [`EntryInfo::follows_miss`]: crate::l2::policy::EntryInfo::follows_miss
+    #[inline]
+    pub(crate) fn note_miss(&self, stripe: usize, hash: u64) {
+        // Relaxed: a hint; a thread sharing the stripe at the same moment may replace it, which
+        // only misjudges one insertion.
+        self.stripes[stripe & self.mask]
+            .1
+            .store(hash as u32, Ordering::Relaxed);
+    }
+
+    /// Whether the latest miss on `stripe` was on a key of `hash` (forgotten either way, so
+    /// a later store of the key does not count as following it).
+    #[inline]
+    pub(crate) fn take_miss(&self, stripe: usize, hash: u64) -> bool {
+        let slot = &self.stripes[stripe & self.mask].1;
+        // Relaxed: see `note_miss`. A load first: a stripe without a miss is not written.
+        let noted = slot.load(Ordering::Relaxed);
+        if noted == 0 {
+            return false;
+        }
+        slot.store(0, Ordering::Relaxed);
+        noted == hash as u32
     }
 
     /// The count of `event` on `stripe` (the caller's own).

@@ -115,6 +115,8 @@ pub struct Harness<K, V, P: Policy = DefaultPolicy> {
     free: Vec<SlotId>,
     policy: P,
     weight: u64,
+    /// The hash `get` last missed, until the next insertion ([`EntryInfo::follows_miss`]).
+    last_miss: Option<u64>,
 }
 
 impl<K, V> Harness<K, V, DefaultPolicy> {
@@ -138,6 +140,7 @@ impl<K, V, P: Policy> Harness<K, V, P> {
             slots: Vec::new(),
             metas: Vec::new(),
             free: Vec::new(),
+            last_miss: None,
             policy,
             weight: 0,
         }
@@ -215,7 +218,10 @@ impl<K, V, P: Policy> Harness<K, V, P> {
         K: Borrow<Q>,
         Q: ?Sized + Eq,
     {
-        let id = self.find(hash, key)?;
+        let Some(id) = self.find(hash, key) else {
+            self.last_miss = Some(hash);
+            return None;
+        };
         let reports = self.policy.hit_reports();
         // A policy told of every hit needs no mark (the concurrent table's replay consumes
         // it); one told of some or none reads it.
@@ -274,12 +280,15 @@ impl<K, V, P: Policy> Harness<K, V, P> {
     }
 
     /// Stores an entry described by `info` that expires at `expires` (`u64::MAX` for never),
-    /// as [`insert`](Self::insert).
+    /// as [`insert`](Self::insert). An insertion of the key [`get`](Self::get) last missed
+    /// (with nothing stored between) [follows that miss](EntryInfo::follows_miss), as the
+    /// tiered cache tells its policy.
     pub fn insert_with(&mut self, key: K, value: V, info: EntryInfo, expires: u64) -> Option<V>
     where
         K: Eq,
     {
         let hash = info.hash;
+        let info = info.following_miss(info.follows_miss || self.last_miss.take() == Some(hash));
         let slots = &self.slots;
         let entry = self.index.entry(
             hash,

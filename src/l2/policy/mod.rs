@@ -123,16 +123,29 @@ pub struct EntryInfo {
     pub weight: u64,
     /// How much the entry matters.
     pub priority: Priority,
+    /// Whether the caller storing it had just missed the same key (a read-through: `get`,
+    /// miss, `insert`), as far as the cache could tell: a policy that models its callers
+    /// learns from it whether they store what they miss.
+    pub follows_miss: bool,
 }
 
 impl EntryInfo {
-    /// Information for an entry of `hash`, `weight` and `priority`.
+    /// Information for an entry of `hash`, `weight` and `priority`, stored without a miss
+    /// before it.
     pub const fn new(hash: u64, weight: u64, priority: Priority) -> Self {
         Self {
             hash,
             weight,
             priority,
+            follows_miss: false,
         }
+    }
+
+    /// The same, stored by a caller that had just missed the key (or not).
+    #[must_use]
+    pub const fn following_miss(mut self, follows_miss: bool) -> Self {
+        self.follows_miss = follows_miss;
+        self
     }
 }
 

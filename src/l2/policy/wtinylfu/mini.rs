@@ -225,18 +225,20 @@ impl MiniCache {
             .or(Some(self.segments[Segment::Window as usize].oldest).filter(|&id| id != NIL))
     }
 
-    /// One request for `hash` (of `weight`) in a cache of `capacity`; whether it hit.
+    /// One request for `hash` (of `weight`) in a cache of `capacity`; whether it hit. A miss
+    /// takes the key in if it is `stored`.
     pub(super) fn access(
         &mut self,
         hash: u64,
         weight: u64,
         capacity: u64,
         sketch: &FrequencySketch,
+        stored: bool,
     ) -> bool {
         if self.touch(hash) {
             return true;
         }
-        if weight > capacity {
+        if !stored || weight > capacity {
             return false;
         }
         if self.free == NIL && self.nodes.len() == MAX_NODES {
@@ -339,7 +341,7 @@ mod tests {
             .filter(|&(i, &key)| {
                 sketch.increment(hash(key));
                 sketch.maintain(128);
-                mini.access(hash(key), 1, capacity(i), &sketch)
+                mini.access(hash(key), 1, capacity(i), &sketch, true)
             })
             .count()
     }
@@ -413,7 +415,7 @@ mod tests {
             for (i, &key) in keys.iter().enumerate() {
                 sketch.increment(hash(key));
                 sketch.maintain(128);
-                if mini.access(hash(key), 1, capacity(i), &sketch) {
+                if mini.access(hash(key), 1, capacity(i), &sketch, true) {
                     continue;
                 }
                 // (A hit changes nothing: the target as of the last miss holds.)

@@ -1,5 +1,6 @@
 //! W-TinyLFU with an adaptive window, the default L2 policy (documented on [`WTinyLfu`]).
 
+mod callers;
 mod evidence;
 mod mini;
 mod rules;
@@ -10,8 +11,8 @@ use super::list::{Linked, List};
 use super::{Entries, EntryInfo, HitReports, KeyHint, Policy, Priority, SlotId};
 use rules::{ADMIT_MARGIN, ONE, protected_outgrows};
 use sketch::FrequencySketch;
-use window::WindowSizer;
 pub use window::{Adaptation, WindowTuning};
+use window::{Request, WindowSizer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Segment {
@@ -271,14 +272,15 @@ impl WTinyLfu {
         total * u64::from(self.sizer.share()) / u64::from(ONE)
     }
 
-    /// Passes a request to the window's sizer (`arriving`: a miss about to be held).
+    /// Passes a request to the window's sizer.
     fn simulate(
         &mut self,
         entries: &mut impl Entries<Meta>,
         hash: u64,
         weight: u64,
-        arriving: bool,
+        request: Request,
     ) {
+        let arriving = matches!(request, Request::Arriving { .. });
         if !self.sizer.follows(hash) {
             return; // not a sampled key: no miniature cache sees it
         }
@@ -296,7 +298,7 @@ impl WTinyLfu {
             }
         }
         self.sizer
-            .request(hash, weight, arriving, held, &self.sketch);
+            .request(hash, weight, request, held, &self.sketch);
     }
 
     /// Keeps protected within 80 % of the main region by demoting its oldest entries.
@@ -487,13 +489,13 @@ impl Policy for WTinyLfu {
             // A small shard hears of every hit: each counts and reorders now.
             self.sketch.increment(hash);
             if simulated {
-                self.simulate(entries, hash, weight, false);
+                self.simulate(entries, hash, weight, Request::Hit);
             }
             self.promote(entries, id);
         } else if simulated {
             // A hit on a sampled key, for the miniature caches only: the entry keeps its mark
             // for the hand, which reorders it and counts it in the sketch.
-            self.simulate(entries, hash, weight, false);
+            self.simulate(entries, hash, weight, Request::Hit);
         }
     }
 
@@ -510,7 +512,14 @@ impl Policy for WTinyLfu {
         self.sketch.maintain(self.resident() + 1);
         self.sketch.increment(info.hash);
         if info.priority != Priority::Critical {
-            self.simulate(entries, info.hash, info.weight, true);
+            self.simulate(
+                entries,
+                info.hash,
+                info.weight,
+                Request::Arriving {
+                    after_miss: info.follows_miss,
+                },
+            );
         }
         entries.meta_mut(id).set_priority(info.priority);
         if info.priority == Priority::Critical {
@@ -573,7 +582,7 @@ impl Policy for WTinyLfu {
         } else {
             self.sketch.increment(info.hash);
             if info.priority != Priority::Critical {
-                self.simulate(entries, info.hash, info.weight, false);
+                self.simulate(entries, info.hash, info.weight, Request::Replacing);
             }
             self.promote(entries, id);
         }

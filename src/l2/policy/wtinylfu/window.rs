@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 
+use super::callers::Callers;
 use super::evidence::{CHOICES, Decision, Evidence, SHARES, TableWindow, Tally, nearest};
 use super::mini::MiniCache;
 use super::rules::ONE;
@@ -82,6 +83,15 @@ const MIN_EPOCH_ENTRIES: u64 = 1;
 /// for not holding them, and the window would swing on that bias. A record lost (a full ring)
 /// is a request the miniatures miss.
 ///
+/// A miniature cache that lacks a key the shard holds misses when the key is read. Whether it
+/// then takes the key in follows the callers: it does if most of the shard's recent stores of
+/// new keys followed a miss on the same key by the same caller (read-through; each store says
+/// so: [`EntryInfo::follows_miss`](crate::l2::policy::EntryInfo)), and not if most were blind
+/// (a writer storing keys no reader asked for, beside readers that only `get`). Taking it in
+/// there would credit the larger windows with keys they could never get back, and grow the
+/// window until a pure LRU lets the writer flush what the readers read (one reader's hits fell
+/// from 99.9 % to 18.6 % so, in `tests/adaptation.rs`).
+///
 /// What it costs: 16 bytes a node and a hash table of node numbers for each miniature cache
 /// (about 23 to 50 KiB a shard of up to 4 096 entries, up to 99 KiB a larger one, allocated
 /// when the shard is sized), and six lookups in those caches per simulated request, on the
@@ -160,6 +170,18 @@ enum Judge {
     Table(Arc<TableWindow>),
 }
 
+/// What a simulated request was in the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Request {
+    /// A hit on an entry the shard holds.
+    Hit,
+    /// A store of a key the shard did not hold (it is about to), after a miss on the key by
+    /// the same caller or not ([`EntryInfo::follows_miss`](crate::l2::policy::EntryInfo)).
+    Arriving { after_miss: bool },
+    /// A store replacing the value of a key the shard holds.
+    Replacing,
+}
+
 /// The window's share, and the miniature caches that move it.
 pub(super) struct WindowSizer {
     tuning: WindowTuning,
@@ -192,6 +214,8 @@ pub(super) struct WindowSizer {
     /// shard may have fewer sampled keys than that, and would then fit in every miniature
     /// cache.)
     sampled_weight: u64,
+    /// Whether the shard's callers store what they miss (see [`Callers`]).
+    callers: Callers,
 }
 
 impl WindowSizer {
@@ -215,6 +239,7 @@ impl WindowSizer {
             recount: false,
             room: 0,
             sampled_weight: 0,
+            callers: Callers::default(),
         }
     }
 
@@ -412,18 +437,18 @@ impl WindowSizer {
         self.sampled_weight = 0;
     }
 
-    /// A request for `hash` (of `weight`), hit or miss (`arriving`: a miss whose entry the
-    /// shard is about to hold), in a shard whose window and main region hold `entries`
-    /// entries, after the sketch counted it and after [`resample`](Self::resample). At the
-    /// end of an epoch, may move the share.
+    /// A `request` for `hash` (of `weight`) in a shard whose window and main region hold
+    /// `entries` entries, after the sketch counted it and after [`resample`](Self::resample).
+    /// At the end of an epoch, may move the share.
     pub(super) fn request(
         &mut self,
         hash: u64,
         weight: u64,
-        arriving: bool,
+        request: Request,
         entries: usize,
         sketch: &FrequencySketch,
     ) {
+        let arriving = matches!(request, Request::Arriving { .. });
         if !self.tuning.adaptive() {
             return;
         }
@@ -445,7 +470,13 @@ impl WindowSizer {
         if self.room > 0 {
             capacity = capacity.min(self.room);
         }
-        self.simulate(hash, weight, capacity, entries, sketch);
+        if let Request::Arriving { after_miss } = request {
+            self.callers.stored(after_miss);
+        }
+        // A miniature cache that lacks the key takes it in if the caller stores it: now, or
+        // after the miss a hit is there (see `Callers`).
+        let stored = request != Request::Hit || self.callers.read_through();
+        self.simulate(hash, weight, capacity, entries, sketch, stored);
     }
 
     /// Counts a sampled request; ends the epoch (of `per_entry` requests per sampled entry of
@@ -460,7 +491,8 @@ impl WindowSizer {
         }
     }
 
-    /// One sampled request through every miniature cache.
+    /// One sampled request through every miniature cache (`stored`: one that misses takes
+    /// the key in).
     fn simulate(
         &mut self,
         hash: u64,
@@ -468,10 +500,11 @@ impl WindowSizer {
         capacity: u64,
         entries: usize,
         sketch: &FrequencySketch,
+        stored: bool,
     ) {
         let mut hit = [false; CHOICES];
         for (mini, hit) in self.minis.iter_mut().zip(&mut hit) {
-            *hit = mini.cache.access(hash, weight, capacity, sketch);
+            *hit = mini.cache.access(hash, weight, capacity, sketch, stored);
             mini.tally.hits += u64::from(*hit);
         }
         let current = hit[self.current];
