@@ -10,7 +10,8 @@
 //!   stale copy), with
 //!   capacity by entries or by weight enforced over the whole cache. Entries carry a
 //!   [`Priority`] and a time to live ([`InsertOptions`], timed by a [`Clock`]);
-//!   [`Cache::get_with`] runs one loader per concurrent miss; an eviction listener
+//!   [`Cache::get_with`] runs one loader per concurrent miss, and [`Cache::entry`] inserts on a
+//!   miss or computes a key's next value from its current one; an eviction listener
 //!   hears every [`RemovalCause`]; [`Cache::stats`] sums per-thread counters; a
 //!   [`CacheFrame`] batches operations under one L1 pin.
 //! - [`l1`]: a fixed-capacity, set-associative table with **wait-free reads**, epoch-based
@@ -110,7 +111,10 @@ pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
 pub use l2::{UnitWeigher, Weigher};
-pub use tier::{Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats, Iter};
+pub use tier::{
+    Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats, ComputeOp, Computed, EntryRef,
+    Fetched, Iter,
+};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Barrier, mpsc};
+use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -80,9 +80,8 @@ fn a_panicking_initialiser_wakes_the_waiters_and_one_retries() {
 fn a_failing_initialiser_stores_nothing_and_the_next_call_runs_again() {
     // A `String` key, borrowed as `str`: owned only once the loader's value is stored.
     let cache: Cache<String, u32> = Cache::builder().capacity(100).build().unwrap();
-    let failed: Result<u32, &str> =
-        cache.try_get_with_options("asset", || Err("disk busy"), InsertOptions::new());
-    assert_eq!(failed, Err("disk busy"));
+    let failed = cache.try_get_with_options("asset", || Err("disk busy"), InsertOptions::new());
+    assert_eq!(failed, Err(Arc::new("disk busy")));
     assert_eq!(cache.get("asset"), None);
     let critical = InsertOptions::new().priority(Priority::Critical);
     let loaded = cache.try_get_with_options("asset", || Ok::<_, &str>(5), critical);
@@ -145,7 +144,7 @@ fn explicit_handles_load_too() {
     assert_eq!(handle.get(&1), Some(10));
     assert_eq!(
         handle.try_get_with_options(&2, || Err::<u64, ()>(()), InsertOptions::new()),
-        Err(())
+        Err(Arc::new(()))
     );
 }
 

@@ -212,3 +212,60 @@ fn a_listener_that_loads_the_key_its_leader_loads_does_not_wait_on_itself() {
         assert_eq!(cache.get(&1), Some(10), "the Critical entry stayed");
     });
 }
+
+/// A computation replaces, then removes, a key, and the listener (hearing of the old value)
+/// computes on that same key: the computation's turn has ended before the listener runs, so
+/// the listener's computation does not wait on the one that called it.
+#[test]
+fn a_listener_that_computes_on_the_key_a_computation_changed_does_not_wait_on_it() {
+    within_watchdog("own computation", || {
+        let slot: Arc<OnceLock<Weak<Cache<u64, u64>>>> = Arc::default();
+        let from_listener = Arc::clone(&slot);
+        let cache = Arc::new(
+            Cache::builder()
+                .capacity(10)
+                .eviction_listener(move |key: &u64, value: &u64, _| {
+                    let Some(cache) = from_listener.get().and_then(Weak::upgrade) else {
+                        return;
+                    };
+                    once_deep(|| {
+                        // Keeps a record of what left, under the key plus 100.
+                        let record = key + 100;
+                        cache.entry(&record).and_upsert_with(|_| *value).unwrap();
+                        cache
+                            .entry(key)
+                            .and_upsert_with(|now| now.unwrap_or(0) + 1000)
+                            .unwrap();
+                    });
+                })
+                .build()
+                .unwrap(),
+        );
+        slot.set(Arc::downgrade(&cache)).unwrap();
+        cache.insert(1, 10).unwrap();
+        cache
+            .entry(&1)
+            .and_upsert_with(|now| now.unwrap_or(0) + 1)
+            .unwrap();
+        assert_eq!(
+            cache.get(&101),
+            Some(10),
+            "the listener heard of the replaced value"
+        );
+        assert_eq!(
+            cache.get(&1),
+            Some(1011),
+            "and computed on the key after the computation"
+        );
+        let removed = cache
+            .entry(&1)
+            .and_compute_with(|_| stratacache::ComputeOp::Remove);
+        assert_eq!(removed, Ok(stratacache::Computed::Removed(1011)));
+        assert_eq!(cache.get(&101), Some(1011));
+        assert_eq!(
+            cache.get(&1),
+            Some(1000),
+            "the listener's computation came after the removal"
+        );
+    });
+}

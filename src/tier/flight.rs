@@ -7,12 +7,15 @@
 //! value into the cache **before** it takes its key off the pending list, so a caller that
 //! finds no pending key and then (under the list's lock) looks in the cache again sees either
 //! the flight or the stored value: the initialiser cannot run twice for one miss. If the
-//! leader's initialiser panics or fails, a drop guard marks the flight abandoned and wakes the
-//! waiters, which start over (one of them becomes the next leader).
+//! leader's initialiser fails, its error (in an `Arc`) goes to the waiters that expect that
+//! error type. If it panics, a drop guard marks the flight abandoned and wakes the waiters,
+//! which start over (one of them becomes the next leader); so do a computation's waiters
+//! (`and_compute_with`), each of which runs its own.
 
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::any::Any;
 use core::borrow::Borrow;
 
 use crate::sync::{Arc, Mutex, Signal};
@@ -23,8 +26,22 @@ pub(crate) enum FlightState<V> {
     Running,
     /// The leader stored this value.
     Done(V),
-    /// The leader's initialiser panicked or failed: waiters start over.
+    /// The leader's initialiser failed with this error: an `alloc::sync::Arc<E>`, for the
+    /// waiters that expect an `E`.
+    Failed(Box<dyn Any + Send + Sync>),
+    /// The leader's initialiser panicked, or its computation hands waiters nothing: waiters
+    /// start over.
     Abandoned,
+}
+
+/// How a flight ended, for a waiter expecting errors of type `E`.
+pub(crate) enum Settled<V, E> {
+    /// The leader's value.
+    Value(V),
+    /// The leader's error.
+    Failed(alloc::sync::Arc<E>),
+    /// Nothing to take: start over.
+    Retry,
 }
 
 pub(crate) type Flight<V> = Signal<FlightState<V>>;
@@ -134,9 +151,24 @@ pub(crate) struct Leading<'f, K, V> {
 impl<K, V> Leading<'_, K, V> {
     /// Hands `value` to the waiters.
     pub(crate) fn finish(mut self, value: V) {
-        let flight = self.flight.take().expect("finished once");
-        self.flights
-            .settle(self.hash, &flight, FlightState::Done(value));
+        self.settle(FlightState::Done(value));
+    }
+
+    /// Hands `error` to the waiters that expect its type (the others start over).
+    pub(crate) fn fail<E: Send + Sync + 'static>(mut self, error: &alloc::sync::Arc<E>) {
+        self.settle(FlightState::Failed(Box::new(alloc::sync::Arc::clone(
+            error,
+        ))));
+    }
+
+    /// Ends the flight handing nothing: the waiters start over.
+    pub(crate) fn pass(mut self) {
+        self.settle(FlightState::Abandoned);
+    }
+
+    fn settle(&mut self, state: FlightState<V>) {
+        let flight = self.flight.take().expect("settled once");
+        self.flights.settle(self.hash, &flight, state);
     }
 }
 
@@ -149,12 +181,17 @@ impl<K, V> Drop for Leading<'_, K, V> {
     }
 }
 
-/// Waits for `flight` to settle: `Some(value)` if the leader stored one, `None` if it gave up.
-pub(crate) fn wait<V: Clone>(flight: &Flight<V>) -> Option<V> {
+/// Waits for `flight` to settle: the leader's value, its error if it is an `E`, or nothing.
+pub(crate) fn wait<V: Clone, E: 'static>(flight: &Flight<V>) -> Settled<V, E> {
     let state = flight.wait_until(|s| !matches!(s, FlightState::Running));
     match &*state {
-        FlightState::Done(value) => Some(value.clone()),
-        FlightState::Abandoned => None,
+        FlightState::Done(value) => Settled::Value(value.clone()),
+        FlightState::Failed(error) => error
+            .downcast_ref::<alloc::sync::Arc<E>>()
+            .map_or(Settled::Retry, |error| {
+                Settled::Failed(alloc::sync::Arc::clone(error))
+            }),
+        FlightState::Abandoned => Settled::Retry,
         FlightState::Running => unreachable!("waited until settled"),
     }
 }

@@ -8,6 +8,7 @@ use core::borrow::Borrow;
 use core::convert::Infallible;
 use core::hash::{BuildHasher, Hash};
 
+use super::compute::EntryRef;
 use super::iter::{Iter, PinFrom};
 use super::{Cache, Shared, Stamped};
 use crate::entry::InsertOptions;
@@ -47,6 +48,34 @@ macro_rules! cache_operations {
             Q: ?Sized + Hash + Eq,
         {
             self.cache().get_in(&self.$pin(), self.$stripe(), key)
+        }
+
+        /// Selects `key` for an insertion on a miss or a computation from its current value
+        /// (moka's `entry_by_ref`): see [`EntryRef`].
+        ///
+        /// ```
+        /// use stratacache::{Cache, ComputeOp, Computed};
+        ///
+        /// let cache: Cache<String, u32> = Cache::builder().capacity(100).build()?;
+        /// let first = cache.entry("hits").or_insert_with(|| 1);
+        /// assert!(first.is_fresh());
+        /// assert!(!cache.entry("hits").or_insert_with(|| 99).is_fresh());
+        /// // Count up: computations on one key take turns.
+        /// let counted = cache.entry("hits").and_upsert_with(|now| now.map_or(1, |n| n + 1))?;
+        /// assert_eq!(counted, 2);
+        /// let gone = cache.entry("hits").and_compute_with(|now| match now {
+        ///     Some(n) if n >= 2 => ComputeOp::Remove,
+        ///     _ => ComputeOp::Nop,
+        /// })?;
+        /// assert_eq!(gone, Computed::Removed(2));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn entry<'a, Q>(&'a self, key: &'a Q) -> EntryRef<'a, Q, K, V, S, W, P>
+        where
+            K: Borrow<Q>,
+            Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+        {
+            EntryRef::new(self.cache(), self.pin_from(), self.$stripe(), key)
         }
 
         /// A clone of the value for `key`, not counted as a use (nor in the statistics) and
@@ -125,32 +154,42 @@ macro_rules! cache_operations {
         {
             match self.try_get_with(key, || Ok::<V, Infallible>(init())) {
                 Ok(value) => value,
-                Err(never) => match never {},
+                Err(never) => match *never {},
             }
         }
 
-        /// [`get_with`](Self::get_with) with a fallible initialiser. If `init` fails, its
-        /// error is returned to this caller and nothing is stored; waiting callers start over,
-        /// and one of them runs its own `init` (unlike moka, which hands every waiter the
-        /// leader's error).
+        /// [`get_with`](Self::get_with) with a fallible initialiser (moka's `try_get_with`). If
+        /// `init` fails, nothing is stored and its error is returned, in an `Arc`, to this
+        /// caller and to the callers waiting on it that expect the same error type (others
+        /// start over, one of them running its own `init`).
+        ///
+        /// ```
+        /// use stratacache::Cache;
+        ///
+        /// let cache: Cache<String, u32> = Cache::builder().capacity(100).build()?;
+        /// let failed = cache.try_get_with("level-3", || "missing".parse::<u32>());
+        /// assert!(failed.is_err());
+        /// assert_eq!(cache.try_get_with("level-3", || "3".parse::<u32>()), Ok(3));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         ///
         /// # Errors
-        /// The error of this caller's `init`.
+        /// The error of the `init` that ran for this miss.
         pub fn try_get_with<Q, E>(
             &self,
             key: &Q,
             init: impl FnOnce() -> Result<V, E>,
-        ) -> Result<V, E>
+        ) -> Result<V, alloc::sync::Arc<E>>
         where
             K: Borrow<Q>,
             Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+            E: Send + Sync + 'static,
         {
             self.try_get_with_options(key, init, InsertOptions::new())
         }
 
         /// [`get_with`](Self::get_with) with an initialiser that may decline: `None` stores
-        /// nothing and is returned to this caller; waiting callers start over, as after an
-        /// error.
+        /// nothing and is returned to this caller and to the callers waiting on it.
         pub fn optionally_get_with<Q>(&self, key: &Q, init: impl FnOnce() -> Option<V>) -> Option<V>
         where
             K: Borrow<Q>,
@@ -163,19 +202,21 @@ macro_rules! cache_operations {
         /// priority, a time to live, a weight).
         ///
         /// # Errors
-        /// The error of this caller's `init`.
+        /// The error of the `init` that ran for this miss.
         pub fn try_get_with_options<Q, E>(
             &self,
             key: &Q,
             init: impl FnOnce() -> Result<V, E>,
             options: InsertOptions,
-        ) -> Result<V, E>
+        ) -> Result<V, alloc::sync::Arc<E>>
         where
             K: Borrow<Q>,
             Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+            E: Send + Sync + 'static,
         {
             self.cache()
                 .get_or_try_insert_in(|| self.$pin(), self.$stripe(), key, options, init)
+                .map(|(value, _)| value)
         }
 
         /// Keeps only the entries `keep` accepts: the others are removed (the listener sees
@@ -277,6 +318,10 @@ where
         self.shared.l1.pin()
     }
 
+    fn pin_from(&self) -> PinFrom<'_, K, V> {
+        PinFrom::ThreadLocal
+    }
+
     #[inline]
     fn stripe(&self) -> usize {
         super::stats::thread_stripe()
@@ -301,7 +346,7 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&self) -> Iter<'_, K, V, S, W, P> {
-        Iter::new(&self.shared, PinFrom::ThreadLocal)
+        Iter::new(&self.shared, self.pin_from())
     }
 
     /// Pins L1 once for a batch of operations: see [`CacheFrame`].
@@ -346,6 +391,10 @@ where
         self.l1.pin()
     }
 
+    fn pin_from(&self) -> PinFrom<'_, K, V> {
+        PinFrom::Handle(&self.l1)
+    }
+
     #[inline]
     fn stripe(&self) -> usize {
         self.stripe
@@ -355,7 +404,7 @@ where
 
     /// The entries, as [`Cache::iter`] (weakly consistent: see [`Iter`]).
     pub fn iter(&self) -> Iter<'_, K, V, S, W, P> {
-        Iter::new(self.cache, PinFrom::Handle(&self.l1))
+        Iter::new(self.cache, self.pin_from())
     }
 
     /// Pins L1 once for a batch of operations: see [`CacheFrame`].
@@ -425,6 +474,10 @@ where
         &self.l1
     }
 
+    fn pin_from(&self) -> PinFrom<'_, K, V> {
+        PinFrom::Frame(&self.l1)
+    }
+
     #[inline]
     fn stripe(&self) -> usize {
         self.stripe
@@ -435,7 +488,7 @@ where
     /// The entries, as [`Cache::iter`] (weakly consistent: see [`Iter`]), under the frame's
     /// pin.
     pub fn iter(&self) -> Iter<'_, K, V, S, W, P> {
-        Iter::new(self.cache, PinFrom::Frame(&self.l1))
+        Iter::new(self.cache, self.pin_from())
     }
 }
 

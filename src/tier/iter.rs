@@ -1,6 +1,7 @@
 //! Iteration: a weakly consistent walk of L2, one shard's snapshot at a time.
 
 use alloc::vec::Vec;
+use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 
 use super::raw::epoch;
@@ -18,6 +19,38 @@ pub(super) enum PinFrom<'c, K, V> {
     Handle(&'c l1::Handle<'c, K, Stamped<V>, ()>),
     /// A [`CacheFrame`](super::CacheFrame)'s pin, held for the whole walk.
     Frame(&'c l1::Guard<'c, K, Stamped<V>, ()>),
+}
+
+impl<'c, K, V> PinFrom<'c, K, V> {
+    /// A pin for one step of an operation: a fresh one, or the frame's.
+    pub(super) fn pin<S, W, P: Policy>(
+        &self,
+        cache: &'c Shared<K, V, S, W, P>,
+    ) -> Pinned<'c, K, V> {
+        #[cfg(not(all(feature = "std", not(loom))))]
+        let _ = cache; // only the thread-local handle pins through the cache
+        match *self {
+            #[cfg(all(feature = "std", not(loom)))]
+            Self::ThreadLocal => Pinned::Fresh(cache.l1.pin()),
+            Self::Handle(handle) => Pinned::Fresh(handle.pin()),
+            Self::Frame(guard) => Pinned::Held(guard),
+        }
+    }
+}
+
+/// An L1 pin [`PinFrom::pin`] took: its own, or a frame's.
+pub(super) enum Pinned<'c, K, V> {
+    Fresh(l1::Guard<'c, K, Stamped<V>, ()>),
+    Held(&'c l1::Guard<'c, K, Stamped<V>, ()>),
+}
+
+impl<'c, K, V> core::borrow::Borrow<l1::Guard<'c, K, Stamped<V>, ()>> for Pinned<'c, K, V> {
+    fn borrow(&self) -> &l1::Guard<'c, K, Stamped<V>, ()> {
+        match self {
+            Self::Fresh(guard) => guard,
+            Self::Held(guard) => guard,
+        }
+    }
 }
 
 /// The entries of a cache, as clones of their keys and values: see
@@ -96,12 +129,9 @@ where
             }
             let shard = self.shard;
             self.shard += 1;
-            let entries = match self.pin {
-                #[cfg(all(feature = "std", not(loom)))]
-                PinFrom::ThreadLocal => self.cache.snapshot(shard, &self.cache.l1.pin()),
-                PinFrom::Handle(handle) => self.cache.snapshot(shard, &handle.pin()),
-                PinFrom::Frame(guard) => self.cache.snapshot(shard, guard),
-            };
+            let entries = self
+                .cache
+                .snapshot(shard, self.pin.pin(self.cache).borrow());
             self.entries = entries.into_iter();
         }
     }

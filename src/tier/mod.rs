@@ -30,6 +30,7 @@
 //! copy carries its entry's deadline, so an expired entry is never returned from either tier.
 
 mod builder;
+mod compute;
 mod flight;
 mod fronts;
 mod iter;
@@ -42,6 +43,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use builder::CacheBuilder;
+pub use compute::{ComputeOp, Computed, EntryRef, Fetched};
 use flight::Flights;
 pub use fronts::{CacheFrame, CacheHandle};
 pub use iter::Iter;

@@ -6,7 +6,7 @@ use alloc::borrow::ToOwned;
 use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 
-use super::flight::{self, Role};
+use super::flight::{self, Role, Settled};
 use super::raw::epoch;
 use super::stats::Event;
 use super::{Copies, L1Sync, RETIRED_FLOOR, Reclaim, Shared, Stamped, WRITE_RECLAIM, l1_hash};
@@ -149,7 +149,10 @@ where
         }
     }
 
-    fn l1_sync<'g, 'c>(&self, l1: &'g l1::Guard<'c, K, Stamped<V>, ()>) -> L1Sync<'g, 'c, K, V> {
+    pub(super) fn l1_sync<'g, 'c>(
+        &self,
+        l1: &'g l1::Guard<'c, K, Stamped<V>, ()>,
+    ) -> L1Sync<'g, 'c, K, V> {
         L1Sync {
             l1,
             promote_after: self.promote_after,
@@ -206,7 +209,7 @@ where
     }
 
     /// [`peek_with`](Self::peek_with) for a key whose hash is known.
-    fn peek_hashed<Q, R>(
+    pub(super) fn peek_hashed<Q, R>(
         &self,
         l1: Pin<'_, '_, K, V>,
         hash: u64,
@@ -394,9 +397,14 @@ where
         let (key, value) = self
             .l2
             .remove(hash, key, only, &epoch, &mut self.l1_sync(l1))?;
+        self.report_removal(stripe, key, value);
+        Some(f(value))
+    }
+
+    /// A removal's reporting part: counted and told to the listener.
+    pub(super) fn report_removal(&self, stripe: usize, key: &K, value: &V) {
         self.stats.add(stripe, Event::Removed, 1);
         self.notify(key, value, RemovalCause::Removed);
-        Some(f(value))
     }
 
     pub(super) fn clear_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize) {
@@ -427,8 +435,9 @@ where
     }
 
     /// `get_with`'s core: a hit, or the value of the one initialiser run for
-    /// concurrent misses on `key`. `pin` is called for each step, so no L1 pin is held while
-    /// the initialiser runs or while waiting for it.
+    /// concurrent misses on `key` (with whether this caller's made it), or that initialiser's
+    /// error (for the waiters that expect its type). `pin` is called for each step, so no L1
+    /// pin is held while the initialiser runs or while waiting for it.
     ///
     /// No user code runs while this caller's flight is pending but the initialiser and the
     /// weigher of its value: the pin for the re-check is taken before the flight list's lock
@@ -443,11 +452,12 @@ where
         key: &Q,
         options: InsertOptions,
         init: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, E>
+    ) -> Result<(V, bool), alloc::sync::Arc<E>>
     where
         K: Borrow<Q>,
         Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
         G: Borrow<l1::Guard<'c, K, Stamped<V>, ()>>,
+        E: Send + Sync + 'static,
     {
         let hash = self.hash_builder.hash_one(key);
         let mut init = Some(init);
@@ -455,7 +465,7 @@ where
             let role = {
                 let l1 = pin();
                 if let Some(value) = self.get_hashed(l1.borrow(), stripe, hash, key) {
-                    return Ok(value);
+                    return Ok((value, false));
                 }
                 // A quiet point before the flight (see `insert_in`).
                 self.l2.prepare_insert(hash, &epoch(l1.borrow()));
@@ -464,19 +474,26 @@ where
                 })
             };
             match role {
-                Role::Found(value) => return Ok(value),
-                Role::Join(flight) => {
-                    if let Some(value) = flight::wait(&flight) {
-                        return Ok(value);
-                    }
+                Role::Found(value) => return Ok((value, false)),
+                Role::Join(flight) => match flight::wait::<V, E>(&flight) {
+                    Settled::Value(value) => return Ok((value, false)),
+                    Settled::Failed(error) => return Err(error),
                     // The leader gave up: start over (perhaps as the next leader).
-                }
+                    Settled::Retry => {}
+                },
                 Role::Lead(leading) => {
                     let init = init
                         .take()
                         .expect("a caller leads at most once: it returns");
-                    // A panic or an error drops `leading`, which wakes the waiters.
-                    let value = init()?;
+                    // A panic drops `leading`, which wakes the waiters to start over.
+                    let value = match init() {
+                        Ok(value) => value,
+                        Err(error) => {
+                            let error = alloc::sync::Arc::new(error);
+                            leading.fail(&error);
+                            return Err(error);
+                        }
+                    };
                     // The key is owned only now, for the entry (no lock held).
                     let owned = key.to_owned();
                     let l1 = pin();
@@ -493,7 +510,7 @@ where
                             self.reclaim(WRITE_RECLAIM);
                         }
                     }
-                    return Ok(value);
+                    return Ok((value, true));
                 }
             }
         }
