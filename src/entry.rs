@@ -18,14 +18,12 @@ use core::time::Duration;
 /// one), does it evict Critical entries, by CLOCK among themselves. Expired entries of any
 /// priority are never returned and are reclaimed first.
 ///
-/// Other policies read priorities their own way: the CLOCK family ([`ProbationClock`],
-/// [`ClockPolicy`], [`S3Fifo`]) saturates an entry's use counter at [`max_uses`](Self::max_uses), so
-/// under pressure `Medium` and `Low` entries age out before `High` ones with the same use;
-/// every policy passes over `Critical` entries while it may.
+/// Other policies read priorities their own way: the CLOCK family ([`ClockPolicy`], and
+/// `ProbationClock` and `S3Fifo` of the `policies` feature) saturates an entry's use counter
+/// at [`max_uses`](Self::max_uses), so under pressure `Medium` and `Low` entries age out before
+/// `High` ones with the same use; every policy passes over `Critical` entries while it may.
 ///
-/// [`ProbationClock`]: crate::l2::policy::ProbationClock
-/// [`ClockPolicy`]: crate::l2::policy::ClockPolicy
-/// [`S3Fifo`]: crate::l2::policy::S3Fifo
+/// [`ClockPolicy`]: crate::policy::ClockPolicy
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(u8)]
 pub enum Priority {

@@ -17,11 +17,11 @@
 //! - [`l1`]: a fixed-capacity, set-associative table with **wait-free reads**, epoch-based
 //!   reclamation (crossbeam-epoch) whose cost is bounded and can be driven by the caller, and
 //!   per-set CLOCK eviction. Gets are zero-copy (`&V` bound to a guard) and allocate nothing.
-//! - [`l2`]: the L2 tier's eviction [`l2::policy`]: the shard-level [`l2::Policy`] trait,
-//!   the default [`l2::WTinyLfu`] (frequency-sketch admission, adaptive window), eight other
-//!   policies to choose from, and the single-threaded [`l2::policy::Harness`] that drives one
-//!   policy alone (the trace simulator's). L2's shards, their lock-free index and slots are
-//!   internal.
+//! - [`policy`]: the L2 tier's eviction policies: the shard-level [`policy::Policy`] trait,
+//!   the default [`policy::WTinyLfu`] (frequency-sketch admission, adaptive window), CLOCK,
+//!   seven others to compare with (the `policies` feature), and the single-threaded
+//!   [`policy::Harness`] that drives one policy alone (the trace simulator's). L2's shards,
+//!   their lock-free index and slots are internal.
 //!
 //! - [`memory`]: where the L2 shards' memory comes from ([`CacheBuilder::memory`],
 //!   [`CacheBuilder::memory_budget`]): size-class slab arenas over the global allocator, a
@@ -55,6 +55,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
+//! | `policies` | no   | the L2 policies beside the default W-TinyLFU and CLOCK: LRU, ARC, LFU, SIEVE, S3-FIFO, probation CLOCK and a predictive one (the trace simulator compares them) |
 //! | `std`   | yes     | per-thread handles kept by each table, so [`Cache::get`], [`L1::pin`], [`L1::get_cloned`] … work without an explicit handle; L2 shards use the standard library's `RwLock` (parking, not spinning) and `get_with` waiters park; [`StdClock`] is the default clock for time to live; foldhash seeds also mix in the clock; the topology from sysfs and `sched_getcpu` for per-socket L1, and node-bound arenas (`stratacache-platform/std`, `stratacache-alloc/std`) |
 //!
 //! Without `std` the crate builds for bare-metal targets (`x86_64-unknown-none`,
@@ -96,7 +97,7 @@ mod entry;
 mod error;
 pub mod hash;
 pub mod l1;
-pub mod l2;
+mod l2;
 pub mod memory;
 mod sync;
 mod tier;
@@ -110,6 +111,7 @@ pub use entry::{InsertOptions, Priority, RemovalCause};
 pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;
+pub use l2::policy;
 pub use l2::{UnitWeigher, Weigher};
 pub use tier::{
     Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats, ComputeOp, Computed, EntryRef,

@@ -6,9 +6,7 @@
 use std::sync::Mutex;
 
 use stratacache::hash::FixedState;
-use stratacache::l2::policy::{
-    ClockMeta, ClockPolicy, Entries, EntryInfo, HitReports, Policy, SlotId,
-};
+use stratacache::policy::{ClockMeta, ClockPolicy, Entries, EntryInfo, HitReports, Policy, SlotId};
 use stratacache::{Cache, UnitWeigher};
 
 /// A small deterministic generator (xorshift64*): the tests need no seeded crate.

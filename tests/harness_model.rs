@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use stratacache::l2::policy::Harness;
+use stratacache::policy::Harness;
 
 #[derive(Debug, Clone)]
 enum Op {

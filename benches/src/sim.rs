@@ -7,9 +7,9 @@ use std::hash::BuildHasher;
 use mini_moka::sync::ConcurrentCacheExt as _;
 use std::str::FromStr;
 
-use stratacache::l2::ProbationClock;
-use stratacache::l2::policy::Harness;
-use stratacache::l2::policy::{
+use stratacache::policy::Harness;
+use stratacache::policy::ProbationClock;
+use stratacache::policy::{
     ArcPolicy, ClockPolicy, Lfu, Lru, Policy, Predictive, S3Fifo, Sieve, WTinyLfu, WindowTuning,
 };
 

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use stratacache::l2::policy::{ClockPolicy, Sieve};
+use stratacache::policy::{ClockPolicy, Sieve};
 use stratacache_benches::sim::{Setup, Subject, simulate, simulate_policy};
 use stratacache_benches::trace::{Format, read};
 

@@ -7,8 +7,9 @@
 
 use loom::sync::Arc;
 use loom::thread;
+use stratacache::UnitWeigher;
 use stratacache::hash::FixedState;
-use stratacache::l2::{ProbationClock, UnitWeigher};
+use stratacache::policy::ProbationClock;
 use stratacache::{Cache, InsertOptions, Priority};
 
 /// The models use the lean `ProbationClock` policy: an L2 policy's hit path only touches

@@ -5,7 +5,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use stratacache::l2::policy::{Harness, Policy, WTinyLfu};
+use stratacache::policy::{Harness, Policy, WTinyLfu};
 
 /// Any bits: a shard this small simulates every key.
 fn hash(key: u64) -> u64 {

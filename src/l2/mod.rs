@@ -19,7 +19,7 @@ mod shard;
 mod table;
 mod weigher;
 
-pub use policy::{DefaultPolicy, Policy, ProbationClock, WTinyLfu};
+pub(crate) use policy::{DefaultPolicy, Policy};
 pub use weigher::{UnitWeigher, Weigher};
 
 pub(crate) use builder::{TableBuilder, default_shards};

@@ -41,7 +41,7 @@ pub(crate) struct StoreAs {
     pub(crate) now: u64,
     /// Whether the caller had just missed the key ([`EntryInfo::follows_miss`]).
     ///
-    /// [`EntryInfo::follows_miss`]: crate::l2::policy::EntryInfo::follows_miss
+    /// [`EntryInfo::follows_miss`]: crate::policy::EntryInfo::follows_miss
     pub(crate) follows_miss: bool,
 }
 

@@ -292,7 +292,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     ///
     /// ```
     /// use stratacache::Cache;
-    /// use stratacache::l2::policy::{WTinyLfu, WindowTuning};
+    /// use stratacache::policy::{WTinyLfu, WindowTuning};
     ///
     /// let cache: Cache<u64, u64, _, _, WTinyLfu> = Cache::builder()
     ///     .capacity(10_000)

@@ -250,7 +250,7 @@ where
     }
 
     /// An insertion's locked part: the entry (of `hash`, the key's hash) stored in L2, L1
-    /// kept in step, victims taken; `follows_miss` as [`EntryInfo::follows_miss`](crate::l2::policy::EntryInfo::follows_miss).
+    /// kept in step, victims taken; `follows_miss` as [`EntryInfo::follows_miss`](crate::policy::EntryInfo::follows_miss).
     /// Nothing of what it displaced has been shown to the listener or dropped yet: that is
     /// [`report`](Self::report)'s part, which runs user code, so a `get_with` leader
     /// settles its flight between the two.

@@ -75,7 +75,7 @@ impl Counters {
     /// caller's next insertion stores that key is what [`EntryInfo::follows_miss`] tells the
     /// policy. The miss's stats line, so no other line is written.
     ///
-    /// [`EntryInfo::follows_miss`]: crate::l2::policy::EntryInfo::follows_miss
+    /// [`EntryInfo::follows_miss`]: crate::policy::EntryInfo::follows_miss
     #[inline]
     pub(crate) fn note_miss(&self, stripe: usize, hash: u64) {
         // Relaxed: a hint; a thread sharing the stripe at the same moment may replace it, which

@@ -16,7 +16,7 @@ use alloc::collections::BTreeMap;
 use hashbrown::HashTable;
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, Policy, Priority, SlotId};
+use super::{Entries, EntryInfo, Policy, SlotId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Side {
@@ -138,7 +138,7 @@ impl Policy for ArcPolicy {
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         let c = self.resident().max(1);
         let (b1, b2) = (self.b1.len(), self.b2.len());
         if self.b1.remove(info.hash) {
@@ -176,10 +176,9 @@ impl Policy for ArcPolicy {
             Side::Absent => None,
         };
         if let Some(list) = list {
-            list.replaced(entries, old, id);
-            list.weight = list.weight - old_weight + info.weight;
+            list.replaced(entries, old, id, old_weight, info.weight);
         }
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         self.promote(entries, id);
     }
 

@@ -64,7 +64,7 @@ impl<const BITS: u8> Policy for ClockPolicy<BITS> {
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
         let meta = entries.meta_mut(id);
         meta.max = Self::ceiling(info.priority);
-        meta.critical = info.priority == Priority::Critical;
+        meta.critical = info.is_critical();
         // Behind the hand: the front is where the hand points, so the back is just behind it.
         self.ring.push_back(entries, id);
     }
@@ -77,11 +77,11 @@ impl<const BITS: u8> Policy for ClockPolicy<BITS> {
         old_weight: u64,
         info: EntryInfo,
     ) {
-        self.ring.replaced(entries, old, id);
-        self.ring.weight = self.ring.weight - old_weight + info.weight;
+        self.ring
+            .replaced(entries, old, id, old_weight, info.weight);
         let meta = entries.meta_mut(id);
         meta.max = Self::ceiling(info.priority);
-        meta.critical = info.priority == Priority::Critical;
+        meta.critical = info.is_critical();
         self.on_access(entries, id);
     }
 

@@ -99,7 +99,7 @@ pub struct Evicted<K, V> {
 /// [`evict`](Self::evict) while it is over budget.
 ///
 /// ```
-/// use stratacache::l2::policy::Harness;
+/// use stratacache::policy::Harness;
 ///
 /// let mut table: Harness<&str, u32> = Harness::new();
 /// table.insert(11, "hp", 100, 1);

@@ -9,7 +9,7 @@
 //! must be spared; expired entries go first where met.
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, Policy, Priority, SlotId};
+use super::{Entries, EntryInfo, Policy, SlotId};
 
 /// The highest use count.
 const LEVELS: usize = 16;
@@ -91,7 +91,7 @@ impl Policy for Lfu {
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         self.link(entries, id, 1);
     }
 
@@ -106,10 +106,9 @@ impl Policy for Lfu {
         let level = usize::from(entries.meta(id).level);
         if level > 0 {
             let list = &mut self.levels[level];
-            list.replaced(entries, old, id);
-            list.weight = list.weight - old_weight + info.weight;
+            list.replaced(entries, old, id, old_weight, info.weight);
         }
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         self.count(entries, id, 1);
     }
 

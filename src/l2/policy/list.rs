@@ -54,15 +54,19 @@ impl List {
         self.weight -= entries.weight(id);
     }
 
-    /// Entry `old` now lives at `new`, with `old`'s links moved there (see
+    /// Entry `old` now lives at `new`, with `old`'s links moved there, and weighs
+    /// `new_weight` instead of `old_weight` (see
     /// [`Policy::on_replace`](super::Policy::on_replace)): points its neighbours and the front
-    /// at `new`. Nothing to do when the two are the same.
+    /// at `new` (nothing to do when the two are the same) and counts the new weight.
     pub(crate) fn replaced<M: Linked>(
         &mut self,
         entries: &mut impl Entries<M>,
         old: SlotId,
         new: SlotId,
+        old_weight: u64,
+        new_weight: u64,
     ) {
+        self.weight = self.weight - old_weight + new_weight;
         if old == new {
             return;
         }
@@ -96,7 +100,7 @@ impl List {
 /// Implements [`Linked`] for a meta type with `prev` and `next` fields.
 macro_rules! linked_meta {
     ($meta:ty) => {
-        impl $crate::l2::policy::list::Linked for $meta {
+        impl $crate::policy::list::Linked for $meta {
             #[inline]
             fn links(&self) -> (SlotId, SlotId) {
                 (self.prev, self.next)

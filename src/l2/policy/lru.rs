@@ -10,7 +10,7 @@
 //! place). Expired entries at the head go first, like any other head.
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, Policy, Priority, SlotId};
+use super::{Entries, EntryInfo, Policy, SlotId};
 
 /// Per-entry state (12 bytes).
 #[derive(Default)]
@@ -63,7 +63,7 @@ impl Policy for Lru {
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         self.link_tail(entries, id);
     }
 
@@ -76,10 +76,10 @@ impl Policy for Lru {
         info: EntryInfo,
     ) {
         if entries.meta(id).linked {
-            self.list.replaced(entries, old, id);
-            self.list.weight = self.list.weight - old_weight + info.weight;
+            self.list
+                .replaced(entries, old, id, old_weight, info.weight);
         }
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         self.refresh(entries, id);
     }
 

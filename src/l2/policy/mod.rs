@@ -17,31 +17,49 @@
 //! [`Harness`] drives one policy single-threaded, each hit told at once: the trace simulator
 //! measures policies with it.
 
-mod arc;
 mod clock;
 mod harness;
-mod lfu;
 mod list;
-mod lru;
-mod predictive;
-mod probation_clock;
-mod s3fifo;
-mod sieve;
 mod wtinylfu;
+// The policies beside the default and CLOCK (the `policies` feature).
+#[cfg(feature = "policies")]
+mod arc;
+#[cfg(feature = "policies")]
+mod lfu;
+#[cfg(feature = "policies")]
+mod lru;
+#[cfg(feature = "policies")]
+mod predictive;
+#[cfg(feature = "policies")]
+mod probation_clock;
+#[cfg(feature = "policies")]
+mod s3fifo;
+#[cfg(feature = "policies")]
+mod sieve;
 
-pub use arc::{ArcPolicy, Meta as ArcMeta};
 pub use clock::{ClockPolicy, Meta as ClockMeta};
 pub use harness::{Evicted, Harness};
-pub use lfu::{Lfu, Meta as LfuMeta};
-pub use lru::{Lru, Meta as LruMeta};
-pub use predictive::{Meta as PredictiveMeta, Predictive};
-pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
-pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
-pub use sieve::{Meta as SieveMeta, Sieve};
 pub use wtinylfu::{Adaptation, Meta as WTinyLfuMeta, WTinyLfu, WindowTuning};
+
+#[cfg(feature = "policies")]
+pub use arc::{ArcPolicy, Meta as ArcMeta};
+#[cfg(feature = "policies")]
+pub use lfu::{Lfu, Meta as LfuMeta};
+#[cfg(feature = "policies")]
+pub use lru::{Lru, Meta as LruMeta};
+#[cfg(feature = "policies")]
+pub use predictive::{Meta as PredictiveMeta, Predictive};
+#[cfg(feature = "policies")]
+pub use probation_clock::{Meta as ProbationMeta, ProbationClock};
+#[cfg(feature = "policies")]
+pub use s3fifo::{Meta as S3FifoMeta, S3Fifo};
+#[cfg(feature = "policies")]
+pub use sieve::{Meta as SieveMeta, Sieve};
 
 pub use crate::entry::Priority;
 
+#[cfg(all(test, feature = "policies"))]
+mod compared_tests;
 #[cfg(test)]
 mod tests;
 
@@ -139,6 +157,11 @@ impl EntryInfo {
             priority,
             follows_miss: false,
         }
+    }
+
+    /// Whether the entry is `Critical` (policies keep those apart).
+    pub const fn is_critical(&self) -> bool {
+        matches!(self.priority, Priority::Critical)
     }
 
     /// The same, stored by a caller that had just missed the key (or not).

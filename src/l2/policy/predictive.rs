@@ -196,8 +196,8 @@ impl Policy for Predictive {
         old_weight: u64,
         info: EntryInfo,
     ) {
-        self.ring.replaced(entries, old, id);
-        self.ring.weight = self.ring.weight - old_weight + info.weight;
+        self.ring
+            .replaced(entries, old, id, old_weight, info.weight);
         entries.meta_mut(id).priority = info.priority;
         self.on_access(entries, id);
     }

@@ -241,16 +241,15 @@ impl Policy for ProbationClock {
     ) {
         let queue = entries.meta(id).queue;
         if let Some(ring) = self.ring(queue) {
-            ring.replaced(entries, old, id);
-            ring.weight = ring.weight - old_weight + info.weight;
+            ring.replaced(entries, old, id, old_weight, info.weight);
         }
         let was_critical = entries.meta(id).priority == Priority::Critical;
         entries.meta_mut(id).priority = info.priority;
-        if was_critical != (info.priority == Priority::Critical) {
+        if was_critical != (info.is_critical()) {
             if let Some(ring) = self.ring(queue) {
                 ring.unlink(entries, id);
             }
-            if info.priority == Priority::Critical {
+            if info.is_critical() {
                 self.critical.link_tail(entries, id, Queue::Critical);
             } else {
                 self.main.link_tail(entries, id, Queue::Main);

@@ -15,7 +15,7 @@ use alloc::collections::VecDeque;
 use hashbrown::HashTable;
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, Policy, Priority, SlotId};
+use super::{Entries, EntryInfo, Policy, SlotId};
 
 /// Per-entry state (12 bytes).
 #[derive(Default)]
@@ -104,7 +104,7 @@ impl Policy for S3Fifo {
         let to_main = self.ghost.take(info.hash);
         let meta = entries.meta_mut(id);
         meta.max = info.priority.max_uses();
-        meta.critical = info.priority == Priority::Critical;
+        meta.critical = info.is_critical();
         meta.in_main = to_main;
         self.list(to_main).push_back(entries, id);
     }
@@ -119,11 +119,10 @@ impl Policy for S3Fifo {
     ) {
         let in_main = entries.meta(id).in_main;
         let list = self.list(in_main);
-        list.replaced(entries, old, id);
-        list.weight = list.weight - old_weight + info.weight;
+        list.replaced(entries, old, id, old_weight, info.weight);
         let meta = entries.meta_mut(id);
         meta.max = info.priority.max_uses();
-        meta.critical = info.priority == Priority::Critical;
+        meta.critical = info.is_critical();
         self.on_access(entries, id);
     }
 

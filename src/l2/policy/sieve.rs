@@ -8,7 +8,7 @@
 //! passes over `Critical` entries; expired entries are evicted whatever their bit.
 
 use super::list::{List, linked_meta};
-use super::{Entries, EntryInfo, Policy, Priority, SlotId};
+use super::{Entries, EntryInfo, Policy, SlotId};
 
 /// Per-entry state (12 bytes).
 #[derive(Default)]
@@ -54,7 +54,7 @@ impl Policy for Sieve {
     }
 
     fn on_insert(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, info: EntryInfo) {
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         self.queue.push_back(entries, id);
     }
 
@@ -66,12 +66,12 @@ impl Policy for Sieve {
         old_weight: u64,
         info: EntryInfo,
     ) {
-        self.queue.replaced(entries, old, id);
+        self.queue
+            .replaced(entries, old, id, old_weight, info.weight);
         if self.hand == Some(old) {
             self.hand = Some(id);
         }
-        self.queue.weight = self.queue.weight - old_weight + info.weight;
-        entries.meta_mut(id).critical = info.priority == Priority::Critical;
+        entries.meta_mut(id).critical = info.is_critical();
         self.on_access(entries, id);
     }
 

@@ -522,7 +522,7 @@ impl Policy for WTinyLfu {
             );
         }
         entries.meta_mut(id).set_priority(info.priority);
-        if info.priority == Priority::Critical {
+        if info.is_critical() {
             self.push(entries, id, Segment::Critical);
         } else {
             self.push(entries, id, Segment::Window);
@@ -561,8 +561,7 @@ impl Policy for WTinyLfu {
         }
         let segment = entries.meta(id).segment();
         if let Some(list) = self.list(segment) {
-            list.replaced(entries, old, id);
-            list.weight = list.weight - old_weight + info.weight;
+            list.replaced(entries, old, id, old_weight, info.weight);
         }
         if Self::simulated(segment) {
             self.sizer.release(info.hash, old_weight);
@@ -570,9 +569,9 @@ impl Policy for WTinyLfu {
         }
         let was_critical = segment == Segment::Critical;
         entries.meta_mut(id).set_priority(info.priority);
-        if was_critical != (info.priority == Priority::Critical) {
+        if was_critical != (info.is_critical()) {
             self.unlink(entries, id);
-            let to = if info.priority == Priority::Critical {
+            let to = if info.is_critical() {
                 Segment::Critical
             } else {
                 Segment::Protected

@@ -54,12 +54,12 @@ impl FrequencySketch {
 
     /// Where `hash`'s block is, for a reader that cannot see the sketch (see [`KeyHint`]).
     ///
-    /// [`KeyHint`]: crate::l2::policy::KeyHint
-    pub(crate) fn hint(&self) -> crate::l2::policy::KeyHint {
+    /// [`KeyHint`]: crate::policy::KeyHint
+    pub(crate) fn hint(&self) -> crate::policy::KeyHint {
         if self.blocks.is_empty() {
-            return crate::l2::policy::KeyHint::NONE;
+            return crate::policy::KeyHint::NONE;
         }
-        crate::l2::policy::KeyHint::new(self.blocks.as_ptr().addr(), self.block_mask, block_of)
+        crate::policy::KeyHint::new(self.blocks.as_ptr().addr(), self.block_mask, block_of)
     }
 
     /// `hash`'s block, and for each row the word (within the block) and the shift of its

@@ -7,7 +7,7 @@ use super::evidence::{CHOICES, Decision, Evidence, SHARES, TableWindow, Tally, n
 use super::mini::MiniCache;
 use super::rules::ONE;
 use super::sketch::FrequencySketch;
-use crate::l2::policy::HitReports;
+use crate::policy::HitReports;
 use crate::sync::Arc;
 
 /// A shard of more entries than this simulates one key in `2^shift` (by hash), so that a
@@ -86,7 +86,7 @@ const MIN_EPOCH_ENTRIES: u64 = 1;
 /// A miniature cache that lacks a key the shard holds misses when the key is read. Whether it
 /// then takes the key in follows the callers: it does if most of the shard's recent stores of
 /// new keys followed a miss on the same key by the same caller (read-through; each store says
-/// so: [`EntryInfo::follows_miss`](crate::l2::policy::EntryInfo)), and not if most were blind
+/// so: [`EntryInfo::follows_miss`](crate::policy::EntryInfo)), and not if most were blind
 /// (a writer storing keys no reader asked for, beside readers that only `get`). Taking it in
 /// there would credit the larger windows with keys they could never get back, and grow the
 /// window until a pure LRU lets the writer flush what the readers read (one reader's hits fell
@@ -176,7 +176,7 @@ pub(super) enum Request {
     /// A hit on an entry the shard holds.
     Hit,
     /// A store of a key the shard did not hold (it is about to), after a miss on the key by
-    /// the same caller or not ([`EntryInfo::follows_miss`](crate::l2::policy::EntryInfo)).
+    /// the same caller or not ([`EntryInfo::follows_miss`](crate::policy::EntryInfo)).
     Arriving { after_miss: bool },
     /// A store replacing the value of a key the shard holds.
     Replacing,
