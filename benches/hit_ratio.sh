@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates benches/HIT_RATIO.md and the charts in benches/hit_ratio/: every shared trace at
 # five sizes, every policy, the real Cache (`default`), the peers and Belady's ceiling.
-#   bash benches/hit_ratio.sh [TRACES_DIR]     (default: ../shared/traces)
+#   bash benches/hit_ratio.sh [TRACES_DIR]     (default: $STRATACACHE_TRACES; see benches/TRACES.md)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-traces="${1:-../shared/traces}"
+traces="${1:-${STRATACACHE_TRACES:-}}"
+[ -n "$traces" ] || { echo "give the traces folder or set STRATACACHE_TRACES (see benches/TRACES.md)" >&2; exit 2; }
 [ -d "$traces" ] || { echo "no traces folder at $traces" >&2; exit 2; }
+traces="$(cd "$traces" && pwd)"
+cd "$(dirname "$0")/.."
 cargo build --release -q -p stratacache-benches --bin sim
 sim=target/release/sim
 out=benches/HIT_RATIO.md

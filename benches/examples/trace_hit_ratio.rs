@@ -3,7 +3,7 @@
 //! and libCacheSim's cloudPhysicsIO (size-aware: capacity in bytes, weight = object size).
 //! A quick check used to tune the default policy until the simulator (issue 4) exists.
 //!
-//! Traces: `../shared/traces` (OLTP: Megiddo & Modha, FAST'03; cloudPhysicsIO: libCacheSim).
+//! Traces: the folder `STRATACACHE_TRACES` names (see `benches/TRACES.md`; OLTP: Megiddo & Modha, FAST'03; cloudPhysicsIO: libCacheSim).
 //! `cargo run --release -p stratacache-benches --example trace_hit_ratio -- [TRACES_DIR]`
 
 use std::io::Read;
@@ -46,9 +46,17 @@ fn ratio(hits: usize, n: usize) -> f64 {
 }
 
 fn main() {
-    let dir: PathBuf = std::env::args()
+    let Some(dir) = std::env::args()
         .nth(1)
-        .map_or_else(|| PathBuf::from("../shared/traces"), PathBuf::from);
+        .or_else(|| std::env::var("STRATACACHE_TRACES").ok())
+        .map(PathBuf::from)
+    else {
+        eprintln!(
+            "trace_hit_ratio: give the traces folder as the argument or in STRATACACHE_TRACES \
+             (see benches/TRACES.md)"
+        );
+        std::process::exit(2);
+    };
     let keys = oltp(&dir);
     println!("OLTP ({} requests): hit % by entries", keys.len());
     println!(

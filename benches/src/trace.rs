@@ -1,4 +1,4 @@
-//! Cache trace readers for the simulator: the formats of `../shared/traces` (see its README),
+//! Cache trace readers for the simulator: the formats of the public traces `benches/TRACES.md` lists,
 //! read from plain, gzip, xz or zstd files (chosen by extension), with errors that name the
 //! file and the line or byte offset.
 

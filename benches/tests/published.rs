@@ -1,10 +1,9 @@
 //! The trace readers are right when plain LRU reproduces published figures exactly
-//! (`../shared/traces/README.md`): ARC's OLTP table (Megiddo & Modha, 2004), the glimpse
+//! (`benches/TRACES.md`): ARC's OLTP table (Megiddo & Modha, 2004), the glimpse
 //! figures from BitFaster.Caching, and libCacheSim's LRU oracles on cloudPhysicsIO
 //! (size-aware). Hit ratios on a fixed trace are deterministic, so they are asserted.
 //!
-//! The traces are read from `STRATACACHE_TRACES` if set, else from `../shared/traces` beside
-//! the repository. Where neither exists (a checkout without the shared folder) the tests say
+//! The traces are read from the folder `STRATACACHE_TRACES` names. Without it the tests say
 //! so on stderr and pass, unless `STRATACACHE_REQUIRE_TRACES` is set: `.ci/run` sets it
 //! whenever it finds the traces, so CI cannot skip them silently.
 
@@ -16,21 +15,17 @@ use stratacache_benches::trace::{Format, read};
 
 /// The traces folder, or `None` (after saying why) where this checkout has none.
 fn traces() -> Option<PathBuf> {
-    let dir = std::env::var_os("STRATACACHE_TRACES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/traces"),
-        PathBuf::from,
-    );
-    if dir.is_dir() {
-        return Some(dir);
+    let dir = std::env::var_os("STRATACACHE_TRACES").map(PathBuf::from);
+    if let Some(dir) = dir.as_ref().filter(|dir| dir.is_dir()) {
+        return Some(dir.clone());
     }
+    let named = dir.map_or_else(|| "nothing".into(), |dir| dir.display().to_string());
     assert!(
         std::env::var_os("STRATACACHE_REQUIRE_TRACES").is_none(),
-        "STRATACACHE_REQUIRE_TRACES is set but {} is not a folder",
-        dir.display()
+        "STRATACACHE_REQUIRE_TRACES is set but STRATACACHE_TRACES names {named}, not a folder"
     );
     eprintln!(
-        "SKIPPED: no traces at {} (set STRATACACHE_TRACES to the shared traces folder)",
-        dir.display()
+        "SKIPPED: STRATACACHE_TRACES names {named}, not a folder of the traces benches/TRACES.md lists"
     );
     None
 }

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p stratacache-benches --bin sim -- \
-//!     --trace ../shared/traces/arc/OLTP.lis.zst --format arc \
+//!     --trace "$STRATACACHE_TRACES/arc/OLTP.lis.zst" --format arc \
 //!     --policy lru,default,moka,quick_cache --size 1000,2000,5000
 //! ```
 //!
