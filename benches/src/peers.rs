@@ -10,6 +10,16 @@ pub fn stratacache(capacity: u64) -> stratacache::Cache<u64, u64> {
         .expect("a positive capacity")
 }
 
+/// stratacache with its index and slots allocated up front for the whole capacity
+/// (`CacheBuilder::preallocate`), as a game that wants no growth at run time builds it.
+pub fn stratacache_preallocated(capacity: u64) -> stratacache::Cache<u64, u64> {
+    stratacache::Cache::builder()
+        .capacity(capacity)
+        .preallocate(true)
+        .build()
+        .expect("a positive capacity")
+}
+
 /// quick_cache's sync cache.
 pub fn quick_cache(capacity: u64) -> quick_cache::sync::Cache<u64, u64> {
     quick_cache::sync::Cache::new(capacity as usize)

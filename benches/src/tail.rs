@@ -225,6 +225,10 @@ fn subjects(capacity: u64) -> Vec<(&'static str, Box<dyn Subject>)> {
             "stratacache_frames",
             Box::new(StratacacheFrames(peers::stratacache(capacity))),
         ),
+        (
+            "stratacache_preallocated",
+            Box::new(Stratacache(peers::stratacache_preallocated(capacity))),
+        ),
         ("quick_cache", Box::new(peers::quick_cache(capacity))),
         ("moka", Box::new(peers::moka(capacity))),
         ("mini_moka", Box::new(peers::mini_moka(capacity))),

@@ -176,6 +176,44 @@ fn computations_on_one_key_take_turns() {
     });
 }
 
+/// An entry's idle deadline is published with it: a reader that finds an entry another thread
+/// stored, at a time past that entry's idle deadline, never returns it (it would, were the
+/// deadline it read the slot's initial "never").
+#[test]
+fn an_idle_deadline_is_published_with_its_entry() {
+    loom::model(|| {
+        use core::time::Duration;
+        use stratacache::{Clock, ManualClock};
+        // The clock's own atomic is loom's; the `Arc` that shares it is std's (the cache takes
+        // a `Clock`, which std's `Arc` of one is).
+        let clock = std::sync::Arc::new(ManualClock::new());
+        let cache: Arc<Tiered> = Arc::new(
+            Cache::builder()
+                .capacity(8)
+                .shards(1)
+                .clock(std::sync::Arc::clone(&clock))
+                .time_to_idle(Duration::from_nanos(100))
+                .hasher(FixedState::with_seed(3))
+                .policy::<ProbationClock>()
+                .build()
+                .unwrap(),
+        );
+        let reader = {
+            let (cache, clock) = (Arc::clone(&cache), std::sync::Arc::clone(&clock));
+            thread::spawn(move || {
+                let seen = clock.now_nanos();
+                (seen, cache.handle().get(&1))
+            })
+        };
+        cache.handle().insert(1, 10).unwrap(); // at 0: idle until 100
+        clock.advance(Duration::from_nanos(200));
+        let (seen, got) = reader.join().unwrap();
+        if seen >= 200 {
+            assert_eq!(got, None, "found at {seen}, idle since 100");
+        }
+    });
+}
+
 /// A `Critical` write copies its value into L1 under the shard's write lock while a reader
 /// promotes the old value under the read lock: the copies are ordered by that lock, so once
 /// the write has returned only the new value is ever read.

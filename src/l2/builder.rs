@@ -63,6 +63,8 @@ pub(crate) struct TableBuilder<W, P> {
     pub(crate) promote_after: u8,
     /// Read-buffer stripes per shard.
     pub(crate) stripes: usize,
+    /// Whether entries have idle deadlines (a time to idle), which reads move.
+    pub(crate) idling: bool,
 }
 
 impl<W, P: Policy> TableBuilder<W, P> {
@@ -83,7 +85,7 @@ impl<W, P: Policy> TableBuilder<W, P> {
             .filter_map(|arena| arena.limit())
             .min()
             .map(|limit| limit / self.shards.div_ceil(self.arenas.len().max(1)));
-        let slot_bytes = Shard::<K, V, P>::slot_bytes();
+        let slot_bytes = Shard::<K, V, P>::slot_bytes() + if self.idling { 8 } else { 0 };
         let shift = segment_shift(per_shard, room, slot_bytes);
         // On a budget, the most slots a shard's share can hold (L1 takes about an eighth; an
         // index bucket about eight bytes a slot), with a margin for uneven hashing: the index
@@ -122,6 +124,7 @@ impl<W, P: Policy> TableBuilder<W, P> {
                     shape,
                     memory(at),
                     self.stripes,
+                    self.idling,
                 ))
             })
             .collect();

@@ -205,13 +205,15 @@ impl<K, V, P: Policy, U: Upper<K>> Entries<P::Meta> for View<'_, '_, K, V, P, U>
 
 impl<K, V, P: Policy> Shard<K, V, P> {
     /// An empty shard evicting by `policy`; per-entry weights if `weighted`; slots in arrays
-    /// of `shape`, allocated from `memory`; read buffers of `stripes` stripes.
+    /// of `shape`, allocated from `memory`; read buffers of `stripes` stripes; idle deadlines
+    /// if `idling`.
     pub(crate) fn new(
         policy: P,
         weighted: bool,
         shape: Shape,
         memory: MemoryHandle,
         stripes: usize,
+        idling: bool,
     ) -> Self {
         let writer = Writer {
             policy,
@@ -222,7 +224,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         let reports = AtomicU8::new(encode(writer.policy.hit_reports()));
         let hint = Hint::new(writer.policy.key_hint());
         Self {
-            raw: RawShard::new(writer, shape, memory, P::MAX_SLOTS),
+            raw: RawShard::new(writer, shape, memory, P::MAX_SLOTS, idling),
             reads: ReadBuffer::new(stripes),
             reports,
             hint,
@@ -527,7 +529,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         hash: u32,
         (key, value): (K, V),
         info: EntryInfo,
-        expires: u64,
+        deadlines: (u64, u64),
         epoch: &Epoch<'g>,
         upper: &mut impl Upper<K>,
     ) -> Result<(u32, Option<Replaced<'g>>), (K, V)>
@@ -552,7 +554,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
             }
             None => (0, NEVER),
         };
-        let new = match self.raw.fill(slot, hash, (key, value), expires, hits) {
+        let new = match self.raw.fill(slot, hash, (key, value), deadlines, hits) {
             Ok(new) => new,
             Err((slot, key, value)) => {
                 self.raw.return_slot(slot);

@@ -71,6 +71,7 @@ struct Settings<K, V> {
     promote_after: u8,
     clock: Option<Box<dyn Clock>>,
     time_to_live: Option<Duration>,
+    time_to_idle: Option<Duration>,
     listener: Option<Box<Listener<K, V>>>,
     memory: Memory,
     topology: Option<Topology>,
@@ -92,6 +93,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 #[cfg(not(feature = "std"))]
                 clock: None,
                 time_to_live: None,
+                time_to_idle: None,
                 listener: None,
                 memory: Memory::Global,
                 topology: None,
@@ -112,6 +114,7 @@ impl<K, V, S, W, P> fmt::Debug for CacheBuilder<K, V, S, W, P> {
             .field("l1_entries", &self.settings.l1_entries)
             .field("promote_after", &self.settings.promote_after)
             .field("time_to_live", &self.settings.time_to_live)
+            .field("time_to_idle", &self.settings.time_to_idle)
             .field("has_clock", &self.settings.clock.is_some())
             .field("has_listener", &self.settings.listener.is_some())
             .finish_non_exhaustive()
@@ -247,6 +250,42 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
+    /// Every entry also expires once this long has passed without a read (`get`, a hit of a
+    /// loader or an entry's computation) or a write of it; reads push its idle deadline on
+    /// (moka's time to idle). A time to live, the cache's or the entry's, still ends it at its
+    /// deadline however often it is read.
+    ///
+    /// An entry's idle deadline costs 8 bytes beside it, and a read that moves it writes to
+    /// the entry (at most once per 1/32 of the time to idle). A cache with a time to idle
+    /// serves every read from L2: L1's copies could not tell L2 of their reads. Needs 64-bit
+    /// atomics (the targets without them offer no time to idle).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, ManualClock};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .capacity(100)
+    ///     .clock(Arc::clone(&clock))
+    ///     .time_to_idle(Duration::from_secs(10))
+    ///     .build()?;
+    /// cache.insert("session", 1)?;
+    /// clock.advance(Duration::from_secs(8));
+    /// assert_eq!(cache.get("session"), Some(1)); // read: ten more seconds
+    /// clock.advance(Duration::from_secs(8));
+    /// assert_eq!(cache.get("session"), Some(1));
+    /// clock.advance(Duration::from_secs(11));
+    /// assert_eq!(cache.get("session"), None); // idle too long
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(any(loom, target_has_atomic = "64"))]
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.settings.time_to_idle = Some(tti);
+        self
+    }
+
     /// Calls `listener` with every entry that leaves the cache and why: evicted for capacity,
     /// expired, replaced (with the old value) or removed. It runs on the thread whose
     /// operation removed the entry, after every lock is released, before the entry is dropped.
@@ -323,7 +362,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         P: Policy,
         W: Weigher<K, V>,
     {
-        if self.settings.time_to_live.is_some() && self.settings.clock.is_none() {
+        let timed = self.settings.time_to_live.is_some() || self.settings.time_to_idle.is_some();
+        if timed && self.settings.clock.is_none() {
             return Err(BuildError::NoClock);
         }
         let topology = self.settings.topology.unwrap_or_else(default_topology);
@@ -368,7 +408,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                 .min(by_budget)
                 .clamp(7, 1 << 16)
         });
-        let l1_on = l1_entries > 0;
+        // A cache with a time to idle reads L2 only (see `time_to_idle`).
+        let l1_on = l1_entries > 0 && self.settings.time_to_idle.is_none();
         let replicas = if self.settings.per_socket_l1.unwrap_or(true) {
             nodes
         } else {
@@ -397,6 +438,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             make_policy: self.make_policy,
             promote_after: self.settings.promote_after,
             stripes: super::cpus().next_power_of_two().min(8),
+            idling: self.settings.time_to_idle.is_some(),
         }
         .build();
         let locator = self.settings.locator.or_else(default_locator);
@@ -428,11 +470,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             l2,
             hash_builder: self.hash_builder,
             promote_after: self.settings.promote_after,
-            default_ttl: self
-                .settings
-                .time_to_live
-                .map(|ttl| u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
-            expiring: AtomicU8::new(u8::from(self.settings.time_to_live.is_some())),
+            default_ttl: self.settings.time_to_live.map(nanos),
+            idle: self.settings.time_to_idle.map(nanos),
+            expiring: AtomicU8::new(u8::from(timed)),
             clock: self.settings.clock,
             listener: self.settings.listener,
             stats: Counters::new(stripes),
@@ -545,4 +585,9 @@ fn node_source(node: u32) -> stratacache_alloc::ChunkSource {
         return source;
     }
     stratacache_alloc::ChunkSource::global()
+}
+
+/// A duration in nanoseconds, saturating.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

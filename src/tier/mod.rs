@@ -207,6 +207,8 @@ struct Shared<K, V, S, W, P: Policy> {
     clock: Option<Box<dyn Clock>>,
     /// The default time to live in nanoseconds.
     default_ttl: Option<u64>,
+    /// The time to idle in nanoseconds.
+    idle: Option<u64>,
     /// 1 once an entry may have a deadline: until then insertions do not read the clock.
     expiring: AtomicU8,
     listener: Option<Box<Listener<K, V>>>,
@@ -341,6 +343,12 @@ impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
         if let Some(listener) = &self.listener {
             listener(key, value, cause);
         }
+    }
+
+    /// The idle deadline of an entry stored or read `now` ([`NEVER`] without a time to idle).
+    fn idle_deadline(&self, now: u64) -> u64 {
+        self.idle
+            .map_or(NEVER, |idle| now.saturating_add(idle).min(NEVER - 1))
     }
 
     /// The deadline for an entry inserted with `ttl`, and the clock now (0 while no entry can

@@ -97,6 +97,10 @@ where
                 self.reclaim_expired(l1, stripe, hash, key, now);
                 return None;
             }
+            if let Some(idle) = self.idle {
+                // A read pushes a live entry's idle deadline on, writing once per 1/32 of it.
+                found.idle_until(self.idle_deadline(now), idle / 32);
+            }
         }
         let hits = found.uses().record(self.promote_after);
         shard.record_hit(
@@ -284,6 +288,7 @@ where
             weight: options.weight,
             priority: options.priority,
             expires,
+            idle: self.idle_deadline(now),
             now,
             follows_miss,
         };

@@ -161,6 +161,41 @@ fn an_expired_l1_copy_is_never_returned() {
     assert_eq!(cache.len(), 0);
 }
 
+/// Idle deadlines under Miri too: set when a slot is filled (a reused one included), moved by
+/// reads, read by the sweep; with `Critical` entries, which a cache with a time to idle keeps
+/// out of L1.
+#[test]
+fn idle_deadlines_follow_reads_through_slot_reuse() {
+    use core::time::Duration;
+
+    use crate::{InsertOptions, ManualClock, Priority};
+    let clock = alloc::sync::Arc::new(ManualClock::new());
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(4)
+        .shards(1)
+        .promote_after(1)
+        .clock(alloc::sync::Arc::clone(&clock))
+        .time_to_idle(Duration::from_nanos(100))
+        .build()
+        .unwrap();
+    let critical = InsertOptions::new().priority(Priority::Critical);
+    cache.insert_with(0, 0, critical).unwrap();
+    for round in 0..4u64 {
+        for key in 1..=3 {
+            cache.insert(key, key + round).unwrap();
+            cache.collect(); // replaced slots come back, to be filled again
+        }
+        clock.advance(Duration::from_nanos(60));
+        assert_eq!(cache.get(&0), Some(0), "read every 60 ns: kept");
+        assert_eq!(cache.l1_copy(&0), None, "no L1 copy with a time to idle");
+    }
+    clock.advance(Duration::from_nanos(60));
+    assert_eq!(cache.get(&0), Some(0));
+    assert_eq!(cache.get(&1), None, "120 ns since its write");
+    assert_eq!(cache.evict_expired(), 2);
+    assert_eq!(cache.len(), 1);
+}
+
 #[test]
 fn without_a_clock_deadlines_are_refused_and_nothing_is_lost() {
     use core::time::Duration;

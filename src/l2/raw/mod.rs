@@ -47,7 +47,7 @@ use index::Index;
 pub(crate) use segments::OutOfMemory;
 use segments::Segments;
 pub(crate) use segments::{SegmentVec, Shape};
-use slot::{Deadline, Slot};
+use slot::{Deadline, Idle, Slot};
 pub(crate) use slot::{Found, prefetch};
 pub(crate) use writer::{NewSlot, RawWriter, Slots};
 
@@ -162,6 +162,10 @@ pub(crate) struct RawShard<K, V, W> {
     /// Deadlines, one per slot, allocated in step with the slots once an entry has one.
     expiry: Segments<Deadline>,
     timed: AtomicBool,
+    /// Idle deadlines, one per slot, allocated in step with the slots in a shard built to
+    /// keep them (`idling`).
+    idle: Segments<Idle>,
+    idling: bool,
     /// Set once the memory refused the slots a new segment: the shard holds what it has.
     limited: AtomicBool,
     writer: Mutex<WriterState<W>>,
@@ -178,12 +182,20 @@ pub(crate) struct RawShard<K, V, W> {
 impl<K, V, W> RawShard<K, V, W> {
     /// An empty shard whose writer state is `state`, with slots in arrays of `shape`,
     /// allocated from `memory`, and at most `max_slots` of them.
-    pub(crate) fn new(state: W, shape: Shape, memory: MemoryHandle, max_slots: usize) -> Self {
+    pub(crate) fn new(
+        state: W,
+        shape: Shape,
+        memory: MemoryHandle,
+        max_slots: usize,
+        idling: bool,
+    ) -> Self {
         Self {
             index: Index::new(memory.clone()),
             slots: Segments::new(shape, memory.clone()),
-            expiry: Segments::new(shape, memory),
+            expiry: Segments::new(shape, memory.clone()),
             timed: AtomicBool::new(false),
+            idle: Segments::new(shape, memory),
+            idling,
             limited: AtomicBool::new(false),
             writer: Mutex::new(WriterState {
                 counts: Counts::default(),
@@ -256,7 +268,7 @@ impl<K, V, W> RawShard<K, V, W> {
     fn found<'g>(&'g self, slot: &'g Slot<K, V>, id: u32) -> Found<'g, K, V> {
         // Acquire pairs with the Release in `set_deadline`: the expiry segments are allocated
         // for every slot once this reads true.
-        let expires = if self.timed.load(Ordering::Acquire) {
+        let mut expires = if self.timed.load(Ordering::Acquire) {
             // SAFETY: the expiry array is allocated in step with the slots once timed (and
             // its segments published before the flag), and `id` is allocated; the deadline
             // was written before the slot's publication, which this reader saw.
@@ -264,7 +276,20 @@ impl<K, V, W> RawShard<K, V, W> {
         } else {
             NEVER
         };
-        Found { slot, id, expires }
+        let idle = self.idling.then(|| {
+            // SAFETY: an idling shard grows its idle deadlines before its slots (a segment
+            // published before the slots' that this reader's slot is in), and `id` is
+            // allocated.
+            let idle = unsafe { self.idle.get(id as usize) };
+            expires = expires.min(idle.get());
+            idle
+        });
+        Found {
+            slot,
+            id,
+            expires,
+            idle,
+        }
     }
 
     /// The key and value of a slot retired under the epoch `'g`.

@@ -130,7 +130,10 @@ impl Uses<'_> {
 pub(crate) struct Found<'g, K, V> {
     pub(super) slot: &'g Slot<K, V>,
     pub(super) id: u32,
+    /// The earlier of its deadline and its idle deadline.
     pub(super) expires: u64,
+    /// Its idle deadline, in a shard that keeps them.
+    pub(super) idle: Option<&'g Idle>,
 }
 
 impl<'g, K, V> Found<'g, K, V> {
@@ -150,14 +153,76 @@ impl<'g, K, V> Found<'g, K, V> {
         unsafe { self.slot.value() }
     }
 
-    /// The entry's deadline ([`NEVER`] if it has none).
+    /// The entry's deadline ([`NEVER`] if it has none): the earlier of the one it was stored
+    /// with and its idle deadline, if its shard keeps those.
     pub(crate) fn expires(&self) -> u64 {
         self.expires
+    }
+
+    /// Moves the entry's idle deadline to `at` if that is more than `slack` later (a read of
+    /// an entry of a cache with a time to idle: the slack spares a hot entry a write per
+    /// read). Nothing where the shard keeps no idle deadlines.
+    pub(crate) fn idle_until(&self, at: u64, slack: u64) {
+        if let Some(idle) = self.idle {
+            idle.extend(at, slack);
+        }
     }
 
     pub(crate) fn uses(&self) -> Uses<'g> {
         Uses(&self.slot.uses)
     }
+}
+
+/// An entry's idle deadline (time to idle), beside its slot: set by the writer when it fills
+/// the slot and moved later by the readers that read the entry, so atomic. All accesses are
+/// relaxed: the value is a time, ordered with nothing else (the first one is published with
+/// the slot, like its key), and a reader that reads an older one than another reader stored
+/// only expires the entry a little early or late.
+#[cfg(any(loom, target_has_atomic = "64"))]
+pub(crate) struct Idle(crate::sync::AtomicU64);
+
+#[cfg(any(loom, target_has_atomic = "64"))]
+impl Idle {
+    pub(super) fn never() -> Self {
+        Self(crate::sync::AtomicU64::new(NEVER))
+    }
+
+    pub(super) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set(&self, at: u64) {
+        self.0.store(at, Ordering::Relaxed);
+    }
+
+    /// Moves the deadline to `at` if that is more than `slack` later. A plain load and store,
+    /// not a `fetch_max`: two readers racing store nearly the same time, and a
+    /// read-modify-write on every read of a hot entry would cost more than the error.
+    fn extend(&self, at: u64, slack: u64) {
+        if at > self.get().saturating_add(slack) {
+            self.set(at);
+        }
+    }
+}
+
+/// Without 64-bit atomics the cache keeps no idle deadlines (the builder offers no time to
+/// idle there): every entry's is [`NEVER`].
+#[cfg(not(any(loom, target_has_atomic = "64")))]
+pub(crate) struct Idle;
+
+#[cfg(not(any(loom, target_has_atomic = "64")))]
+impl Idle {
+    pub(super) fn never() -> Self {
+        Self
+    }
+
+    pub(super) fn get(&self) -> u64 {
+        NEVER
+    }
+
+    pub(super) fn set(&self, _: u64) {}
+
+    fn extend(&self, _: u64, _: u64) {}
 }
 
 /// An entry's deadline, beside its slot: written by the writer while the slot is free (no

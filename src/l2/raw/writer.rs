@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use super::index::{Index, Table};
 use super::segments::OutOfMemory;
-use super::slot::{Deadline, Slot, Uses, prefetch};
+use super::slot::{Deadline, Idle, Slot, Uses, prefetch};
 use super::{
     Chain, Epoch, NEVER, NIL, RawShard, Retired, WriterState, batch_for, retired_wait_for_drop,
 };
@@ -188,6 +188,10 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         if self.shard.timed.load(Ordering::Relaxed) {
             self.grow_expiry()?;
         }
+        if self.shard.idling {
+            // SAFETY: only the holder of the writer's lock grows the idle deadlines.
+            unsafe { self.shard.idle.grow(|_| Idle::never()) }?;
+        }
         // SAFETY: only the holder of the writer's lock grows the slots.
         unsafe { self.shard.slots.grow(|_| Slot::vacant()) }
     }
@@ -215,7 +219,8 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     }
 
     /// Fills a taken slot with an entry (not visible yet: see [`publish`](Self::publish) and
-    /// [`replace`](Self::replace)). `uses` starts its hits and referenced bit.
+    /// [`replace`](Self::replace)), its deadline `expires` and, in a shard that keeps them, its
+    /// idle deadline `idle`. `uses` starts its hits and referenced bit.
     ///
     /// # Errors
     /// When the entry has a deadline and the memory refuses the shard's deadlines; the slot
@@ -225,7 +230,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         slot: NewSlot,
         hash: u32,
         (key, value): (K, V),
-        expires: u64,
+        (expires, idle): (u64, u64),
         uses: u8,
     ) -> Result<u32, Unfilled<K, V>> {
         // Relaxed: the writer's own flag.
@@ -256,6 +261,12 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
             // SAFETY: allocated in step with the slots; the slot is free (see above): the
             // deadline is published with it.
             unsafe { self.shard.expiry.get(id as usize).set(expires) };
+        }
+        if self.shard.idling {
+            // SAFETY: allocated in step with the slots (see `grow`). Readers of the slot's
+            // earlier life may still move it: they are done with that entry, and this store
+            // is published with the new one.
+            unsafe { self.shard.idle.get(id as usize) }.set(idle);
         }
         Ok(id)
     }
@@ -482,15 +493,22 @@ impl<'w, K, V, W> Slots<'w, K, V, W> {
         Uses(&self.live(id).uses)
     }
 
-    /// The deadline of live slot `id`.
+    /// The deadline of live slot `id`: the earlier of the one it was stored with and its idle
+    /// deadline.
     pub(crate) fn expires(&self, id: u32) -> u64 {
         // Relaxed: the flag and the deadlines are the writer's own stores.
-        if self.shard.timed.load(Ordering::Relaxed) {
+        let expires = if self.shard.timed.load(Ordering::Relaxed) {
             // SAFETY: allocated in step with the slots once timed; a live slot's deadline is
             // only written while it was free.
             unsafe { self.shard.expiry.get(id as usize).get() }
         } else {
             NEVER
+        };
+        if self.shard.idling {
+            // SAFETY: allocated in step with the slots.
+            expires.min(unsafe { self.shard.idle.get(id as usize) }.get())
+        } else {
+            expires
         }
     }
 }
@@ -524,8 +542,13 @@ mod tests {
         let guard = participant.pin();
         // SAFETY: the shard is used with this collector's guards only and dropped first.
         let epoch = unsafe { Epoch::new(&guard) };
-        let shard: RawShard<u64, u64, ()> =
-            RawShard::new((), Shape::new(2, Some(16)), MemoryHandle::global(), 1 << 20);
+        let shard: RawShard<u64, u64, ()> = RawShard::new(
+            (),
+            Shape::new(2, Some(16)),
+            MemoryHandle::global(),
+            1 << 20,
+            false,
+        );
         let mut writer = shard.lock();
         let ids: alloc::vec::Vec<NewSlot> =
             (0..3).map(|_| writer.take_slot(&epoch).unwrap()).collect();
