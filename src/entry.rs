@@ -147,3 +147,55 @@ impl RemovalCause {
         matches!(self, Self::Capacity | Self::Expired)
     }
 }
+
+/// Each entry's time to live, chosen from the entry itself when it is stored (moka's
+/// `Expiry`): a session by its kind, an asset by its size, a replay by its length.
+///
+/// The hooks run on the inserting thread before it takes any lock, and apply to insertions
+/// that keep the cache's default time to live (an [`InsertOptions::time_to_live`] or
+/// [`InsertOptions::never_expire`] overrides them). A cache-wide time to live or time to
+/// idle still applies: the earliest deadline ends the entry. Whether the key is new or
+/// replaced is read just before (a concurrent write of the same key may change it meanwhile).
+/// Like the weigher, a hook runs while a loader's single flight is pending: it must not load
+/// the key being stored.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use stratacache::{Cache, Expiry, ManualClock};
+///
+/// /// A shield lasts as many seconds as its strength.
+/// struct ShieldTime;
+///
+/// impl Expiry<&'static str, u64> for ShieldTime {
+///     fn expire_after_create(&self, _: &&'static str, strength: &u64) -> Option<Duration> {
+///         Some(Duration::from_secs(*strength))
+///     }
+/// }
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let cache: Cache<&str, u64> = Cache::builder()
+///     .capacity(100)
+///     .clock(Arc::clone(&clock))
+///     .expiry(ShieldTime)
+///     .build()?;
+/// cache.insert("weak", 2)?;
+/// cache.insert("strong", 9)?;
+/// clock.advance(Duration::from_secs(3));
+/// assert_eq!((cache.get("weak"), cache.get("strong")), (None, Some(9)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Expiry<K, V>: Send + Sync {
+    /// How long a new entry lives (`None`: no deadline of its own). By default, none.
+    fn expire_after_create(&self, key: &K, value: &V) -> Option<Duration> {
+        let _ = (key, value);
+        None
+    }
+
+    /// How long an entry lives after its value was replaced, given what was `left` of the
+    /// old one's time (`None`: it had no deadline). By default, what was left.
+    fn expire_after_update(&self, key: &K, value: &V, left: Option<Duration>) -> Option<Duration> {
+        let _ = (key, value);
+        left
+    }
+}

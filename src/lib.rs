@@ -108,7 +108,7 @@ pub use clock::ManualClock;
 #[cfg(feature = "std")]
 pub use clock::StdClock;
 pub use clock::{Clock, FnClock};
-pub use entry::{InsertOptions, Priority, RemovalCause};
+pub use entry::{Expiry, InsertOptions, Priority, RemovalCause};
 pub use error::{Absent, BuildError, InsertError};
 pub use hash::DefaultHashBuilder;
 pub use l1::L1;

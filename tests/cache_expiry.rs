@@ -151,3 +151,105 @@ fn evict_expired_sweeps_every_shard_and_reports_each_entry() {
             .all(|k| cache.get(&k) == Some(k * 2))
     );
 }
+
+/// Lives as many seconds as its value says, and after a replacement half what was left plus
+/// the new value's seconds (0: no deadline of its own).
+struct BySeconds;
+
+impl stratacache::Expiry<u32, String> for BySeconds {
+    fn expire_after_create(&self, _: &u32, value: &String) -> Option<Duration> {
+        let seconds: u64 = value.parse().unwrap();
+        (seconds > 0).then(|| Duration::from_secs(seconds))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &u32,
+        value: &String,
+        left: Option<Duration>,
+    ) -> Option<Duration> {
+        let seconds: u64 = value.parse().unwrap();
+        Some(left.map_or(Duration::ZERO, |left| left / 2) + Duration::from_secs(seconds))
+    }
+}
+
+fn by_seconds(clock: &Arc<ManualClock>, ttl: Option<Duration>) -> Cache<u32, String> {
+    let builder = Cache::builder()
+        .capacity(100)
+        .shards(1)
+        .clock(Arc::clone(clock))
+        .expiry(BySeconds);
+    match ttl {
+        Some(ttl) => builder.time_to_live(ttl),
+        None => builder,
+    }
+    .build()
+    .unwrap()
+}
+
+#[test]
+fn an_expiry_chooses_each_entrys_time_from_the_entry() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = by_seconds(&clock, None);
+    cache.insert(1, "2".into()).unwrap();
+    cache.insert(2, "5".into()).unwrap();
+    cache.insert(3, "0".into()).unwrap();
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(cache.get(&1), None, "two seconds");
+    assert_eq!(cache.get(&2).as_deref(), Some("5"));
+    // A replacement with 3 seconds left: half of them plus the new value's 1.
+    clock.advance(Duration::from_secs(0));
+    cache.insert(2, "1".into()).unwrap();
+    clock.advance(Duration::from_millis(2_400));
+    assert_eq!(cache.get(&2).as_deref(), Some("1"));
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(
+        cache.get(&2),
+        None,
+        "1.5 + 1 = 2.5 seconds after the replacement"
+    );
+    // A key that expired is new again: created, not updated.
+    cache.insert(2, "4".into()).unwrap();
+    clock.advance(Duration::from_millis(3_900));
+    assert_eq!(cache.get(&2).as_deref(), Some("4"));
+    clock.advance(Duration::from_secs(3_600));
+    assert_eq!(
+        cache.get(&3).as_deref(),
+        Some("0"),
+        "no deadline of its own"
+    );
+}
+
+#[test]
+fn an_expiry_yields_to_explicit_options_and_to_an_earlier_default() {
+    let clock = Arc::new(ManualClock::new());
+    let cache = by_seconds(&clock, Some(Duration::from_secs(3)));
+    cache.insert(1, "10".into()).unwrap();
+    cache.insert(2, "1".into()).unwrap();
+    let forever = InsertOptions::new().never_expire();
+    cache.insert_with(3, "1".into(), forever).unwrap();
+    let brief = InsertOptions::new().time_to_live(Duration::from_secs(20));
+    cache.insert_with(4, "1".into(), brief).unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        cache.get(&2),
+        None,
+        "its own second, before the default's three"
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        cache.get(&1),
+        None,
+        "the default's three, before its own ten"
+    );
+    assert_eq!(
+        cache.get(&3).as_deref(),
+        Some("1"),
+        "never expires: the expiry is not asked"
+    );
+    assert_eq!(
+        cache.get(&4).as_deref(),
+        Some("1"),
+        "its own option: twenty seconds"
+    );
+}

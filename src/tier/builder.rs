@@ -10,7 +10,7 @@ use super::flight::Flights;
 use super::stats::Counters;
 use super::{Cache, Listener, Shared, Stamped};
 use crate::clock::Clock;
-use crate::entry::RemovalCause;
+use crate::entry::{Expiry, RemovalCause};
 use crate::error::BuildError;
 use crate::hash::DefaultHashBuilder;
 use crate::l1::L1;
@@ -72,6 +72,7 @@ struct Settings<K, V> {
     clock: Option<Box<dyn Clock>>,
     time_to_live: Option<Duration>,
     time_to_idle: Option<Duration>,
+    expiry: Option<Box<dyn Expiry<K, V>>>,
     listener: Option<Box<Listener<K, V>>>,
     memory: Memory,
     topology: Option<Topology>,
@@ -94,6 +95,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 clock: None,
                 time_to_live: None,
                 time_to_idle: None,
+                expiry: None,
                 listener: None,
                 memory: Memory::Global,
                 topology: None,
@@ -115,6 +117,7 @@ impl<K, V, S, W, P> fmt::Debug for CacheBuilder<K, V, S, W, P> {
             .field("promote_after", &self.settings.promote_after)
             .field("time_to_live", &self.settings.time_to_live)
             .field("time_to_idle", &self.settings.time_to_idle)
+            .field("expiry", &self.settings.expiry.is_some())
             .field("has_clock", &self.settings.clock.is_some())
             .field("has_listener", &self.settings.listener.is_some())
             .finish_non_exhaustive()
@@ -286,6 +289,12 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
+    /// Chooses each entry's time to live from the entry when it is stored (see [`Expiry`]).
+    pub fn expiry(mut self, expiry: impl Expiry<K, V> + 'static) -> Self {
+        self.settings.expiry = Some(Box::new(expiry));
+        self
+    }
+
     /// Calls `listener` with every entry that leaves the cache and why: evicted for capacity,
     /// expired, replaced (with the old value) or removed. It runs on the thread whose
     /// operation removed the entry, after every lock is released, before the entry is dropped.
@@ -362,7 +371,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         P: Policy,
         W: Weigher<K, V>,
     {
-        let timed = self.settings.time_to_live.is_some() || self.settings.time_to_idle.is_some();
+        let timed = self.settings.time_to_live.is_some()
+            || self.settings.time_to_idle.is_some()
+            || self.settings.expiry.is_some();
         if timed && self.settings.clock.is_none() {
             return Err(BuildError::NoClock);
         }
@@ -472,6 +483,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             promote_after: self.settings.promote_after,
             default_ttl: self.settings.time_to_live.map(nanos),
             idle: self.settings.time_to_idle.map(nanos),
+            expiry: self.settings.expiry,
             expiring: AtomicU8::new(u8::from(timed)),
             clock: self.settings.clock,
             listener: self.settings.listener,

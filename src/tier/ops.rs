@@ -10,7 +10,7 @@ use super::flight::{self, Role, Settled};
 use super::raw::epoch;
 use super::stats::Event;
 use super::{Copies, L1Sync, RETIRED_FLOOR, Reclaim, Shared, Stamped, WRITE_RECLAIM, l1_hash};
-use crate::entry::{InsertOptions, Priority, RemovalCause};
+use crate::entry::{InsertOptions, Priority, RemovalCause, Ttl};
 use crate::error::InsertError;
 use crate::l1;
 use crate::l2::{Inserted, NEVER, Policy, StoreAs, Weigher};
@@ -268,9 +268,32 @@ where
         options: InsertOptions,
         follows_miss: bool,
     ) -> Result<Stored<'g, K, V, P>, InsertError<K, V>> {
-        let Some((expires, now)) = self.deadline(options.ttl) else {
+        let Some((mut expires, now)) = self.deadline(options.ttl) else {
             return Err(InsertError::NoClock { key, value });
         };
+        if options.ttl == Ttl::CacheDefault
+            && let Some(expiry) = &self.expiry
+        {
+            // The entry's own time to live (user code: before any lock). The earliest
+            // deadline ends the entry.
+            let left = self
+                .l2
+                .get(hash, &key, &epoch(l1))
+                .map(|(found, _)| found.expires())
+                .filter(|&deadline| deadline > now);
+            let chosen = match left {
+                None => expiry.expire_after_create(&key, &value),
+                Some(deadline) => expiry.expire_after_update(
+                    &key,
+                    &value,
+                    (deadline != NEVER).then(|| core::time::Duration::from_nanos(deadline - now)),
+                ),
+            };
+            if let Some(ttl) = chosen {
+                let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+                expires = expires.min(now.saturating_add(ttl).min(NEVER - 1));
+            }
+        }
         // A Critical entry's L1 copies are made before any lock is taken (cloning is user code).
         // With per-socket replicas, one copy per replica.
         let mut copies = (self.l1_on && options.priority == Priority::Critical).then(|| {
@@ -444,8 +467,8 @@ where
     /// error (for the waiters that expect its type). `pin` is called for each step, so no L1
     /// pin is held while the initialiser runs or while waiting for it.
     ///
-    /// No user code runs while this caller's flight is pending but the initialiser and the
-    /// weigher of its value: the pin for the re-check is taken before the flight list's lock
+    /// No user code runs while this caller's flight is pending but the initialiser and, for
+    /// its value, the weigher and the expiry's hooks: the pin for the re-check is taken before the flight list's lock
     /// (and pins never run user code anyway: see L1's reclamation), and the leader settles its
     /// flight once the value is stored, before the listener hears of what the insertion
     /// displaced and before anything is dropped. A listener or a value's `Drop` may call back
