@@ -238,7 +238,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
 
     /// The entry for `key`, if present (expired or not: the caller, who has the clock,
     /// decides). Takes no lock and writes nothing.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<'g, Q>(
         &'g self,
         hash: u32,
@@ -250,6 +250,12 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         Q: ?Sized + Eq,
     {
         self.raw.find(hash, key, epoch)
+    }
+
+    /// Moves the idle deadline of an entry this shard's `get` found (see
+    /// `RawShard::idle_until`).
+    pub(crate) fn idle_until(&self, found: &Found<'_, K, V>, at: u64, slack: u64) {
+        self.raw.idle_until(found, at, slack);
     }
 
     /// Every entry the shard indexes, as a reader sees them (see `RawShard::for_each_live`).
@@ -626,7 +632,9 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         epoch: &Epoch<'g>,
         upper: &mut impl Upper<K>,
     ) -> Option<Victim<'g>> {
-        let id = self.with_policy(Some(now), upper, |policy, view| {
+        // The policy asks after deadlines only where an entry may have one.
+        let judged = self.raw.slots().may_expire().then_some(now);
+        let id = self.with_policy(judged, upper, |policy, view| {
             policy.evict(view, spare_critical)
         })?;
         Some(self.unlink(id, None, now, epoch, upper))

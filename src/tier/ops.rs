@@ -99,7 +99,7 @@ where
             }
             if let Some(idle) = self.idle {
                 // A read pushes a live entry's idle deadline on, writing once per 1/32 of it.
-                found.idle_until(self.idle_deadline(now), idle / 32);
+                shard.idle_until(&found, self.idle_deadline(now), idle / 32);
             }
         }
         let hits = found.uses().record(self.promote_after);

@@ -214,7 +214,7 @@ impl<K, V, W> RawShard<K, V, W> {
     }
 
     /// The entry for `key` (of 32-bit hash `hash`), if the shard holds it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<'g, Q>(
         &'g self,
         hash: u32,
@@ -276,19 +276,22 @@ impl<K, V, W> RawShard<K, V, W> {
         } else {
             NEVER
         };
-        let idle = self.idling.then(|| {
+        if self.idling {
             // SAFETY: an idling shard grows its idle deadlines before its slots (a segment
             // published before the slots' that this reader's slot is in), and `id` is
             // allocated.
-            let idle = unsafe { self.idle.get(id as usize) };
-            expires = expires.min(idle.get());
-            idle
-        });
-        Found {
-            slot,
-            id,
-            expires,
-            idle,
+            expires = expires.min(unsafe { self.idle.get(id as usize) }.get());
+        }
+        Found { slot, id, expires }
+    }
+
+    /// Moves the idle deadline of the entry a reader found at `id` to `at` if that is more
+    /// than `slack` later (a read in a cache with a time to idle: the slack spares a hot entry
+    /// a write per read). Nothing in a shard that keeps no idle deadlines.
+    pub(crate) fn idle_until(&self, found: &Found<'_, K, V>, at: u64, slack: u64) {
+        if self.idling {
+            // SAFETY: as in `found`: `found` came from this shard, so its id is allocated.
+            unsafe { self.idle.get(found.id as usize) }.extend(at, slack);
         }
     }
 

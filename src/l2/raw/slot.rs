@@ -132,8 +132,6 @@ pub(crate) struct Found<'g, K, V> {
     pub(super) id: u32,
     /// The earlier of its deadline and its idle deadline.
     pub(super) expires: u64,
-    /// Its idle deadline, in a shard that keeps them.
-    pub(super) idle: Option<&'g Idle>,
 }
 
 impl<'g, K, V> Found<'g, K, V> {
@@ -157,15 +155,6 @@ impl<'g, K, V> Found<'g, K, V> {
     /// with and its idle deadline, if its shard keeps those.
     pub(crate) fn expires(&self) -> u64 {
         self.expires
-    }
-
-    /// Moves the entry's idle deadline to `at` if that is more than `slack` later (a read of
-    /// an entry of a cache with a time to idle: the slack spares a hot entry a write per
-    /// read). Nothing where the shard keeps no idle deadlines.
-    pub(crate) fn idle_until(&self, at: u64, slack: u64) {
-        if let Some(idle) = self.idle {
-            idle.extend(at, slack);
-        }
     }
 
     pub(crate) fn uses(&self) -> Uses<'g> {
@@ -198,7 +187,7 @@ impl Idle {
     /// Moves the deadline to `at` if that is more than `slack` later. A plain load and store,
     /// not a `fetch_max`: two readers racing store nearly the same time, and a
     /// read-modify-write on every read of a hot entry would cost more than the error.
-    fn extend(&self, at: u64, slack: u64) {
+    pub(super) fn extend(&self, at: u64, slack: u64) {
         if at > self.get().saturating_add(slack) {
             self.set(at);
         }
@@ -222,7 +211,7 @@ impl Idle {
 
     pub(super) fn set(&self, _: u64) {}
 
-    fn extend(&self, _: u64, _: u64) {}
+    pub(super) fn extend(&self, _: u64, _: u64) {}
 }
 
 /// An entry's deadline, beside its slot: written by the writer while the slot is free (no

@@ -458,6 +458,14 @@ pub(crate) struct Slots<'w, K, V, W> {
 }
 
 impl<'w, K, V, W> Slots<'w, K, V, W> {
+    /// Whether any entry of the shard may have a deadline: one was stored with one, or the
+    /// shard keeps idle deadlines. If not, none can have expired.
+    #[inline]
+    pub(crate) fn may_expire(&self) -> bool {
+        // Relaxed: the writer's own flag.
+        self.shard.idling || self.shard.timed.load(Ordering::Relaxed)
+    }
+
     fn live(&self, id: u32) -> &'w Slot<K, V> {
         assert!((id as usize) < self.shard.slots.capacity(), "slot {id}");
         // SAFETY: allocated (checked), and only the lock's holder (who lent this view) changes
@@ -494,7 +502,8 @@ impl<'w, K, V, W> Slots<'w, K, V, W> {
     }
 
     /// The deadline of live slot `id`: the earlier of the one it was stored with and its idle
-    /// deadline.
+    /// deadline. Inlined: the policy asks it of each entry its hand passes.
+    #[inline]
     pub(crate) fn expires(&self, id: u32) -> u64 {
         // Relaxed: the flag and the deadlines are the writer's own stores.
         let expires = if self.shard.timed.load(Ordering::Relaxed) {
