@@ -52,12 +52,16 @@ pub(crate) use slot::{Found, prefetch};
 pub(crate) use writer::{NewSlot, RawWriter, Slots};
 
 use crate::sync::epoch;
-use crate::sync::{AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Mutex, Ordering};
 
 /// The deadline of an entry that never expires.
 pub(crate) const NEVER: u64 = u64::MAX;
 /// No slot: the end of a stack.
 const NIL: u32 = u32::MAX;
+/// A shard's entries may have deadlines (see `RawShard::deadlines`).
+const TIMED: u8 = 1;
+/// A shard's entries have idle deadlines.
+const IDLING: u8 = 2;
 
 /// A pin on the epoch a shard's retired slots and tables wait in.
 #[derive(Clone, Copy)]
@@ -161,7 +165,10 @@ pub(crate) struct RawShard<K, V, W> {
     slots: Segments<Slot<K, V>>,
     /// Deadlines, one per slot, allocated in step with the slots once an entry has one.
     expiry: Segments<Deadline>,
-    timed: AtomicBool,
+    /// Which deadlines the shard's entries have: [`TIMED`] once one was stored with one,
+    /// [`IDLING`] from the start in a shard that keeps idle deadlines. One word, so that a
+    /// lookup in a shard with neither reads one flag.
+    deadlines: AtomicU8,
     /// Idle deadlines, one per slot, allocated in step with the slots in a shard built to
     /// keep them (`idling`).
     idle: Segments<Idle>,
@@ -193,7 +200,7 @@ impl<K, V, W> RawShard<K, V, W> {
             index: Index::new(memory.clone()),
             slots: Segments::new(shape, memory.clone()),
             expiry: Segments::new(shape, memory.clone()),
-            timed: AtomicBool::new(false),
+            deadlines: AtomicU8::new(if idling { IDLING } else { 0 }),
             idle: Segments::new(shape, memory),
             idling,
             limited: AtomicBool::new(false),
@@ -266,9 +273,17 @@ impl<K, V, W> RawShard<K, V, W> {
     /// What a reader sees of `slot` (slot `id`), found through the index under an epoch.
     #[inline]
     fn found<'g>(&'g self, slot: &'g Slot<K, V>, id: u32) -> Found<'g, K, V> {
-        // Acquire pairs with the Release in `set_deadline`: the expiry segments are allocated
-        // for every slot once this reads true.
-        let mut expires = if self.timed.load(Ordering::Acquire) {
+        // Acquire pairs with the Release in `fill`: the expiry segments are allocated for every
+        // slot once this reads TIMED.
+        let deadlines = self.deadlines.load(Ordering::Acquire);
+        if deadlines == 0 {
+            return Found {
+                slot,
+                id,
+                expires: NEVER,
+            };
+        }
+        let mut expires = if deadlines & TIMED != 0 {
             // SAFETY: the expiry array is allocated in step with the slots once timed (and
             // its segments published before the flag), and `id` is allocated; the deadline
             // was written before the slot's publication, which this reader saw.
@@ -276,13 +291,19 @@ impl<K, V, W> RawShard<K, V, W> {
         } else {
             NEVER
         };
-        if self.idling {
+        if deadlines & IDLING != 0 {
             // SAFETY: an idling shard grows its idle deadlines before its slots (a segment
             // published before the slots' that this reader's slot is in), and `id` is
             // allocated.
             expires = expires.min(unsafe { self.idle.get(id as usize) }.get());
         }
         Found { slot, id, expires }
+    }
+
+    /// Whether an entry was ever stored with a deadline (the expiry array is allocated).
+    /// Relaxed: for the writer, whose own store it reads.
+    fn is_timed(&self) -> bool {
+        self.deadlines.load(Ordering::Relaxed) & TIMED != 0
     }
 
     /// Moves the idle deadline of the entry a reader found at `id` to `at` if that is more

@@ -8,7 +8,8 @@ use super::index::{Index, Table};
 use super::segments::OutOfMemory;
 use super::slot::{Deadline, Idle, Slot, Uses, prefetch};
 use super::{
-    Chain, Epoch, NEVER, NIL, RawShard, Retired, WriterState, batch_for, retired_wait_for_drop,
+    Chain, Epoch, NEVER, NIL, RawShard, Retired, TIMED, WriterState, batch_for,
+    retired_wait_for_drop,
 };
 use crate::sync::Ordering;
 
@@ -184,8 +185,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
             let grown = (Index::groups_for(slots)).max(groups + groups / 2);
             self.size_index_groups(grown, epoch)?;
         }
-        // Relaxed: the writer's own flag.
-        if self.shard.timed.load(Ordering::Relaxed) {
+        if self.shard.is_timed() {
             self.grow_expiry()?;
         }
         if self.shard.idling {
@@ -233,16 +233,19 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         (expires, idle): (u64, u64),
         uses: u8,
     ) -> Result<u32, Unfilled<K, V>> {
-        // Relaxed: the writer's own flag.
-        if expires != NEVER && !self.shard.timed.load(Ordering::Relaxed) {
+        if expires != NEVER && !self.shard.is_timed() {
             // The first deadline: allocate the deadlines of every slot so far.
             while self.shard.expiry.capacity() < self.shard.slots.capacity() {
                 if self.grow_expiry().is_err() {
                     return Err((slot, key, value));
                 }
             }
-            // Release pairs with the Acquire in `found`: the deadlines are allocated.
-            self.shard.timed.store(true, Ordering::Release);
+            // Relaxed load: the writer's own flags. Release pairs with the Acquire in `found`:
+            // the deadlines are allocated.
+            let deadlines = self.shard.deadlines.load(Ordering::Relaxed);
+            self.shard
+                .deadlines
+                .store(deadlines | TIMED, Ordering::Release);
         }
         let id = slot.id;
         // SAFETY: a taken slot is allocated; the writer's view of it.
@@ -256,8 +259,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         // Relaxed: published with the index's Release store.
         cell.tag.store(hash, Ordering::Relaxed);
         cell.uses.store(uses, Ordering::Relaxed);
-        // Relaxed: the writer's own flag.
-        if self.shard.timed.load(Ordering::Relaxed) {
+        if self.shard.is_timed() {
             // SAFETY: allocated in step with the slots; the slot is free (see above): the
             // deadline is published with it.
             unsafe { self.shard.expiry.get(id as usize).set(expires) };
@@ -462,8 +464,8 @@ impl<'w, K, V, W> Slots<'w, K, V, W> {
     /// shard keeps idle deadlines. If not, none can have expired.
     #[inline]
     pub(crate) fn may_expire(&self) -> bool {
-        // Relaxed: the writer's own flag.
-        self.shard.idling || self.shard.timed.load(Ordering::Relaxed)
+        // Relaxed: the writer's own flags.
+        self.shard.deadlines.load(Ordering::Relaxed) != 0
     }
 
     fn live(&self, id: u32) -> &'w Slot<K, V> {
@@ -505,8 +507,8 @@ impl<'w, K, V, W> Slots<'w, K, V, W> {
     /// deadline. Inlined: the policy asks it of each entry its hand passes.
     #[inline]
     pub(crate) fn expires(&self, id: u32) -> u64 {
-        // Relaxed: the flag and the deadlines are the writer's own stores.
-        let expires = if self.shard.timed.load(Ordering::Relaxed) {
+        // The flags and the deadlines are the writer's own stores.
+        let expires = if self.shard.is_timed() {
             // SAFETY: allocated in step with the slots once timed; a live slot's deadline is
             // only written while it was free.
             unsafe { self.shard.expiry.get(id as usize).get() }
