@@ -53,8 +53,31 @@ fn reads_keep_an_entry_and_idleness_ends_it() {
     );
     clock.advance(Duration::from_secs(9));
     assert_eq!(cache.get(&4), Some(40));
-    // Served from L2 only: L1's copies could not tell L2 of their reads.
-    assert_eq!(cache.stats().l1_hits, 0);
+}
+
+#[test]
+fn reads_served_by_l1_keep_an_entry_and_its_copies_never_outlive_it() {
+    let clock = Arc::new(ManualClock::new());
+    let cache: Cache<u32, u32> = Cache::builder()
+        .capacity(100)
+        .shards(1)
+        .promote_after(1)
+        .clock(Arc::clone(&clock))
+        .time_to_idle(IDLE)
+        .build()
+        .unwrap();
+    cache.insert(1, 10).unwrap();
+    // A read every 100 ms for a minute: most are L1's (a copy lives 10 s / 32), and the reads
+    // after each copy's end push L2's idle deadline on.
+    for _ in 0..600 {
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(cache.get(&1), Some(10));
+    }
+    let stats = cache.stats();
+    assert!(stats.l1_hits > 400, "{} L1 hits of 600", stats.l1_hits);
+    // Idle from now: gone within the time to idle, whichever tier last served it.
+    clock.advance(IDLE + Duration::from_millis(1));
+    assert_eq!(cache.get(&1), None);
 }
 
 #[test]

@@ -259,8 +259,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// deadline however often it is read.
     ///
     /// An entry's idle deadline costs 8 bytes beside it, and a read that moves it writes to
-    /// the entry (at most once per 1/32 of the time to idle). A cache with a time to idle
-    /// serves every read from L2: L1's copies could not tell L2 of their reads. Needs 64-bit
+    /// the entry (at most once per 1/32 of the time to idle). L1's copies of such entries live
+    /// a 32nd of the time to idle: their hits cannot reach L2's idle deadline, so the read
+    /// after a copy ends goes to L2, pushes the deadline on and copies again. Needs 64-bit
     /// atomics (the targets without them offer no time to idle).
     ///
     /// ```
@@ -419,8 +420,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                 .min(by_budget)
                 .clamp(7, 1 << 16)
         });
-        // A cache with a time to idle reads L2 only (see `time_to_idle`).
-        let l1_on = l1_entries > 0 && self.settings.time_to_idle.is_none();
+        let l1_on = l1_entries > 0;
         let replicas = if self.settings.per_socket_l1.unwrap_or(true) {
             nodes
         } else {

@@ -347,6 +347,15 @@ impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
         }
     }
 
+    /// The deadline of an L1 copy of an entry whose deadline is `expires`, made `now`: the
+    /// same, or in a cache with a time to idle at most a 32nd of it from now (L1's hits do
+    /// not reach L2's idle deadline: the read after the copy's end does, and copies again).
+    fn copy_deadline(&self, expires: u64, now: u64) -> u64 {
+        self.idle.map_or(expires, |idle| {
+            expires.min(now.saturating_add((idle / 32).max(1)))
+        })
+    }
+
     /// The idle deadline of an entry stored or read `now` ([`NEVER`] without a time to idle).
     fn idle_deadline(&self, now: u64) -> u64 {
         self.idle

@@ -89,6 +89,9 @@ where
             return None;
         };
         let expires = found.expires();
+        // An L1 copy's deadline: the entry's, or in a cache with a time to idle a 32nd of it
+        // from now, so that a read after it comes back here and pushes the idle deadline on.
+        let mut copy_expires = expires;
         if expires != NEVER {
             let now = self.now();
             if expires <= now {
@@ -100,6 +103,7 @@ where
             if let Some(idle) = self.idle {
                 // A read pushes a live entry's idle deadline on, writing once per 1/32 of it.
                 shard.idle_until(&found, self.idle_deadline(now), idle / 32);
+                copy_expires = self.copy_deadline(expires, now);
             }
         }
         let hits = found.uses().record(self.promote_after);
@@ -112,7 +116,15 @@ where
         let value = found.value().clone();
         self.stats.add(stripe, Event::L2Hit, 1);
         if hits >= self.promote_after && self.l1_on && self.promotion_budget(stripe) {
-            self.promote(l1, stripe, hash, found.key(), found.id(), expires, &value);
+            self.promote(
+                l1,
+                stripe,
+                hash,
+                found.key(),
+                found.id(),
+                copy_expires,
+                &value,
+            );
         }
         Some(value)
     }
@@ -301,7 +313,7 @@ where
                 .map(|_| {
                     let stamped = Stamped {
                         value: value.clone(),
-                        expires,
+                        expires: self.copy_deadline(expires, now),
                     };
                     (key.clone(), stamped)
                 })

@@ -162,8 +162,8 @@ fn an_expired_l1_copy_is_never_returned() {
 }
 
 /// Idle deadlines under Miri too: set when a slot is filled (a reused one included), moved by
-/// reads, read by the sweep; with `Critical` entries, which a cache with a time to idle keeps
-/// out of L1.
+/// reads, read by the sweep; with a `Critical` entry, whose L1 copies live a 32nd of the time
+/// to idle.
 #[test]
 fn idle_deadlines_follow_reads_through_slot_reuse() {
     use core::time::Duration;
@@ -187,7 +187,6 @@ fn idle_deadlines_follow_reads_through_slot_reuse() {
         }
         clock.advance(Duration::from_nanos(60));
         assert_eq!(cache.get(&0), Some(0), "read every 60 ns: kept");
-        assert_eq!(cache.l1_copy(&0), None, "no L1 copy with a time to idle");
     }
     clock.advance(Duration::from_nanos(60));
     assert_eq!(cache.get(&0), Some(0));
