@@ -214,6 +214,48 @@ fn an_idle_deadline_is_published_with_its_entry() {
     });
 }
 
+/// Two loader reads of an entry past its refresh time: exactly one reloads it (a
+/// compare-and-swap claims the refresh), the other returns the current value or the new one.
+#[test]
+fn a_due_refresh_is_claimed_once() {
+    loom::model(|| {
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        use core::time::Duration;
+        use stratacache::ManualClock;
+        let clock = std::sync::Arc::new(ManualClock::new());
+        let cache: Arc<Tiered> = Arc::new(
+            Cache::builder()
+                .capacity(8)
+                .shards(1)
+                .clock(std::sync::Arc::clone(&clock))
+                .refresh_after_write(Duration::from_nanos(100))
+                .hasher(FixedState::with_seed(3))
+                .policy::<ProbationClock>()
+                .build()
+                .unwrap(),
+        );
+        cache.handle().insert(1, 10).unwrap();
+        clock.advance(Duration::from_nanos(100));
+        let reloads = std::sync::Arc::new(AtomicUsize::new(0));
+        let read = |cache: &Tiered, reloads: &AtomicUsize| {
+            cache.handle().get_with(&1, || {
+                reloads.fetch_add(1, Ordering::Relaxed);
+                11
+            })
+        };
+        let other = {
+            let (cache, reloads) = (Arc::clone(&cache), std::sync::Arc::clone(&reloads));
+            thread::spawn(move || read(&cache, &reloads))
+        };
+        let mine = read(&cache, &reloads);
+        let theirs = other.join().unwrap();
+        assert_eq!(reloads.load(Ordering::Relaxed), 1);
+        assert!([mine, theirs].contains(&11), "{mine} {theirs}");
+        assert!([10, 11].contains(&mine) && [10, 11].contains(&theirs));
+        assert_eq!(cache.handle().get(&1), Some(11));
+    });
+}
+
 /// A `Critical` write copies its value into L1 under the shard's write lock while a reader
 /// promotes the old value under the read lock: the copies are ordered by that lock, so once
 /// the write has returned only the new value is ever read.

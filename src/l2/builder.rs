@@ -65,6 +65,8 @@ pub(crate) struct TableBuilder<W, P> {
     pub(crate) stripes: usize,
     /// Whether entries have idle deadlines (a time to idle), which reads move.
     pub(crate) idling: bool,
+    /// Whether entries have refresh times (refresh after write), which readers claim.
+    pub(crate) refreshing: bool,
 }
 
 impl<W, P: Policy> TableBuilder<W, P> {
@@ -85,7 +87,9 @@ impl<W, P: Policy> TableBuilder<W, P> {
             .filter_map(|arena| arena.limit())
             .min()
             .map(|limit| limit / self.shards.div_ceil(self.arenas.len().max(1)));
-        let slot_bytes = Shard::<K, V, P>::slot_bytes() + if self.idling { 8 } else { 0 };
+        let slot_bytes = Shard::<K, V, P>::slot_bytes()
+            + if self.idling { 8 } else { 0 }
+            + if self.refreshing { 8 } else { 0 };
         let shift = segment_shift(per_shard, room, slot_bytes);
         // On a budget, the most slots a shard's share can hold (L1 takes about an eighth; an
         // index bucket about eight bytes a slot), with a margin for uneven hashing: the index
@@ -125,6 +129,7 @@ impl<W, P: Policy> TableBuilder<W, P> {
                     memory(at),
                     self.stripes,
                     self.idling,
+                    self.refreshing,
                 ))
             })
             .collect();

@@ -206,7 +206,7 @@ impl<K, V, P: Policy, U: Upper<K>> Entries<P::Meta> for View<'_, '_, K, V, P, U>
 impl<K, V, P: Policy> Shard<K, V, P> {
     /// An empty shard evicting by `policy`; per-entry weights if `weighted`; slots in arrays
     /// of `shape`, allocated from `memory`; read buffers of `stripes` stripes; idle deadlines
-    /// if `idling`.
+    /// if `idling`, refresh times if `refreshing`.
     pub(crate) fn new(
         policy: P,
         weighted: bool,
@@ -214,6 +214,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         memory: MemoryHandle,
         stripes: usize,
         idling: bool,
+        refreshing: bool,
     ) -> Self {
         let writer = Writer {
             policy,
@@ -224,7 +225,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         let reports = AtomicU8::new(encode(writer.policy.hit_reports()));
         let hint = Hint::new(writer.policy.key_hint());
         Self {
-            raw: RawShard::new(writer, shape, memory, P::MAX_SLOTS, idling),
+            raw: RawShard::new(writer, shape, memory, P::MAX_SLOTS, idling, refreshing),
             reads: ReadBuffer::new(stripes),
             reports,
             hint,
@@ -256,6 +257,17 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     /// `RawShard::idle_until`).
     pub(crate) fn idle_until(&self, found: &Found<'_, K, V>, at: u64, slack: u64) {
         self.raw.idle_until(found, at, slack);
+    }
+
+    /// Takes the refresh of an entry this shard's `get` found, if due (see
+    /// `RawShard::claim_refresh`).
+    pub(crate) fn claim_refresh(&self, found: &Found<'_, K, V>, now: u64) -> Option<u64> {
+        self.raw.claim_refresh(found, now)
+    }
+
+    /// Puts back the refresh time of an entry this shard's `get` found.
+    pub(crate) fn refresh_at(&self, found: &Found<'_, K, V>, at: u64) {
+        self.raw.refresh_at(found, at);
     }
 
     /// Every entry the shard indexes, as a reader sees them (see `RawShard::for_each_live`).
@@ -535,7 +547,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         hash: u32,
         (key, value): (K, V),
         info: EntryInfo,
-        deadlines: (u64, u64),
+        deadlines: (u64, u64, u64),
         epoch: &Epoch<'g>,
         upper: &mut impl Upper<K>,
     ) -> Result<(u32, Option<Replaced<'g>>), (K, V)>

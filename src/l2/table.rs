@@ -39,6 +39,8 @@ pub(crate) struct StoreAs {
     pub(crate) expires: u64,
     /// Its idle deadline ([`NEVER`] for none), in a table built to keep them.
     pub(crate) idle: u64,
+    /// Its refresh time ([`NEVER`] for none), in a table built to keep them.
+    pub(crate) refresh: u64,
     /// The clock now (0 when no entry can expire), for choosing expired victims first.
     pub(crate) now: u64,
     /// Whether the caller had just missed the key ([`EntryInfo::follows_miss`]).
@@ -437,7 +439,14 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
             let mut entry = (key, value);
             let mut flushed = false;
             let (id, replaced) = loop {
-                match writer.store(h32, entry, info, (how.expires, how.idle), epoch, upper) {
+                match writer.store(
+                    h32,
+                    entry,
+                    info,
+                    (how.expires, how.idle, how.refresh),
+                    epoch,
+                    upper,
+                ) {
                     Ok(stored) => break stored,
                     Err(back) => entry = back,
                 }

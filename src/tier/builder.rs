@@ -72,6 +72,7 @@ struct Settings<K, V> {
     clock: Option<Box<dyn Clock>>,
     time_to_live: Option<Duration>,
     time_to_idle: Option<Duration>,
+    refresh_after_write: Option<Duration>,
     expiry: Option<Box<dyn Expiry<K, V>>>,
     listener: Option<Box<Listener<K, V>>>,
     memory: Memory,
@@ -95,6 +96,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 clock: None,
                 time_to_live: None,
                 time_to_idle: None,
+                refresh_after_write: None,
                 expiry: None,
                 listener: None,
                 memory: Memory::Global,
@@ -117,6 +119,7 @@ impl<K, V, S, W, P> fmt::Debug for CacheBuilder<K, V, S, W, P> {
             .field("promote_after", &self.settings.promote_after)
             .field("time_to_live", &self.settings.time_to_live)
             .field("time_to_idle", &self.settings.time_to_idle)
+            .field("refresh_after_write", &self.settings.refresh_after_write)
             .field("expiry", &self.settings.expiry.is_some())
             .field("has_clock", &self.settings.clock.is_some())
             .field("has_listener", &self.settings.listener.is_some())
@@ -290,6 +293,41 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
+    /// Reloads an entry read through a loader this long after its write (Caffeine's refresh
+    /// after write): the first loader call ([`Cache::get_with`] and its fallible and
+    /// declining forms, and the entry API's `or_*_with`) that finds the entry due runs its own
+    /// loader, stores the value and returns it, while every other reader goes on getting the
+    /// current value (exactly one caller reloads). A reload that fails, declines or panics
+    /// keeps the current value, and the next loader call tries again. A plain `get` never
+    /// reloads: it has no loader. Costs 8 bytes beside each entry; needs 64-bit atomics.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use stratacache::{Cache, ManualClock};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let cache: Cache<&str, u32> = Cache::builder()
+    ///     .capacity(100)
+    ///     .clock(Arc::clone(&clock))
+    ///     .refresh_after_write(Duration::from_secs(60))
+    ///     .build()?;
+    /// assert_eq!(cache.get_with(&"price", || 10), 10);
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(cache.get_with(&"price", || 11), 10, "fresh enough");
+    /// clock.advance(Duration::from_secs(31));
+    /// assert_eq!(cache.get(&"price"), Some(10), "a plain read does not reload");
+    /// assert_eq!(cache.get_with(&"price", || 12), 12, "due: reloaded");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`Cache::get_with`]: crate::Cache::get_with
+    #[cfg(any(loom, target_has_atomic = "64"))]
+    pub fn refresh_after_write(mut self, after: Duration) -> Self {
+        self.settings.refresh_after_write = Some(after);
+        self
+    }
+
     /// Chooses each entry's time to live from the entry when it is stored (see [`Expiry`]).
     pub fn expiry(mut self, expiry: impl Expiry<K, V> + 'static) -> Self {
         self.settings.expiry = Some(Box::new(expiry));
@@ -374,6 +412,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     {
         let timed = self.settings.time_to_live.is_some()
             || self.settings.time_to_idle.is_some()
+            || self.settings.refresh_after_write.is_some()
             || self.settings.expiry.is_some();
         if timed && self.settings.clock.is_none() {
             return Err(BuildError::NoClock);
@@ -450,6 +489,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             promote_after: self.settings.promote_after,
             stripes: super::cpus().next_power_of_two().min(8),
             idling: self.settings.time_to_idle.is_some(),
+            refreshing: self.settings.refresh_after_write.is_some(),
         }
         .build();
         let locator = self.settings.locator.or_else(default_locator);
@@ -483,6 +523,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             promote_after: self.settings.promote_after,
             default_ttl: self.settings.time_to_live.map(nanos),
             idle: self.settings.time_to_idle.map(nanos),
+            refresh: self.settings.refresh_after_write.map(nanos),
             expiry: self.settings.expiry,
             expiring: AtomicU8::new(u8::from(timed)),
             clock: self.settings.clock,

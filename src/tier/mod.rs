@@ -209,6 +209,8 @@ struct Shared<K, V, S, W, P: Policy> {
     default_ttl: Option<u64>,
     /// The time to idle in nanoseconds.
     idle: Option<u64>,
+    /// The time after a write when a loader's read reloads the entry, in nanoseconds.
+    refresh: Option<u64>,
     /// Chooses entries' times to live from the entries.
     expiry: Option<Box<dyn crate::entry::Expiry<K, V>>>,
     /// 1 once an entry may have a deadline: until then insertions do not read the clock.

@@ -324,6 +324,9 @@ where
             priority: options.priority,
             expires,
             idle: self.idle_deadline(now),
+            refresh: self
+                .refresh
+                .map_or(NEVER, |after| now.saturating_add(after).min(NEVER - 1)),
             now,
             follows_miss,
         };
@@ -474,6 +477,72 @@ where
         count
     }
 
+    /// Takes the refresh of `key`'s entry if it is due (see `CacheBuilder::refresh_after_write`):
+    /// its slot and refresh time.
+    fn claim_refresh<Q>(&self, l1: Pin<'_, '_, K, V>, hash: u64, key: &Q) -> Option<(u32, u64)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let epoch = epoch(l1);
+        let (found, shard) = self.l2.get(hash, key, &epoch)?;
+        let due = shard.claim_refresh(&found, self.now())?;
+        Some((found.id(), due))
+    }
+
+    /// A claimed refresh: runs `init` (no lock or pin held) and stores its value, returned as
+    /// made by this call; if `init` fails or declines (or panics), the entry keeps `current`
+    /// and its refresh time comes back, for the next loader read to try again.
+    #[allow(clippy::too_many_arguments)]
+    fn reload<'c, Q, E, G>(
+        &'c self,
+        pin: &impl Fn() -> G,
+        stripe: usize,
+        hash: u64,
+        key: &Q,
+        options: InsertOptions,
+        init: impl FnOnce() -> Result<V, E>,
+        (id, due): (u32, u64),
+        current: V,
+    ) -> (V, bool)
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+        G: Borrow<l1::Guard<'c, K, Stamped<V>, ()>>,
+    {
+        // Puts the refresh time back unless disarmed, on the entry if it is still the one
+        // claimed (a write since gave the key a new entry, with its own time).
+        let put_back = PutBack(Some(|| {
+            let l1 = pin();
+            let epoch = epoch(l1.borrow());
+            if let Some((found, shard)) = self.l2.get(hash, key, &epoch)
+                && found.id() == id
+            {
+                shard.refresh_at(&found, due);
+            }
+        }));
+        let Ok(value) = init() else {
+            return (current, false);
+        };
+        let l1 = pin();
+        match self.store_in(
+            l1.borrow(),
+            hash,
+            key.to_owned(),
+            value.clone(),
+            options,
+            false,
+        ) {
+            Ok(stored) => {
+                put_back.disarm();
+                drop(self.report(stripe, stored));
+            }
+            // Refused (too heavy, no clock): the value is still this call's.
+            Err(refused) => drop(refused),
+        }
+        (value, true)
+    }
+
     /// `get_with`'s core: a hit, or the value of the one initialiser run for
     /// concurrent misses on `key` (with whether this caller's made it), or that initialiser's
     /// error (for the waiters that expect its type). `pin` is called for each step, so no L1
@@ -505,6 +574,15 @@ where
             let role = {
                 let l1 = pin();
                 if let Some(value) = self.get_hashed(l1.borrow(), stripe, hash, key) {
+                    if self.refresh.is_some()
+                        && let Some(claim) = self.claim_refresh(l1.borrow(), hash, key)
+                    {
+                        drop(l1);
+                        let init = init.take().expect("a hit returns");
+                        return Ok(
+                            self.reload(&pin, stripe, hash, key, options, init, claim, value)
+                        );
+                    }
                     return Ok((value, false));
                 }
                 // A quiet point before the flight (see `insert_in`).
@@ -553,6 +631,24 @@ where
                     return Ok((value, true));
                 }
             }
+        }
+    }
+}
+
+/// Runs its function when dropped, unless disarmed: undoes a step that a failure or a panic
+/// left half done.
+struct PutBack<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> PutBack<F> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for PutBack<F> {
+    fn drop(&mut self) {
+        if let Some(undo) = self.0.take() {
+            undo();
         }
     }
 }

@@ -195,6 +195,35 @@ fn idle_deadlines_follow_reads_through_slot_reuse() {
     assert_eq!(cache.len(), 1);
 }
 
+/// Refresh times under Miri too: set when a slot is filled, claimed by a loader's read, put
+/// back after a failed reload, and fresh in the slot a reload fills.
+#[test]
+fn refresh_times_are_claimed_put_back_and_renewed() {
+    use core::time::Duration;
+
+    use crate::ManualClock;
+    let clock = alloc::sync::Arc::new(ManualClock::new());
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(4)
+        .shards(1)
+        .clock(alloc::sync::Arc::clone(&clock))
+        .refresh_after_write(Duration::from_nanos(100))
+        .build()
+        .unwrap();
+    for key in 0..3 {
+        cache.insert(key, key).unwrap();
+    }
+    clock.advance(Duration::from_nanos(100));
+    assert_eq!(cache.try_get_with(&0, || Err::<u64, ()>(())), Ok(0), "kept");
+    for round in 1..4u64 {
+        for key in 0..3 {
+            assert_eq!(cache.get_with(&key, || key + 10 * round), key + 10 * round);
+            cache.collect(); // the reloaded entries' old slots come back, to be filled again
+        }
+        clock.advance(Duration::from_nanos(100));
+    }
+}
+
 #[test]
 fn without_a_clock_deadlines_are_refused_and_nothing_is_lost() {
     use core::time::Duration;

@@ -47,7 +47,7 @@ use index::Index;
 pub(crate) use segments::OutOfMemory;
 use segments::Segments;
 pub(crate) use segments::{SegmentVec, Shape};
-use slot::{Deadline, Idle, Slot};
+use slot::{Deadline, Moving, Slot};
 pub(crate) use slot::{Found, prefetch};
 pub(crate) use writer::{NewSlot, RawWriter, Slots};
 
@@ -171,8 +171,14 @@ pub(crate) struct RawShard<K, V, W> {
     deadlines: AtomicU8,
     /// Idle deadlines, one per slot, allocated in step with the slots in a shard built to
     /// keep them (`idling`).
-    idle: Segments<Idle>,
+    idle: Segments<Moving>,
     idling: bool,
+    /// Refresh times, one per slot, allocated in step with the slots in a shard built to keep
+    /// them (`refreshing`: a cache that refreshes entries some time after their write).
+    refresh: Segments<Moving>,
+    refreshing: bool,
+    /// `idling || refreshing`: one test on the writer's path for a shard with neither.
+    moving: bool,
     /// Set once the memory refused the slots a new segment: the shard holds what it has.
     limited: AtomicBool,
     writer: Mutex<WriterState<W>>,
@@ -195,14 +201,18 @@ impl<K, V, W> RawShard<K, V, W> {
         memory: MemoryHandle,
         max_slots: usize,
         idling: bool,
+        refreshing: bool,
     ) -> Self {
         Self {
             index: Index::new(memory.clone()),
             slots: Segments::new(shape, memory.clone()),
             expiry: Segments::new(shape, memory.clone()),
             deadlines: AtomicU8::new(if idling { IDLING } else { 0 }),
-            idle: Segments::new(shape, memory),
+            idle: Segments::new(shape, memory.clone()),
             idling,
+            refresh: Segments::new(shape, memory),
+            refreshing,
+            moving: idling || refreshing,
             limited: AtomicBool::new(false),
             writer: Mutex::new(WriterState {
                 counts: Counts::default(),
@@ -313,6 +323,27 @@ impl<K, V, W> RawShard<K, V, W> {
         if self.idling {
             // SAFETY: as in `found`: `found` came from this shard, so its id is allocated.
             unsafe { self.idle.get(found.id as usize) }.extend(at, slack);
+        }
+    }
+
+    /// Takes the refresh of the entry a reader found if its time has come by `now`: the one
+    /// reader that does gets its refresh time, and no other can take it until
+    /// [`refresh_at`](Self::refresh_at) sets one again (or a new entry replaces this one).
+    /// Nothing in a shard that keeps no refresh times.
+    pub(crate) fn claim_refresh(&self, found: &Found<'_, K, V>, now: u64) -> Option<u64> {
+        if !self.refreshing {
+            return None;
+        }
+        // SAFETY: as in `found`: `found` came from this shard, so its id is allocated.
+        unsafe { self.refresh.get(found.id as usize) }.claim(now)
+    }
+
+    /// Sets the refresh time of the entry a reader found to `at` (a claimed refresh that
+    /// failed puts its time back).
+    pub(crate) fn refresh_at(&self, found: &Found<'_, K, V>, at: u64) {
+        if self.refreshing {
+            // SAFETY: as in `claim_refresh`.
+            unsafe { self.refresh.get(found.id as usize) }.set(at);
         }
     }
 

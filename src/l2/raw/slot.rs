@@ -162,16 +162,17 @@ impl<'g, K, V> Found<'g, K, V> {
     }
 }
 
-/// An entry's idle deadline (time to idle), beside its slot: set by the writer when it fills
-/// the slot and moved later by the readers that read the entry, so atomic. All accesses are
-/// relaxed: the value is a time, ordered with nothing else (the first one is published with
-/// the slot, like its key), and a reader that reads an older one than another reader stored
-/// only expires the entry a little early or late.
+/// A deadline beside a slot that readers move: an entry's idle deadline (time to idle) or its
+/// refresh time (refresh after write). Set by the writer when it fills the slot, moved or
+/// claimed later by the readers of the entry, so atomic. All accesses are relaxed: the value
+/// is a time, ordered with nothing else (the first one is published with the slot, like its
+/// key), and a reader that reads an older one than another reader stored only acts a little
+/// early or late; a claim is a compare-and-swap, so exactly one reader wins it.
 #[cfg(any(loom, target_has_atomic = "64"))]
-pub(crate) struct Idle(crate::sync::AtomicU64);
+pub(crate) struct Moving(crate::sync::AtomicU64);
 
 #[cfg(any(loom, target_has_atomic = "64"))]
-impl Idle {
+impl Moving {
     pub(super) fn never() -> Self {
         Self(crate::sync::AtomicU64::new(NEVER))
     }
@@ -192,15 +193,27 @@ impl Idle {
             self.set(at);
         }
     }
+
+    /// Takes the deadline if it has come by `now`, leaving [`NEVER`] (no other reader can take
+    /// it until [`set`](Self::set) puts one back); the deadline taken.
+    pub(super) fn claim(&self, now: u64) -> Option<u64> {
+        let due = self.get();
+        if due > now {
+            return None;
+        }
+        self.0
+            .compare_exchange(due, NEVER, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()
+    }
 }
 
-/// Without 64-bit atomics the cache keeps no idle deadlines (the builder offers no time to
-/// idle there): every entry's is [`NEVER`].
+/// Without 64-bit atomics the cache keeps no moving deadlines (the builder offers no time to
+/// idle and no refresh there): every entry's is [`NEVER`].
 #[cfg(not(any(loom, target_has_atomic = "64")))]
-pub(crate) struct Idle;
+pub(crate) struct Moving;
 
 #[cfg(not(any(loom, target_has_atomic = "64")))]
-impl Idle {
+impl Moving {
     pub(super) fn never() -> Self {
         Self
     }
@@ -212,6 +225,10 @@ impl Idle {
     pub(super) fn set(&self, _: u64) {}
 
     pub(super) fn extend(&self, _: u64, _: u64) {}
+
+    pub(super) fn claim(&self, _: u64) -> Option<u64> {
+        None
+    }
 }
 
 /// An entry's deadline, beside its slot: written by the writer while the slot is free (no

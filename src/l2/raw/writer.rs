@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use super::index::{Index, Table};
 use super::segments::OutOfMemory;
-use super::slot::{Deadline, Idle, Slot, Uses, prefetch};
+use super::slot::{Deadline, Moving, Slot, Uses, prefetch};
 use super::{
     Chain, Epoch, NEVER, NIL, RawShard, Retired, TIMED, WriterState, batch_for,
     retired_wait_for_drop,
@@ -190,7 +190,11 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         }
         if self.shard.idling {
             // SAFETY: only the holder of the writer's lock grows the idle deadlines.
-            unsafe { self.shard.idle.grow(|_| Idle::never()) }?;
+            unsafe { self.shard.idle.grow(|_| Moving::never()) }?;
+        }
+        if self.shard.refreshing {
+            // SAFETY: only the holder of the writer's lock grows the refresh times.
+            unsafe { self.shard.refresh.grow(|_| Moving::never()) }?;
         }
         // SAFETY: only the holder of the writer's lock grows the slots.
         unsafe { self.shard.slots.grow(|_| Slot::vacant()) }
@@ -220,7 +224,8 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
 
     /// Fills a taken slot with an entry (not visible yet: see [`publish`](Self::publish) and
     /// [`replace`](Self::replace)), its deadline `expires` and, in a shard that keeps them, its
-    /// idle deadline `idle`. `uses` starts its hits and referenced bit.
+    /// idle deadline `idle` and its refresh time `refresh`. `uses` starts its hits and
+    /// referenced bit.
     ///
     /// # Errors
     /// When the entry has a deadline and the memory refuses the shard's deadlines; the slot
@@ -230,7 +235,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         slot: NewSlot,
         hash: u32,
         (key, value): (K, V),
-        (expires, idle): (u64, u64),
+        (expires, idle, refresh): (u64, u64, u64),
         uses: u8,
     ) -> Result<u32, Unfilled<K, V>> {
         if expires != NEVER && !self.shard.is_timed() {
@@ -264,11 +269,17 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
             // deadline is published with it.
             unsafe { self.shard.expiry.get(id as usize).set(expires) };
         }
-        if self.shard.idling {
-            // SAFETY: allocated in step with the slots (see `grow`). Readers of the slot's
-            // earlier life may still move it: they are done with that entry, and this store
-            // is published with the new one.
-            unsafe { self.shard.idle.get(id as usize) }.set(idle);
+        if self.shard.moving {
+            if self.shard.idling {
+                // SAFETY: allocated in step with the slots (see `grow`). Readers of the slot's
+                // earlier life may still move it: they are done with that entry, and this
+                // store is published with the new one.
+                unsafe { self.shard.idle.get(id as usize) }.set(idle);
+            }
+            if self.shard.refreshing {
+                // SAFETY: as for the idle deadline.
+                unsafe { self.shard.refresh.get(id as usize) }.set(refresh);
+            }
         }
         Ok(id)
     }
@@ -558,6 +569,7 @@ mod tests {
             Shape::new(2, Some(16)),
             MemoryHandle::global(),
             1 << 20,
+            false,
             false,
         );
         let mut writer = shard.lock();
