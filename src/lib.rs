@@ -9,8 +9,9 @@
 //!   L2 read without locks, per-key linearizable across both tiers (promotions never leave a
 //!   stale copy), with
 //!   capacity by entries or by weight enforced over the whole cache. Entries carry a
-//!   [`Priority`] and a time to live ([`InsertOptions`], timed by a [`Clock`]), and may idle
-//!   out ([`CacheBuilder::time_to_idle`]);
+//!   [`Priority`] and a time to live ([`InsertOptions`], timed by a [`Clock`], or chosen by an
+//!   [`Expiry`]), may idle out ([`CacheBuilder::time_to_idle`]) and be reloaded some time after
+//!   their write ([`CacheBuilder::refresh_after_write`]);
 //!   [`Cache::get_with`] runs one loader per concurrent miss, and [`Cache::entry`] inserts on a
 //!   miss or computes a key's next value from its current one; an eviction listener
 //!   hears every [`RemovalCause`]; [`Cache::stats`] sums per-thread counters; a
