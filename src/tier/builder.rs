@@ -139,6 +139,18 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// (default: no, it grows as entries arrive, and an empty cache of a large capacity holds
     /// little). A game that must not allocate at run time sets this; the cache then never
     /// grows a shard.
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    ///
+    /// // Grows as entries arrive: empty, it holds little of what its capacity would take.
+    /// let lazy: Cache<u64, u64> = Cache::builder().capacity(100_000).build()?;
+    /// // Holds room for all of its capacity from the start: no allocation in the frame loop.
+    /// let ready: Cache<u64, u64> = Cache::builder().capacity(100_000).preallocate(true).build()?;
+    /// let (lazy, ready) = (lazy.stats().memory_bytes, ready.stats().memory_bytes);
+    /// assert!(lazy * 2 < ready, "{lazy} bytes growing, {ready} preallocated");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn preallocate(mut self, on: bool) -> Self {
         self.settings.preallocate = on;
         self

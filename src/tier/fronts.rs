@@ -147,6 +147,28 @@ macro_rules! cache_operations {
         /// runs its own `init`. No lock and no L1 pin is held while `init` runs.
         ///
         /// A value too heavy to store is still returned (to every waiter).
+        ///
+        /// ```
+        /// use std::sync::atomic::{AtomicUsize, Ordering};
+        /// use stratacache::Cache;
+        ///
+        /// let cache: Cache<String, Vec<u8>> = Cache::builder().capacity(100).build()?;
+        /// let loads = AtomicUsize::new(0);
+        /// std::thread::scope(|s| {
+        ///     for _ in 0..4 {
+        ///         s.spawn(|| {
+        ///             // A `&str` is enough to look up; the `String` key is made on the miss.
+        ///             let mesh = cache.get_with("mesh:rock", || {
+        ///                 loads.fetch_add(1, Ordering::Relaxed);
+        ///                 vec![0; 64]
+        ///             });
+        ///             assert_eq!(mesh.len(), 64);
+        ///         });
+        ///     }
+        /// });
+        /// assert_eq!(loads.load(Ordering::Relaxed), 1, "one load for the concurrent misses");
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn get_with<Q>(&self, key: &Q, init: impl FnOnce() -> V) -> V
         where
             K: Borrow<Q>,
@@ -190,6 +212,17 @@ macro_rules! cache_operations {
 
         /// [`get_with`](Self::get_with) with an initialiser that may decline: `None` stores
         /// nothing and is returned to this caller and to the callers waiting on it.
+        ///
+        /// ```
+        /// use stratacache::Cache;
+        ///
+        /// let cache: Cache<u32, String> = Cache::builder().capacity(100).build()?;
+        /// let on_disk = |id: u32| (id < 10).then(|| format!("save {id}"));
+        /// assert_eq!(cache.optionally_get_with(&99, || on_disk(99)), None);
+        /// assert_eq!(cache.len(), 0, "a declined load stores nothing");
+        /// assert_eq!(cache.optionally_get_with(&3, || on_disk(3)).as_deref(), Some("save 3"));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn optionally_get_with<Q>(&self, key: &Q, init: impl FnOnce() -> Option<V>) -> Option<V>
         where
             K: Borrow<Q>,
@@ -225,6 +258,19 @@ macro_rules! cache_operations {
         /// a time, and runs with no lock held; an entry replaced or removed after `keep` saw it
         /// is left as it is now, and entries inserted meanwhile may not be seen. Returns how
         /// many entries it removed.
+        ///
+        /// ```
+        /// use stratacache::Cache;
+        ///
+        /// let cache: Cache<u32, u32> = Cache::builder().capacity(100).build()?;
+        /// for player in 0..10 {
+        ///     cache.insert(player, player * 100)?; // score
+        /// }
+        /// // The round ends: drop every score below 500.
+        /// assert_eq!(cache.retain(|_, &score| score >= 500), 5);
+        /// assert_eq!((cache.get(&4), cache.get(&5)), (None, Some(500)));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
             let cache = self.cache();
             let mut removed = 0;
