@@ -151,13 +151,17 @@ impl RemovalCause {
 /// Each entry's time to live, chosen from the entry itself when it is stored (moka's
 /// `Expiry`): a session by its kind, an asset by its size, a replay by its length.
 ///
-/// The hooks run on the inserting thread before it takes any lock, and apply to insertions
-/// that keep the cache's default time to live (an [`InsertOptions::time_to_live`] or
-/// [`InsertOptions::never_expire`] overrides them). A cache-wide time to live or time to
-/// idle still applies: the earliest deadline ends the entry. Whether the key is new or
-/// replaced is read just before (a concurrent write of the same key may change it meanwhile).
-/// Like the weigher, a hook runs while a loader's single flight is pending: it must not load
-/// the key being stored.
+/// The entry's own deadline, which the hooks choose, is one that reads may move: the write
+/// hooks run on the inserting thread before it takes any lock, for insertions that keep the
+/// cache's default time to live (an [`InsertOptions::time_to_live`] or
+/// [`InsertOptions::never_expire`] overrides them), and the read hook on the reading thread,
+/// with no lock held, on reads that reach L2 (L1's copies of such an entry live at most a
+/// 32nd of its remaining time, so a read entry is asked about at least that often). A
+/// cache-wide time to live or time to idle still applies: the earliest deadline ends the
+/// entry. Whether the key is new or replaced is read just before (a concurrent write of the
+/// same key may change it meanwhile). Like the weigher, a write hook runs while a loader's
+/// single flight is pending: it must not load the key being stored; a read hook that reads
+/// the cache recurses. Such a cache keeps 8 bytes beside each entry for its own deadline.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -195,6 +199,13 @@ pub trait Expiry<K, V>: Send + Sync {
     /// How long an entry lives after its value was replaced, given what was `left` of the
     /// old one's time (`None`: it had no deadline). By default, what was left.
     fn expire_after_update(&self, key: &K, value: &V, left: Option<Duration>) -> Option<Duration> {
+        let _ = (key, value);
+        left
+    }
+
+    /// How long an entry lives after a read, given what was `left` of its time (`None`: it
+    /// had no deadline). By default, what was left: reads change nothing.
+    fn expire_after_read(&self, key: &K, value: &V, left: Option<Duration>) -> Option<Duration> {
         let _ = (key, value);
         left
     }

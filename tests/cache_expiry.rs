@@ -253,3 +253,70 @@ fn an_expiry_yields_to_explicit_options_and_to_an_earlier_default() {
         "its own option: twenty seconds"
     );
 }
+
+/// Two seconds after a write; after a read, as many seconds as the value (0: until the next
+/// write's two seconds). Counts the reads it is asked about.
+struct ReadsSet(Arc<std::sync::atomic::AtomicUsize>);
+
+impl stratacache::Expiry<u32, u64> for ReadsSet {
+    fn expire_after_create(&self, _: &u32, _: &u64) -> Option<Duration> {
+        Some(Duration::from_secs(2))
+    }
+
+    fn expire_after_read(
+        &self,
+        _: &u32,
+        seconds: &u64,
+        left: Option<Duration>,
+    ) -> Option<Duration> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if *seconds == 0 {
+            left
+        } else {
+            Some(Duration::from_secs(*seconds))
+        }
+    }
+}
+
+#[test]
+fn an_expirys_read_hook_moves_the_entrys_own_deadline_either_way() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let clock = Arc::new(ManualClock::new());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let cache: Cache<u32, u64> = Cache::builder()
+        .capacity(100)
+        .promote_after(1)
+        .clock(Arc::clone(&clock))
+        .expiry(ReadsSet(Arc::clone(&asked)))
+        .build()
+        .unwrap();
+    cache.insert(1, 10).unwrap(); // a read gives it 10 s: longer than its first 2
+    cache.insert(2, 0).unwrap(); // a read keeps what is left
+    cache.insert(3, 1).unwrap(); // a read gives it 1 s: shorter
+    clock.advance(Duration::from_millis(500));
+    for key in 1..=3 {
+        assert!(cache.get(&key).is_some());
+    }
+    clock.advance(Duration::from_millis(1_000)); // 1.5 s
+    assert_eq!(cache.peek(&3), None, "1 s after its read");
+    assert!(cache.peek(&2).is_some());
+    clock.advance(Duration::from_millis(500)); // 2 s
+    assert_eq!(cache.peek(&2), None, "its first two seconds");
+    assert_eq!(
+        cache.peek(&1),
+        Some(10),
+        "10 s after its read, past the first 2"
+    );
+    // Read through L1 too (promoted on the first hit): the hook is still asked now and then.
+    let before = asked.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(cache.get(&1), Some(10));
+    }
+    let asked = asked.load(Ordering::Relaxed) - before;
+    assert!(
+        (2..=100).contains(&asked),
+        "asked {asked} times in 100 reads"
+    );
+    assert!(cache.stats().l1_hits > 0);
+}

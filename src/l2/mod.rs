@@ -23,6 +23,6 @@ pub(crate) use policy::{DefaultPolicy, Policy};
 pub use weigher::{UnitWeigher, Weigher};
 
 pub(crate) use builder::{TableBuilder, default_shards};
-pub(crate) use raw::{Epoch, OutOfMemory};
-pub(crate) use shard::Upper;
+pub(crate) use raw::{Epoch, Found, OutOfMemory};
+pub(crate) use shard::{Shard, Upper};
 pub(crate) use table::{Inserted, NEVER, StoreAs, Table};

@@ -259,6 +259,11 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         self.raw.idle_until(found, at, slack);
     }
 
+    /// Sets the idle deadline of an entry this shard's `get` found (see `RawShard::idle_at`).
+    pub(crate) fn idle_at(&self, found: &Found<'_, K, V>, at: u64, slack: u64) {
+        self.raw.idle_at(found, at, slack);
+    }
+
     /// Takes the refresh of an entry this shard's `get` found, if due (see
     /// `RawShard::claim_refresh`).
     pub(crate) fn claim_refresh(&self, found: &Found<'_, K, V>, now: u64) -> Option<u64> {

@@ -500,7 +500,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             make_policy: self.make_policy,
             promote_after: self.settings.promote_after,
             stripes: super::cpus().next_power_of_two().min(8),
-            idling: self.settings.time_to_idle.is_some(),
+            // An `Expiry`'s deadlines are the entries' own, which reads may move.
+            idling: self.settings.time_to_idle.is_some() || self.settings.expiry.is_some(),
             refreshing: self.settings.refresh_after_write.is_some(),
         }
         .build();

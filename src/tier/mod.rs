@@ -353,9 +353,15 @@ impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
     /// same, or in a cache with a time to idle at most a 32nd of it from now (L1's hits do
     /// not reach L2's idle deadline: the read after the copy's end does, and copies again).
     fn copy_deadline(&self, expires: u64, now: u64) -> u64 {
-        self.idle.map_or(expires, |idle| {
-            expires.min(now.saturating_add((idle / 32).max(1)))
-        })
+        if let Some(idle) = self.idle {
+            return expires.min(now.saturating_add((idle / 32).max(1)));
+        }
+        if self.expiry.is_some() && expires != NEVER {
+            // An `Expiry`'s read hook is asked on L2's reads: a copy lives a 32nd of what is
+            // left, so a read entry is asked about at least that often.
+            return expires.min(now.saturating_add((expires.saturating_sub(now) / 32).max(1)));
+        }
+        expires
     }
 
     /// The idle deadline of an entry stored or read `now` ([`NEVER`] without a time to idle).

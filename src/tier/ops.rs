@@ -92,7 +92,7 @@ where
         // An L1 copy's deadline: the entry's, or in a cache with a time to idle a 32nd of it
         // from now, so that a read after it comes back here and pushes the idle deadline on.
         let mut copy_expires = expires;
-        if expires != NEVER {
+        if expires != NEVER || self.expiry.is_some() {
             let now = self.now();
             if expires <= now {
                 self.stats.add(stripe, Event::Miss, 1);
@@ -100,10 +100,8 @@ where
                 self.reclaim_expired(l1, stripe, hash, key, now);
                 return None;
             }
-            if let Some(idle) = self.idle {
-                // A read pushes a live entry's idle deadline on, writing once per 1/32 of it.
-                shard.idle_until(&found, self.idle_deadline(now), idle / 32);
-                copy_expires = self.copy_deadline(expires, now);
+            if self.idle.is_some() || self.expiry.is_some() {
+                copy_expires = self.on_read(&found, shard, expires, now);
             }
         }
         let hits = found.uses().record(self.promote_after);
@@ -280,14 +278,16 @@ where
         options: InsertOptions,
         follows_miss: bool,
     ) -> Result<Stored<'g, K, V, P>, InsertError<K, V>> {
-        let Some((mut expires, now)) = self.deadline(options.ttl) else {
+        let Some((expires, now)) = self.deadline(options.ttl) else {
             return Err(InsertError::NoClock { key, value });
         };
+        // The deadline reads may move: the time to idle's, and the `Expiry`'s (below).
+        let mut idle = self.idle_deadline(now);
         if options.ttl == Ttl::CacheDefault
             && let Some(expiry) = &self.expiry
         {
-            // The entry's own time to live (user code: before any lock). The earliest
-            // deadline ends the entry.
+            // The entry's own time to live (user code: before any lock), kept as a deadline
+            // reads may move. The earliest deadline ends the entry.
             let left = self
                 .l2
                 .get(hash, &key, &epoch(l1))
@@ -302,8 +302,7 @@ where
                 ),
             };
             if let Some(ttl) = chosen {
-                let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
-                expires = expires.min(now.saturating_add(ttl).min(NEVER - 1));
+                idle = idle.min(after(now, ttl));
             }
         }
         // A Critical entry's L1 copies are made before any lock is taken (cloning is user code).
@@ -313,7 +312,7 @@ where
                 .map(|_| {
                     let stamped = Stamped {
                         value: value.clone(),
-                        expires: self.copy_deadline(expires, now),
+                        expires: self.copy_deadline(expires.min(idle), now),
                     };
                     (key.clone(), stamped)
                 })
@@ -323,7 +322,7 @@ where
             weight: options.weight,
             priority: options.priority,
             expires,
-            idle: self.idle_deadline(now),
+            idle,
             refresh: self
                 .refresh
                 .map_or(NEVER, |after| now.saturating_add(after).min(NEVER - 1)),
@@ -475,6 +474,32 @@ where
                 self.notify(key, value, RemovalCause::Expired);
             });
         count
+    }
+
+    /// What a read of a live entry (deadline `expires`) does to its own deadline: the time to
+    /// idle pushes it on, an `Expiry`'s read hook sets it. The deadline of an L1 copy made now.
+    fn on_read(
+        &self,
+        found: &crate::l2::Found<'_, K, V>,
+        shard: &crate::l2::Shard<K, V, P>,
+        expires: u64,
+        now: u64,
+    ) -> u64 {
+        let idle = self.idle_deadline(now);
+        // Once per 1/32 of the time to idle at most, a write.
+        let slack = self.idle.map_or(0, |idle| idle / 32);
+        let Some(expiry) = &self.expiry else {
+            shard.idle_until(found, idle, slack);
+            return self.copy_deadline(expires, now);
+        };
+        // User code, with no lock held.
+        let left = (expires != NEVER).then(|| core::time::Duration::from_nanos(expires - now));
+        let own = expiry
+            .expire_after_read(found.key(), found.value(), left)
+            .map_or(NEVER, |ttl| after(now, ttl));
+        let moved = idle.min(own);
+        shard.idle_at(found, moved, slack);
+        self.copy_deadline(expires.min(moved), now)
     }
 
     /// Takes the refresh of `key`'s entry if it is due (see `CacheBuilder::refresh_after_write`):
@@ -651,4 +676,10 @@ impl<F: FnOnce()> Drop for PutBack<F> {
             undo();
         }
     }
+}
+
+/// The deadline `ttl` after `now`, saturating below [`NEVER`].
+fn after(now: u64, ttl: core::time::Duration) -> u64 {
+    let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+    now.saturating_add(ttl).min(NEVER - 1)
 }

@@ -224,6 +224,38 @@ fn refresh_times_are_claimed_put_back_and_renewed() {
     }
 }
 
+/// An `Expiry`'s deadlines under Miri too: chosen at the write, moved by the read hook.
+#[test]
+fn an_expirys_own_deadlines_are_set_and_moved() {
+    use core::time::Duration;
+
+    use crate::{Expiry, ManualClock};
+    struct Twice;
+    impl Expiry<u64, u64> for Twice {
+        fn expire_after_create(&self, _: &u64, _: &u64) -> Option<Duration> {
+            Some(Duration::from_nanos(100))
+        }
+        fn expire_after_read(&self, _: &u64, _: &u64, _: Option<Duration>) -> Option<Duration> {
+            Some(Duration::from_nanos(200))
+        }
+    }
+    let clock = alloc::sync::Arc::new(ManualClock::new());
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(4)
+        .shards(1)
+        .clock(alloc::sync::Arc::clone(&clock))
+        .expiry(Twice)
+        .build()
+        .unwrap();
+    cache.insert(1, 1).unwrap();
+    cache.insert(2, 2).unwrap();
+    clock.advance(Duration::from_nanos(50));
+    assert_eq!(cache.get(&1), Some(1), "now 200 ns from here");
+    clock.advance(Duration::from_nanos(100));
+    assert_eq!((cache.peek(&1), cache.peek(&2)), (Some(1), None));
+    assert_eq!(cache.evict_expired(), 1);
+}
+
 #[test]
 fn without_a_clock_deadlines_are_refused_and_nothing_is_lost() {
     use core::time::Duration;

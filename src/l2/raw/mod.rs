@@ -326,6 +326,15 @@ impl<K, V, W> RawShard<K, V, W> {
         }
     }
 
+    /// Sets the idle deadline of the entry a reader found to `at`, earlier or later, if that
+    /// differs from it by more than `slack` (an `Expiry`'s read hook chose it).
+    pub(crate) fn idle_at(&self, found: &Found<'_, K, V>, at: u64, slack: u64) {
+        if self.idling {
+            // SAFETY: as in `idle_until`.
+            unsafe { self.idle.get(found.id as usize) }.reset(at, slack);
+        }
+    }
+
     /// Takes the refresh of the entry a reader found if its time has come by `now`: the one
     /// reader that does gets its refresh time, and no other can take it until
     /// [`refresh_at`](Self::refresh_at) sets one again (or a new entry replaces this one).

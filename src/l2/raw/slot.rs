@@ -194,6 +194,13 @@ impl Moving {
         }
     }
 
+    /// Sets the deadline to `at` if that differs from it by more than `slack`, either way.
+    pub(super) fn reset(&self, at: u64, slack: u64) {
+        if at.abs_diff(self.get()) > slack {
+            self.set(at);
+        }
+    }
+
     /// Takes the deadline if it has come by `now`, leaving [`NEVER`] (no other reader can take
     /// it until [`set`](Self::set) puts one back); the deadline taken.
     pub(super) fn claim(&self, now: u64) -> Option<u64> {
@@ -225,6 +232,8 @@ impl Moving {
     pub(super) fn set(&self, _: u64) {}
 
     pub(super) fn extend(&self, _: u64, _: u64) {}
+
+    pub(super) fn reset(&self, _: u64, _: u64) {}
 
     pub(super) fn claim(&self, _: u64) -> Option<u64> {
         None
