@@ -5,6 +5,20 @@
 /// Called once per insertion, before any lock is taken; a panic in it leaves the cache as it
 /// was. Closures `Fn(&K, &V) -> u64` are weighers. An entry weighs at most `u32::MAX`, and a
 /// weight of 0 counts as 1 (so a weigher cannot let entries grow without bound).
+///
+/// ```
+/// use stratacache::Cache;
+///
+/// // A byte budget: each texture counts its size.
+/// let textures: Cache<u32, Vec<u8>, _, _> = Cache::builder()
+///     .capacity(1 << 20)
+///     .weigher(|_: &u32, pixels: &Vec<u8>| pixels.len() as u64)
+///     .build()?;
+/// textures.insert(1, vec![0; 300_000])?;
+/// textures.insert(2, Vec::new())?; // weighs 0: counted as 1
+/// assert_eq!(textures.weighted_size(), 300_001);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Weigher<K, V> {
     /// Whether every entry weighs 1, so the capacity counts entries and the cache can size its
     /// shards for them.

@@ -169,7 +169,7 @@ pub(crate) fn cpus() -> usize {
 ///   copies a pointer, not the value.
 /// - `Cache` is a cheap `Clone` (a reference count): clones share one cache, so a clone moves
 ///   into a thread or a task without an `Arc` around it, and the cache lives until its last
-///   clone is dropped.
+///   clone is dropped (see the second example).
 /// - [`insert_with`](Self::insert_with) takes a [`Priority`](crate::Priority), a time to
 ///   live and a weight: `Critical` entries go to L1 at once and are evicted last.
 /// - [`get_with`](Self::get_with) runs the initialiser once for
@@ -188,6 +188,25 @@ pub(crate) fn cpus() -> usize {
 /// let loaded = cache.get_with(&8, || "eight".to_string());
 /// assert_eq!(loaded, "eight");
 /// assert_eq!(cache.stats().misses, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Clones share the cache:
+///
+/// ```
+/// use stratacache::Cache;
+///
+/// let cache: Cache<u64, u64> = Cache::builder().capacity(1_000).build()?;
+/// let workers: Vec<_> = (0..4)
+///     .map(|worker| {
+///         let cache = cache.clone(); // a reference count, not a copy
+///         std::thread::spawn(move || cache.insert(worker, worker * 10))
+///     })
+///     .collect();
+/// for worker in workers {
+///     worker.join().unwrap()?;
+/// }
+/// assert_eq!(cache.len(), 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Cache<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy> {
