@@ -296,3 +296,45 @@ fn a_loop_just_larger_than_the_cache_keeps_most_of_itself_resident() {
         assert!(ratio > 0.9, "{shards} shard(s): hit ratio {ratio:.3}");
     }
 }
+
+/// A cache that grows as entries arrive (the default) rebuilds its indexes and adds slot
+/// segments under readers that take no lock: every key stored before a read began is found
+/// by it, all through the growth (readers read the index they find, a replaced one stays
+/// readable for them). Its latency is in the tail bench, growing and preallocated side by side.
+#[test]
+fn readers_find_every_stored_key_while_the_cache_grows() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const KEYS: u64 = 200_000;
+    let cache: Cache<u64, u64> = Cache::builder().capacity(1 << 20).build().unwrap();
+    let before = cache.stats().memory_bytes;
+    let stored = AtomicU64::new(0); // keys below this are in the cache
+    std::thread::scope(|s| {
+        for reader in 0..2u64 {
+            let (cache, stored) = (&cache, &stored);
+            s.spawn(move || {
+                let mut x = reader + 1;
+                while stored.load(Ordering::Acquire) < KEYS {
+                    let upto = stored.load(Ordering::Acquire);
+                    if upto == 0 {
+                        continue;
+                    }
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let key = (x >> 33) % upto;
+                    assert_eq!(cache.get(&key), Some(key), "key {key} of {upto} stored");
+                }
+            });
+        }
+        for key in 0..KEYS {
+            cache.insert(key, key).unwrap();
+            stored.store(key + 1, Ordering::Release);
+        }
+    });
+    assert_eq!(cache.len(), KEYS as usize);
+    let after = cache.stats().memory_bytes;
+    assert!(
+        after > before + KEYS * 16,
+        "it grew as entries arrived: {before} -> {after} bytes"
+    );
+}
