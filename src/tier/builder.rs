@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use super::flight::Flights;
 use super::stats::Counters;
-use super::{Cache, Listener, Shared, Stamped};
+use super::{Cache, Listener, Shared, Stamped, nanos};
 use crate::clock::Clock;
 use crate::entry::{Expiry, RemovalCause};
 use crate::error::BuildError;
@@ -651,9 +651,4 @@ fn node_source(node: u32) -> stratacache_alloc::ChunkSource {
         return source;
     }
     stratacache_alloc::ChunkSource::global()
-}
-
-/// A duration in nanoseconds, saturating.
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

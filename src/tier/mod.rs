@@ -385,8 +385,7 @@ impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
 
     /// The idle deadline of an entry stored or read `now` ([`NEVER`] without a time to idle).
     fn idle_deadline(&self, now: u64) -> u64 {
-        self.idle
-            .map_or(NEVER, |idle| now.saturating_add(idle).min(NEVER - 1))
+        self.idle.map_or(NEVER, |idle| deadline_after(now, idle))
     }
 
     /// The deadline for an entry inserted with `ttl`, and the clock now (0 while no entry can
@@ -395,7 +394,7 @@ impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
         let ttl = match ttl {
             Ttl::Never => None,
             Ttl::CacheDefault => self.default_ttl,
-            Ttl::For(ttl) => Some(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
+            Ttl::For(ttl) => Some(nanos(ttl)),
         };
         let Some(clock) = &self.clock else {
             // No clock: only entries without a deadline can be stored, and none can expire.
@@ -411,12 +410,19 @@ impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
         } else {
             clock.now_nanos()
         };
-        let expires = match ttl {
-            None => NEVER,
-            Some(ttl) => now.saturating_add(ttl).min(NEVER - 1),
-        };
+        let expires = ttl.map_or(NEVER, |ttl| deadline_after(now, ttl));
         Some((expires, now))
     }
+}
+
+/// A duration in nanoseconds, saturating.
+fn nanos(duration: core::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The deadline `span` nanoseconds after `now`, saturating below [`NEVER`] (which means none).
+fn deadline_after(now: u64, span: u64) -> u64 {
+    now.saturating_add(span).min(NEVER - 1)
 }
 
 impl<K, V, S, W, P: Policy> fmt::Debug for Cache<K, V, S, W, P> {

@@ -9,7 +9,10 @@ use core::hash::{BuildHasher, Hash};
 use super::flight::{self, Role, Settled};
 use super::raw::epoch;
 use super::stats::Event;
-use super::{Copies, L1Sync, RETIRED_FLOOR, Reclaim, Shared, Stamped, WRITE_RECLAIM, l1_hash};
+use super::{
+    Copies, L1Sync, RETIRED_FLOOR, Reclaim, Shared, Stamped, WRITE_RECLAIM, deadline_after,
+    l1_hash, nanos,
+};
 use crate::entry::{InsertOptions, Priority, RemovalCause, Ttl};
 use crate::error::InsertError;
 use crate::l1;
@@ -302,7 +305,7 @@ where
                 ),
             };
             if let Some(ttl) = chosen {
-                idle = idle.min(after(now, ttl));
+                idle = idle.min(deadline_after(now, nanos(ttl)));
             }
         }
         // A Critical entry's L1 copies are made before any lock is taken (cloning is user code).
@@ -325,7 +328,7 @@ where
             idle,
             refresh: self
                 .refresh
-                .map_or(NEVER, |after| now.saturating_add(after).min(NEVER - 1)),
+                .map_or(NEVER, |after| deadline_after(now, after)),
             now,
             follows_miss,
         };
@@ -496,7 +499,7 @@ where
         let left = (expires != NEVER).then(|| core::time::Duration::from_nanos(expires - now));
         let own = expiry
             .expire_after_read(found.key(), found.value(), left)
-            .map_or(NEVER, |ttl| after(now, ttl));
+            .map_or(NEVER, |ttl| deadline_after(now, nanos(ttl)));
         let moved = idle.min(own);
         shard.idle_at(found, moved, slack);
         self.copy_deadline(expires.min(moved), now)
@@ -676,10 +679,4 @@ impl<F: FnOnce()> Drop for PutBack<F> {
             undo();
         }
     }
-}
-
-/// The deadline `ttl` after `now`, saturating below [`NEVER`].
-fn after(now: u64, ttl: core::time::Duration) -> u64 {
-    let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
-    now.saturating_add(ttl).min(NEVER - 1)
 }
