@@ -10,7 +10,7 @@ use loom::thread;
 use stratacache::UnitWeigher;
 use stratacache::hash::FixedState;
 use stratacache::policy::ProbationClock;
-use stratacache::{Cache, InsertOptions, Priority};
+use stratacache::{Cache, CacheBuilder, InsertOptions, ManualClock, Priority};
 
 /// The models use the lean `ProbationClock` policy: an L2 policy's hit path only touches
 /// relaxed statistics that order nothing (the tier's protocol is the shard lock, L1's set
@@ -32,6 +32,25 @@ fn cache() -> Arc<Tiered> {
         .build()
         .unwrap();
     Arc::new(cache)
+}
+
+/// One shard on a manual clock, its timing set by `timing` (a time to idle, a refresh). The
+/// clock's own atomic is loom's; the `Arc` that shares it is std's (the cache takes a `Clock`,
+/// which std's `Arc` of one is).
+fn on_clock(
+    timing: impl FnOnce(CacheBuilder<u64, u64>) -> CacheBuilder<u64, u64>,
+) -> (Arc<Tiered>, std::sync::Arc<ManualClock>) {
+    let clock = std::sync::Arc::new(ManualClock::new());
+    let builder = Cache::builder()
+        .capacity(8)
+        .shards(1)
+        .clock(std::sync::Arc::clone(&clock));
+    let cache = timing(builder)
+        .hasher(FixedState::with_seed(3))
+        .policy::<ProbationClock>()
+        .build()
+        .unwrap();
+    (Arc::new(cache), clock)
 }
 
 /// A reader promotes the old value while a writer replaces it with `options`: once the write
@@ -183,21 +202,8 @@ fn computations_on_one_key_take_turns() {
 fn an_idle_deadline_is_published_with_its_entry() {
     loom::model(|| {
         use core::time::Duration;
-        use stratacache::{Clock, ManualClock};
-        // The clock's own atomic is loom's; the `Arc` that shares it is std's (the cache takes
-        // a `Clock`, which std's `Arc` of one is).
-        let clock = std::sync::Arc::new(ManualClock::new());
-        let cache: Arc<Tiered> = Arc::new(
-            Cache::builder()
-                .capacity(8)
-                .shards(1)
-                .clock(std::sync::Arc::clone(&clock))
-                .time_to_idle(Duration::from_nanos(100))
-                .hasher(FixedState::with_seed(3))
-                .policy::<ProbationClock>()
-                .build()
-                .unwrap(),
-        );
+        use stratacache::Clock;
+        let (cache, clock) = on_clock(|b| b.time_to_idle(Duration::from_nanos(100)));
         let reader = {
             let (cache, clock) = (Arc::clone(&cache), std::sync::Arc::clone(&clock));
             thread::spawn(move || {
@@ -221,19 +227,7 @@ fn a_due_refresh_is_claimed_once() {
     loom::model(|| {
         use core::sync::atomic::{AtomicUsize, Ordering};
         use core::time::Duration;
-        use stratacache::ManualClock;
-        let clock = std::sync::Arc::new(ManualClock::new());
-        let cache: Arc<Tiered> = Arc::new(
-            Cache::builder()
-                .capacity(8)
-                .shards(1)
-                .clock(std::sync::Arc::clone(&clock))
-                .refresh_after_write(Duration::from_nanos(100))
-                .hasher(FixedState::with_seed(3))
-                .policy::<ProbationClock>()
-                .build()
-                .unwrap(),
-        );
+        let (cache, clock) = on_clock(|b| b.refresh_after_write(Duration::from_nanos(100)));
         cache.handle().insert(1, 10).unwrap();
         clock.advance(Duration::from_nanos(100));
         let reloads = std::sync::Arc::new(AtomicUsize::new(0));
