@@ -100,6 +100,10 @@ mod error;
 pub mod hash;
 pub mod l1;
 mod l2;
+#[cfg(feature = "persistent")]
+// `File::try_lock` (1.89), for a store directory's lock file.
+#[clippy::msrv = "1.89"]
+pub mod l3;
 pub mod memory;
 mod sync;
 mod tier;
