@@ -150,6 +150,8 @@ fn damage_while_open_reads_as_a_miss_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path());
     store.put(b"key", b"A VALUE ON DISK").unwrap();
+    // Written (a queued record is read from memory).
+    store.sync().unwrap();
     damage(dir.path(), b"A VALUE ON DISK");
     assert_eq!(store.get(b"key").unwrap(), None);
     assert_eq!(store.stats().corrupt_records, 1);

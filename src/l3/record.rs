@@ -93,14 +93,15 @@ impl Decoded<'_> {
 }
 
 /// Appends a record to `out`: `value` is compressed with lz4 if `compress` and that saves
-/// bytes. `header`'s lengths and flags are set here.
+/// bytes. `header`'s lengths and flags are set here. Returns the CRC32C of the key and the
+/// stored value, for [`restamp`].
 pub(crate) fn encode(
     out: &mut alloc::vec::Vec<u8>,
     mut header: Header,
     key: &[u8],
     value: &[u8],
     compress: bool,
-) {
+) -> u32 {
     let compressed = compress
         .then(|| lz4_flex::block::compress(value))
         .filter(|packed| packed.len() < value.len());
@@ -122,13 +123,21 @@ pub(crate) fn encode(
     out.extend_from_slice(&header.expires.to_le_bytes());
     out.extend_from_slice(&header.seq.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c_append(crc32c::crc32c(&out[start..start + 44]), key),
-        stored,
-    );
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(key);
     out.extend_from_slice(stored);
+    let payload = crc32c::crc32c(&out[start + HEADER..]);
+    restamp(&mut out[start..], header.seq, payload);
+    payload
+}
+
+/// Sets the sequence number of the record `bytes` (as [`encode`] wrote it, with the CRC32C of
+/// its payload `payload`) and its checksum: a writer encodes outside its lock and stamps the
+/// order under it, without checksumming the value again.
+pub(crate) fn restamp(bytes: &mut [u8], seq: u64, payload: u32) {
+    bytes[32..40].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c_combine(crc32c::crc32c(&bytes[..44]), payload, bytes.len() - HEADER);
+    bytes[44..48].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -247,6 +256,15 @@ mod tests {
         let mut plain = Vec::new();
         encode(&mut plain, header(2), b"k", &noise, true);
         assert!(!decode(&plain).unwrap().header.lz4);
+    }
+
+    #[test]
+    fn a_restamped_record_carries_its_new_order_and_a_valid_checksum() {
+        let mut out = Vec::new();
+        let payload = encode(&mut out, header(1), b"key", b"value", false);
+        restamp(&mut out, 77, payload);
+        let decoded = decode(&out).expect("the checksum follows the new order");
+        assert_eq!((decoded.header.seq, decoded.key), (77, &b"key"[..]));
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub(crate) struct Segment {
     pub(crate) len: u64,
     /// Bytes of records the index still points at.
     pub(crate) live: u64,
+    /// Records placed here by the writer thread and not yet written (a compaction leaves such
+    /// a segment alone).
+    pub(crate) in_flight: u32,
 }
 
 impl Segment {
@@ -71,19 +74,8 @@ impl Segment {
             file: Arc::new(file),
             len: SEGMENT_HEADER as u64,
             live: 0,
+            in_flight: 0,
         })
-    }
-
-    /// Appends `bytes` at the end; on failure the segment is cut back to where it was, so a
-    /// failed write leaves no partial record.
-    pub(crate) fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
-        let at = self.len;
-        if let Err(error) = self.file.write_all_at(bytes, at) {
-            let _ = self.file.set_len(at);
-            return Err(error);
-        }
-        self.len += bytes.len() as u64;
-        Ok(at)
     }
 }
 
@@ -128,6 +120,7 @@ pub(crate) fn scan(path: &Path, id: u64, cut_tail: bool) -> Result<Scanned, Scan
             file: Arc::new(file),
             len: SEGMENT_HEADER as u64,
             live: 0,
+            in_flight: 0,
         },
         records: Vec::new(),
         corrupt: 0,

@@ -1,0 +1,842 @@
+//! The store: its index and write queue under one lock, reads and encoding outside it, and
+//! recovery. The writer thread ([`super::writer`]) is the only one that appends to segments.
+//!
+//! A write encodes its record outside the lock, then under it takes the next sequence number
+//! (so the queue, the segments and the sequence numbers are in one order), points the index
+//! at the queued bytes and wakes the writer thread. Reads find queued records in memory and
+//! written ones on disk. Each key's index entry is its record with the highest sequence number,
+//! as recovery would choose, so what a reopened store returns is what the open one did.
+
+use core::hash::BuildHasher;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::string::String;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::vec::Vec;
+
+use super::record::{self, HEADER, Header};
+use super::segment::{self, SEGMENT_HEADER, Scanned, Segment};
+use super::{
+    CompactionReport, L3Error, MAX_KEY, MAX_VALUE, OpenReport, PutOptions, StoreBuilder,
+    StoreStats, SyncPolicy, nanos_of, now_nanos, priority_byte,
+};
+
+/// Where a record lies.
+#[derive(Clone, Debug)]
+pub(super) enum Place {
+    /// Queued for the writer thread: the record's bytes.
+    Queued(Arc<[u8]>),
+    /// Written, at `offset` of segment `segment`.
+    Disk { segment: u64, offset: u64 },
+}
+
+/// A key's latest record.
+#[derive(Clone, Debug)]
+pub(super) struct Loc {
+    pub(super) place: Place,
+    pub(super) len: u32,
+    pub(super) key_len: u32,
+    /// Unique per record (a compaction's copy keeps its original's).
+    pub(super) seq: u64,
+    /// Nanoseconds since the Unix epoch; `u64::MAX` for never.
+    pub(super) expires: u64,
+    pub(super) tombstone: bool,
+}
+
+/// Key hash to the latest records of the keys with that hash (nearly always one).
+pub(super) type Index = hashbrown::HashMap<u64, Vec<Loc>, crate::hash::FixedState>;
+
+/// A record waiting for the writer thread.
+pub(super) struct Queued {
+    pub(super) hash: u64,
+    pub(super) seq: u64,
+    pub(super) bytes: Arc<[u8]>,
+}
+
+/// What the lock guards.
+pub(super) struct Inner {
+    pub(super) segments: BTreeMap<u64, Segment>,
+    /// The segment the writer thread appends to.
+    pub(super) active: u64,
+    pub(super) index: Index,
+    pub(super) next_seq: u64,
+    pub(super) disk_bytes: u64,
+    /// Keys with a live value.
+    pub(super) entries: u64,
+    pub(super) queue: VecDeque<Queued>,
+    pub(super) queued_bytes: usize,
+    /// Records queued since opening: a write's ticket is the count just after its own.
+    pub(super) enqueued: u64,
+    /// Records written, in queue order.
+    pub(super) written: u64,
+    /// Records written and synced.
+    pub(super) synced: u64,
+    /// A sync through this ticket was asked for ([`Store::sync`], compaction).
+    pub(super) sync_wanted: u64,
+    /// The writer thread's last failure, until a batch succeeds again.
+    pub(super) failure: Option<(std::io::ErrorKind, String)>,
+    pub(super) closing: bool,
+}
+
+/// The store's counters.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) hits: AtomicU64,
+    pub(super) misses: AtomicU64,
+    pub(super) bytes_read: AtomicU64,
+    pub(super) bytes_written: AtomicU64,
+    pub(super) compactions: AtomicU64,
+    pub(super) corrupt: AtomicU64,
+    pub(super) evicted_segments: AtomicU64,
+}
+
+/// What the store and its writer thread share.
+pub(super) struct Shared {
+    pub(super) dir: PathBuf,
+    pub(super) segment_bytes: u64,
+    pub(super) disk_budget: Option<u64>,
+    pub(super) sync: SyncPolicy,
+    pub(super) queue_bytes: usize,
+    pub(super) inner: Mutex<Inner>,
+    /// The writer thread waits here for work.
+    pub(super) work: Condvar,
+    /// Writes waiting for room in the queue, or for their record's sync, wait here.
+    pub(super) progress: Condvar,
+    pub(super) counters: Counters,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every step under the lock leaves the index consistent (I/O errors are returned, not
+        // thrown), so a panic elsewhere does not make it unusable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Points the index at `loc` for a key whose current record is `old`, unless `old` is
+    /// newer (a concurrent write that took a later sequence number wins); whether it did.
+    pub(super) fn set(inner: &mut Inner, hash: u64, old: Option<&Loc>, loc: Loc) -> bool {
+        if old.is_some_and(|old| old.seq > loc.seq) {
+            return false;
+        }
+        let was_live = old.is_some_and(|old| !old.tombstone);
+        if let Some(old) = old {
+            Self::unlink(inner, hash, old);
+        }
+        match (was_live, loc.tombstone) {
+            (false, false) => inner.entries += 1,
+            (true, true) => inner.entries -= 1,
+            _ => {}
+        }
+        if let Place::Disk { segment, .. } = loc.place
+            && let Some(segment) = inner.segments.get_mut(&segment)
+        {
+            segment.live += u64::from(loc.len);
+        }
+        inner.index.entry(hash).or_default().push(loc);
+        true
+    }
+
+    /// Takes record `loc` out of the index (entries are not recounted); whether it was there.
+    fn unlink(inner: &mut Inner, hash: u64, loc: &Loc) -> bool {
+        let Some(locs) = inner.index.get_mut(&hash) else {
+            return false;
+        };
+        let before = locs.len();
+        locs.retain(|l| l.seq != loc.seq);
+        let removed = before != locs.len();
+        if locs.is_empty() {
+            inner.index.remove(&hash);
+        }
+        if removed
+            && let Place::Disk { segment, .. } = loc.place
+            && let Some(segment) = inner.segments.get_mut(&segment)
+        {
+            segment.live -= u64::from(loc.len);
+        }
+        removed
+    }
+
+    /// Drops record `loc` from the index (damaged, expired, or a removal nothing is left
+    /// under), if the index still points at it.
+    pub(super) fn forget(inner: &mut Inner, hash: u64, loc: &Loc) {
+        if Self::unlink(inner, hash, loc) && !loc.tombstone {
+            inner.entries -= 1;
+        }
+    }
+
+    /// A queued record of `hash` and sequence number `seq` was written at `offset` of
+    /// `segment`: the index points there now (if it still points at the record).
+    pub(super) fn land(inner: &mut Inner, hash: u64, seq: u64, segment: u64, offset: u64) {
+        let present = match inner.segments.get_mut(&segment) {
+            Some(segment) => {
+                segment.in_flight -= 1;
+                true
+            }
+            None => false,
+        };
+        let Some(loc) = inner
+            .index
+            .get(&hash)
+            .and_then(|locs| locs.iter().find(|l| l.seq == seq))
+            .filter(|loc| matches!(loc.place, Place::Queued(_)))
+            .cloned()
+        else {
+            return;
+        };
+        if !present {
+            // The disk budget dropped the segment in the same batch: the record is gone.
+            Self::forget(inner, hash, &loc);
+            return;
+        }
+        Self::unlink(inner, hash, &loc);
+        inner.index.entry(hash).or_default().push(Loc {
+            place: Place::Disk { segment, offset },
+            ..loc
+        });
+        if let Some(segment) = inner.segments.get_mut(&segment) {
+            segment.live += u64::from(loc.len);
+        }
+    }
+
+    /// The current record of `key` (live, removal or expired), comparing stored keys where
+    /// hashes collide.
+    fn find(&self, inner: &Inner, hash: u64, key: &[u8]) -> Result<Option<Loc>, L3Error> {
+        let Some(locs) = inner.index.get(&hash) else {
+            return Ok(None);
+        };
+        for loc in locs {
+            if loc.key_len as usize != key.len() {
+                continue;
+            }
+            let matches = match &loc.place {
+                Place::Queued(bytes) => &bytes[HEADER..HEADER + key.len()] == key,
+                Place::Disk { segment, offset } => {
+                    let Some(segment) = inner.segments.get(segment) else {
+                        continue;
+                    };
+                    let mut stored = std::vec![0u8; key.len()];
+                    segment
+                        .file
+                        .read_exact_at(&mut stored, offset + HEADER as u64)
+                        .map_err(|e| L3Error::io("read a key", &segment.path, e))?;
+                    stored == key
+                }
+            };
+            if matches {
+                return Ok(Some(loc.clone()));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The name of the lock file in a store's directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// A persistent store of byte keys and values: see the [module docs](super).
+///
+/// Thread-safe. Writes are encoded by their callers and queued (bounded) for one writer
+/// thread, which appends them in batches; a read holds the lock only to find the record, then
+/// reads and verifies it outside.
+pub struct Store {
+    shared: Arc<Shared>,
+    hasher: crate::hash::FixedState,
+    compress_from: Option<usize>,
+    writer: Option<JoinHandle<()>>,
+    /// Held (locked) while the store is open: a second store on the directory is refused.
+    _lock: File,
+}
+
+impl core::fmt::Debug for Store {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub(super) fn open(options: StoreBuilder) -> Result<(Self, OpenReport), L3Error> {
+        if options.segment_bytes < 4096 {
+            return Err(L3Error::Options("segments must be at least 4 KiB"));
+        }
+        if options
+            .disk_budget
+            .is_some_and(|budget| budget < 2 * options.segment_bytes)
+        {
+            return Err(L3Error::Options(
+                "the disk budget must hold at least two segments",
+            ));
+        }
+        let dir = options.dir.clone();
+        fs::create_dir_all(&dir).map_err(|e| L3Error::io("create the directory", &dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| L3Error::io("open the lock file", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(L3Error::Locked(dir)),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(L3Error::io("lock the directory", &lock_path, e));
+            }
+        }
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| L3Error::io("list the directory", &dir, e))? {
+            let entry = entry.map_err(|e| L3Error::io("list the directory", &dir, e))?;
+            if let Some(id) = entry.file_name().to_str().and_then(segment::id_of) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        let hasher = crate::hash::FixedState::with_seed(0x5c1_3a7e);
+        let (inner, report) = recover(&dir, &ids, options.segment_bytes, &hasher)?;
+        let shared = Arc::new(Shared {
+            dir,
+            segment_bytes: options.segment_bytes,
+            disk_budget: options.disk_budget,
+            sync: options.sync,
+            queue_bytes: options.queue_bytes,
+            inner: Mutex::new(inner),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            counters: Counters::default(),
+        });
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("stratacache-l3-writer".into())
+                .spawn(move || super::writer::run(&shared))
+                .map_err(|e| L3Error::io("start the writer thread", &options.dir, e))?
+        };
+        Ok((
+            Self {
+                shared,
+                hasher,
+                compress_from: options.compress_from,
+                writer: Some(writer),
+                _lock: lock,
+            },
+            report,
+        ))
+    }
+
+    /// Stores `value` under `key` with the default [`PutOptions`].
+    ///
+    /// Returns once the record is queued (the value is readable from then on), or under
+    /// [`SyncPolicy::Always`] once it is on disk.
+    ///
+    /// # Errors
+    /// [`L3Error::TooLarge`] for a key or value beyond [`MAX_KEY`] or [`MAX_VALUE`] or a
+    /// record the disk budget cannot hold; [`L3Error::Io`] when the writer thread's last
+    /// write failed (the store retries; under `Always` this write is not acknowledged).
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), L3Error> {
+        self.put_with(key, value, PutOptions::default())
+    }
+
+    /// Stores `value` under `key` as `options` say. See [`put`](Self::put).
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub fn put_with(&self, key: &[u8], value: &[u8], options: PutOptions) -> Result<(), L3Error> {
+        for (bytes, limit) in [(key.len(), MAX_KEY), (value.len(), MAX_VALUE)] {
+            if bytes > limit {
+                return Err(L3Error::TooLarge {
+                    bytes: bytes as u64,
+                    limit: limit as u64,
+                });
+            }
+        }
+        let compress = options
+            .compress
+            .unwrap_or_else(|| self.compress_from.is_some_and(|from| value.len() >= from));
+        let header = Header {
+            tombstone: false,
+            lz4: false,
+            priority: priority_byte(options.priority),
+            key_len: 0,
+            value_len: 0,
+            raw_len: 0,
+            hits: options.hits,
+            expires: nanos_of(options.expires),
+            seq: 0,
+        };
+        let mut bytes = Vec::new();
+        let payload = record::encode(&mut bytes, header, key, value, compress);
+        self.check_fits(bytes.len())?;
+        let hash = self.hasher.hash_one(key);
+        let inner = self.room(bytes.len())?;
+        let old = self.shared.find(&inner, hash, key)?;
+        self.enqueue(
+            inner,
+            hash,
+            old.as_ref(),
+            (bytes, payload, key.len()),
+            header,
+        )
+    }
+
+    /// Removes `key`; whether it had a live value. A removal is a record too (a tombstone),
+    /// so that the value does not come back when the directory is opened again.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub fn remove(&self, key: &[u8]) -> Result<bool, L3Error> {
+        let hash = self.hasher.hash_one(key);
+        let header = Header {
+            tombstone: true,
+            lz4: false,
+            priority: 0,
+            key_len: 0,
+            value_len: 0,
+            raw_len: 0,
+            hits: 0,
+            expires: u64::MAX,
+            seq: 0,
+        };
+        let mut bytes = Vec::new();
+        let payload = record::encode(&mut bytes, header, key, &[], false);
+        let inner = self.room(bytes.len())?;
+        let Some(old) = self.shared.find(&inner, hash, key)? else {
+            return Ok(false);
+        };
+        if old.tombstone || old.expires <= now_nanos() {
+            return Ok(false);
+        }
+        self.enqueue(inner, hash, Some(&old), (bytes, payload, key.len()), header)?;
+        Ok(true)
+    }
+
+    /// A record the disk budget can never hold is refused before it is queued.
+    fn check_fits(&self, len: usize) -> Result<(), L3Error> {
+        match self.shared.disk_budget {
+            Some(budget) if len as u64 + SEGMENT_HEADER as u64 > budget / 2 => {
+                Err(L3Error::TooLarge {
+                    bytes: len as u64,
+                    limit: budget / 2 - SEGMENT_HEADER as u64,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The lock, once the queue has room for a record of `len` bytes (an empty queue takes
+    /// any record).
+    fn room(&self, len: usize) -> Result<MutexGuard<'_, Inner>, L3Error> {
+        let shared = &*self.shared;
+        let mut inner = shared.lock();
+        while inner.queued_bytes > 0 && inner.queued_bytes + len > shared.queue_bytes {
+            if let Some(error) = failure(&inner, &shared.dir) {
+                return Err(error);
+            }
+            inner = wait(&shared.progress, inner);
+        }
+        Ok(inner)
+    }
+
+    /// Stamps the record (its bytes, its payload's checksum and its key's length) with the
+    /// next sequence number, points the index at it (the key's current record is `old`) and
+    /// queues it; under [`SyncPolicy::Always`], waits for its sync.
+    fn enqueue(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        hash: u64,
+        old: Option<&Loc>,
+        (mut bytes, payload, key_len): (Vec<u8>, u32, usize),
+        header: Header,
+    ) -> Result<(), L3Error> {
+        let shared = &*self.shared;
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        record::restamp(&mut bytes, seq, payload);
+        let bytes: Arc<[u8]> = bytes.into();
+        let loc = Loc {
+            place: Place::Queued(Arc::clone(&bytes)),
+            len: u32::try_from(bytes.len()).expect("bounded by MAX_KEY and MAX_VALUE"),
+            key_len: u32::try_from(key_len).expect("bounded by MAX_KEY"),
+            seq,
+            expires: header.expires,
+            tombstone: header.tombstone,
+        };
+        Shared::set(&mut inner, hash, old, loc);
+        inner.queued_bytes += bytes.len();
+        inner.queue.push_back(Queued { hash, seq, bytes });
+        inner.enqueued += 1;
+        let ticket = inner.enqueued;
+        shared.work.notify_one();
+        if shared.sync == SyncPolicy::Always {
+            drop(self.sync_through(inner, ticket)?);
+        }
+        Ok(())
+    }
+
+    /// The value stored under `key`, if live. A record that fails its checksum is dropped
+    /// (counted in [`StoreStats::corrupt_records`]) and reads as a miss.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when the read fails.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, L3Error> {
+        let hash = self.hasher.hash_one(key);
+        let candidates: Vec<(Loc, Option<Arc<File>>)> = {
+            let inner = self.shared.lock();
+            inner
+                .index
+                .get(&hash)
+                .into_iter()
+                .flatten()
+                .filter(|loc| loc.key_len as usize == key.len())
+                .filter_map(|loc| {
+                    let file = match loc.place {
+                        Place::Disk { segment, .. } => {
+                            Some(Arc::clone(&inner.segments.get(&segment)?.file))
+                        }
+                        Place::Queued(_) => None,
+                    };
+                    Some((loc.clone(), file))
+                })
+                .collect()
+        };
+        let counters = &self.shared.counters;
+        let now = now_nanos();
+        for (loc, file) in candidates {
+            let read;
+            let bytes: &[u8] = match (&loc.place, file) {
+                (Place::Queued(bytes), _) => bytes,
+                (Place::Disk { offset, .. }, Some(file)) => {
+                    read = segment::read_record(&file, *offset, loc.len)
+                        .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
+                    counters
+                        .bytes_read
+                        .fetch_add(u64::from(loc.len), Ordering::Relaxed);
+                    &read
+                }
+                (Place::Disk { .. }, None) => unreachable!("a file was taken for every disk place"),
+            };
+            let decoded = record::decode(bytes).and_then(|d| {
+                let value = d.value()?;
+                Ok((d.key == key, d.header, value))
+            });
+            match decoded {
+                Ok((false, ..)) => {}
+                Ok((true, header, value)) => {
+                    if header.tombstone || header.expires <= now {
+                        break;
+                    }
+                    counters.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(value));
+                }
+                Err(_) => {
+                    counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                    Shared::forget(&mut self.shared.lock(), hash, &loc);
+                }
+            }
+        }
+        counters.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+
+    /// Puts every write so far on disk (whatever the sync policy).
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when the writer thread's write or sync failed.
+    pub fn sync(&self) -> Result<(), L3Error> {
+        let inner = self.shared.lock();
+        let target = inner.enqueued;
+        self.sync_through(inner, target).map(drop)
+    }
+
+    /// Waits until the records through ticket `target` are written and synced; the lock
+    /// again.
+    fn sync_through<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        target: u64,
+    ) -> Result<MutexGuard<'a, Inner>, L3Error> {
+        let shared = &*self.shared;
+        if inner.synced < target {
+            inner.sync_wanted = inner.sync_wanted.max(target);
+            shared.work.notify_one();
+        }
+        while inner.synced < target {
+            if let Some(error) = failure(&inner, &shared.dir) {
+                return Err(error);
+            }
+            inner = wait(&shared.progress, inner);
+        }
+        Ok(inner)
+    }
+
+    /// Rewrites the live records of every sealed segment at most half live (queued for the
+    /// writer thread like any write, keeping their sequence numbers), waits until the copies
+    /// are on disk, then deletes the segments.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when a read, the copies' write or a deletion fails; what was compacted
+    /// before stays compacted, and no record is lost.
+    pub fn compact(&self) -> Result<CompactionReport, L3Error> {
+        let shared = &*self.shared;
+        // What is queued now is written first, so the segments show it.
+        let inner = shared.lock();
+        let target = inner.enqueued;
+        let mut inner = self.sync_through(inner, target)?;
+        let mut report = CompactionReport::default();
+        let now = now_nanos();
+        // Sealed segments, with no record on its way in, at most half live.
+        let candidates: Vec<u64> = inner
+            .segments
+            .values()
+            .filter(|s| {
+                s.id != inner.active
+                    && s.in_flight == 0
+                    && s.live * 2 <= s.len - SEGMENT_HEADER as u64
+            })
+            .map(|s| s.id)
+            .collect();
+        for &id in &candidates {
+            let oldest = inner.segments.first_key_value().map(|(&first, _)| first) == Some(id);
+            let file = Arc::clone(&inner.segments[&id].file);
+            let moving: Vec<(u64, Loc)> = inner
+                .index
+                .iter()
+                .flat_map(|(&hash, locs)| locs.iter().map(move |loc| (hash, loc.clone())))
+                .filter(
+                    |(_, loc)| matches!(loc.place, Place::Disk { segment, .. } if segment == id),
+                )
+                .collect();
+            for (hash, loc) in moving {
+                let Place::Disk { offset, .. } = loc.place else {
+                    continue;
+                };
+                // Dropped: removals nothing older can be under, and expired values.
+                let droppable = (loc.tombstone && oldest) || (!loc.tombstone && loc.expires <= now);
+                let bytes = segment::read_record(&file, offset, loc.len)
+                    .map_err(|e| L3Error::io("read a record", &shared.dir, e))?;
+                shared
+                    .counters
+                    .bytes_read
+                    .fetch_add(u64::from(loc.len), Ordering::Relaxed);
+                if droppable || record::decode(&bytes).is_err() {
+                    if !droppable {
+                        shared.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Shared::forget(&mut inner, hash, &loc);
+                    continue;
+                }
+                // The copy keeps the record's sequence number: the index swaps the place.
+                Shared::unlink(&mut inner, hash, &loc);
+                let bytes: Arc<[u8]> = bytes.into();
+                let copy = Loc {
+                    place: Place::Queued(Arc::clone(&bytes)),
+                    ..loc
+                };
+                let seq = copy.seq;
+                inner.index.entry(hash).or_default().push(copy);
+                inner.queued_bytes += bytes.len();
+                inner.queue.push_back(Queued { hash, seq, bytes });
+                inner.enqueued += 1;
+                report.records_moved += 1;
+            }
+        }
+        let target = inner.enqueued;
+        let mut inner = self.sync_through(inner, target)?;
+        for id in candidates {
+            // Sealed: nothing lands in it any more, and its live records were copied.
+            if let Some(segment) = inner.segments.remove(&id) {
+                inner.disk_bytes -= segment.len;
+                report.bytes_freed += segment.len;
+                fs::remove_file(&segment.path)
+                    .map_err(|e| L3Error::io("delete a segment", &segment.path, e))?;
+            }
+            report.segments += 1;
+            shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(report)
+    }
+
+    /// The store's counters.
+    pub fn stats(&self) -> StoreStats {
+        let counters = &self.shared.counters;
+        let (disk_bytes, entries) = {
+            let inner = self.shared.lock();
+            (inner.disk_bytes, inner.entries)
+        };
+        StoreStats {
+            hits: counters.hits.load(Ordering::Relaxed),
+            misses: counters.misses.load(Ordering::Relaxed),
+            bytes_read: counters.bytes_read.load(Ordering::Relaxed),
+            bytes_written: counters.bytes_written.load(Ordering::Relaxed),
+            compactions: counters.compactions.load(Ordering::Relaxed),
+            corrupt_records: counters.corrupt.load(Ordering::Relaxed),
+            evicted_segments: counters.evicted_segments.load(Ordering::Relaxed),
+            disk_bytes,
+            entries,
+        }
+    }
+
+    /// Keys with a live value (expired ones are counted until a read or a compaction meets
+    /// them).
+    pub fn len(&self) -> usize {
+        self.shared.lock().entries as usize
+    }
+
+    /// Whether no key has a live value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // The writer thread writes what is queued (and syncs, unless the policy is `Never`),
+        // then ends.
+        self.shared.lock().closing = true;
+        self.shared.work.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread's failure as an error for a waiting write.
+fn failure(inner: &Inner, dir: &Path) -> Option<L3Error> {
+    inner.failure.as_ref().map(|(kind, message)| {
+        L3Error::io(
+            "write to a segment",
+            dir,
+            std::io::Error::new(*kind, message.clone()),
+        )
+    })
+}
+
+/// Waits on `condvar`, going on with a poisoned lock (see [`Shared::lock`]).
+pub(super) fn wait<'a>(condvar: &Condvar, guard: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+    condvar
+        .wait(guard)
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reads every segment back and indexes each key's latest record by `hasher`; the newest
+/// segment takes new writes unless full.
+fn recover(
+    dir: &Path,
+    ids: &[u64],
+    segment_bytes: u64,
+    hasher: &crate::hash::FixedState,
+) -> Result<(Inner, OpenReport), L3Error> {
+    let mut report = OpenReport {
+        segments: ids.len(),
+        ..OpenReport::default()
+    };
+    // The winning record of each key, by the key itself (keys are in memory only while
+    // opening).
+    let mut latest: std::collections::HashMap<Vec<u8>, Loc> = std::collections::HashMap::new();
+    let mut segments = BTreeMap::new();
+    for (at, &id) in ids.iter().enumerate() {
+        let path = dir.join(segment::file_name(id));
+        let newest = at + 1 == ids.len();
+        let Scanned {
+            segment,
+            records,
+            corrupt,
+            dropped_bytes,
+            torn_tail,
+        } = match segment::scan(&path, id, newest) {
+            Ok(scanned) => scanned,
+            Err(segment::ScanError::Version(version)) => {
+                return Err(L3Error::NewerFormat { path, version });
+            }
+            Err(segment::ScanError::Io(e)) => {
+                return Err(L3Error::io("read a segment", &path, e));
+            }
+        };
+        report.corrupt_records += corrupt;
+        report.dropped_bytes += dropped_bytes;
+        report.torn_tail |= newest && torn_tail;
+        for (offset, header, key) in records {
+            let loc = Loc {
+                place: Place::Disk {
+                    segment: id,
+                    offset,
+                },
+                len: u32::try_from(header.record_len()).expect("bounded by MAX_*"),
+                key_len: header.key_len,
+                seq: header.seq,
+                expires: header.expires,
+                tombstone: header.tombstone,
+            };
+            match latest.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut held) => {
+                    if held.get().seq < loc.seq {
+                        held.insert(loc);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(free) => {
+                    free.insert(loc);
+                }
+            }
+        }
+        segments.insert(id, segment);
+    }
+    let now = now_nanos();
+    let mut next_seq = 0;
+    let mut index = Index::with_hasher(crate::hash::FixedState::with_seed(0));
+    for (key, loc) in latest {
+        next_seq = next_seq.max(loc.seq + 1);
+        if loc.tombstone {
+            report.tombstones += 1;
+        } else if loc.expires <= now {
+            report.expired += 1;
+            continue;
+        } else {
+            report.entries += 1;
+        }
+        if let Place::Disk { segment, .. } = loc.place
+            && let Some(segment) = segments.get_mut(&segment)
+        {
+            segment.live += u64::from(loc.len);
+        }
+        index
+            .entry(hasher.hash_one(&key[..]))
+            .or_default()
+            .push(loc);
+    }
+    let disk_bytes = segments.values().map(|s: &Segment| s.len).sum();
+    let mut inner = Inner {
+        segments,
+        active: 0,
+        index,
+        next_seq,
+        disk_bytes,
+        entries: report.entries as u64,
+        queue: VecDeque::new(),
+        queued_bytes: 0,
+        enqueued: 0,
+        written: 0,
+        synced: 0,
+        sync_wanted: 0,
+        failure: None,
+        closing: false,
+    };
+    match inner.segments.last_key_value() {
+        Some((&id, segment)) if segment.len < segment_bytes => inner.active = id,
+        last => {
+            let id = last.map_or(0, |(&id, _)| id + 1);
+            let segment =
+                Segment::create(dir, id).map_err(|e| L3Error::io("create a segment", dir, e))?;
+            inner.disk_bytes += segment.len;
+            inner.segments.insert(id, segment);
+            inner.active = id;
+        }
+    }
+    Ok((inner, report))
+}
