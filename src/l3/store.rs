@@ -28,8 +28,9 @@ use super::{
 /// Where a record lies.
 #[derive(Clone, Debug)]
 pub(super) enum Place {
-    /// Queued for the writer thread: the record's bytes.
-    Queued(Arc<[u8]>),
+    /// Queued for the writer thread: the record's bytes, and its ticket (unique per queued
+    /// record: what tells the writer thread's landing which index entry is its own).
+    Queued { bytes: Arc<[u8]>, ticket: u64 },
     /// Written, at `offset` of segment `segment`.
     Disk { segment: u64, offset: u64 },
 }
@@ -40,20 +41,54 @@ pub(super) struct Loc {
     pub(super) place: Place,
     pub(super) len: u32,
     pub(super) key_len: u32,
-    /// Unique per record (a compaction's copy keeps its original's).
+    /// The record's order among the key's records (a compaction's copy keeps its
+    /// original's); the highest wins, a value over a removal of the same.
     pub(super) seq: u64,
     /// Nanoseconds since the Unix epoch; `u64::MAX` for never.
     pub(super) expires: u64,
     pub(super) tombstone: bool,
 }
 
+impl Loc {
+    /// Whether `self` is the record `other` (not merely of the same key).
+    fn is(&self, other: &Loc) -> bool {
+        match (&self.place, &other.place) {
+            (Place::Queued { ticket: a, .. }, Place::Queued { ticket: b, .. }) => a == b,
+            (
+                Place::Disk { segment, offset },
+                Place::Disk {
+                    segment: s,
+                    offset: o,
+                },
+            ) => segment == s && offset == o,
+            _ => false,
+        }
+    }
+
+    /// Whether this record is newer than `other`, a record of the same key: a higher order,
+    /// or the same order and a value over a removal (recovery chooses the same way).
+    pub(super) fn newer_than(&self, other: &Loc) -> bool {
+        self.seq > other.seq || (self.seq == other.seq && other.tombstone && !self.tombstone)
+    }
+}
+
 /// Key hash to the latest records of the keys with that hash (nearly always one).
 pub(super) type Index = hashbrown::HashMap<u64, Vec<Loc>, crate::hash::FixedState>;
+
+/// A record its writer encoded outside the lock: its bytes, the checksum of its payload (for
+/// stamping its order under the lock), and what the index keeps of it.
+struct Encoded {
+    bytes: Vec<u8>,
+    payload: u32,
+    hash: u64,
+    key_len: usize,
+    header: Header,
+}
 
 /// A record waiting for the writer thread.
 pub(super) struct Queued {
     pub(super) hash: u64,
-    pub(super) seq: u64,
+    pub(super) ticket: u64,
     pub(super) bytes: Arc<[u8]>,
 }
 
@@ -118,10 +153,10 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Points the index at `loc` for a key whose current record is `old`, unless `old` is
-    /// newer (a concurrent write that took a later sequence number wins); whether it did.
+    /// Points the index at `loc` for a key whose current record is `old`, unless `loc` is not
+    /// newer (see [`Loc::newer_than`]); whether it did.
     pub(super) fn set(inner: &mut Inner, hash: u64, old: Option<&Loc>, loc: Loc) -> bool {
-        if old.is_some_and(|old| old.seq > loc.seq) {
+        if old.is_some_and(|old| !loc.newer_than(old)) {
             return false;
         }
         let was_live = old.is_some_and(|old| !old.tombstone);
@@ -148,7 +183,7 @@ impl Shared {
             return false;
         };
         let before = locs.len();
-        locs.retain(|l| l.seq != loc.seq);
+        locs.retain(|l| !l.is(loc));
         let removed = before != locs.len();
         if locs.is_empty() {
             inner.index.remove(&hash);
@@ -170,9 +205,9 @@ impl Shared {
         }
     }
 
-    /// A queued record of `hash` and sequence number `seq` was written at `offset` of
-    /// `segment`: the index points there now (if it still points at the record).
-    pub(super) fn land(inner: &mut Inner, hash: u64, seq: u64, segment: u64, offset: u64) {
+    /// The queued record of `hash` and ticket `ticket` was written at `offset` of `segment`:
+    /// the index points there now (if it still points at the record).
+    pub(super) fn land(inner: &mut Inner, hash: u64, ticket: u64, segment: u64, offset: u64) {
         let present = match inner.segments.get_mut(&segment) {
             Some(segment) => {
                 segment.in_flight -= 1;
@@ -183,8 +218,10 @@ impl Shared {
         let Some(loc) = inner
             .index
             .get(&hash)
-            .and_then(|locs| locs.iter().find(|l| l.seq == seq))
-            .filter(|loc| matches!(loc.place, Place::Queued(_)))
+            .and_then(|locs| {
+                locs.iter()
+                    .find(|l| matches!(l.place, Place::Queued { ticket: t, .. } if t == ticket))
+            })
             .cloned()
         else {
             return;
@@ -215,7 +252,7 @@ impl Shared {
                 continue;
             }
             let matches = match &loc.place {
-                Place::Queued(bytes) => &bytes[HEADER..HEADER + key.len()] == key,
+                Place::Queued { bytes, .. } => &bytes[HEADER..HEADER + key.len()] == key,
                 Place::Disk { segment, offset } => {
                     let Some(segment) = inner.segments.get(segment) else {
                         continue;
@@ -371,19 +408,11 @@ impl Store {
             expires: nanos_of(options.expires),
             seq: 0,
         };
-        let mut bytes = Vec::new();
-        let payload = record::encode(&mut bytes, header, key, value, compress);
-        self.check_fits(bytes.len())?;
-        let hash = self.hasher.hash_one(key);
-        let inner = self.room(bytes.len())?;
-        let old = self.shared.find(&inner, hash, key)?;
-        self.enqueue(
-            inner,
-            hash,
-            old.as_ref(),
-            (bytes, payload, key.len()),
-            header,
-        )
+        let record = self.encode(header, key, value, compress);
+        self.check_fits(record.bytes.len())?;
+        let inner = self.room(record.bytes.len())?;
+        let old = self.shared.find(&inner, record.hash, key)?;
+        self.enqueue(inner, old.as_ref(), record)
     }
 
     /// Removes `key`; whether it had a live value. A removal is a record too (a tombstone),
@@ -392,7 +421,6 @@ impl Store {
     /// # Errors
     /// As [`put`](Self::put).
     pub fn remove(&self, key: &[u8]) -> Result<bool, L3Error> {
-        let hash = self.hasher.hash_one(key);
         let header = Header {
             tombstone: true,
             lz4: false,
@@ -404,17 +432,29 @@ impl Store {
             expires: u64::MAX,
             seq: 0,
         };
-        let mut bytes = Vec::new();
-        let payload = record::encode(&mut bytes, header, key, &[], false);
-        let inner = self.room(bytes.len())?;
-        let Some(old) = self.shared.find(&inner, hash, key)? else {
+        let record = self.encode(header, key, &[], false);
+        let inner = self.room(record.bytes.len())?;
+        let Some(old) = self.shared.find(&inner, record.hash, key)? else {
             return Ok(false);
         };
         if old.tombstone || old.expires <= now_nanos() {
             return Ok(false);
         }
-        self.enqueue(inner, hash, Some(&old), (bytes, payload, key.len()), header)?;
+        self.enqueue(inner, Some(&old), record)?;
         Ok(true)
+    }
+
+    /// Encodes a record outside the lock.
+    fn encode(&self, header: Header, key: &[u8], value: &[u8], compress: bool) -> Encoded {
+        let mut bytes = Vec::new();
+        let payload = record::encode(&mut bytes, header, key, value, compress);
+        Encoded {
+            bytes,
+            payload,
+            hash: self.hasher.hash_one(key),
+            key_len: key.len(),
+            header,
+        }
     }
 
     /// A record the disk budget can never hold is refused before it is queued.
@@ -444,24 +484,34 @@ impl Store {
         Ok(inner)
     }
 
-    /// Stamps the record (its bytes, its payload's checksum and its key's length) with the
-    /// next sequence number, points the index at it (the key's current record is `old`) and
-    /// queues it; under [`SyncPolicy::Always`], waits for its sync.
+    /// Stamps `record` with the next sequence number, points the index at it (the key's
+    /// current record is `old`) and queues it; under [`SyncPolicy::Always`], waits for its
+    /// sync.
     fn enqueue(
         &self,
         mut inner: MutexGuard<'_, Inner>,
-        hash: u64,
         old: Option<&Loc>,
-        (mut bytes, payload, key_len): (Vec<u8>, u32, usize),
-        header: Header,
+        record: Encoded,
     ) -> Result<(), L3Error> {
         let shared = &*self.shared;
+        let Encoded {
+            mut bytes,
+            payload,
+            hash,
+            key_len,
+            header,
+        } = record;
         let seq = inner.next_seq;
         inner.next_seq += 1;
         record::restamp(&mut bytes, seq, payload);
         let bytes: Arc<[u8]> = bytes.into();
+        inner.enqueued += 1;
+        let ticket = inner.enqueued;
         let loc = Loc {
-            place: Place::Queued(Arc::clone(&bytes)),
+            place: Place::Queued {
+                bytes: Arc::clone(&bytes),
+                ticket,
+            },
             len: u32::try_from(bytes.len()).expect("bounded by MAX_KEY and MAX_VALUE"),
             key_len: u32::try_from(key_len).expect("bounded by MAX_KEY"),
             seq,
@@ -470,9 +520,11 @@ impl Store {
         };
         Shared::set(&mut inner, hash, old, loc);
         inner.queued_bytes += bytes.len();
-        inner.queue.push_back(Queued { hash, seq, bytes });
-        inner.enqueued += 1;
-        let ticket = inner.enqueued;
+        inner.queue.push_back(Queued {
+            hash,
+            ticket,
+            bytes,
+        });
         shared.work.notify_one();
         if shared.sync == SyncPolicy::Always {
             drop(self.sync_through(inner, ticket)?);
@@ -500,7 +552,7 @@ impl Store {
                         Place::Disk { segment, .. } => {
                             Some(Arc::clone(&inner.segments.get(&segment)?.file))
                         }
-                        Place::Queued(_) => None,
+                        Place::Queued { .. } => None,
                     };
                     Some((loc.clone(), file))
                 })
@@ -511,7 +563,7 @@ impl Store {
         for (loc, file) in candidates {
             let read;
             let bytes: &[u8] = match (&loc.place, file) {
-                (Place::Queued(bytes), _) => bytes,
+                (Place::Queued { bytes, .. }, _) => bytes,
                 (Place::Disk { offset, .. }, Some(file)) => {
                     read = segment::read_record(&file, *offset, loc.len)
                         .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
@@ -635,15 +687,22 @@ impl Store {
                 // The copy keeps the record's sequence number: the index swaps the place.
                 Shared::unlink(&mut inner, hash, &loc);
                 let bytes: Arc<[u8]> = bytes.into();
+                inner.enqueued += 1;
+                let ticket = inner.enqueued;
                 let copy = Loc {
-                    place: Place::Queued(Arc::clone(&bytes)),
+                    place: Place::Queued {
+                        bytes: Arc::clone(&bytes),
+                        ticket,
+                    },
                     ..loc
                 };
-                let seq = copy.seq;
                 inner.index.entry(hash).or_default().push(copy);
                 inner.queued_bytes += bytes.len();
-                inner.queue.push_back(Queued { hash, seq, bytes });
-                inner.enqueued += 1;
+                inner.queue.push_back(Queued {
+                    hash,
+                    ticket,
+                    bytes,
+                });
                 report.records_moved += 1;
             }
         }
@@ -776,7 +835,7 @@ fn recover(
             };
             match latest.entry(key) {
                 std::collections::hash_map::Entry::Occupied(mut held) => {
-                    if held.get().seq < loc.seq {
+                    if loc.newer_than(held.get()) {
                         held.insert(loc);
                     }
                 }

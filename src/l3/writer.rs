@@ -223,7 +223,7 @@ fn landed(shared: &Shared, inner: &mut Inner, batch: &[Queued], runs: &[Run]) {
         let end = run.offset + run.bytes.len() as u64;
         while offset < end {
             let record = records.next().expect("every placed record is in a run");
-            Shared::land(inner, record.hash, record.seq, run.segment, offset);
+            Shared::land(inner, record.hash, record.ticket, run.segment, offset);
             offset += record.bytes.len() as u64;
         }
         shared
