@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod codec;
 mod error;
 mod record;
 mod segment;
@@ -40,6 +41,7 @@ use core::time::Duration;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use codec::{Codec, CodecError};
 pub use error::L3Error;
 pub use record::{MAX_KEY, MAX_VALUE};
 pub use store::Store;

@@ -1,0 +1,166 @@
+//! How keys and values become the bytes of the persistent store's records, and back.
+
+use core::fmt;
+use std::boxed::Box;
+use std::string::String;
+use std::sync::Arc;
+use std::vec::Vec;
+
+/// A type the persistent tier can store: its bytes, and the value back from them.
+///
+/// Byte buffers pass through as they are (`Vec<u8>`, `Box<[u8]>`, `Arc<[u8]>`); strings are
+/// their UTF-8; integers and `bool` are little-endian of fixed width. Implement it for a type
+/// of your own with any format that reads back what it wrote (a serde format such as
+/// postcard, say); decoding runs outside every lock.
+pub trait Codec: Sized {
+    /// Appends the value's bytes to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+
+    /// The value `bytes` hold.
+    ///
+    /// # Errors
+    /// [`CodecError`] for bytes `encode` never writes (they passed the record's checksum, so
+    /// a different type or version of the type wrote them).
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError>;
+}
+
+/// Bytes a [`Codec`] cannot read: the record is treated as absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodecError {
+    /// What was wrong, for the reader of a log.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bytes that do not decode: {}", self.reason)
+    }
+}
+
+impl core::error::Error for CodecError {}
+
+impl Codec for Vec<u8> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        Ok(bytes.to_vec())
+    }
+}
+
+impl Codec for Box<[u8]> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        Ok(bytes.into())
+    }
+}
+
+impl Codec for Arc<[u8]> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        Ok(bytes.into())
+    }
+}
+
+impl Codec for String {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        core::str::from_utf8(bytes)
+            .map(String::from)
+            .map_err(|_| CodecError {
+                reason: "not UTF-8",
+            })
+    }
+}
+
+impl Codec for Arc<str> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        core::str::from_utf8(bytes)
+            .map(Arc::from)
+            .map_err(|_| CodecError {
+                reason: "not UTF-8",
+            })
+    }
+}
+
+impl Codec for bool {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        match bytes {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(CodecError {
+                reason: "not a bool",
+            }),
+        }
+    }
+}
+
+macro_rules! integers {
+    ($($t:ty),*) => {$(
+        impl Codec for $t {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+
+            fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+                bytes.try_into().map(<$t>::from_le_bytes).map_err(|_| CodecError {
+                    reason: concat!("not the length of a ", stringify!($t)),
+                })
+            }
+        }
+    )*};
+}
+
+integers!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    fn round_trip<T: Codec + PartialEq + fmt::Debug>(value: T) {
+        let mut out = Vec::new();
+        value.encode(&mut out);
+        assert_eq!(T::decode(&out).unwrap(), value);
+    }
+
+    #[test]
+    fn every_provided_codec_reads_back_what_it_wrote() {
+        round_trip(std::vec![1u8, 2, 3]);
+        round_trip(Box::<[u8]>::from(&b"boxed"[..]));
+        round_trip(Arc::<[u8]>::from(&b"shared"[..]));
+        round_trip(String::from("héllo"));
+        round_trip(Arc::<str>::from("shared str"));
+        round_trip(true);
+        round_trip(u64::MAX - 7);
+        round_trip(-3i32);
+        round_trip(u128::MAX / 3);
+    }
+
+    #[test]
+    fn bytes_a_codec_never_writes_are_an_error() {
+        assert!(u64::decode(&[1, 2, 3]).is_err());
+        assert!(String::decode(&[0xff, 0xfe]).is_err());
+        assert!(bool::decode(&[2]).is_err());
+        let error = i16::decode(&[]).unwrap_err();
+        assert!(error.to_string().contains("i16"), "{error}");
+    }
+}
