@@ -21,17 +21,36 @@ use super::raw::{
 use crate::entry::RemovalCause;
 use crate::sync::{AtomicU8, AtomicUsize, Ordering};
 
-/// What a tier above L2 (the tiered cache's L1) is told and asked while a shard is locked.
-pub(crate) trait Upper<K> {
+/// What the tiers beside L2 (the tiered cache's L1 above, its persistent store below) are told
+/// and asked while a shard is locked.
+pub(crate) trait Upper<K, V> {
     /// The entry of `hash` and `key`, with `hits` counted, left L2 (or its value changed):
     /// the tier above drops its copy, if it may have one.
     fn evicted(&mut self, hash: u32, key: &K, hits: u8);
     /// Whether the entry was used in the tier above since this was last asked.
     fn used(&mut self, hash: u32, key: &K, hits: u8) -> bool;
+    /// The entry of `key` and `value` (deadline `expires`, [`NEVER`] for none) is being
+    /// evicted for room: a tier below may keep it.
+    fn spilled(&mut self, key: &K, value: &V, expires: u64) {
+        let _ = (key, value, expires);
+    }
+    /// `key` was just stored or removed: a tier below hides what it holds of the key.
+    fn written(&mut self, key: &K) {
+        let _ = key;
+    }
+    /// A removal found no entry of `key` (of 64-bit `hash`) here: a tier below hides what it
+    /// holds of the key all the same.
+    fn absent<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let _ = (hash, key);
+    }
 }
 
 /// No upper tier.
-impl<K> Upper<K> for () {
+impl<K, V> Upper<K, V> for () {
     fn evicted(&mut self, _: u32, _: &K, _: u8) {}
 
     fn used(&mut self, _: u32, _: &K, _: u8) -> bool {
@@ -154,7 +173,7 @@ struct View<'a, 'w, K, V, P: Policy, U> {
     promote_after: u8,
 }
 
-impl<K, V, P: Policy, U: Upper<K>> Entries<P::Meta> for View<'_, '_, K, V, P, U> {
+impl<K, V, P: Policy, U: Upper<K, V>> Entries<P::Meta> for View<'_, '_, K, V, P, U> {
     #[inline]
     fn meta(&self, id: SlotId) -> &P::Meta {
         self.metas.get(id as usize)
@@ -282,13 +301,14 @@ impl<K, V, P: Policy> Shard<K, V, P> {
 
     /// Records a hit on the entry of `hash` for the policy, if it asks to hear of it (see the
     /// module docs); if the reader's ring is full and no writer holds the lock, replays the
-    /// rings now.
+    /// rings now (with the tiers beside L2 that `upper` makes: only then, so a hit builds
+    /// nothing).
     #[inline]
-    pub(crate) fn record_hit(
+    pub(crate) fn record_hit<U: Upper<K, V>>(
         &self,
         stripe: usize,
         hash: u32,
-        upper: &mut impl Upper<K>,
+        upper: impl FnOnce() -> U,
         promote_after: u8,
     ) {
         // Relaxed: a hint the writer publishes; a hit filtered by a stale one is a lost record.
@@ -299,7 +319,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         if self.reads.record(stripe, hash)
             && let Some(mut writer) = self.try_lock(promote_after)
         {
-            writer.replay(upper);
+            writer.replay(&mut upper());
         }
     }
 
@@ -435,7 +455,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     }
 
     /// Runs `f` with the policy and its view of the entries.
-    fn with_policy<R, U: Upper<K>>(
+    fn with_policy<R, U: Upper<K, V>>(
         &mut self,
         now: Option<u64>,
         upper: &mut U,
@@ -461,7 +481,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     }
 
     /// Tells the policy of the hits readers recorded since the last replay.
-    pub(crate) fn replay(&mut self, upper: &mut impl Upper<K>) {
+    pub(crate) fn replay(&mut self, upper: &mut impl Upper<K, V>) {
         const BATCH: usize = 32;
         let reads = self.reads;
         let mut ids = [0u32; BATCH];
@@ -554,7 +574,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         info: EntryInfo,
         deadlines: (u64, u64, u64),
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> Result<(u32, Option<Replaced<'g>>), (K, V)>
     where
         K: Eq,
@@ -577,6 +597,8 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
             }
             None => (0, NEVER),
         };
+        // The tier below forgets its older copy before the new one is visible.
+        upper.written(&key);
         let new = match self.raw.fill(slot, hash, (key, value), deadlines, hits) {
             Ok(new) => new,
             Err((slot, key, value)) => {
@@ -647,13 +669,19 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         now: u64,
         spare_critical: bool,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> Option<Victim<'g>> {
         // The policy asks after deadlines only where an entry may have one.
         let judged = self.raw.slots().may_expire().then_some(now);
         let id = self.with_policy(judged, upper, |policy, view| {
             policy.evict(view, spare_critical)
         })?;
+        let slots = self.raw.slots();
+        let expires = slots.expires(id);
+        if expires == NEVER || expires > now {
+            let (key, value) = slots.entry(id);
+            upper.spilled(key, value, expires);
+        }
         Some(self.unlink(id, None, now, epoch, upper))
     }
 
@@ -664,7 +692,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         bucket: Option<usize>,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> Victim<'g> {
         {
             let slots = self.raw.slots();
@@ -698,7 +726,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         key: &Q,
         only: Option<u32>,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> Option<Victim<'g>>
     where
         K: Borrow<Q>,
@@ -708,6 +736,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         if only.is_some_and(|only| only != id) {
             return None; // replaced since the caller saw slot `only`
         }
+        upper.written(self.raw.slots().entry(id).0);
         self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
         Some(self.unlink(id, Some(bucket), 0, epoch, upper))
     }
@@ -719,7 +748,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         key: &Q,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> Option<Victim<'g>>
     where
         K: Borrow<Q>,
@@ -738,7 +767,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         &mut self,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
         mut out: impl FnMut(Victim<'g>),
     ) {
         for id in self.raw.live_ids() {
@@ -753,7 +782,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     pub(crate) fn clear<'g>(
         &mut self,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> alloc::vec::Vec<Retired<'g>> {
         for id in self.raw.live_ids() {
             let slots = self.raw.slots();

@@ -332,7 +332,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         evict: Evict,
         victims: &mut Victims<'g, K, V, P>,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) {
         let mut pending = evict.pending;
         while (self.over_budget_with(pending) || writer.short_of_slots())
@@ -393,15 +393,18 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     /// # Errors
     /// [`InsertError::TooHeavy`], with the key and value, when the entry alone weighs more
     /// than the capacity (or than `u32::MAX`, the most one entry may weigh).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert<'g>(
         &'g self,
         hash: u64,
         (key, value): (K, V),
         how: StoreAs,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
-        after_store: impl FnOnce(&mut ShardWriter<'_, K, V, P>, u32),
+        upper: &mut impl Upper<K, V>,
+        (after_store, admit): (
+            impl FnOnce(&mut ShardWriter<'_, K, V, P>, u32),
+            Option<&dyn Fn(bool) -> bool>,
+        ),
     ) -> Result<Inserted<'g, K, V, P>, InsertError<K, V>>
     where
         K: Eq,
@@ -434,6 +437,18 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         let replaced = {
             let mut writer = home.lock(self.promote_after);
             writer.replay(upper);
+            // A conditional store (a value read back from a tier below) asks, under the lock,
+            // given whether the key is present; refused, the entry goes back.
+            if let Some(admit) = admit
+                && !admit(writer.contains(h32, &key))
+            {
+                return Ok(Inserted {
+                    replaced: None,
+                    victims,
+                    refused: Some((key, value)),
+                    _leftover: writer.take_leftover(),
+                });
+            }
             let before = writer.weight();
             let info = info(h32, weight, how.priority).following_miss(how.follows_miss);
             let mut entry = (key, value);
@@ -555,7 +570,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         key: &Q,
         only: Option<u32>,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
@@ -564,7 +579,14 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         let shard = self.shard_of(hash);
         let victim = {
             let mut writer = shard.lock(self.promote_after);
-            let victim = writer.remove(hash as u32, key, only, epoch, upper)?;
+            let Some(victim) = writer.remove(hash as u32, key, only, epoch, upper) else {
+                // Not here: a tier below may still hold the key (under this lock, in order
+                // with the key's other writes).
+                if only.is_none() {
+                    upper.absent(hash, key);
+                }
+                return None;
+            };
             self.apply(-(victim.weight as i64));
             victim
         };
@@ -578,7 +600,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         key: &Q,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
     ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
@@ -600,7 +622,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         &'g self,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
         mut after: impl FnMut(&'g K, &'g V),
     ) {
         let mut expired: Vec<Retired<'g>> = Vec::new();
@@ -626,7 +648,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     pub(crate) fn clear<'g>(
         &'g self,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K>,
+        upper: &mut impl Upper<K, V>,
         mut after: impl FnMut(&'g K, &'g V),
     ) {
         for shard in self.shards.iter() {

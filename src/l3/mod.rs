@@ -35,6 +35,7 @@ mod error;
 mod record;
 mod segment;
 mod store;
+mod tiered;
 mod writer;
 
 use core::time::Duration;
@@ -138,6 +139,8 @@ pub struct StoreStats {
     pub corrupt_records: u64,
     /// Segments dropped whole to keep within the disk budget.
     pub evicted_segments: u64,
+    /// Values a cache evicted and the store did not keep, its write queue being full.
+    pub dropped_writes: u64,
     /// Bytes the segment files hold now.
     pub disk_bytes: u64,
     /// Keys with a live value now.

@@ -77,12 +77,12 @@ pub(super) type Index = hashbrown::HashMap<u64, Vec<Loc>, crate::hash::FixedStat
 
 /// A record its writer encoded outside the lock: its bytes, the checksum of its payload (for
 /// stamping its order under the lock), and what the index keeps of it.
-struct Encoded {
-    bytes: Vec<u8>,
-    payload: u32,
-    hash: u64,
-    key_len: usize,
-    header: Header,
+pub(super) struct Encoded {
+    pub(super) bytes: Vec<u8>,
+    pub(super) payload: u32,
+    pub(super) hash: u64,
+    pub(super) key_len: usize,
+    pub(super) header: Header,
 }
 
 /// A record waiting for the writer thread.
@@ -127,6 +127,7 @@ pub(super) struct Counters {
     pub(super) compactions: AtomicU64,
     pub(super) corrupt: AtomicU64,
     pub(super) evicted_segments: AtomicU64,
+    pub(super) dropped: AtomicU64,
 }
 
 /// What the store and its writer thread share.
@@ -282,8 +283,8 @@ const LOCK_FILE: &str = "LOCK";
 /// thread, which appends them in batches; a read holds the lock only to find the record, then
 /// reads and verifies it outside.
 pub struct Store {
-    shared: Arc<Shared>,
-    hasher: crate::hash::FixedState,
+    pub(super) shared: Arc<Shared>,
+    pub(super) hasher: crate::hash::FixedState,
     compress_from: Option<usize>,
     writer: Option<JoinHandle<()>>,
     /// Held (locked) while the store is open: a second store on the directory is refused.
@@ -445,7 +446,13 @@ impl Store {
     }
 
     /// Encodes a record outside the lock.
-    fn encode(&self, header: Header, key: &[u8], value: &[u8], compress: bool) -> Encoded {
+    pub(super) fn encode(
+        &self,
+        header: Header,
+        key: &[u8],
+        value: &[u8],
+        compress: bool,
+    ) -> Encoded {
         let mut bytes = Vec::new();
         let payload = record::encode(&mut bytes, header, key, value, compress);
         Encoded {
@@ -487,12 +494,26 @@ impl Store {
     /// Stamps `record` with the next sequence number, points the index at it (the key's
     /// current record is `old`) and queues it; under [`SyncPolicy::Always`], waits for its
     /// sync.
-    fn enqueue(
+    pub(super) fn enqueue(
         &self,
-        mut inner: MutexGuard<'_, Inner>,
+        inner: MutexGuard<'_, Inner>,
         old: Option<&Loc>,
         record: Encoded,
     ) -> Result<(), L3Error> {
+        let (inner, ticket) = self.queue(inner, old, record);
+        if self.shared.sync == SyncPolicy::Always {
+            drop(self.sync_through(inner, ticket)?);
+        }
+        Ok(())
+    }
+
+    /// [`enqueue`](Self::enqueue) without waiting for the sync: the record's ticket.
+    pub(super) fn queue<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        old: Option<&Loc>,
+        record: Encoded,
+    ) -> (MutexGuard<'a, Inner>, u64) {
         let shared = &*self.shared;
         let Encoded {
             mut bytes,
@@ -526,10 +547,7 @@ impl Store {
             bytes,
         });
         shared.work.notify_one();
-        if shared.sync == SyncPolicy::Always {
-            drop(self.sync_through(inner, ticket)?);
-        }
-        Ok(())
+        (inner, ticket)
     }
 
     /// The value stored under `key`, if live. A record that fails its checksum is dropped
@@ -538,6 +556,11 @@ impl Store {
     /// # Errors
     /// [`L3Error::Io`] when the read fails.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, L3Error> {
+        Ok(self.read(key)?.map(|(value, _)| value))
+    }
+
+    /// The live value of `key` and its record's header.
+    pub(super) fn read(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Header)>, L3Error> {
         let hash = self.hasher.hash_one(key);
         let candidates: Vec<(Loc, Option<Arc<File>>)> = {
             let inner = self.shared.lock();
@@ -585,7 +608,7 @@ impl Store {
                         break;
                     }
                     counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(value));
+                    return Ok(Some((value, header)));
                 }
                 Err(_) => {
                     counters.corrupt.fetch_add(1, Ordering::Relaxed);
@@ -609,7 +632,7 @@ impl Store {
 
     /// Waits until the records through ticket `target` are written and synced; the lock
     /// again.
-    fn sync_through<'a>(
+    pub(super) fn sync_through<'a>(
         &'a self,
         mut inner: MutexGuard<'a, Inner>,
         target: u64,
@@ -737,6 +760,7 @@ impl Store {
             compactions: counters.compactions.load(Ordering::Relaxed),
             corrupt_records: counters.corrupt.load(Ordering::Relaxed),
             evicted_segments: counters.evicted_segments.load(Ordering::Relaxed),
+            dropped_writes: counters.dropped.load(Ordering::Relaxed),
             disk_bytes,
             entries,
         }

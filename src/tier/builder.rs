@@ -422,6 +422,66 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         P: Policy,
         W: Weigher<K, V>,
     {
+        Ok(Cache {
+            shared: Arc::new(self.build_shared()?),
+        })
+    }
+
+    /// Builds the cache with `store` as its persistent tier below L2 (feature `persistent`):
+    /// what L2 evicts is written there, a miss in L2 looks there, and a key stored or removed
+    /// in memory loses its record there, so no tier returns a value older than a completed
+    /// write. What the store already holds (from an earlier run) is served from the start.
+    /// Keys and values are byte buffers, strings or integers ([`Codec`](crate::l3::Codec)).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("stratacache-tiered-{}", std::process::id()));
+    /// use stratacache::Cache;
+    /// use stratacache::l3::Store;
+    ///
+    /// let (store, _) = Store::builder(&dir).open()?;
+    /// let cache: Cache<u64, String> = Cache::builder().capacity(100).build_persistent(store)?;
+    /// for id in 0..1_000u64 {
+    ///     cache.insert(id, format!("player {id}"))?;
+    /// }
+    /// // Most of them left memory long ago; the disk tier still has them.
+    /// assert_eq!(cache.get(&7).as_deref(), Some("player 7"));
+    /// # drop(cache); std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    #[cfg(feature = "persistent")]
+    pub fn build_persistent(
+        self,
+        store: crate::l3::Store,
+    ) -> Result<Cache<K, V, S, W, P>, BuildError>
+    where
+        K: crate::l3::Codec + core::hash::Hash,
+        V: crate::l3::Codec,
+        S: core::hash::BuildHasher,
+        P: Policy,
+        W: Weigher<K, V>,
+    {
+        let mut shared = self.build_shared()?;
+        let l3 = super::persist::Persistent::new(store);
+        // The store is keyed by this cache's hash of each key.
+        l3.store.rekey(|bytes| {
+            K::decode(bytes)
+                .ok()
+                .map(|key| shared.hash_builder.hash_one(&key))
+        });
+        shared.l3 = Some(l3);
+        Ok(Cache {
+            shared: Arc::new(shared),
+        })
+    }
+
+    fn build_shared(self) -> Result<Shared<K, V, S, W, P>, BuildError>
+    where
+        P: Policy,
+        W: Weigher<K, V>,
+    {
         let timed = self.settings.time_to_live.is_some()
             || self.settings.time_to_idle.is_some()
             || self.settings.refresh_after_write.is_some()
@@ -543,6 +603,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             listener: self.settings.listener,
             stats: Counters::new(stripes),
             flights: Flights::new(shards),
+            #[cfg(feature = "persistent")]
+            l3: None,
         };
         // A budget too small for the indexes only means they grow later.
         if budget.is_some() {
@@ -558,9 +620,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
                 });
             }
         }
-        Ok(Cache {
-            shared: Arc::new(cache),
-        })
+        Ok(cache)
     }
 }
 

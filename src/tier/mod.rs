@@ -35,6 +35,8 @@ mod flight;
 mod fronts;
 mod iter;
 mod ops;
+#[cfg(feature = "persistent")]
+mod persist;
 mod raw;
 mod stats;
 
@@ -106,13 +108,51 @@ impl<K, V> Copies<K, V> {
     }
 }
 
-/// Keeps L1 in step with what leaves L2, under the shard's writer lock.
+/// Keeps L1 (and the persistent tier, if any) in step with what changes in L2, under the
+/// shard's writer lock.
 struct L1Sync<'g, 'c, K, V> {
     l1: &'g l1::Guard<'c, K, Stamped<V>, ()>,
     promote_after: u8,
+    #[cfg(feature = "persistent")]
+    below: Option<persist::Below<'g, K, V>>,
 }
 
-impl<K: Eq, V> Upper<K> for L1Sync<'_, '_, K, V> {
+impl<K, V> L1Sync<'_, '_, K, V> {
+    /// The last removal record this write queued in the persistent tier, if any.
+    fn ticket(&self) -> Option<u64> {
+        #[cfg(feature = "persistent")]
+        return self.below.as_ref().and_then(|below| below.ticket);
+        #[cfg(not(feature = "persistent"))]
+        None
+    }
+}
+
+impl<K: Eq, V> Upper<K, V> for L1Sync<'_, '_, K, V> {
+    #[cfg(feature = "persistent")]
+    fn spilled(&mut self, key: &K, value: &V, expires: u64) {
+        if let Some(below) = self.below.as_mut() {
+            below.spilled(key, value, expires);
+        }
+    }
+
+    #[cfg(feature = "persistent")]
+    fn written(&mut self, key: &K) {
+        if let Some(below) = self.below.as_mut() {
+            below.written(key);
+        }
+    }
+
+    #[cfg(feature = "persistent")]
+    fn absent<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: core::borrow::Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        if let Some(below) = self.below.as_mut() {
+            below.absent(hash, key);
+        }
+    }
+
     fn evicted(&mut self, hash: u32, key: &K, hits: u8) {
         // Fewer hits than promotion needs: never copied (the count only grows, and a Critical
         // copy saturates it).
@@ -237,6 +277,22 @@ struct Shared<K, V, S, W, P: Policy> {
     listener: Option<Box<Listener<K, V>>>,
     stats: Counters,
     flights: Flights<K, V>,
+    /// The persistent tier below L2.
+    #[cfg(feature = "persistent")]
+    l3: Option<persist::Persistent<K, V>>,
+}
+
+#[cfg(feature = "persistent")]
+impl<K: core::hash::Hash, V, S: core::hash::BuildHasher, W, P: Policy> persist::Around<K>
+    for Shared<K, V, S, W, P>
+{
+    fn hash_key(&self, key: &K) -> u64 {
+        self.hash_builder.hash_one(key)
+    }
+
+    fn clock_now(&self) -> u64 {
+        self.now()
+    }
 }
 
 impl<K, V, S, W, P: Policy> Clone for Cache<K, V, S, W, P> {
@@ -257,6 +313,14 @@ impl<K, V> Cache<K, V> {
 }
 
 impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
+    /// The persistent tier's counters (hits, bytes read and written, compactions, damaged
+    /// records, disk bytes), if the cache was built with one
+    /// ([`CacheBuilder::build_persistent`]).
+    #[cfg(feature = "persistent")]
+    pub fn persistent_stats(&self) -> Option<crate::l3::StoreStats> {
+        self.shared.l3.as_ref().map(persist::Persistent::stats)
+    }
+
     /// The L2 capacity.
     pub fn capacity(&self) -> u64 {
         self.shared.l2.capacity()

@@ -27,6 +27,9 @@ pub(super) struct Stored<'g, K, V, P: Policy> {
     inserted: Inserted<'g, K, V, P>,
     /// The clock when the entry was stored (0 while no entry can expire).
     now: u64,
+    /// The removal record this write queued in the persistent tier, to wait for (under its
+    /// `SyncPolicy::Always`) once the locks are released.
+    ticket: Option<u64>,
     /// L1 copies that could not be placed, dropped with this.
     _declined: Option<Copies<K, V>>,
 }
@@ -69,7 +72,7 @@ where
             self.l2.shard_of(hash).record_hit(
                 stripe,
                 hash as u32,
-                &mut self.l1_sync(l1),
+                || self.l1_sync(l1),
                 self.promote_after,
             );
             return Some(copy.value.clone());
@@ -85,6 +88,10 @@ where
     {
         let epoch = epoch(l1);
         let Some((found, shard)) = self.l2.get(hash, key, &epoch) else {
+            #[cfg(feature = "persistent")]
+            if let Some(value) = self.read_back(l1, stripe, hash, key) {
+                return Some(value);
+            }
             self.stats.add(stripe, Event::Miss, 1);
             self.stats.note_miss(stripe, hash);
             // An insertion usually follows a miss: its first cache miss starts now.
@@ -108,12 +115,7 @@ where
             }
         }
         let hits = found.uses().record(self.promote_after);
-        shard.record_hit(
-            stripe,
-            hash as u32,
-            &mut self.l1_sync(l1),
-            self.promote_after,
-        );
+        shard.record_hit(stripe, hash as u32, || self.l1_sync(l1), self.promote_after);
         let value = found.value().clone();
         self.stats.add(stripe, Event::L2Hit, 1);
         if hits >= self.promote_after && self.l1_on && self.promotion_budget(stripe) {
@@ -166,13 +168,74 @@ where
         }
     }
 
+    /// A miss in L2 looks in the persistent tier: a live value found there is taken back into
+    /// L2 if, under the shard lock, the key is still absent there and the store's record is
+    /// still the one read (else the lookup is a miss: a write raced it).
+    #[cfg(feature = "persistent")]
+    fn read_back<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let l3 = self.l3.as_ref()?;
+        let (stored_key, value, seq, expires, key_bytes) = l3.fetch(hash, key, self.now())?;
+        let now = self.now();
+        if expires <= now {
+            return None;
+        }
+        let ttl = if expires == NEVER {
+            crate::entry::Ttl::Never
+        } else {
+            crate::entry::Ttl::For(core::time::Duration::from_nanos(expires - now))
+        };
+        let options = InsertOptions {
+            ttl,
+            ..InsertOptions::new()
+        };
+        let admit = |present: bool| !present && l3.still_holds(hash, &key_bytes, seq);
+        let copy = value.clone();
+        match self.store_if(l1, hash, (stored_key, value), options, true, Some(&admit)) {
+            Ok(stored) if stored.inserted.refused.is_none() => {
+                self.stats.add(stripe, Event::L3Hit, 1);
+                drop(self.report(stripe, stored));
+                Some(copy)
+            }
+            // A write raced the read: a miss (the caller's next lookup sees the write).
+            Ok(stored) => {
+                drop(stored);
+                self.reclaim(WRITE_RECLAIM);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Under the persistent tier's `SyncPolicy::Always`, waits (holding no lock) until the
+    /// removal record a write queued there is on disk.
+    #[inline]
+    fn wait_durable(&self, ticket: Option<u64>) {
+        #[cfg(feature = "persistent")]
+        if let (Some(ticket), Some(l3)) = (ticket, &self.l3) {
+            let _ = l3.store.wait_synced(ticket);
+        }
+        #[cfg(not(feature = "persistent"))]
+        let _ = ticket;
+    }
+
     pub(super) fn l1_sync<'g, 'c>(
-        &self,
+        &'g self,
         l1: &'g l1::Guard<'c, K, Stamped<V>, ()>,
     ) -> L1Sync<'g, 'c, K, V> {
         L1Sync {
             l1,
             promote_after: self.promote_after,
+            #[cfg(feature = "persistent")]
+            below: self.l3.as_ref().map(|l3| super::persist::Below {
+                l3,
+                around: self,
+                promoting: false,
+                ticket: None,
+            }),
         }
     }
 
@@ -281,6 +344,23 @@ where
         options: InsertOptions,
         follows_miss: bool,
     ) -> Result<Stored<'g, K, V, P>, InsertError<K, V>> {
+        self.store_if(l1, hash, (key, value), options, follows_miss, None)
+    }
+
+    /// [`store_in`](Self::store_in), and for a value read back from a tier below, only if
+    /// `admit` (asked under the shard lock, given whether the key is in L2) says so: refused,
+    /// the entry comes back in [`Stored`]'s `inserted.refused`. Always inlined: its result
+    /// is large, and a call returning it costs more than the copy of the code.
+    #[inline(always)]
+    pub(super) fn store_if<'g>(
+        &'g self,
+        l1: Pin<'g, '_, K, V>,
+        hash: u64,
+        (key, value): (K, V),
+        options: InsertOptions,
+        follows_miss: bool,
+        admit: Option<&dyn Fn(bool) -> bool>,
+    ) -> Result<Stored<'g, K, V, P>, InsertError<K, V>> {
         let Some((expires, now)) = self.deadline(options.ttl) else {
             return Err(InsertError::NoClock { key, value });
         };
@@ -333,28 +413,38 @@ where
             follows_miss,
         };
         let epoch = epoch(l1);
+        let mut sync = self.l1_sync(l1);
+        #[cfg(feature = "persistent")]
+        if let Some(below) = sync.below.as_mut() {
+            // A value read back from the store stays there too.
+            below.promoting = admit.is_some();
+        }
         let inserted = self.l2.insert(
             hash,
             (key, value),
             how,
             &epoch,
-            &mut self.l1_sync(l1),
+            &mut sync,
             // Under the writer lock, like every L1 change: see the module docs. The shard
             // already dropped a replaced entry's copy; a Critical entry gets its new one.
-            |writer, id| {
-                if let Some(copies) = copies.as_mut() {
-                    // Its count now says "may have a copy", so its eviction invalidates it.
-                    writer.saturate_hits(id);
-                    copies.place(|replica, key, stamped| {
-                        l1.insert_at_hashed(replica, l1_hash(hash), key, stamped)
-                            .map(drop)
-                    });
-                }
-            },
+            (
+                |writer: &mut _, id| {
+                    if let Some(copies) = copies.as_mut() {
+                        // Its count now says "may have a copy", so its eviction invalidates it.
+                        writer.saturate_hits(id);
+                        copies.place(|replica, key, stamped| {
+                            l1.insert_at_hashed(replica, l1_hash(hash), key, stamped)
+                                .map(drop)
+                        });
+                    }
+                },
+                admit,
+            ),
         )?;
         Ok(Stored {
             inserted,
             now,
+            ticket: sync.ticket(),
             _declined: copies,
         })
     }
@@ -362,6 +452,7 @@ where
     /// An insertion's reporting part: statistics, the listener (for the replaced value and
     /// each victim), and the reclamation of what this and other writes retired (their `Drop`
     /// runs here). Holds no lock.
+    #[inline(always)]
     pub(super) fn report(
         &self,
         stripe: usize,
@@ -370,7 +461,13 @@ where
         // Reclaims even if the listener panics, after what the insertion displaced is
         // reported.
         let _reclaim = Reclaim(self);
-        let Stored { inserted, now, .. } = stored;
+        let Stored {
+            inserted,
+            now,
+            ticket,
+            ..
+        } = stored;
+        self.wait_durable(ticket);
         if inserted.refused.is_none() {
             self.stats.add(stripe, Event::Insert, 1);
         }
@@ -439,9 +536,10 @@ where
     {
         let _reclaim = Reclaim(self);
         let epoch = epoch(l1);
-        let (key, value) = self
-            .l2
-            .remove(hash, key, only, &epoch, &mut self.l1_sync(l1))?;
+        let mut sync = self.l1_sync(l1);
+        let removed = self.l2.remove(hash, key, only, &epoch, &mut sync);
+        self.wait_durable(sync.ticket());
+        let (key, value) = removed?;
         self.report_removal(stripe, key, value);
         Some(f(value))
     }
@@ -459,6 +557,11 @@ where
             self.stats.add(stripe, Event::Removed, 1);
             self.notify(key, value, RemovalCause::Removed);
         });
+        // The persistent tier is emptied too: nothing it held may come back.
+        #[cfg(feature = "persistent")]
+        if let Some(l3) = &self.l3 {
+            let _ = l3.store.clear();
+        }
     }
 
     pub(super) fn evict_expired_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize) -> usize {

@@ -14,6 +14,9 @@ use crate::sync::{AtomicU32, AtomicUsize, Ordering};
 pub(crate) enum Event {
     L1Hit,
     L2Hit,
+    /// A lookup answered by the persistent tier (feature `persistent`).
+    #[cfg_attr(not(feature = "persistent"), allow(dead_code))]
+    L3Hit,
     Miss,
     Insert,
     Promotion,
@@ -118,6 +121,7 @@ impl Counters {
         CacheStats {
             l1_hits: self.sum(Event::L1Hit),
             l2_hits: self.sum(Event::L2Hit),
+            l3_hits: self.sum(Event::L3Hit),
             misses: self.sum(Event::Miss),
             inserts: self.sum(Event::Insert),
             promotions: self.sum(Event::Promotion),
@@ -156,6 +160,9 @@ pub struct CacheStats {
     pub l1_hits: u64,
     /// Lookups answered by L2.
     pub l2_hits: u64,
+    /// Lookups answered by the persistent tier (feature `persistent`), the value taken back
+    /// into L2.
+    pub l3_hits: u64,
     /// Lookups that found nothing (or only an expired entry).
     pub misses: u64,
     /// Successful insertions (replacements included).

@@ -1,0 +1,358 @@
+//! What a tiered [`Cache`](crate::Cache) asks of its persistent store.
+//!
+//! The cache keys the store by its own 64-bit hash of each key ([`Store::rekey`] at build), so
+//! that a lookup by a borrowed form of the key finds the record, and it makes every change to
+//! the store's index under the shard lock of the key, in the order of its own writes: a value
+//! its shard evicts is queued ([`Store::spill`]), a key it stores or removes loses its record
+//! here ([`Store::hide`]). Neither waits for the writer thread nor reads the disk. Reads
+//! ([`Store::fetch`]) run outside every lock; the cache takes a value read back into memory
+//! only if, under the shard lock again, the record is still the one it read
+//! ([`Store::still_holds`]), so a write since is never undone.
+
+use core::sync::atomic::Ordering;
+use std::fs;
+use std::sync::{Arc, MutexGuard};
+use std::time::SystemTime;
+use std::vec::Vec;
+
+use super::record::{self, HEADER, Header};
+use super::segment::{self, Segment};
+use super::store::{Encoded, Index, Inner, Loc, Place, Shared, Store};
+use super::{L3Error, nanos_of, priority_byte};
+use crate::Priority;
+
+/// A record the cache read back: the value's bytes, its order and its expiry.
+pub(crate) struct Fetched {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) seq: u64,
+    /// Nanoseconds since the Unix epoch; `u64::MAX` for never.
+    pub(crate) expires: u64,
+}
+
+impl Store {
+    /// Keys the index by `hash` of each record's key bytes (`None`: a key the cache cannot
+    /// read, dropped from the index). Reads each key from its record; one that cannot be read
+    /// is dropped (counted as damaged).
+    pub(crate) fn rekey(&self, hash: impl Fn(&[u8]) -> Option<u64>) {
+        let mut inner = self.shared.lock();
+        let old = core::mem::replace(
+            &mut inner.index,
+            Index::with_hasher(crate::hash::FixedState::with_seed(0)),
+        );
+        let mut entries = 0;
+        for loc in old.into_values().flatten() {
+            let key = match &loc.place {
+                Place::Queued { bytes, .. } => {
+                    bytes[HEADER..HEADER + loc.key_len as usize].to_vec()
+                }
+                Place::Disk { segment, offset } => {
+                    let Some(segment) = inner.segments.get(segment) else {
+                        continue;
+                    };
+                    let mut key = std::vec![0u8; loc.key_len as usize];
+                    use std::os::unix::fs::FileExt;
+                    if segment
+                        .file
+                        .read_exact_at(&mut key, offset + HEADER as u64)
+                        .is_err()
+                    {
+                        self.shared.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    key
+                }
+            };
+            match hash(&key) {
+                Some(hash) => {
+                    entries += u64::from(!loc.tombstone);
+                    inner.index.entry(hash).or_default().push(loc);
+                }
+                None => {
+                    if let Place::Disk { segment, .. } = loc.place
+                        && let Some(segment) = inner.segments.get_mut(&segment)
+                    {
+                        segment.live -= u64::from(loc.len);
+                    }
+                }
+            }
+        }
+        inner.entries = entries;
+    }
+
+    /// The record of the key of `hash` and `key` bytes, recognised without reading the disk:
+    /// a queued record by its key, a written one by its hash and key length (two keys alike in
+    /// both are taken for one: the other then loses its record here, a miss, never a wrong
+    /// value, since reads compare the whole key).
+    fn alike(inner: &Inner, hash: u64, key: &[u8]) -> Option<Loc> {
+        inner
+            .index
+            .get(&hash)?
+            .iter()
+            .find(|loc| match &loc.place {
+                Place::Queued { bytes, .. } => {
+                    loc.key_len as usize == key.len() && &bytes[HEADER..HEADER + key.len()] == key
+                }
+                Place::Disk { .. } => loc.key_len as usize == key.len(),
+            })
+            .cloned()
+    }
+
+    fn encoded(&self, hash: u64, header: Header, key: &[u8], value: &[u8]) -> Encoded {
+        let mut bytes = Vec::new();
+        let payload = record::encode(&mut bytes, header, key, value, false);
+        Encoded {
+            bytes,
+            payload,
+            hash,
+            key_len: key.len(),
+            header,
+        }
+    }
+
+    /// Queues `value` under `key` (of the cache's `hash`), an entry the cache evicted,
+    /// without waiting: `false` when the queue or the disk budget has no room (the value is
+    /// then not kept; nothing older of the key is here, since storing the key in memory hid
+    /// it). Uncompressed: it runs under the cache's lock.
+    pub(crate) fn spill(
+        &self,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        expires: Option<SystemTime>,
+        priority: Priority,
+    ) -> bool {
+        if key.len() > super::MAX_KEY || value.len() > super::MAX_VALUE {
+            return false;
+        }
+        let header = Header {
+            tombstone: false,
+            lz4: false,
+            priority: priority_byte(priority),
+            key_len: 0,
+            value_len: 0,
+            raw_len: 0,
+            hits: 0,
+            expires: nanos_of(expires),
+            seq: 0,
+        };
+        let record = self.encoded(hash, header, key, value);
+        let shared = &*self.shared;
+        let len = record.bytes.len();
+        if shared
+            .disk_budget
+            .is_some_and(|budget| len as u64 + segment::SEGMENT_HEADER as u64 > budget / 2)
+        {
+            return false;
+        }
+        let inner = shared.lock();
+        if inner.queued_bytes > 0 && inner.queued_bytes + len > shared.queue_bytes {
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let old = Self::alike(&inner, hash, key);
+        drop(self.queue(inner, old.as_ref(), record));
+        true
+    }
+
+    /// Hides whatever the store holds of `key` (of the cache's `hash`), which the cache just
+    /// stored or removed in memory: a removal record, queued without waiting (and never
+    /// refused). Its ticket, for [`wait_synced`](Self::wait_synced), if one was queued.
+    pub(crate) fn hide(&self, hash: u64, key: &[u8]) -> Option<u64> {
+        let inner = self.shared.lock();
+        let old = Self::alike(&inner, hash, key)?;
+        if old.tombstone {
+            return None;
+        }
+        let record = self.encoded(hash, Self::removal(), key, &[]);
+        let (inner, ticket) = self.queue(inner, Some(&old), record);
+        drop(inner);
+        Some(ticket)
+    }
+
+    /// Hides the records of the cache's `hash` whose key bytes `matches` accepts (a removal of
+    /// a key the cache no longer holds in memory). A written record's key is read from the
+    /// file (the page cache, usually): the only read this makes under the caller's lock, and
+    /// only for a key on disk alone. The last removal record's ticket, if one was queued.
+    pub(crate) fn hide_matching(
+        &self,
+        hash: u64,
+        mut matches: impl FnMut(&[u8]) -> bool,
+    ) -> Option<u64> {
+        let mut inner = self.shared.lock();
+        let locs: Vec<Loc> = inner.index.get(&hash)?.clone();
+        let mut last = None;
+        for old in locs.iter().filter(|loc| !loc.tombstone) {
+            let key = match &old.place {
+                Place::Queued { bytes, .. } => {
+                    bytes[HEADER..HEADER + old.key_len as usize].to_vec()
+                }
+                Place::Disk { segment, offset } => {
+                    let Some(segment) = inner.segments.get(segment) else {
+                        continue;
+                    };
+                    let mut key = std::vec![0u8; old.key_len as usize];
+                    use std::os::unix::fs::FileExt;
+                    if segment
+                        .file
+                        .read_exact_at(&mut key, offset + HEADER as u64)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    key
+                }
+            };
+            if !matches(&key) {
+                continue;
+            }
+            let record = self.encoded(hash, Self::removal(), &key, &[]);
+            let (again, ticket) = self.queue(inner, Some(old), record);
+            inner = again;
+            last = Some(ticket);
+        }
+        last
+    }
+
+    /// The header of a removal record.
+    fn removal() -> Header {
+        Header {
+            tombstone: true,
+            lz4: false,
+            priority: 0,
+            key_len: 0,
+            value_len: 0,
+            raw_len: 0,
+            hits: 0,
+            expires: u64::MAX,
+            seq: 0,
+        }
+    }
+
+    /// Under [`SyncPolicy::Always`](super::SyncPolicy::Always), waits until the record of
+    /// `ticket` is on disk.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when the writer thread's write or sync failed.
+    pub(crate) fn wait_synced(&self, ticket: u64) -> Result<(), L3Error> {
+        if self.shared.sync != super::SyncPolicy::Always {
+            return Ok(());
+        }
+        let inner = self.shared.lock();
+        self.sync_through(inner, ticket).map(drop)
+    }
+
+    /// The live records of the keys of the cache's `hash` whose key bytes `matches` accepts
+    /// (read outside every lock).
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when a read fails.
+    pub(crate) fn fetch(
+        &self,
+        hash: u64,
+        mut matches: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<Fetched>, L3Error> {
+        let candidates = self.candidates(hash, None);
+        let counters = &self.shared.counters;
+        let now = super::now_nanos();
+        for (loc, file) in candidates {
+            let read;
+            let bytes: &[u8] = match (&loc.place, file) {
+                (Place::Queued { bytes, .. }, _) => bytes,
+                (Place::Disk { offset, .. }, Some(file)) => {
+                    read = segment::read_record(&file, *offset, loc.len)
+                        .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
+                    counters
+                        .bytes_read
+                        .fetch_add(u64::from(loc.len), Ordering::Relaxed);
+                    &read
+                }
+                (Place::Disk { .. }, None) => continue,
+            };
+            match record::decode(bytes).and_then(|d| Ok((d.value()?, d))) {
+                Ok((value, decoded)) => {
+                    if !matches(decoded.key) {
+                        continue;
+                    }
+                    let header = decoded.header;
+                    if header.tombstone || header.expires <= now {
+                        break;
+                    }
+                    counters.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(Fetched {
+                        key: decoded.key.to_vec(),
+                        value,
+                        seq: header.seq,
+                        expires: header.expires,
+                    }));
+                }
+                Err(_) => {
+                    counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                    Shared::forget(&mut self.shared.lock(), hash, &loc);
+                }
+            }
+        }
+        counters.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(None)
+    }
+
+    /// Whether the store's record of `key` (of the cache's `hash`) is still the value of
+    /// order `seq` that [`fetch`](Self::fetch) read.
+    pub(crate) fn still_holds(&self, hash: u64, key: &[u8], seq: u64) -> bool {
+        let inner = self.shared.lock();
+        Self::alike(&inner, hash, key).is_some_and(|loc| loc.seq == seq && !loc.tombstone)
+    }
+
+    /// Removes every record: the segments are deleted and a new one started.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when a segment cannot be deleted or created.
+    pub(crate) fn clear(&self) -> Result<(), L3Error> {
+        let shared = &*self.shared;
+        let mut inner: MutexGuard<'_, Inner> = shared.lock();
+        inner.index.clear();
+        inner.queue.clear();
+        inner.queued_bytes = 0;
+        inner.entries = 0;
+        let next = inner.active + 1;
+        for (_, segment) in core::mem::take(&mut inner.segments) {
+            fs::remove_file(&segment.path)
+                .map_err(|e| L3Error::io("delete a segment", &segment.path, e))?;
+        }
+        let segment = Segment::create(&shared.dir, next)
+            .map_err(|e| L3Error::io("create a segment", &shared.dir, e))?;
+        inner.disk_bytes = segment.len;
+        inner.segments.insert(next, segment);
+        inner.active = next;
+        // Queued records are gone: whoever waits for them is released.
+        inner.written = inner.enqueued;
+        inner.synced = inner.enqueued;
+        shared.progress.notify_all();
+        Ok(())
+    }
+
+    /// The index's records of `hash` (of key length `len`, if given), each with its file.
+    pub(super) fn candidates(
+        &self,
+        hash: u64,
+        len: Option<usize>,
+    ) -> Vec<(Loc, Option<Arc<fs::File>>)> {
+        let inner = self.shared.lock();
+        inner
+            .index
+            .get(&hash)
+            .into_iter()
+            .flatten()
+            .filter(|loc| len.is_none_or(|len| loc.key_len as usize == len))
+            .filter_map(|loc| {
+                let file = match loc.place {
+                    Place::Disk { segment, .. } => {
+                        Some(Arc::clone(&inner.segments.get(&segment)?.file))
+                    }
+                    Place::Queued { .. } => None,
+                };
+                Some((loc.clone(), file))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,153 @@
+//! The persistent tier below L2 (feature `persistent`): what a shard evicts is written to the
+//! cache's [`Store`], a miss in L2 looks there, and a key stored or removed in memory loses
+//! its record there.
+//!
+//! Per key, no tier ever returns a value older than a completed write (DESIGN.md §9). Every
+//! change to the store's index happens under the shard lock of the key, in the order of the
+//! shard's own writes: an eviction queues the value ([`Store::spill`]), a store or a removal
+//! queues a removal of the older record ([`Store::hide`]); neither waits for the disk. So the
+//! store never holds a value older than the key's latest write unless memory holds that
+//! write. A value read back from the store (outside every lock) is taken into L2 only if,
+//! under the shard lock, the key is still absent there and the store's record is still the
+//! one read; otherwise the lookup is a miss. Encoding runs under the lock, which is why
+//! [`Codec`] is implemented by the crate only (byte buffers, strings, integers), never by user
+//! code.
+
+use alloc::vec::Vec;
+use core::borrow::Borrow;
+use core::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::Priority;
+use crate::l2::NEVER;
+use crate::l3::{Codec, CodecError, Store, StoreStats};
+
+/// The cache's store and how its keys and values become bytes.
+pub(super) struct Persistent<K, V> {
+    pub(super) store: Store,
+    encode_key: fn(&K, &mut Vec<u8>),
+    encode_value: fn(&V, &mut Vec<u8>),
+    decode_key: fn(&[u8]) -> Result<K, CodecError>,
+    decode_value: fn(&[u8]) -> Result<V, CodecError>,
+}
+
+impl<K: Codec, V: Codec> Persistent<K, V> {
+    pub(super) fn new(store: Store) -> Self {
+        Self {
+            store,
+            encode_key: K::encode,
+            encode_value: V::encode,
+            decode_key: K::decode,
+            decode_value: V::decode,
+        }
+    }
+}
+
+/// What the shard lock's holder needs of the cache: the key's 64-bit hash (the store is keyed
+/// by it) and the clock.
+pub(super) trait Around<K> {
+    fn hash_key(&self, key: &K) -> u64;
+    fn clock_now(&self) -> u64;
+}
+
+/// The cache's deadline `at` (its clock's nanoseconds, [`NEVER`] for none) as a time on the
+/// wall clock, which survives a restart.
+fn wall_time(at: u64, now: u64) -> Option<SystemTime> {
+    (at != NEVER).then(|| SystemTime::now() + Duration::from_nanos(at.saturating_sub(now)))
+}
+
+/// A record's expiry (nanoseconds since the Unix epoch) as the cache's deadline.
+pub(super) fn deadline(expires: u64, now: u64) -> u64 {
+    if expires == u64::MAX {
+        return NEVER;
+    }
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    now.saturating_add(expires.saturating_sub(wall))
+}
+
+/// What the shard lock's holder tells the store (through the L1 keeper, `L1Sync`).
+pub(super) struct Below<'g, K, V> {
+    pub(super) l3: &'g Persistent<K, V>,
+    pub(super) around: &'g dyn Around<K>,
+    /// Storing a value read back from the store: its record stays there.
+    pub(super) promoting: bool,
+    /// The last removal record queued, for a write under `SyncPolicy::Always` to wait on
+    /// once its locks are released.
+    pub(super) ticket: Option<u64>,
+}
+
+impl<K, V> Below<'_, K, V> {
+    pub(super) fn spilled(&mut self, key: &K, value: &V, expires: u64) {
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        (self.l3.encode_key)(key, &mut k);
+        (self.l3.encode_value)(value, &mut v);
+        let expires = wall_time(expires, self.around.clock_now());
+        let hash = self.around.hash_key(key);
+        self.l3.store.spill(hash, &k, &v, expires, Priority::High);
+    }
+
+    pub(super) fn written(&mut self, key: &K) {
+        if self.promoting {
+            return;
+        }
+        let mut k = Vec::new();
+        (self.l3.encode_key)(key, &mut k);
+        if let Some(ticket) = self.l3.store.hide(self.around.hash_key(key), &k) {
+            self.ticket = Some(ticket);
+        }
+    }
+}
+
+impl<K, V> Below<'_, K, V> {
+    pub(super) fn absent<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let decode = self.l3.decode_key;
+        let matches = |bytes: &[u8]| decode(bytes).is_ok_and(|stored| stored.borrow() == key);
+        if let Some(ticket) = self.l3.store.hide_matching(hash, matches) {
+            self.ticket = Some(ticket);
+        }
+    }
+}
+
+impl<K, V> Persistent<K, V> {
+    /// The live value of a key of the cache's `hash` equal to `key`, read from the store
+    /// (outside every lock): the key, the value, the record's order and its deadline on the
+    /// cache's clock (at `now`).
+    pub(super) fn fetch<Q>(&self, hash: u64, key: &Q, now: u64) -> Option<(K, V, u64, u64, Vec<u8>)>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Eq,
+    {
+        let fetched = self
+            .store
+            .fetch(hash, |bytes| {
+                (self.decode_key)(bytes).is_ok_and(|stored| stored.borrow() == key)
+            })
+            // A failed read is a miss: the store counts it.
+            .ok()??;
+        let stored_key = (self.decode_key)(&fetched.key).ok()?;
+        let value = (self.decode_value)(&fetched.value).ok()?;
+        Some((
+            stored_key,
+            value,
+            fetched.seq,
+            deadline(fetched.expires, now),
+            fetched.key,
+        ))
+    }
+
+    /// Whether the store's record of the key (of `hash` and bytes `key`) is still the one of
+    /// order `seq`.
+    pub(super) fn still_holds(&self, hash: u64, key: &[u8], seq: u64) -> bool {
+        self.store.still_holds(hash, key, seq)
+    }
+
+    pub(super) fn stats(&self) -> StoreStats {
+        self.store.stats()
+    }
+}

@@ -1,0 +1,196 @@
+//! The cache with its persistent tier: what leaves memory comes back from disk, a write in
+//! memory hides what the disk holds of its key, a reopened cache serves what the last one
+//! wrote, and under threads no lookup returns a value older than a completed write.
+#![cfg(feature = "persistent")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use stratacache::Cache;
+use stratacache::l3::{Store, SyncPolicy};
+
+fn store(dir: &std::path::Path) -> Store {
+    Store::builder(dir)
+        .segment_bytes(64 * 1024)
+        .sync(SyncPolicy::Never)
+        .open()
+        .expect("opens")
+        .0
+}
+
+fn cache(dir: &std::path::Path, capacity: u64) -> Cache<u64, String> {
+    Cache::builder()
+        .capacity(capacity)
+        .build_persistent(store(dir))
+        .expect("builds")
+}
+
+#[test]
+fn values_evicted_from_memory_come_back_from_the_disk_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache(dir.path(), 64);
+    for key in 0..2_000u64 {
+        cache.insert(key, format!("value {key}")).unwrap();
+    }
+    assert!(cache.stats().evicted_capacity > 1_000);
+    for key in 0..2_000u64 {
+        assert_eq!(cache.get(&key), Some(format!("value {key}")), "key {key}");
+    }
+    let stats = cache.stats();
+    assert!(stats.l3_hits > 1_000, "{stats:?}");
+    assert!(cache.persistent_stats().unwrap().entries > 1_000);
+    // A key never stored is a miss in every tier.
+    assert_eq!(cache.get(&9_999_999), None);
+}
+
+/// Pushes everything else out of a cache of capacity 64.
+fn churn(cache: &Cache<u64, String>, from: u64) {
+    for key in from..from + 500 {
+        cache.insert(key, String::from("filler")).unwrap();
+    }
+}
+
+#[test]
+fn a_write_in_memory_hides_the_older_value_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache(dir.path(), 64);
+    cache.insert(1, String::from("old")).unwrap();
+    churn(&cache, 1_000);
+    // The old value is on disk only now; a new one goes into memory.
+    cache.insert(1, String::from("new")).unwrap();
+    assert_eq!(cache.get(&1).as_deref(), Some("new"));
+    // Removed in memory: the disk's old value must not come back.
+    assert_eq!(cache.remove(&1).as_deref(), Some("new"));
+    assert_eq!(cache.get(&1), None);
+    churn(&cache, 2_000);
+    assert_eq!(cache.get(&1), None);
+    // Removing a key that is on disk only hides it too.
+    cache.insert(2, String::from("two")).unwrap();
+    churn(&cache, 3_000);
+    cache.remove(&2);
+    assert_eq!(cache.get(&2), None);
+}
+
+#[test]
+fn a_reopened_cache_serves_what_the_last_one_wrote_to_disk_and_nothing_it_superseded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cache = cache(dir.path(), 64);
+        for key in 0..1_000u64 {
+            cache.insert(key, format!("value {key}")).unwrap();
+        }
+        // Key 5's disk value is superseded by one that stays in memory, then the cache goes.
+        cache
+            .insert(5, String::from("newer, in memory only"))
+            .unwrap();
+    }
+    // What the last cache held in memory alone is gone; what it evicted to disk is here.
+    let cache = cache(dir.path(), 64);
+    let mut found = 0;
+    for key in 0..1_000u64 {
+        if let Some(value) = cache.get(&key) {
+            assert_eq!(value, format!("value {key}"));
+            found += 1;
+        }
+    }
+    assert!(found >= 1_000 - 64 - 1, "{found}");
+    assert_eq!(
+        cache.get(&5),
+        None,
+        "the superseded value must not come back"
+    );
+}
+
+#[test]
+fn clearing_the_cache_empties_its_disk_tier_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache(dir.path(), 64);
+    for key in 0..500u64 {
+        cache.insert(key, format!("value {key}")).unwrap();
+    }
+    cache.clear();
+    for key in 0..500u64 {
+        assert_eq!(cache.get(&key), None, "key {key}");
+    }
+    assert_eq!(cache.persistent_stats().unwrap().entries, 0);
+}
+
+#[test]
+fn a_time_to_live_holds_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache: Cache<u64, String> = Cache::builder()
+        .capacity(64)
+        .time_to_live(std::time::Duration::from_millis(300))
+        .build_persistent(store(dir.path()))
+        .unwrap();
+    cache.insert(1, String::from("short-lived")).unwrap();
+    churn(&cache, 1_000);
+    assert_eq!(
+        cache.get(&1).as_deref(),
+        Some("short-lived"),
+        "read back in time"
+    );
+    churn(&cache, 2_000);
+    // The disk keeps the time the entry had left, on the wall clock (which a restart keeps).
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(cache.get(&1), None);
+}
+
+/// Writers own disjoint keys and write increasing versions (inserts and removals); after an
+/// operation of version `n` on a key completes, a lookup may return only `None` or a value of
+/// at least `n` (a removal at `n` allows only later values).
+#[test]
+fn under_threads_no_lookup_returns_a_value_older_than_a_completed_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(32)
+        .build_persistent(store(dir.path()))
+        .unwrap();
+    const KEYS: u64 = 64;
+    let floors: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+    let writers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (cache, floors) = (cache.clone(), Arc::clone(&floors));
+            std::thread::spawn(move || {
+                for version in 1..=1_500u64 {
+                    let key = w + 2 * (version % (KEYS / 2));
+                    if version % 7 == 0 {
+                        cache.remove(&key);
+                    } else {
+                        cache.insert(key, version).unwrap();
+                    }
+                    floors[key as usize].store(version, Ordering::Release);
+                }
+            })
+        })
+        .collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2u64)
+        .map(|r| {
+            let (cache, floors, done) = (cache.clone(), Arc::clone(&floors), Arc::clone(&done));
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if i >= 6_000 && done.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let key = (i * 13 + r) % KEYS;
+                    let floor = floors[key as usize].load(Ordering::Acquire);
+                    if let Some(value) = cache.get(&key) {
+                        assert!(
+                            value >= floor,
+                            "key {key}: read {value} after version {floor}"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in writers {
+        thread.join().unwrap();
+    }
+    done.store(true, Ordering::Release);
+    for thread in readers {
+        thread.join().unwrap();
+    }
+    assert!(cache.stats().l3_hits > 0, "{:?}", cache.stats());
+}
