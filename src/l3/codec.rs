@@ -9,10 +9,11 @@ use std::vec::Vec;
 /// A type the persistent tier can store: its bytes, and the value back from them.
 ///
 /// Byte buffers pass through as they are (`Vec<u8>`, `Box<[u8]>`, `Arc<[u8]>`); strings are
-/// their UTF-8; integers and `bool` are little-endian of fixed width. Implement it for a type
-/// of your own with any format that reads back what it wrote (a serde format such as
-/// postcard, say); decoding runs outside every lock.
-pub trait Codec: Sized {
+/// their UTF-8; integers and `bool` are little-endian of fixed width. The trait is sealed: a
+/// cache encodes what it evicts under the evicting shard's lock (so that the store sees the
+/// cache's writes in their order), where no user code may run. Store a type of your own as
+/// bytes you encode yourself (`Cache<K, Vec<u8>>`).
+pub trait Codec: Sized + sealed::Sealed {
     /// Appends the value's bytes to `out`.
     fn encode(&self, out: &mut Vec<u8>);
 
@@ -20,8 +21,30 @@ pub trait Codec: Sized {
     ///
     /// # Errors
     /// [`CodecError`] for bytes `encode` never writes (they passed the record's checksum, so
-    /// a different type or version of the type wrote them).
+    /// a different type wrote them).
     fn decode(bytes: &[u8]) -> Result<Self, CodecError>;
+}
+
+mod sealed {
+    /// Implemented by the crate's codecs only (see [`Codec`](super::Codec)).
+    pub trait Sealed {}
+
+    impl Sealed for std::vec::Vec<u8> {}
+    impl Sealed for std::boxed::Box<[u8]> {}
+    impl Sealed for std::sync::Arc<[u8]> {}
+    impl Sealed for std::string::String {}
+    impl Sealed for std::sync::Arc<str> {}
+    impl Sealed for bool {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+    impl Sealed for u64 {}
+    impl Sealed for u128 {}
+    impl Sealed for i8 {}
+    impl Sealed for i16 {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
+    impl Sealed for i128 {}
 }
 
 /// Bytes a [`Codec`] cannot read: the record is treated as absent.
