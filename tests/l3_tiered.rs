@@ -194,3 +194,27 @@ fn under_threads_no_lookup_returns_a_value_older_than_a_completed_write() {
     }
     assert!(cache.stats().l3_hits > 0, "{:?}", cache.stats());
 }
+
+#[test]
+fn after_a_write_back_a_reopened_cache_has_everything_the_last_one_held() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cache = cache(dir.path(), 64);
+        for key in 0..1_000u64 {
+            cache.insert(key, format!("value {key}")).unwrap();
+        }
+        cache.insert(5, String::from("newest")).unwrap();
+        // Everything in memory (64 entries at most) goes to disk too.
+        let written = cache.write_back().unwrap();
+        assert!((1..=64).contains(&written), "{written}");
+    }
+    let cache = cache(dir.path(), 64);
+    for key in 0..1_000u64 {
+        let expected = if key == 5 {
+            String::from("newest")
+        } else {
+            format!("value {key}")
+        };
+        assert_eq!(cache.get(&key), Some(expected), "key {key}");
+    }
+}

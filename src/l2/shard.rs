@@ -778,6 +778,15 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         }
     }
 
+    /// Shows every live entry (key, value, deadline) to `f`.
+    pub(crate) fn for_each_entry(&self, f: &mut impl FnMut(&K, &V, u64)) {
+        let slots = self.raw.slots();
+        for id in self.raw.live_ids() {
+            let (key, value) = slots.entry(id);
+            f(key, value, slots.expires(id));
+        }
+    }
+
     /// Removes every entry (the policy forgets everything), returning their retired slots.
     pub(crate) fn clear<'g>(
         &mut self,

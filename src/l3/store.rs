@@ -479,7 +479,7 @@ impl Store {
 
     /// The lock, once the queue has room for a record of `len` bytes (an empty queue takes
     /// any record).
-    fn room(&self, len: usize) -> Result<MutexGuard<'_, Inner>, L3Error> {
+    pub(super) fn room(&self, len: usize) -> Result<MutexGuard<'_, Inner>, L3Error> {
         let shared = &*self.shared;
         let mut inner = shared.lock();
         while inner.queued_bytes > 0 && inner.queued_bytes + len > shared.queue_bytes {

@@ -110,17 +110,19 @@ impl Store {
         }
     }
 
-    /// Queues `value` under `key` (of the cache's `hash`), an entry the cache evicted,
-    /// without waiting: `false` when the queue or the disk budget has no room (the value is
-    /// then not kept; nothing older of the key is here, since storing the key in memory hid
-    /// it). Uncompressed: it runs under the cache's lock.
+    /// Queues `value` under `key` (of the cache's `hash`), an entry the cache evicted or
+    /// writes back: `false` when the disk budget can never hold it, or when the queue is full
+    /// and `wait` is not set (the value is then not kept; nothing older of the key is here,
+    /// since storing the key in memory hid it). With `wait`, waits for room in the queue (the
+    /// writer thread needs no lock of the cache's). Uncompressed: it runs under the cache's
+    /// lock.
     pub(crate) fn spill(
         &self,
         hash: u64,
-        key: &[u8],
-        value: &[u8],
+        (key, value): (&[u8], &[u8]),
         expires: Option<SystemTime>,
         priority: Priority,
+        wait: bool,
     ) -> bool {
         if key.len() > super::MAX_KEY || value.len() > super::MAX_VALUE {
             return false;
@@ -145,11 +147,19 @@ impl Store {
         {
             return false;
         }
-        let inner = shared.lock();
-        if inner.queued_bytes > 0 && inner.queued_bytes + len > shared.queue_bytes {
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
+        let inner = if wait {
+            match self.room(len) {
+                Ok(inner) => inner,
+                Err(_) => return false,
+            }
+        } else {
+            let inner = shared.lock();
+            if inner.queued_bytes > 0 && inner.queued_bytes + len > shared.queue_bytes {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            inner
+        };
         let old = Self::alike(&inner, hash, key);
         drop(self.queue(inner, old.as_ref(), record));
         true

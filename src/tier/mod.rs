@@ -321,6 +321,32 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         self.shared.l3.as_ref().map(persist::Persistent::stats)
     }
 
+    /// Writes every entry held in memory to the persistent tier as well and waits until the
+    /// disk has it all: call it before a clean shutdown, and the next run starts with
+    /// everything this one held (the disk tier otherwise keeps only what memory evicted).
+    /// Each shard is written under its lock, in order with the writes to it. The entries
+    /// written; 0 without a persistent tier.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`](crate::l3::L3Error::Io) when the store's writes or sync fail.
+    #[cfg(feature = "persistent")]
+    pub fn write_back(&self) -> Result<usize, crate::l3::L3Error>
+    where
+        K: core::hash::Hash,
+        S: core::hash::BuildHasher,
+    {
+        let Some(l3) = self.shared.l3.as_ref() else {
+            return Ok(0);
+        };
+        let shared = &*self.shared;
+        let mut written = 0;
+        shared.l2.for_each_locked(|key, value, expires| {
+            written += usize::from(l3.write_back(shared, (key, value, expires), true));
+        });
+        l3.store.sync()?;
+        Ok(written)
+    }
+
     /// The L2 capacity.
     pub fn capacity(&self) -> u64 {
         self.shared.l2.capacity()

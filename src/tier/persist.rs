@@ -80,12 +80,9 @@ pub(super) struct Below<'g, K, V> {
 
 impl<K, V> Below<'_, K, V> {
     pub(super) fn spilled(&mut self, key: &K, value: &V, expires: u64) {
-        let (mut k, mut v) = (Vec::new(), Vec::new());
-        (self.l3.encode_key)(key, &mut k);
-        (self.l3.encode_value)(value, &mut v);
-        let expires = wall_time(expires, self.around.clock_now());
-        let hash = self.around.hash_key(key);
-        self.l3.store.spill(hash, &k, &v, expires, Priority::High);
+        // An eviction never waits for the disk: dropped if the queue is full.
+        self.l3
+            .write_back(self.around, (key, value, expires), false);
     }
 
     pub(super) fn written(&mut self, key: &K) {
@@ -115,6 +112,26 @@ impl<K, V> Below<'_, K, V> {
 }
 
 impl<K, V> Persistent<K, V> {
+    /// Writes an entry memory holds (key, value, deadline on the cache's clock) to the store
+    /// too, under its shard's lock; whether the store took it.
+    pub(super) fn write_back(
+        &self,
+        around: &dyn Around<K>,
+        (key, value, expires): (&K, &V, u64),
+        wait: bool,
+    ) -> bool {
+        let now = around.clock_now();
+        if expires != NEVER && expires <= now {
+            return false;
+        }
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        (self.encode_key)(key, &mut k);
+        (self.encode_value)(value, &mut v);
+        let hash = around.hash_key(key);
+        let at = wall_time(expires, now);
+        self.store.spill(hash, (&k, &v), at, Priority::High, wait)
+    }
+
     /// The live value of a key of the cache's `hash` equal to `key`, read from the store
     /// (outside every lock): the key, the value, the record's order and its deadline on the
     /// cache's clock (at `now`).
