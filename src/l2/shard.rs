@@ -779,6 +779,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     }
 
     /// Shows every live entry (key, value, deadline) to `f`.
+    #[cfg(feature = "persistent")]
     pub(crate) fn for_each_entry(&self, f: &mut impl FnMut(&K, &V, u64)) {
         let slots = self.raw.slots();
         for id in self.raw.live_ids() {

@@ -645,6 +645,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
 
     /// Shows every entry (key, value, deadline) to `f` under its shard's lock, one shard at a
     /// time: `f` runs no user code (the persistent tier's write-back of memory).
+    #[cfg(feature = "persistent")]
     pub(crate) fn for_each_locked(&self, mut f: impl FnMut(&K, &V, u64)) {
         for shard in self.shards.iter() {
             shard.lock(self.promote_after).for_each_entry(&mut f);
