@@ -207,6 +207,8 @@ fn compaction_frees_the_dead_segments_and_keeps_every_live_value() {
                 .unwrap();
         }
     }
+    // Written (the counters show what the writer thread has written).
+    store.sync().unwrap();
     let before = store.stats().disk_bytes;
     let report = store.compact().unwrap();
     assert!(report.segments > 0 && report.bytes_freed > 0, "{report:?}");
@@ -264,6 +266,7 @@ fn the_disk_budget_drops_the_oldest_segments_and_refuses_what_cannot_fit() {
     for key in 0..400u32 {
         store.put(&key.to_le_bytes(), &[3u8; 200]).unwrap();
     }
+    store.sync().unwrap();
     let stats = store.stats();
     assert!(stats.disk_bytes <= 16 * 1024, "{stats:?}");
     assert!(stats.evicted_segments > 0);

@@ -15,7 +15,8 @@
 //!     24     8  expiry, nanoseconds since the Unix epoch (u64::MAX: never)
 //!     32     8  sequence number (the higher wins on recovery)
 //!     40     4  reserved (0)
-//!     44     4  CRC32C of bytes 0..44, the key and the stored value
+//!     44     4  CRC32C of the key, the stored value, then bytes 0..44 (so that the order,
+//!               stamped last, costs a checksum of 44 bytes, not of the value again)
 //! ```
 //! All integers little-endian.
 
@@ -136,7 +137,7 @@ pub(crate) fn encode(
 /// order under it, without checksumming the value again.
 pub(crate) fn restamp(bytes: &mut [u8], seq: u64, payload: u32) {
     bytes[32..40].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c_combine(crc32c::crc32c(&bytes[..44]), payload, bytes.len() - HEADER);
+    let crc = crc32c::crc32c_append(payload, &bytes[..44]);
     bytes[44..48].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -201,8 +202,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let key = &bytes[HEADER..HEADER + header.key_len as usize];
     let value = &bytes[HEADER + header.key_len as usize..len];
     let crc = crc32c::crc32c_append(
-        crc32c::crc32c_append(crc32c::crc32c(&bytes[..44]), key),
-        value,
+        crc32c::crc32c_append(crc32c::crc32c(key), value),
+        &bytes[..44],
     );
     if crc != u32_at(bytes, 44) {
         return Err(DecodeError::Corrupt);

@@ -112,6 +112,8 @@ pub(super) struct Inner {
     pub(super) synced: u64,
     /// A sync through this ticket was asked for ([`Store::sync`], compaction).
     pub(super) sync_wanted: u64,
+    /// Whether the writer thread waits for work (a write wakes it only then).
+    pub(super) idle: bool,
     /// The writer thread's last failure, until a batch succeeds again.
     pub(super) failure: Option<(std::io::ErrorKind, String)>,
     pub(super) closing: bool,
@@ -216,29 +218,22 @@ impl Shared {
             }
             None => false,
         };
-        let Some(loc) = inner
-            .index
-            .get(&hash)
-            .and_then(|locs| {
-                locs.iter()
-                    .find(|l| matches!(l.place, Place::Queued { ticket: t, .. } if t == ticket))
-            })
-            .cloned()
-        else {
+        let Some(loc) = inner.index.get_mut(&hash).and_then(|locs| {
+            locs.iter_mut()
+                .find(|l| matches!(l.place, Place::Queued { ticket: t, .. } if t == ticket))
+        }) else {
             return;
         };
         if !present {
             // The disk budget dropped the segment in the same batch: the record is gone.
-            Self::forget(inner, hash, &loc);
+            let gone = loc.clone();
+            Self::forget(inner, hash, &gone);
             return;
         }
-        Self::unlink(inner, hash, &loc);
-        inner.index.entry(hash).or_default().push(Loc {
-            place: Place::Disk { segment, offset },
-            ..loc
-        });
+        loc.place = Place::Disk { segment, offset };
+        let len = u64::from(loc.len);
         if let Some(segment) = inner.segments.get_mut(&segment) {
-            segment.live += u64::from(loc.len);
+            segment.live += len;
         }
     }
 
@@ -546,7 +541,9 @@ impl Store {
             ticket,
             bytes,
         });
-        shared.work.notify_one();
+        if inner.idle {
+            shared.work.notify_one();
+        }
         (inner, ticket)
     }
 
@@ -907,6 +904,7 @@ fn recover(
         written: 0,
         synced: 0,
         sync_wanted: 0,
+        idle: false,
         failure: None,
         closing: false,
     };

@@ -117,10 +117,13 @@ fn wait_for_work<'a>(
         if !inner.queue.is_empty() || inner.closing || inner.sync_wanted > inner.synced {
             return inner;
         }
+        // Writes wake the thread only while it waits (a wake-up is a system call).
+        inner.idle = true;
         match shared.sync {
             SyncPolicy::Every(period) if !dirty.is_empty() => {
                 let left = period.saturating_sub(last_sync.elapsed());
                 if left.is_zero() {
+                    inner.idle = false;
                     return inner;
                 }
                 inner = shared
@@ -131,6 +134,7 @@ fn wait_for_work<'a>(
             }
             _ => inner = wait(&shared.work, inner),
         }
+        inner.idle = false;
     }
 }
 
