@@ -218,3 +218,35 @@ fn after_a_write_back_a_reopened_cache_has_everything_the_last_one_held() {
         assert_eq!(cache.get(&key), Some(expected), "key {key}");
     }
 }
+
+#[test]
+fn warming_after_a_write_back_brings_back_what_memory_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let held: Vec<u64> = {
+        let cache = cache(dir.path(), 64);
+        for key in 0..1_000u64 {
+            cache.insert(key, format!("value {key}")).unwrap();
+        }
+        let held: Vec<u64> = cache.iter().map(|(key, _)| key).collect();
+        cache.write_back().unwrap();
+        held
+    };
+    assert!(!held.is_empty());
+    let cache = cache(dir.path(), 64);
+    let warmed = cache.warm(held.len());
+    assert_eq!(warmed, held.len());
+    for &key in &held {
+        assert_eq!(cache.get(&key), Some(format!("value {key}")));
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.l3_hits, 0, "all from memory: {stats:?}");
+    // Warming never overwrites a write made in memory meanwhile.
+    cache
+        .insert(held[0], String::from("written after the restart"))
+        .unwrap();
+    cache.warm(1_000);
+    assert_eq!(
+        cache.get(&held[0]).as_deref(),
+        Some("written after the restart")
+    );
+}

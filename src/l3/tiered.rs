@@ -306,6 +306,61 @@ impl Store {
         Ok(None)
     }
 
+    /// The newest `limit` live values (the cache's hash and order of each), newest first: what
+    /// a cache warms from (a write-back before a shutdown leaves what memory held newest).
+    pub(crate) fn newest(&self, limit: usize) -> Vec<(u64, u64)> {
+        let inner = self.shared.lock();
+        let now = super::now_nanos();
+        let mut live: Vec<(u64, u64)> = inner
+            .index
+            .iter()
+            .flat_map(|(&hash, locs)| {
+                locs.iter()
+                    .filter(move |loc| !loc.tombstone && loc.expires > now)
+                    .map(move |loc| (hash, loc.seq))
+            })
+            .collect();
+        drop(inner);
+        live.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        live.truncate(limit);
+        live
+    }
+
+    /// The live record of the cache's `hash` and order `seq`, if it is still current.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when the read fails.
+    pub(crate) fn fetch_order(&self, hash: u64, seq: u64) -> Result<Option<Fetched>, L3Error> {
+        let mut found = None;
+        for (loc, file) in self.candidates(hash, None) {
+            if loc.seq != seq || loc.tombstone {
+                continue;
+            }
+            let read;
+            let bytes: &[u8] = match (&loc.place, file) {
+                (Place::Queued { bytes, .. }, _) => bytes,
+                (Place::Disk { offset, .. }, Some(file)) => {
+                    read = segment::read_record(&file, *offset, loc.len)
+                        .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
+                    &read
+                }
+                (Place::Disk { .. }, None) => continue,
+            };
+            if let Ok(decoded) = record::decode(bytes)
+                && let Ok(value) = decoded.value()
+            {
+                found = Some(Fetched {
+                    key: decoded.key.to_vec(),
+                    value,
+                    seq,
+                    expires: decoded.header.expires,
+                });
+            }
+            break;
+        }
+        Ok(found)
+    }
+
     /// Whether the store's record of `key` (of the cache's `hash`) is still the value of
     /// order `seq` that [`fetch`](Self::fetch) read.
     pub(crate) fn still_holds(&self, hash: u64, key: &[u8], seq: u64) -> bool {

@@ -375,6 +375,33 @@ where
 
     cache_operations!(pin_l1, stripe);
 
+    /// Loads up to `limit` of the persistent tier's newest values into memory (those a
+    /// [`write_back`](Self::write_back) before the last shutdown left come first): a restart
+    /// starts warm. Lookups and writes go on meanwhile (run it on a thread of its own); a
+    /// key written in memory since is never overwritten. How many it loaded; 0 without a
+    /// persistent tier.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("stratacache-warm-{}", std::process::id()));
+    /// use stratacache::Cache;
+    /// use stratacache::l3::Store;
+    ///
+    /// let cache: Cache<u64, u64> =
+    ///     Cache::builder().capacity(1_000).build_persistent(Store::builder(&dir).open()?.0)?;
+    /// let warming = {
+    ///     let cache = cache.clone();
+    ///     std::thread::spawn(move || cache.warm(1_000))
+    /// };
+    /// cache.insert(1, 10)?; // served while warming
+    /// warming.join().unwrap();
+    /// # drop(cache); std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "persistent")]
+    pub fn warm(&self, limit: usize) -> usize {
+        self.shared.warm_in(&self.pin_l1(), self.stripe(), limit)
+    }
+
     /// The entries, as clones of their keys and values, one L2 shard's snapshot at a time
     /// (weakly consistent, taking no lock: see [`Iter`]).
     ///

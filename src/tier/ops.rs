@@ -179,9 +179,38 @@ where
     {
         let l3 = self.l3.as_ref()?;
         let (stored_key, value, seq, expires, key_bytes) = l3.fetch(hash, key, self.now())?;
+        let copy = value.clone();
+        if !self.take_back(
+            l1,
+            stripe,
+            hash,
+            (stored_key, value),
+            (seq, expires, &key_bytes),
+        ) {
+            return None;
+        }
+        self.stats.add(stripe, Event::L3Hit, 1);
+        Some(copy)
+    }
+
+    /// Takes a value read from the persistent tier (its record's order, its deadline and its
+    /// key's bytes beside it) into L2, if under the shard lock the key is absent there and the
+    /// record still current; whether it did.
+    #[cfg(feature = "persistent")]
+    fn take_back(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        hash: u64,
+        entry: (K, V),
+        (seq, expires, key_bytes): (u64, u64, &[u8]),
+    ) -> bool {
+        let Some(l3) = self.l3.as_ref() else {
+            return false;
+        };
         let now = self.now();
         if expires <= now {
-            return None;
+            return false;
         }
         let ttl = if expires == NEVER {
             crate::entry::Ttl::Never
@@ -192,22 +221,42 @@ where
             ttl,
             ..InsertOptions::new()
         };
-        let admit = |present: bool| !present && l3.still_holds(hash, &key_bytes, seq);
-        let copy = value.clone();
-        match self.store_if(l1, hash, (stored_key, value), options, true, Some(&admit)) {
+        let admit = |present: bool| !present && l3.still_holds(hash, key_bytes, seq);
+        match self.store_if(l1, hash, entry, options, true, Some(&admit)) {
             Ok(stored) if stored.inserted.refused.is_none() => {
-                self.stats.add(stripe, Event::L3Hit, 1);
                 drop(self.report(stripe, stored));
-                Some(copy)
+                true
             }
-            // A write raced the read: a miss (the caller's next lookup sees the write).
+            // A write raced the read.
             Ok(stored) => {
                 drop(stored);
                 self.reclaim(WRITE_RECLAIM);
-                None
+                false
             }
-            Err(_) => None,
+            Err(_) => false,
         }
+    }
+
+    /// Loads up to `limit` of the persistent tier's newest values into L2 (see
+    /// `Cache::warm`); how many it took.
+    #[cfg(feature = "persistent")]
+    pub(super) fn warm_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize, limit: usize) -> usize {
+        let Some(l3) = self.l3.as_ref() else {
+            return 0;
+        };
+        let mut taken = 0;
+        for (hash, seq) in l3.store.newest(limit) {
+            if let Some((key, value, expires, key_bytes)) = l3.fetch_order(hash, seq, self.now()) {
+                taken += usize::from(self.take_back(
+                    l1,
+                    stripe,
+                    hash,
+                    (key, value),
+                    (seq, expires, &key_bytes),
+                ));
+            }
+        }
+        taken
     }
 
     /// Under the persistent tier's `SyncPolicy::Always`, waits (holding no lock) until the

@@ -158,6 +158,20 @@ impl<K, V> Persistent<K, V> {
         ))
     }
 
+    /// The record of `hash` and order `seq`, decoded: the key, the value, their deadline on
+    /// the cache's clock (at `now`), and the key's bytes.
+    pub(super) fn fetch_order(
+        &self,
+        hash: u64,
+        seq: u64,
+        now: u64,
+    ) -> Option<(K, V, u64, Vec<u8>)> {
+        let fetched = self.store.fetch_order(hash, seq).ok()??;
+        let key = (self.decode_key)(&fetched.key).ok()?;
+        let value = (self.decode_value)(&fetched.value).ok()?;
+        Some((key, value, deadline(fetched.expires, now), fetched.key))
+    }
+
     /// Whether the store's record of the key (of `hash` and bytes `key`) is still the one of
     /// order `seq`.
     pub(super) fn still_holds(&self, hash: u64, key: &[u8], seq: u64) -> bool {
