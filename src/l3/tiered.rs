@@ -321,7 +321,7 @@ impl Store {
             })
             .collect();
         drop(inner);
-        live.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        live.sort_unstable_by_key(|&(_, seq)| core::cmp::Reverse(seq));
         live.truncate(limit);
         live
     }
