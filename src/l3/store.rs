@@ -648,9 +648,9 @@ impl Store {
         Ok(inner)
     }
 
-    /// Rewrites the live records of every sealed segment at most half live (queued for the
-    /// writer thread like any write, keeping their sequence numbers), waits until the copies
-    /// are on disk, then deletes the segments.
+    /// Rewrites the live records of every sealed segment at most half live (read outside the
+    /// store's lock, then queued for the writer thread like any write, keeping their sequence
+    /// numbers), waits until the copies are on disk, then deletes the segments.
     ///
     /// # Errors
     /// [`L3Error::Io`] when a read, the copies' write or a deletion fails; what was compacted
@@ -660,7 +660,7 @@ impl Store {
         // What is queued now is written first, so the segments show it.
         let inner = shared.lock();
         let target = inner.enqueued;
-        let mut inner = self.sync_through(inner, target)?;
+        let inner = self.sync_through(inner, target)?;
         let mut report = CompactionReport::default();
         let now = now_nanos();
         // Sealed segments, with no record on its way in, at most half live.
@@ -674,57 +674,75 @@ impl Store {
             })
             .map(|s| s.id)
             .collect();
+        // The records to move, chosen under the lock, read outside it (a cache's writers take
+        // this lock under their shard locks), then moved under it if still current.
+        let mut moving: Vec<(u64, Loc, bool, Arc<File>)> = Vec::new();
         for &id in &candidates {
             let oldest = inner.segments.first_key_value().map(|(&first, _)| first) == Some(id);
             let file = Arc::clone(&inner.segments[&id].file);
-            let moving: Vec<(u64, Loc)> = inner
+            moving.extend(
+                inner
+                    .index
+                    .iter()
+                    .flat_map(|(&hash, locs)| locs.iter().map(move |loc| (hash, loc.clone())))
+                    .filter(|(_, loc)| {
+                        matches!(loc.place, Place::Disk { segment, .. } if segment == id)
+                    })
+                    .map(|(hash, loc)| (hash, loc, oldest, Arc::clone(&file))),
+            );
+        }
+        drop(inner);
+        let mut read = Vec::with_capacity(moving.len());
+        for (hash, loc, oldest, file) in moving {
+            let Place::Disk { offset, .. } = loc.place else {
+                continue;
+            };
+            let bytes = segment::read_record(&file, offset, loc.len)
+                .map_err(|e| L3Error::io("read a record", &shared.dir, e))?;
+            shared
+                .counters
+                .bytes_read
+                .fetch_add(u64::from(loc.len), Ordering::Relaxed);
+            read.push((hash, loc, oldest, bytes));
+        }
+        let mut inner = shared.lock();
+        for (hash, loc, oldest, bytes) in read {
+            let current = inner
                 .index
-                .iter()
-                .flat_map(|(&hash, locs)| locs.iter().map(move |loc| (hash, loc.clone())))
-                .filter(
-                    |(_, loc)| matches!(loc.place, Place::Disk { segment, .. } if segment == id),
-                )
-                .collect();
-            for (hash, loc) in moving {
-                let Place::Disk { offset, .. } = loc.place else {
-                    continue;
-                };
-                // Dropped: removals nothing older can be under, and expired values.
-                let droppable = (loc.tombstone && oldest) || (!loc.tombstone && loc.expires <= now);
-                let bytes = segment::read_record(&file, offset, loc.len)
-                    .map_err(|e| L3Error::io("read a record", &shared.dir, e))?;
-                shared
-                    .counters
-                    .bytes_read
-                    .fetch_add(u64::from(loc.len), Ordering::Relaxed);
-                if droppable || record::decode(&bytes).is_err() {
-                    if !droppable {
-                        shared.counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Shared::forget(&mut inner, hash, &loc);
-                    continue;
-                }
-                // The copy keeps the record's sequence number: the index swaps the place.
-                Shared::unlink(&mut inner, hash, &loc);
-                let bytes: Arc<[u8]> = bytes.into();
-                inner.enqueued += 1;
-                let ticket = inner.enqueued;
-                let copy = Loc {
-                    place: Place::Queued {
-                        bytes: Arc::clone(&bytes),
-                        ticket,
-                    },
-                    ..loc
-                };
-                inner.index.entry(hash).or_default().push(copy);
-                inner.queued_bytes += bytes.len();
-                inner.queue.push_back(Queued {
-                    hash,
-                    ticket,
-                    bytes,
-                });
-                report.records_moved += 1;
+                .get(&hash)
+                .is_some_and(|locs| locs.iter().any(|l| l.is(&loc)));
+            if !current {
+                continue; // superseded meanwhile: nothing to keep
             }
+            // Dropped: removals nothing older can be under, and expired values.
+            let droppable = (loc.tombstone && oldest) || (!loc.tombstone && loc.expires <= now);
+            if droppable || record::decode(&bytes).is_err() {
+                if !droppable {
+                    shared.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                }
+                Shared::forget(&mut inner, hash, &loc);
+                continue;
+            }
+            // The copy keeps the record's sequence number: the index swaps the place.
+            Shared::unlink(&mut inner, hash, &loc);
+            let bytes: Arc<[u8]> = bytes.into();
+            inner.enqueued += 1;
+            let ticket = inner.enqueued;
+            let copy = Loc {
+                place: Place::Queued {
+                    bytes: Arc::clone(&bytes),
+                    ticket,
+                },
+                ..loc
+            };
+            inner.index.entry(hash).or_default().push(copy);
+            inner.queued_bytes += bytes.len();
+            inner.queue.push_back(Queued {
+                hash,
+                ticket,
+                bytes,
+            });
+            report.records_moved += 1;
         }
         let target = inner.enqueued;
         let mut inner = self.sync_through(inner, target)?;
