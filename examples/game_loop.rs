@@ -15,8 +15,15 @@
 //! latency percentiles (an HDR histogram of every timed `get`), what the cache did and the
 //! memory it holds.
 //!
+//! With `--l3 DIR` (feature `persistent`) the world also lives on disk in `DIR`: what memory
+//! evicts is written there, misses read it back, and at the end everything in memory is
+//! written back; run it twice and the second run starts warm (its first seconds' hit ratios
+//! are printed as they happen).
+//!
 //! `cargo run --release --example game_loop [-- --threads N --keys N --capacity N --frames N
 //! --seconds S --skew E --write-share F --budget-us U]`; `-- --help` lists them.
+//! `cargo run --release --features persistent --example game_loop -- --l3 DIR` keeps the world
+//! on disk.
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +62,11 @@ struct Args {
     /// The cache work a frame may take, in microseconds; longer frames count as overruns.
     #[arg(long, default_value_t = 1_000)]
     budget_us: u64,
+    /// Keep the world on disk in this directory too (the persistent tier), warm from it at
+    /// the start and write memory back to it at the end.
+    #[cfg(feature = "persistent")]
+    #[arg(long)]
+    l3: Option<std::path::PathBuf>,
 }
 
 /// The kinds of data a frame reads, with the priority each is cached at.
@@ -113,7 +125,33 @@ struct State {
     payload: [u32; 4],
 }
 
+/// A `State` as the cache holds it: plain bytes, which the disk tier stores as they are.
+const STATE_BYTES: usize = 40;
+
 impl State {
+    fn to_bytes(self) -> [u8; STATE_BYTES] {
+        let mut bytes = [0u8; STATE_BYTES];
+        bytes[..8].copy_from_slice(&self.id.to_le_bytes());
+        bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
+        for (i, p) in self.position.iter().enumerate() {
+            bytes[12 + 4 * i..16 + 4 * i].copy_from_slice(&p.to_le_bytes());
+        }
+        for (i, p) in self.payload.iter().enumerate() {
+            bytes[24 + 4 * i..28 + 4 * i].copy_from_slice(&p.to_le_bytes());
+        }
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8; STATE_BYTES]) -> Self {
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        Self {
+            id: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+            version: word(8),
+            position: [0, 1, 2].map(|i| f32::from_bits(word(12 + 4 * i))),
+            payload: [0, 1, 2, 3].map(|i| word(24 + 4 * i)),
+        }
+    }
+
     /// What a miss loads from the slower store behind the cache (simulated work).
     fn load(key: u64) -> Self {
         let mut x = key | 1;
@@ -200,7 +238,8 @@ impl Tally {
     }
 }
 
-type GameCache = Cache<u64, State>;
+type GameCache = Cache<u64, [u8; STATE_BYTES]>;
+type GameFrame<'a> = CacheFrame<'a, u64, [u8; STATE_BYTES]>;
 
 /// One worker's state between frames.
 struct Worker<'a> {
@@ -218,10 +257,10 @@ struct Worker<'a> {
 
 impl Worker<'_> {
     /// Reads `key` of `kind`, loads and caches it on a miss; returns the value.
-    fn read(&mut self, frame: &CacheFrame<'_, u64, State>, kind: Kind, id: u64) -> State {
+    fn read(&mut self, frame: &GameFrame<'_>, kind: Kind, id: u64) -> State {
         let key = kind.key(id);
         let started = Instant::now();
-        let found = frame.get(&key);
+        let found = frame.get(&key).map(|bytes| State::from_bytes(&bytes));
         let took = started.elapsed().as_nanos() as u64;
         self.tally.latency.saturating_record(took.max(1));
         self.tally.reads[kind as usize] += 1;
@@ -234,7 +273,7 @@ impl Worker<'_> {
             None => {
                 let state = State::load(key);
                 let options = InsertOptions::new().priority(kind.priority());
-                if frame.insert_with(key, state, options).is_err() {
+                if frame.insert_with(key, state.to_bytes(), options).is_err() {
                     self.tally.rejected += 1;
                 }
                 state
@@ -244,7 +283,7 @@ impl Worker<'_> {
 
     /// One frame: a few players' surroundings, their sessions and match, messages, UI and
     /// background reads, and a small share of writes.
-    fn frame(&mut self, frame: &CacheFrame<'_, u64, State>) {
+    fn frame(&mut self, frame: &GameFrame<'_>) {
         const PLAYERS_PER_FRAME: usize = 4;
         const NEIGHBOURS: u64 = 16;
         for _ in 0..PLAYERS_PER_FRAME {
@@ -259,7 +298,10 @@ impl Worker<'_> {
                         position: [state.position[0] + 1.0, state.position[1], 0.0],
                         ..state
                     };
-                    if frame.insert(Kind::Entity.key(id), moved).is_err() {
+                    if frame
+                        .insert(Kind::Entity.key(id), moved.to_bytes())
+                        .is_err()
+                    {
                         self.tally.rejected += 1;
                     }
                     self.tally.writes += 1;
@@ -325,14 +367,16 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let world = World::new(args.keys);
     let capacity = args.capacity.unwrap_or(world.keys() / 10);
-    let cache: GameCache = Cache::builder()
-        .capacity(capacity)
-        .build()
-        .map_err(|e| format!("cannot build a cache of capacity {capacity}: {e}"))?;
+    let cache = build(args, capacity)?;
     let budget = Duration::from_micros(args.budget_us);
     let deadline = Duration::from_secs_f64(args.seconds);
     let started = Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|scope| {
+        #[cfg(feature = "persistent")]
+        if args.l3.is_some() {
+            let cache = &cache;
+            scope.spawn(move || watch_warm_start(cache, capacity, deadline));
+        }
         let workers: Vec<_> = (0..threads as u64)
             .map(|thread| {
                 let cache = &cache;
@@ -384,7 +428,81 @@ fn run(args: &Args) -> Result<(), String> {
         total.add(tally);
     }
     report(args, threads, world, &cache, &total, elapsed, budget);
+    #[cfg(feature = "persistent")]
+    if args.l3.is_some() {
+        let written = cache
+            .write_back()
+            .map_err(|e| format!("cannot write the cache back to disk: {e}"))?;
+        let disk = cache.persistent_stats().unwrap_or_default();
+        println!();
+        println!("  disk tier");
+        println!(
+            "    answered by disk                {:6.2} % of what memory missed",
+            100.0 * cache.stats().l3_hit_ratio()
+        );
+        println!("    written back at the end         {written} entries");
+        println!(
+            "    on disk                         {} entries, {:.1} MiB",
+            disk.entries,
+            disk.disk_bytes as f64 / (1 << 20) as f64
+        );
+    }
     Ok(())
+}
+
+/// The cache, on disk too with `--l3` (after recovering what the directory holds).
+fn build(args: &Args, capacity: u64) -> Result<GameCache, String> {
+    let builder = Cache::builder().capacity(capacity);
+    #[cfg(feature = "persistent")]
+    if let Some(dir) = &args.l3 {
+        let (store, report) = stratacache::l3::Store::builder(dir)
+            .open()
+            .map_err(|e| format!("cannot open the disk tier: {e}"))?;
+        println!(
+            "disk tier {}: {} entries recovered ({} damaged records skipped, torn tail: {})",
+            dir.display(),
+            report.entries,
+            report.corrupt_records,
+            report.torn_tail
+        );
+        return builder
+            .build_persistent(store)
+            .map_err(|e| format!("cannot build a cache of capacity {capacity}: {e}"));
+    }
+    let _ = args;
+    builder
+        .build()
+        .map_err(|e| format!("cannot build a cache of capacity {capacity}: {e}"))
+}
+
+/// With the disk tier: warms the cache from it, and prints the hit ratio of each of the first
+/// seconds while the run lasts.
+#[cfg(feature = "persistent")]
+fn watch_warm_start(cache: &GameCache, capacity: u64, until: Duration) {
+    let warming = {
+        let cache = cache.clone();
+        std::thread::spawn(move || cache.warm(capacity as usize))
+    };
+    let started = Instant::now();
+    let mut last = cache.stats();
+    for second in 1..=5u32 {
+        let next = started + Duration::from_secs(u64::from(second));
+        if next.duration_since(started) > until {
+            break;
+        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        let now = cache.stats();
+        let hits = now.hits() - last.hits();
+        let lookups = now.lookups() - last.lookups();
+        println!(
+            "  second {second}: hit ratio {:6.2} % ({} from disk)",
+            percent(hits, lookups),
+            now.l3_hits - last.l3_hits
+        );
+        last = now;
+    }
+    let warmed = warming.join().expect("warming panicked");
+    println!("  warmed {warmed} entries from disk");
 }
 
 /// The least time two back-to-back clock reads measure: what timing adds to each `get`.
@@ -523,10 +641,10 @@ fn report(
         stats.memory_bytes as f64 / (1 << 20) as f64,
         stats.memory_bytes as f64 / stats.entries.max(1) as f64
     );
-    let payload = stats.entries * (size_of::<u64>() + size_of::<State>()) as u64;
+    let payload = stats.entries * (size_of::<u64>() + STATE_BYTES) as u64;
     println!(
         "    keys and values                 {:.1} MiB ({} B each)",
         payload as f64 / (1 << 20) as f64,
-        size_of::<u64>() + size_of::<State>()
+        size_of::<u64>() + STATE_BYTES
     );
 }

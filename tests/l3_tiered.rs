@@ -38,6 +38,10 @@ fn values_evicted_from_memory_come_back_from_the_disk_tier() {
     }
     let stats = cache.stats();
     assert!(stats.l3_hits > 1_000, "{stats:?}");
+    // Every lookup above hit some tier.
+    assert_eq!(stats.misses, 0, "{stats:?}");
+    assert!((stats.hit_ratio() - 1.0).abs() < 1e-9);
+    assert!(stats.l3_hit_ratio() > 0.99);
     assert!(cache.persistent_stats().unwrap().entries > 1_000);
     // A key never stored is a miss in every tier.
     assert_eq!(cache.get(&9_999_999), None);

@@ -8,7 +8,7 @@ use std::vec::Vec;
 
 /// A type the persistent tier can store: its bytes, and the value back from them.
 ///
-/// Byte buffers pass through as they are (`Vec<u8>`, `Box<[u8]>`, `Arc<[u8]>`); strings are
+/// Byte buffers pass through as they are (`Vec<u8>`, `[u8; N]`, `Box<[u8]>`, `Arc<[u8]>`); strings are
 /// their UTF-8; integers and `bool` are little-endian of fixed width. The trait is sealed: a
 /// cache encodes what it evicts under the evicting shard's lock (so that the store sees the
 /// cache's writes in their order), where no user code may run. Store a type of your own as
@@ -30,6 +30,7 @@ mod sealed {
     pub trait Sealed {}
 
     impl Sealed for std::vec::Vec<u8> {}
+    impl<const N: usize> Sealed for [u8; N] {}
     impl Sealed for std::boxed::Box<[u8]> {}
     impl Sealed for std::sync::Arc<[u8]> {}
     impl Sealed for std::string::String {}
@@ -89,6 +90,18 @@ impl Codec for Arc<[u8]> {
 
     fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
         Ok(bytes.into())
+    }
+}
+
+impl<const N: usize> Codec for [u8; N] {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        bytes.try_into().map_err(|_| CodecError {
+            reason: "not the array's length",
+        })
     }
 }
 
@@ -168,6 +181,7 @@ mod tests {
     #[test]
     fn every_provided_codec_reads_back_what_it_wrote() {
         round_trip(std::vec![1u8, 2, 3]);
+        round_trip([9u8; 40]);
         round_trip(Box::<[u8]>::from(&b"boxed"[..]));
         round_trip(Arc::<[u8]>::from(&b"shared"[..]));
         round_trip(String::from("héllo"));
@@ -181,6 +195,7 @@ mod tests {
     #[test]
     fn bytes_a_codec_never_writes_are_an_error() {
         assert!(u64::decode(&[1, 2, 3]).is_err());
+        assert!(<[u8; 4]>::decode(&[1, 2, 3]).is_err());
         assert!(String::decode(&[0xff, 0xfe]).is_err());
         assert!(bool::decode(&[2]).is_err());
         let error = i16::decode(&[]).unwrap_err();

@@ -198,9 +198,9 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// Lookups answered by either tier.
+    /// Lookups answered by any tier (L1, L2, and the disk tier if the cache has one).
     pub const fn hits(&self) -> u64 {
-        self.l1_hits + self.l2_hits
+        self.l1_hits + self.l2_hits + self.l3_hits
     }
 
     /// All lookups.
@@ -220,7 +220,12 @@ impl CacheStats {
 
     /// L2 hits per lookup that reached L2 (0 when none did).
     pub fn l2_hit_ratio(&self) -> f64 {
-        ratio(self.l2_hits, self.l2_hits + self.misses)
+        ratio(self.l2_hits, self.l2_hits + self.l3_hits + self.misses)
+    }
+
+    /// Disk-tier hits per lookup that reached it (0 when none did, or without a disk tier).
+    pub fn l3_hit_ratio(&self) -> f64 {
+        ratio(self.l3_hits, self.l3_hits + self.misses)
     }
 
     /// Entries the cache dropped on its own: for capacity or expiry.
