@@ -23,12 +23,14 @@ const BATCH_BYTES: usize = 4 << 20;
 /// How long the thread waits before trying again after a failed write.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
-/// One contiguous write: `bytes` at `offset` of segment `segment`.
+/// One contiguous write: the records `parts`, `len` bytes in all, at `offset` of segment
+/// `segment`. Placed under the lock; their bytes are gathered outside it.
 struct Run {
     segment: u64,
     file: Arc<File>,
     offset: u64,
-    bytes: Vec<u8>,
+    len: u64,
+    parts: Vec<Arc<[u8]>>,
 }
 
 /// The thread's body: runs until the store closes and its queue is written.
@@ -180,14 +182,16 @@ fn place(
         segment.in_flight += 1;
         inner.disk_bytes += len;
         match runs.last_mut() {
-            Some(run) if run.segment == id && run.offset + run.bytes.len() as u64 == offset => {
-                run.bytes.extend_from_slice(&record.bytes);
+            Some(run) if run.segment == id && run.offset + run.len == offset => {
+                run.len += len;
+                run.parts.push(Arc::clone(&record.bytes));
             }
             _ => runs.push(Run {
                 segment: id,
                 file: Arc::clone(&segment.file),
                 offset,
-                bytes: record.bytes.to_vec(),
+                len,
+                parts: std::vec![Arc::clone(&record.bytes)],
             }),
         }
     }
@@ -213,8 +217,13 @@ fn make_room(shared: &Shared, inner: &mut Inner, len: u64) -> Result<(), L3Error
 /// Writes the runs.
 fn write(runs: &[Run]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
+    let mut buffer = Vec::new();
     for run in runs {
-        run.file.write_all_at(&run.bytes, run.offset)?;
+        buffer.clear();
+        for part in &run.parts {
+            buffer.extend_from_slice(part);
+        }
+        run.file.write_all_at(&buffer, run.offset)?;
     }
     Ok(())
 }
@@ -224,7 +233,7 @@ fn landed(shared: &Shared, inner: &mut Inner, batch: &[Queued], runs: &[Run]) {
     let mut records = batch.iter();
     for run in runs {
         let mut offset = run.offset;
-        let end = run.offset + run.bytes.len() as u64;
+        let end = run.offset + run.len;
         while offset < end {
             let record = records.next().expect("every placed record is in a run");
             Shared::land(inner, record.hash, record.ticket, run.segment, offset);
@@ -233,7 +242,7 @@ fn landed(shared: &Shared, inner: &mut Inner, batch: &[Queued], runs: &[Run]) {
         shared
             .counters
             .bytes_written
-            .fetch_add(run.bytes.len() as u64, Ordering::Relaxed);
+            .fetch_add(run.len, Ordering::Relaxed);
     }
     inner.written += batch.len() as u64;
 }
@@ -243,7 +252,7 @@ fn undo(inner: &mut Inner, lens: Vec<(u64, u64)>, runs: &[Run], batch: &[Queued]
     let mut records = batch.iter();
     for run in runs {
         let mut placed = 0;
-        while placed < run.bytes.len() {
+        while placed < run.len as usize {
             placed += records
                 .next()
                 .expect("every placed record is in a run")
