@@ -393,9 +393,13 @@ fn readers_record_only_the_hits_their_policy_asks_for() {
     let mut told = Vec::new();
     for reports in 0..3 {
         told::REPORTS.store(reports, Ordering::Relaxed);
+        // A fixed hash seed, so the keys' shards are the same in every run: one CI run (of
+        // 2026-12-05) told 989 of 1,000 hits with the per-process seed, which 190 local runs
+        // did not reproduce; the seed-dependent layout (see the comment below) is the suspect.
         let cache: Cache<u64, u64, _, _, told::Counting> = Cache::builder()
             .capacity(10_000)
             .l1_entries(0)
+            .hasher(stratacache::hash::FixedState::with_seed(11))
             .policy::<told::Counting>()
             .build()
             .unwrap();
