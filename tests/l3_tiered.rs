@@ -254,3 +254,29 @@ fn warming_after_a_write_back_brings_back_what_memory_held() {
         Some("written after the restart")
     );
 }
+
+#[test]
+fn records_a_codec_cannot_read_are_misses_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // Written as strings of various lengths...
+        let cache = cache(dir.path(), 8);
+        for key in 0..100u64 {
+            cache.insert(key, "x".repeat(key as usize % 13)).unwrap();
+        }
+        cache.write_back().unwrap();
+    }
+    // ...read as integers: only the values of exactly eight bytes decode.
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(8)
+        .build_persistent(store(dir.path()))
+        .unwrap();
+    for key in 0..100u64 {
+        let value = cache.get(&key);
+        if key % 13 == 8 {
+            assert_eq!(value, Some(u64::from_le_bytes(*b"xxxxxxxx")), "key {key}");
+        } else {
+            assert_eq!(value, None, "key {key}");
+        }
+    }
+}
