@@ -129,7 +129,7 @@ pub struct StoreStats {
     pub hits: u64,
     /// Lookups that found none.
     pub misses: u64,
-    /// Record bytes read by lookups and compactions.
+    /// Record bytes read by lookups, warming and compactions.
     pub bytes_read: u64,
     /// Record bytes written (puts, removals, compaction copies).
     pub bytes_written: u64,

@@ -52,6 +52,31 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    /// The header of a value record (lengths, flags and order are set when it is encoded
+    /// and stamped).
+    pub(crate) fn value(priority: u8, hits: u32, expires: u64) -> Self {
+        Self {
+            tombstone: false,
+            lz4: false,
+            priority,
+            key_len: 0,
+            value_len: 0,
+            raw_len: 0,
+            hits,
+            expires,
+            seq: 0,
+        }
+    }
+
+    /// The header of a removal record.
+    pub(crate) fn removal() -> Self {
+        Self {
+            tombstone: true,
+            expires: u64::MAX,
+            ..Self::value(0, 0, u64::MAX)
+        }
+    }
+
     /// The record's whole length on disk.
     pub(crate) fn record_len(&self) -> usize {
         HEADER + self.key_len as usize + self.value_len as usize

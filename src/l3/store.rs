@@ -9,6 +9,7 @@
 
 use core::hash::BuildHasher;
 use core::sync::atomic::{AtomicU64, Ordering};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -20,6 +21,7 @@ use std::vec::Vec;
 
 use super::record::{self, HEADER, Header};
 use super::segment::{self, SEGMENT_HEADER, Scanned, Segment};
+use super::tiered::Fetched;
 use super::{
     CompactionReport, L3Error, MAX_KEY, MAX_VALUE, OpenReport, PutOptions, StoreBuilder,
     StoreStats, SyncPolicy, nanos_of, now_nanos, priority_byte,
@@ -244,28 +246,39 @@ impl Shared {
             return Ok(None);
         };
         for loc in locs {
-            if loc.key_len as usize != key.len() {
-                continue;
-            }
-            let matches = match &loc.place {
-                Place::Queued { bytes, .. } => &bytes[HEADER..HEADER + key.len()] == key,
-                Place::Disk { segment, offset } => {
-                    let Some(segment) = inner.segments.get(segment) else {
-                        continue;
-                    };
-                    let mut stored = std::vec![0u8; key.len()];
-                    segment
-                        .file
-                        .read_exact_at(&mut stored, offset + HEADER as u64)
-                        .map_err(|e| L3Error::io("read a key", &segment.path, e))?;
-                    stored == key
-                }
-            };
-            if matches {
+            if loc.key_len as usize == key.len()
+                && Self::key_of(inner, loc)?.is_some_and(|stored| *stored == *key)
+            {
                 return Ok(Some(loc.clone()));
             }
         }
         Ok(None)
+    }
+
+    /// The key of record `loc`: from its queued bytes, or read from its segment (`None` when
+    /// the segment is gone).
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when the read fails.
+    pub(super) fn key_of<'a>(
+        inner: &Inner,
+        loc: &'a Loc,
+    ) -> Result<Option<Cow<'a, [u8]>>, L3Error> {
+        let len = loc.key_len as usize;
+        match &loc.place {
+            Place::Queued { bytes, .. } => Ok(Some(Cow::Borrowed(&bytes[HEADER..HEADER + len]))),
+            Place::Disk { segment, offset } => {
+                let Some(segment) = inner.segments.get(segment) else {
+                    return Ok(None);
+                };
+                let mut key = std::vec![0u8; len];
+                segment
+                    .file
+                    .read_exact_at(&mut key, offset + HEADER as u64)
+                    .map_err(|e| L3Error::io("read a key", &segment.path, e))?;
+                Ok(Some(Cow::Owned(key)))
+            }
+        }
     }
 }
 
@@ -393,17 +406,11 @@ impl Store {
         let compress = options
             .compress
             .unwrap_or_else(|| self.compress_from.is_some_and(|from| value.len() >= from));
-        let header = Header {
-            tombstone: false,
-            lz4: false,
-            priority: priority_byte(options.priority),
-            key_len: 0,
-            value_len: 0,
-            raw_len: 0,
-            hits: options.hits,
-            expires: nanos_of(options.expires),
-            seq: 0,
-        };
+        let header = Header::value(
+            priority_byte(options.priority),
+            options.hits,
+            nanos_of(options.expires),
+        );
         let record = self.encode(header, key, value, compress);
         self.check_fits(record.bytes.len())?;
         let inner = self.room(record.bytes.len())?;
@@ -417,18 +424,7 @@ impl Store {
     /// # Errors
     /// As [`put`](Self::put).
     pub fn remove(&self, key: &[u8]) -> Result<bool, L3Error> {
-        let header = Header {
-            tombstone: true,
-            lz4: false,
-            priority: 0,
-            key_len: 0,
-            value_len: 0,
-            raw_len: 0,
-            hits: 0,
-            expires: u64::MAX,
-            seq: 0,
-        };
-        let record = self.encode(header, key, &[], false);
+        let record = self.encode(Header::removal(), key, &[], false);
         let inner = self.room(record.bytes.len())?;
         let Some(old) = self.shared.find(&inner, record.hash, key)? else {
             return Ok(false);
@@ -553,59 +549,45 @@ impl Store {
     /// # Errors
     /// [`L3Error::Io`] when the read fails.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, L3Error> {
-        Ok(self.read(key)?.map(|(value, _)| value))
+        let hash = self.hasher.hash_one(key);
+        let found = self.fetch(hash, Some(key.len()), |stored| stored == key)?;
+        Ok(found.map(|found| found.value))
     }
 
-    /// The live value of `key` and its record's header.
-    pub(super) fn read(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Header)>, L3Error> {
-        let hash = self.hasher.hash_one(key);
-        let candidates: Vec<(Loc, Option<Arc<File>>)> = {
-            let inner = self.shared.lock();
-            inner
-                .index
-                .get(&hash)
-                .into_iter()
-                .flatten()
-                .filter(|loc| loc.key_len as usize == key.len())
-                .filter_map(|loc| {
-                    let file = match loc.place {
-                        Place::Disk { segment, .. } => {
-                            Some(Arc::clone(&inner.segments.get(&segment)?.file))
-                        }
-                        Place::Queued { .. } => None,
-                    };
-                    Some((loc.clone(), file))
-                })
-                .collect()
-        };
+    /// The live value of the first record of `hash` (and key length `len`, if given) whose key
+    /// `matches` accepts, read outside the lock and verified; a damaged record is dropped from
+    /// the index and counted. Counts a hit or a miss.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when a read fails.
+    pub(super) fn fetch(
+        &self,
+        hash: u64,
+        len: Option<usize>,
+        mut matches: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<Fetched>, L3Error> {
         let counters = &self.shared.counters;
         let now = now_nanos();
-        for (loc, file) in candidates {
-            let read;
-            let bytes: &[u8] = match (&loc.place, file) {
-                (Place::Queued { bytes, .. }, _) => bytes,
-                (Place::Disk { offset, .. }, Some(file)) => {
-                    read = segment::read_record(&file, *offset, loc.len)
-                        .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
-                    counters
-                        .bytes_read
-                        .fetch_add(u64::from(loc.len), Ordering::Relaxed);
-                    &read
-                }
-                (Place::Disk { .. }, None) => unreachable!("a file was taken for every disk place"),
+        for (loc, file) in self.candidates(hash, len) {
+            let Some(bytes) = self.record_bytes(&loc, file.as_deref())? else {
+                continue;
             };
-            let decoded = record::decode(bytes).and_then(|d| {
-                let value = d.value()?;
-                Ok((d.key == key, d.header, value))
-            });
-            match decoded {
-                Ok((false, ..)) => {}
-                Ok((true, header, value)) => {
+            match record::decode(&bytes).and_then(|d| Ok((d.value()?, d))) {
+                Ok((value, decoded)) => {
+                    if !matches(decoded.key) {
+                        continue;
+                    }
+                    let header = decoded.header;
                     if header.tombstone || header.expires <= now {
                         break;
                     }
                     counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some((value, header)));
+                    return Ok(Some(Fetched {
+                        key: decoded.key.to_vec(),
+                        value,
+                        seq: header.seq,
+                        expires: header.expires,
+                    }));
                 }
                 Err(_) => {
                     counters.corrupt.fetch_add(1, Ordering::Relaxed);
@@ -615,6 +597,56 @@ impl Store {
         }
         counters.misses.fetch_add(1, Ordering::Relaxed);
         Ok(None)
+    }
+
+    /// The bytes of record `loc`: its queued bytes, or read from `file` (and counted);
+    /// `None` for a written record without its file.
+    ///
+    /// # Errors
+    /// [`L3Error::Io`] when the read fails.
+    pub(super) fn record_bytes<'a>(
+        &self,
+        loc: &'a Loc,
+        file: Option<&File>,
+    ) -> Result<Option<Cow<'a, [u8]>>, L3Error> {
+        match (&loc.place, file) {
+            (Place::Queued { bytes, .. }, _) => Ok(Some(Cow::Borrowed(bytes))),
+            (Place::Disk { offset, .. }, Some(file)) => {
+                let read = segment::read_record(file, *offset, loc.len)
+                    .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
+                self.shared
+                    .counters
+                    .bytes_read
+                    .fetch_add(u64::from(loc.len), Ordering::Relaxed);
+                Ok(Some(Cow::Owned(read)))
+            }
+            (Place::Disk { .. }, None) => Ok(None),
+        }
+    }
+
+    /// The index's records of `hash` (of key length `len`, if given), each with its file.
+    pub(super) fn candidates(
+        &self,
+        hash: u64,
+        len: Option<usize>,
+    ) -> Vec<(Loc, Option<Arc<File>>)> {
+        let inner = self.shared.lock();
+        inner
+            .index
+            .get(&hash)
+            .into_iter()
+            .flatten()
+            .filter(|loc| len.is_none_or(|len| loc.key_len as usize == len))
+            .filter_map(|loc| {
+                let file = match loc.place {
+                    Place::Disk { segment, .. } => {
+                        Some(Arc::clone(&inner.segments.get(&segment)?.file))
+                    }
+                    Place::Queued { .. } => None,
+                };
+                Some((loc.clone(), file))
+            })
+            .collect()
     }
 
     /// Puts every write so far on disk (whatever the sync policy).

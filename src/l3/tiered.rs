@@ -11,7 +11,7 @@
 
 use core::sync::atomic::Ordering;
 use std::fs;
-use std::sync::{Arc, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::SystemTime;
 use std::vec::Vec;
 
@@ -42,25 +42,12 @@ impl Store {
         );
         let mut entries = 0;
         for loc in old.into_values().flatten() {
-            let key = match &loc.place {
-                Place::Queued { bytes, .. } => {
-                    bytes[HEADER..HEADER + loc.key_len as usize].to_vec()
-                }
-                Place::Disk { segment, offset } => {
-                    let Some(segment) = inner.segments.get(segment) else {
-                        continue;
-                    };
-                    let mut key = std::vec![0u8; loc.key_len as usize];
-                    use std::os::unix::fs::FileExt;
-                    if segment
-                        .file
-                        .read_exact_at(&mut key, offset + HEADER as u64)
-                        .is_err()
-                    {
-                        self.shared.counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    key
+            let key = match Shared::key_of(&inner, &loc) {
+                Ok(Some(key)) => key.into_owned(),
+                Ok(None) => continue,
+                Err(_) => {
+                    self.shared.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
             };
             match hash(&key) {
@@ -127,17 +114,7 @@ impl Store {
         if key.len() > super::MAX_KEY || value.len() > super::MAX_VALUE {
             return false;
         }
-        let header = Header {
-            tombstone: false,
-            lz4: false,
-            priority: priority_byte(priority),
-            key_len: 0,
-            value_len: 0,
-            raw_len: 0,
-            hits: 0,
-            expires: nanos_of(expires),
-            seq: 0,
-        };
+        let header = Header::value(priority_byte(priority), 0, nanos_of(expires));
         let record = self.encoded(hash, header, key, value);
         let shared = &*self.shared;
         let len = record.bytes.len();
@@ -174,7 +151,7 @@ impl Store {
         if old.tombstone {
             return None;
         }
-        let record = self.encoded(hash, Self::removal(), key, &[]);
+        let record = self.encoded(hash, Header::removal(), key, &[]);
         let (inner, ticket) = self.queue(inner, Some(&old), record);
         drop(inner);
         Some(ticket)
@@ -193,50 +170,18 @@ impl Store {
         let locs: Vec<Loc> = inner.index.get(&hash)?.clone();
         let mut last = None;
         for old in locs.iter().filter(|loc| !loc.tombstone) {
-            let key = match &old.place {
-                Place::Queued { bytes, .. } => {
-                    bytes[HEADER..HEADER + old.key_len as usize].to_vec()
-                }
-                Place::Disk { segment, offset } => {
-                    let Some(segment) = inner.segments.get(segment) else {
-                        continue;
-                    };
-                    let mut key = std::vec![0u8; old.key_len as usize];
-                    use std::os::unix::fs::FileExt;
-                    if segment
-                        .file
-                        .read_exact_at(&mut key, offset + HEADER as u64)
-                        .is_err()
-                    {
-                        continue;
-                    }
-                    key
-                }
+            let Ok(Some(key)) = Shared::key_of(&inner, old) else {
+                continue;
             };
             if !matches(&key) {
                 continue;
             }
-            let record = self.encoded(hash, Self::removal(), &key, &[]);
+            let record = self.encoded(hash, Header::removal(), &key, &[]);
             let (again, ticket) = self.queue(inner, Some(old), record);
             inner = again;
             last = Some(ticket);
         }
         last
-    }
-
-    /// The header of a removal record.
-    fn removal() -> Header {
-        Header {
-            tombstone: true,
-            lz4: false,
-            priority: 0,
-            key_len: 0,
-            value_len: 0,
-            raw_len: 0,
-            hits: 0,
-            expires: u64::MAX,
-            seq: 0,
-        }
     }
 
     /// Under [`SyncPolicy::Always`](super::SyncPolicy::Always), waits until the record of
@@ -252,58 +197,17 @@ impl Store {
         self.sync_through(inner, ticket).map(drop)
     }
 
-    /// The live records of the keys of the cache's `hash` whose key bytes `matches` accepts
-    /// (read outside every lock).
+    /// The live record of the cache's `hash` whose key bytes `matches` accepts (read outside
+    /// every lock).
     ///
     /// # Errors
     /// [`L3Error::Io`] when a read fails.
-    pub(crate) fn fetch(
+    pub(crate) fn fetch_matching(
         &self,
         hash: u64,
-        mut matches: impl FnMut(&[u8]) -> bool,
+        matches: impl FnMut(&[u8]) -> bool,
     ) -> Result<Option<Fetched>, L3Error> {
-        let candidates = self.candidates(hash, None);
-        let counters = &self.shared.counters;
-        let now = super::now_nanos();
-        for (loc, file) in candidates {
-            let read;
-            let bytes: &[u8] = match (&loc.place, file) {
-                (Place::Queued { bytes, .. }, _) => bytes,
-                (Place::Disk { offset, .. }, Some(file)) => {
-                    read = segment::read_record(&file, *offset, loc.len)
-                        .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
-                    counters
-                        .bytes_read
-                        .fetch_add(u64::from(loc.len), Ordering::Relaxed);
-                    &read
-                }
-                (Place::Disk { .. }, None) => continue,
-            };
-            match record::decode(bytes).and_then(|d| Ok((d.value()?, d))) {
-                Ok((value, decoded)) => {
-                    if !matches(decoded.key) {
-                        continue;
-                    }
-                    let header = decoded.header;
-                    if header.tombstone || header.expires <= now {
-                        break;
-                    }
-                    counters.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(Fetched {
-                        key: decoded.key.to_vec(),
-                        value,
-                        seq: header.seq,
-                        expires: header.expires,
-                    }));
-                }
-                Err(_) => {
-                    counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                    Shared::forget(&mut self.shared.lock(), hash, &loc);
-                }
-            }
-        }
-        counters.misses.fetch_add(1, Ordering::Relaxed);
-        Ok(None)
+        self.fetch(hash, None, matches)
     }
 
     /// The newest `limit` live values (the cache's hash and order of each), newest first: what
@@ -336,17 +240,10 @@ impl Store {
             if loc.seq != seq || loc.tombstone {
                 continue;
             }
-            let read;
-            let bytes: &[u8] = match (&loc.place, file) {
-                (Place::Queued { bytes, .. }, _) => bytes,
-                (Place::Disk { offset, .. }, Some(file)) => {
-                    read = segment::read_record(&file, *offset, loc.len)
-                        .map_err(|e| L3Error::io("read a record", &self.shared.dir, e))?;
-                    &read
-                }
-                (Place::Disk { .. }, None) => continue,
+            let Some(bytes) = self.record_bytes(&loc, file.as_deref())? else {
+                continue;
             };
-            if let Ok(decoded) = record::decode(bytes)
+            if let Ok(decoded) = record::decode(&bytes)
                 && let Ok(value) = decoded.value()
             {
                 found = Some(Fetched {
@@ -394,30 +291,5 @@ impl Store {
         inner.synced = inner.enqueued;
         shared.progress.notify_all();
         Ok(())
-    }
-
-    /// The index's records of `hash` (of key length `len`, if given), each with its file.
-    pub(super) fn candidates(
-        &self,
-        hash: u64,
-        len: Option<usize>,
-    ) -> Vec<(Loc, Option<Arc<fs::File>>)> {
-        let inner = self.shared.lock();
-        inner
-            .index
-            .get(&hash)
-            .into_iter()
-            .flatten()
-            .filter(|loc| len.is_none_or(|len| loc.key_len as usize == len))
-            .filter_map(|loc| {
-                let file = match loc.place {
-                    Place::Disk { segment, .. } => {
-                        Some(Arc::clone(&inner.segments.get(&segment)?.file))
-                    }
-                    Place::Queued { .. } => None,
-                };
-                Some((loc.clone(), file))
-            })
-            .collect()
     }
 }

@@ -142,7 +142,7 @@ impl<K, V> Persistent<K, V> {
     {
         let fetched = self
             .store
-            .fetch(hash, |bytes| {
+            .fetch_matching(hash, |bytes| {
                 (self.decode_key)(bytes).is_ok_and(|stored| stored.borrow() == key)
             })
             // A failed read is a miss: the store counts it.
