@@ -68,6 +68,10 @@ pub struct InsertOptions {
     pub(crate) priority: Priority,
     pub(crate) ttl: Ttl,
     pub(crate) weight: Option<u64>,
+    /// Whether the entry is written to the persistent tier as it is stored (`None`: as the
+    /// cache's [`write_through`](crate::CacheBuilder::write_through) setting says).
+    #[cfg(feature = "persistent")]
+    pub(crate) write_through: Option<bool>,
 }
 
 /// An entry's lifetime as the caller asked for it.
@@ -89,6 +93,8 @@ impl InsertOptions {
             priority: Priority::High,
             ttl: Ttl::CacheDefault,
             weight: None,
+            #[cfg(feature = "persistent")]
+            write_through: None,
         }
     }
 
@@ -116,6 +122,17 @@ impl InsertOptions {
     /// called).
     pub const fn weight(mut self, weight: u64) -> Self {
         self.weight = Some(weight);
+        self
+    }
+
+    /// With a persistent tier: whether the entry is also written there as it is stored
+    /// (write-through), whatever the cache's
+    /// [`write_through`](crate::CacheBuilder::write_through) setting. Under
+    /// [`SyncPolicy::Always`](crate::l3::SyncPolicy::Always) the insertion returns once the
+    /// disk has it; otherwise the store's policy says when it gets there.
+    #[cfg(feature = "persistent")]
+    pub const fn write_through(mut self, yes: bool) -> Self {
+        self.write_through = Some(yes);
         self
     }
 

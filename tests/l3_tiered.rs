@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use stratacache::Cache;
 use stratacache::l3::{Store, SyncPolicy};
+use stratacache::{Cache, InsertOptions, Priority};
 
 fn store(dir: &std::path::Path) -> Store {
     Store::builder(dir)
@@ -145,6 +145,17 @@ fn a_time_to_live_holds_on_disk() {
 /// at least `n` (a removal at `n` allows only later values).
 #[test]
 fn under_threads_no_lookup_returns_a_value_older_than_a_completed_write() {
+    no_lookup_older_than_a_completed_write(false);
+}
+
+#[test]
+fn with_writes_through_no_lookup_returns_a_value_older_than_a_completed_write() {
+    no_lookup_older_than_a_completed_write(true);
+}
+
+/// Two writers and two readers on 64 keys through a cache of 32 entries; with `through`,
+/// every third write is written through.
+fn no_lookup_older_than_a_completed_write(through: bool) {
     let dir = tempfile::tempdir().unwrap();
     let cache: Cache<u64, u64> = Cache::builder()
         .capacity(32)
@@ -161,7 +172,9 @@ fn under_threads_no_lookup_returns_a_value_older_than_a_completed_write() {
                     if version % 7 == 0 {
                         cache.remove(&key);
                     } else {
-                        cache.insert(key, version).unwrap();
+                        let options =
+                            InsertOptions::new().write_through(through && version % 3 == 0);
+                        cache.insert_with(key, version, options).unwrap();
                     }
                     floors[key as usize].store(version, Ordering::Release);
                 }
@@ -279,4 +292,95 @@ fn records_a_codec_cannot_read_are_misses_not_panics() {
             assert_eq!(value, None, "key {key}");
         }
     }
+}
+
+#[test]
+fn entries_written_through_are_on_disk_before_memory_evicts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::builder(dir.path())
+            .sync(SyncPolicy::Always)
+            .open()
+            .unwrap()
+            .0;
+        let cache: Cache<u64, String> = Cache::builder()
+            .capacity(1_000)
+            .write_through(Priority::Critical)
+            .build_persistent(store)
+            .unwrap();
+        for key in 0..100u64 {
+            let priority = if key % 10 == 0 {
+                Priority::Critical
+            } else {
+                Priority::High
+            };
+            let options = InsertOptions::new().priority(priority);
+            cache
+                .insert_with(key, format!("value {key}"), options)
+                .unwrap();
+        }
+        // One High entry asks for it itself; one Critical entry declines.
+        let through = InsertOptions::new().write_through(true);
+        cache
+            .insert_with(101, String::from("asked"), through)
+            .unwrap();
+        let not = InsertOptions::new()
+            .priority(Priority::Critical)
+            .write_through(false);
+        cache
+            .insert_with(102, String::from("declined"), not)
+            .unwrap();
+        // Nothing was evicted: only the written-through entries are on disk.
+        assert_eq!(cache.persistent_stats().unwrap().entries, 11);
+        // A value stored again without write-through hides its older record.
+        cache.insert(20, String::from("memory only")).unwrap();
+        assert_eq!(cache.persistent_stats().unwrap().entries, 10);
+        // Dropped without a write-back: memory is lost, the disk keeps what went through.
+    }
+    let cache = cache(dir.path(), 1_000);
+    for key in 0..103u64 {
+        let expected = match key {
+            101 => Some(String::from("asked")),
+            20 => None,
+            key if key % 10 == 0 && key < 100 => Some(format!("value {key}")),
+            _ => None,
+        };
+        assert_eq!(cache.get(&key), expected, "key {key}");
+    }
+}
+
+#[test]
+fn warming_takes_critical_entries_first_and_keeps_them_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cache: Cache<u64, String> = Cache::builder()
+            .capacity(64)
+            .write_through(Priority::Critical)
+            .build_persistent(store(dir.path()))
+            .unwrap();
+        // Ten Critical entries first (the oldest records), then many newer High ones.
+        for key in 0..10u64 {
+            let options = InsertOptions::new().priority(Priority::Critical);
+            cache
+                .insert_with(key, format!("critical {key}"), options)
+                .unwrap();
+        }
+        for key in 100..1_000u64 {
+            cache.insert(key, format!("value {key}")).unwrap();
+        }
+        cache.write_back().unwrap();
+    }
+    let cache = cache(dir.path(), 64);
+    assert_eq!(cache.warm(10), 10);
+    for key in 0..10u64 {
+        assert_eq!(cache.get(&key), Some(format!("critical {key}")));
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.l3_hits, 0, "all ten warmed into memory: {stats:?}");
+    // Warmed as Critical: churn does not push them out.
+    churn(&cache, 5_000);
+    for key in 0..10u64 {
+        assert_eq!(cache.get(&key), Some(format!("critical {key}")));
+    }
+    assert_eq!(cache.stats().l3_hits, 0);
 }

@@ -63,6 +63,21 @@ impl Tiers {
         *shard = Some(value);
     }
 
+    /// An insertion written through (`Kept::Through`): the new value replaces the store's
+    /// record in the same locked section that stores it in L2.
+    fn insert_through(&self, value: u64) {
+        let mut shard = self.shard.lock().unwrap();
+        let mut store = self.store.lock().unwrap();
+        let seq = store.next_seq;
+        store.next_seq += 1;
+        store.record = Some(Record {
+            seq,
+            value: Some(value),
+        });
+        drop(store);
+        *shard = Some(value);
+    }
+
     fn remove(&self) {
         let mut shard = self.shard.lock().unwrap();
         // Present or not in L2, the store's copy is hidden (`Upper::written`, `absent`).
@@ -71,11 +86,19 @@ impl Tiers {
     }
 
     /// `ShardWriter::evict` with `Upper::spilled`: the value goes to the store as the
-    /// newest record, in the same locked section that takes it out of L2.
+    /// newest record, in the same locked section that takes it out of L2, unless the store's
+    /// record is a value already (`Store::holds_value`: then it is this one).
     fn evict(&self) {
         let mut shard = self.shard.lock().unwrap();
         if let Some(value) = shard.take() {
             let mut store = self.store.lock().unwrap();
+            if let Some(Record {
+                value: Some(held), ..
+            }) = store.record
+            {
+                assert_eq!(held, value, "the store held a value memory did not");
+                return;
+            }
             let seq = store.next_seq;
             store.next_seq += 1;
             store.record = Some(Record {
@@ -164,5 +187,41 @@ fn a_write_is_never_undone_by_a_read_back() {
         writer.join().unwrap();
         reader.join().unwrap();
         assert_eq!(tiers.get(), Some(2), "the write was lost");
+    });
+}
+
+/// A write-through over a value on disk, raced by an eviction (which finds the store holding
+/// the new value and skips it) and a read-back: lookups after it see it, and the disk keeps
+/// it whatever happens next.
+#[test]
+fn a_write_through_is_what_the_disk_keeps() {
+    loom::model(|| {
+        let tiers = Tiers::on_disk();
+        let written = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (tiers, written) = (Arc::clone(&tiers), Arc::clone(&written));
+            thread::spawn(move || {
+                tiers.insert_through(2);
+                written.store(true, Ordering::Release);
+            })
+        };
+        let reader = {
+            let (tiers, written) = (Arc::clone(&tiers), Arc::clone(&written));
+            thread::spawn(move || {
+                let after = written.load(Ordering::Acquire);
+                let seen = tiers.get();
+                assert!(
+                    !(after && seen == Some(1)),
+                    "read the old value after the write"
+                );
+            })
+        };
+        tiers.evict();
+        writer.join().unwrap();
+        reader.join().unwrap();
+        let disk = tiers.store.lock().unwrap().record.and_then(|r| r.value);
+        assert_eq!(disk, Some(2), "the disk lost the write-through");
+        tiers.evict();
+        assert_eq!(tiers.get(), Some(2));
     });
 }

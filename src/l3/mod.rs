@@ -46,6 +46,7 @@ pub use codec::{Codec, CodecError};
 pub use error::L3Error;
 pub use record::{MAX_KEY, MAX_VALUE};
 pub use store::Store;
+pub(crate) use tiered::Fetched;
 
 use crate::Priority;
 
@@ -244,5 +245,16 @@ fn priority_byte(priority: Priority) -> u8 {
         Priority::Medium => 1,
         Priority::High => 2,
         Priority::Critical => 3,
+    }
+}
+
+/// A record's priority byte as a priority (an unknown byte, from a damaged or newer record
+/// that passed its checksum, reads as the default, `High`).
+fn priority_of(byte: u8) -> Priority {
+    match byte {
+        0 => Priority::Low,
+        1 => Priority::Medium,
+        3 => Priority::Critical,
+        _ => Priority::High,
     }
 }

@@ -49,6 +49,8 @@ pub(super) struct Loc {
     /// Nanoseconds since the Unix epoch; `u64::MAX` for never.
     pub(super) expires: u64,
     pub(super) tombstone: bool,
+    /// The record's priority byte (warming takes Critical entries first).
+    pub(super) priority: u8,
 }
 
 impl Loc {
@@ -529,6 +531,7 @@ impl Store {
             seq,
             expires: header.expires,
             tombstone: header.tombstone,
+            priority: header.priority,
         };
         Shared::set(&mut inner, hash, old, loc);
         inner.queued_bytes += bytes.len();
@@ -587,6 +590,7 @@ impl Store {
                         value,
                         seq: header.seq,
                         expires: header.expires,
+                        priority: super::priority_of(header.priority),
                     }));
                 }
                 Err(_) => {
@@ -903,6 +907,7 @@ fn recover(
                 seq: header.seq,
                 expires: header.expires,
                 tombstone: header.tombstone,
+                priority: header.priority,
             };
             match latest.entry(key) {
                 std::collections::hash_map::Entry::Occupied(mut held) => {

@@ -28,6 +28,7 @@ pub(crate) struct Fetched {
     pub(crate) seq: u64,
     /// Nanoseconds since the Unix epoch; `u64::MAX` for never.
     pub(crate) expires: u64,
+    pub(crate) priority: Priority,
 }
 
 impl Store {
@@ -97,10 +98,10 @@ impl Store {
         }
     }
 
-    /// Queues `value` under `key` (of the cache's `hash`), an entry the cache evicted or
-    /// writes back: `false` when the disk budget can never hold it, or when the queue is full
-    /// and `wait` is not set (the value is then not kept; nothing older of the key is here,
-    /// since storing the key in memory hid it). With `wait`, waits for room in the queue (the
+    /// Queues `value` under `key` (of the cache's `hash`), an entry the cache evicted, writes
+    /// back or writes through: its ticket, or `None` when the disk budget can never hold it,
+    /// or when the queue is full and `wait` is not set (the value is then not kept; nothing
+    /// older of the key is here, since storing the key in memory hid or replaced it). With `wait`, waits for room in the queue (the
     /// writer thread needs no lock of the cache's). Uncompressed: it runs under the cache's
     /// lock.
     pub(crate) fn spill(
@@ -110,9 +111,9 @@ impl Store {
         expires: Option<SystemTime>,
         priority: Priority,
         wait: bool,
-    ) -> bool {
+    ) -> Option<u64> {
         if key.len() > super::MAX_KEY || value.len() > super::MAX_VALUE {
-            return false;
+            return None;
         }
         let header = Header::value(priority_byte(priority), 0, nanos_of(expires));
         let record = self.encoded(hash, header, key, value);
@@ -122,24 +123,22 @@ impl Store {
             .disk_budget
             .is_some_and(|budget| len as u64 + segment::SEGMENT_HEADER as u64 > budget / 2)
         {
-            return false;
+            return None;
         }
         let inner = if wait {
-            match self.room(len) {
-                Ok(inner) => inner,
-                Err(_) => return false,
-            }
+            self.room(len).ok()?
         } else {
             let inner = shared.lock();
             if inner.queued_bytes > 0 && inner.queued_bytes + len > shared.queue_bytes {
                 shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return None;
             }
             inner
         };
         let old = Self::alike(&inner, hash, key);
-        drop(self.queue(inner, old.as_ref(), record));
-        true
+        let (inner, ticket) = self.queue(inner, old.as_ref(), record);
+        drop(inner);
+        Some(ticket)
     }
 
     /// Hides whatever the store holds of `key` (of the cache's `hash`), which the cache just
@@ -210,24 +209,30 @@ impl Store {
         self.fetch(hash, None, matches)
     }
 
-    /// The newest `limit` live values (the cache's hash and order of each), newest first: what
-    /// a cache warms from (a write-back before a shutdown leaves what memory held newest).
-    pub(crate) fn newest(&self, limit: usize) -> Vec<(u64, u64)> {
+    /// The `limit` live values to warm a cache with (the cache's hash and order of each):
+    /// Critical ones first, then by priority, newest first within one (a write-back before a
+    /// shutdown leaves what memory held newest).
+    pub(crate) fn warm_order(&self, limit: usize) -> Vec<(u64, u64)> {
         let inner = self.shared.lock();
         let now = super::now_nanos();
-        let mut live: Vec<(u64, u64)> = inner
+        let mut live: Vec<(u8, u64, u64)> = inner
             .index
             .iter()
             .flat_map(|(&hash, locs)| {
                 locs.iter()
                     .filter(move |loc| !loc.tombstone && loc.expires > now)
-                    .map(move |loc| (hash, loc.seq))
+                    .map(move |loc| (loc.priority, loc.seq, hash))
             })
             .collect();
         drop(inner);
-        live.sort_unstable_by_key(|&(_, seq)| core::cmp::Reverse(seq));
-        live.truncate(limit);
-        live
+        let limit = limit.min(live.len());
+        let first = |a: &(u8, u64, u64), b: &(u8, u64, u64)| (b.0, b.1).cmp(&(a.0, a.1));
+        if limit < live.len() {
+            live.select_nth_unstable_by(limit, first);
+            live.truncate(limit);
+        }
+        live.sort_unstable_by(first);
+        live.into_iter().map(|(_, seq, hash)| (hash, seq)).collect()
     }
 
     /// The live record of the cache's `hash` and order `seq`, if it is still current.
@@ -251,6 +256,7 @@ impl Store {
                     value,
                     seq,
                     expires: decoded.header.expires,
+                    priority: super::priority_of(decoded.header.priority),
                 });
             }
             break;
@@ -263,6 +269,15 @@ impl Store {
     pub(crate) fn still_holds(&self, hash: u64, key: &[u8], seq: u64) -> bool {
         let inner = self.shared.lock();
         Self::alike(&inner, hash, key).is_some_and(|loc| loc.seq == seq && !loc.tombstone)
+    }
+
+    /// Whether the store's record of `key` (of the cache's `hash`) is a value. While the cache
+    /// holds the key in memory, that value is the one memory holds (every write in memory
+    /// hides the older record or writes through, and a read-back keeps its record), so an
+    /// eviction or a write-back need not write it again.
+    pub(crate) fn holds_value(&self, hash: u64, key: &[u8]) -> bool {
+        let inner = self.shared.lock();
+        Self::alike(&inner, hash, key).is_some_and(|loc| !loc.tombstone)
     }
 
     /// Removes every record: the segments are deleted and a new one started.

@@ -79,6 +79,8 @@ struct Settings<K, V> {
     topology: Option<Topology>,
     locator: Option<Locator>,
     per_socket_l1: Option<bool>,
+    #[cfg(feature = "persistent")]
+    write_through: Option<crate::Priority>,
 }
 
 impl<K, V> Default for CacheBuilder<K, V> {
@@ -103,6 +105,8 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 topology: None,
                 locator: None,
                 per_socket_l1: None,
+                #[cfg(feature = "persistent")]
+                write_through: None,
             },
             hash_builder: DefaultHashBuilder::default(),
             weigher: UnitWeigher,
@@ -235,6 +239,18 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     /// replica only. On one node the cache keeps one replica, whatever this says.
     pub fn per_socket_l1(mut self, on: bool) -> Self {
         self.settings.per_socket_l1 = Some(on);
+        self
+    }
+
+    /// With a persistent tier ([`build_persistent`](Self::build_persistent)): entries stored
+    /// at `from` or a higher priority are written to the disk tier as they are stored
+    /// (write-through), not only when memory evicts them, so a crash keeps them; others as
+    /// [`InsertOptions::write_through`](crate::InsertOptions::write_through) asks (default:
+    /// none). Under [`SyncPolicy::Always`](crate::l3::SyncPolicy::Always) such an insertion
+    /// returns once the disk has it.
+    #[cfg(feature = "persistent")]
+    pub fn write_through(mut self, from: crate::Priority) -> Self {
+        self.settings.write_through = Some(from);
         self
     }
 
@@ -463,8 +479,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         P: Policy,
         W: Weigher<K, V>,
     {
+        let through = self.settings.write_through;
         let mut shared = self.build_shared()?;
-        let l3 = super::persist::Persistent::new(store);
+        let l3 = super::persist::Persistent::new(store, through);
         // The store is keyed by this cache's hash of each key.
         l3.store.rekey(|bytes| {
             K::decode(bytes)

@@ -136,9 +136,9 @@ impl<K: Eq, V> Upper<K, V> for L1Sync<'_, '_, K, V> {
     }
 
     #[cfg(feature = "persistent")]
-    fn written(&mut self, key: &K) {
+    fn written(&mut self, key: &K, stored: Option<(&V, u64)>) {
         if let Some(below) = self.below.as_mut() {
-            below.written(key);
+            below.written(key, stored);
         }
     }
 
@@ -324,8 +324,9 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
     /// Writes every entry held in memory to the persistent tier as well and waits until the
     /// disk has it all: call it before a clean shutdown, and the next run starts with
     /// everything this one held (the disk tier otherwise keeps only what memory evicted).
-    /// Each shard is written under its lock, in order with the writes to it. The entries
-    /// written; 0 without a persistent tier.
+    /// Each shard is written under its lock, in order with the writes to it; an entry whose
+    /// record the disk holds already (written through, or read back from there) is not
+    /// written again. The entries the disk now has; 0 without a persistent tier.
     ///
     /// # Errors
     /// [`L3Error::Io`](crate::l3::L3Error::Io) when the store's writes or sync fail.
@@ -341,7 +342,9 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
         let shared = &*self.shared;
         let mut written = 0;
         shared.l2.for_each_locked(|key, value, expires| {
-            written += usize::from(l3.write_back(shared, (key, value, expires), true));
+            let kept = persist::Kept::WriteBack;
+            let outcome = l3.write_back(shared, (key, value, expires), crate::Priority::High, kept);
+            written += usize::from(outcome != persist::Written::Refused);
         });
         l3.store.sync()?;
         Ok(written)

@@ -177,38 +177,31 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        let l3 = self.l3.as_ref()?;
-        let (stored_key, value, seq, expires, key_bytes) = l3.fetch(hash, key, self.now())?;
-        let copy = value.clone();
-        if !self.take_back(
-            l1,
-            stripe,
-            hash,
-            (stored_key, value),
-            (seq, expires, &key_bytes),
-        ) {
+        let back = self.l3.as_ref()?.fetch(hash, key, self.now())?;
+        let copy = back.value.clone();
+        if !self.take_back(l1, stripe, hash, back) {
             return None;
         }
         self.stats.add(stripe, Event::L3Hit, 1);
         Some(copy)
     }
 
-    /// Takes a value read from the persistent tier (its record's order, its deadline and its
-    /// key's bytes beside it) into L2, if under the shard lock the key is absent there and the
-    /// record still current; whether it did.
+    /// Takes a value read from the persistent tier into L2 (at the priority its record
+    /// kept), if under the shard lock the key is absent there and the record still current;
+    /// whether it did.
     #[cfg(feature = "persistent")]
     fn take_back(
         &self,
         l1: Pin<'_, '_, K, V>,
         stripe: usize,
         hash: u64,
-        entry: (K, V),
-        (seq, expires, key_bytes): (u64, u64, &[u8]),
+        back: super::persist::Back<K, V>,
     ) -> bool {
         let Some(l3) = self.l3.as_ref() else {
             return false;
         };
         let now = self.now();
+        let (seq, expires, key_bytes) = (back.seq, back.expires, &back.key_bytes);
         if expires <= now {
             return false;
         }
@@ -219,9 +212,11 @@ where
         };
         let options = InsertOptions {
             ttl,
+            priority: back.priority,
             ..InsertOptions::new()
         };
         let admit = |present: bool| !present && l3.still_holds(hash, key_bytes, seq);
+        let entry = (back.key, back.value);
         match self.store_if(l1, hash, entry, options, true, Some(&admit)) {
             Ok(stored) if stored.inserted.refused.is_none() => {
                 drop(self.report(stripe, stored));
@@ -237,23 +232,17 @@ where
         }
     }
 
-    /// Loads up to `limit` of the persistent tier's newest values into L2 (see
-    /// `Cache::warm`); how many it took.
+    /// Loads up to `limit` of the persistent tier's values into L2, Critical ones first, then
+    /// the newest (see `Cache::warm`); how many it took.
     #[cfg(feature = "persistent")]
     pub(super) fn warm_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize, limit: usize) -> usize {
         let Some(l3) = self.l3.as_ref() else {
             return 0;
         };
         let mut taken = 0;
-        for (hash, seq) in l3.store.newest(limit) {
-            if let Some((key, value, expires, key_bytes)) = l3.fetch_order(hash, seq, self.now()) {
-                taken += usize::from(self.take_back(
-                    l1,
-                    stripe,
-                    hash,
-                    (key, value),
-                    (seq, expires, &key_bytes),
-                ));
+        for (hash, seq) in l3.store.warm_order(limit) {
+            if let Some(back) = l3.fetch_order(hash, seq, self.now()) {
+                taken += usize::from(self.take_back(l1, stripe, hash, back));
             }
         }
         taken
@@ -283,6 +272,7 @@ where
                 l3,
                 around: self,
                 promoting: false,
+                through: None,
                 ticket: None,
             }),
         }
@@ -467,6 +457,7 @@ where
         if let Some(below) = sync.below.as_mut() {
             // A value read back from the store stays there too.
             below.promoting = admit.is_some();
+            below.through = below.l3.through(&options);
         }
         let inserted = self.l2.insert(
             hash,

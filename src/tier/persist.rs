@@ -20,11 +20,47 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Priority;
 use crate::l2::NEVER;
+use crate::l3::Fetched;
 use crate::l3::{Codec, CodecError, Store, StoreStats};
+
+/// A value read back from the store: its key, its record's order, its deadline on the
+/// cache's clock, its priority and its key's bytes.
+pub(super) struct Back<K, V> {
+    pub(super) key: K,
+    pub(super) value: V,
+    pub(super) seq: u64,
+    pub(super) expires: u64,
+    pub(super) priority: Priority,
+    pub(super) key_bytes: Vec<u8>,
+}
+
+/// Why an entry memory holds is written to the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kept {
+    /// Evicted: never waits for room in the write queue (dropped if it is full).
+    Spill,
+    /// Written back before a shutdown: waits for room.
+    WriteBack,
+    /// Written through as it is stored: waits for room, and replaces the key's record.
+    Through,
+}
+
+/// What [`Persistent::write_back`] did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// Queued, with its ticket.
+    Queued(u64),
+    /// The store's record is this value already.
+    Held,
+    /// Not kept: expired, too large, or the queue full (`Kept::Spill`) or failing.
+    Refused,
+}
 
 /// The cache's store and how its keys and values become bytes.
 pub(super) struct Persistent<K, V> {
     pub(super) store: Store,
+    /// Entries stored at this priority or higher are written through.
+    through_from: Option<Priority>,
     encode_key: fn(&K, &mut Vec<u8>),
     encode_value: fn(&V, &mut Vec<u8>),
     decode_key: fn(&[u8]) -> Result<K, CodecError>,
@@ -32,9 +68,10 @@ pub(super) struct Persistent<K, V> {
 }
 
 impl<K: Codec, V: Codec> Persistent<K, V> {
-    pub(super) fn new(store: Store) -> Self {
+    pub(super) fn new(store: Store, through_from: Option<Priority>) -> Self {
         Self {
             store,
+            through_from,
             encode_key: K::encode,
             encode_value: V::encode,
             decode_key: K::decode,
@@ -73,21 +110,39 @@ pub(super) struct Below<'g, K, V> {
     pub(super) around: &'g dyn Around<K>,
     /// Storing a value read back from the store: its record stays there.
     pub(super) promoting: bool,
-    /// The last removal record queued, for a write under `SyncPolicy::Always` to wait on
-    /// once its locks are released.
+    /// Storing a value written through to the store too, at this priority.
+    pub(super) through: Option<Priority>,
+    /// The last record queued, for a write under `SyncPolicy::Always` to wait on once its
+    /// locks are released.
     pub(super) ticket: Option<u64>,
 }
 
 impl<K, V> Below<'_, K, V> {
     pub(super) fn spilled(&mut self, key: &K, value: &V, expires: u64) {
         // An eviction never waits for the disk: dropped if the queue is full.
-        self.l3
-            .write_back(self.around, (key, value, expires), false);
+        self.l3.write_back(
+            self.around,
+            (key, value, expires),
+            Priority::High,
+            Kept::Spill,
+        );
     }
 
-    pub(super) fn written(&mut self, key: &K) {
+    pub(super) fn written(&mut self, key: &K, stored: Option<(&V, u64)>) {
         if self.promoting {
             return;
+        }
+        if let (Some(priority), Some((value, expires))) = (self.through, stored) {
+            // Written through: the new record supersedes the older one. Waits for room in
+            // the queue (the writer thread takes no lock of the cache's); one the store
+            // refuses (expired, too large, the disk failing) hides the older one instead.
+            let written =
+                self.l3
+                    .write_back(self.around, (key, value, expires), priority, Kept::Through);
+            if let Written::Queued(ticket) = written {
+                self.ticket = Some(ticket);
+                return;
+            }
         }
         let mut k = Vec::new();
         (self.l3.encode_key)(key, &mut k);
@@ -112,30 +167,49 @@ impl<K, V> Below<'_, K, V> {
 }
 
 impl<K, V> Persistent<K, V> {
+    /// Whether an entry stored with `options` is written through (at its priority).
+    pub(super) fn through(&self, options: &crate::InsertOptions) -> Option<Priority> {
+        let priority = options.get_priority();
+        options
+            .write_through
+            .unwrap_or_else(|| self.through_from.is_some_and(|from| priority >= from))
+            .then_some(priority)
+    }
+
     /// Writes an entry memory holds (key, value, deadline on the cache's clock) to the store
-    /// too, under its shard's lock; whether the store took it.
+    /// too, under its shard's lock, at `priority`, as `how` says.
     pub(super) fn write_back(
         &self,
         around: &dyn Around<K>,
         (key, value, expires): (&K, &V, u64),
-        wait: bool,
-    ) -> bool {
+        priority: Priority,
+        how: Kept,
+    ) -> Written {
         let now = around.clock_now();
         if expires != NEVER && expires <= now {
-            return false;
+            return Written::Refused;
         }
-        let (mut k, mut v) = (Vec::new(), Vec::new());
+        let mut k = Vec::new();
         (self.encode_key)(key, &mut k);
-        (self.encode_value)(value, &mut v);
         let hash = around.hash_key(key);
+        if how != Kept::Through && self.store.holds_value(hash, &k) {
+            // Written through or read back: the record is this value already (and keeps its
+            // priority).
+            return Written::Held;
+        }
+        let mut v = Vec::new();
+        (self.encode_value)(value, &mut v);
         let at = wall_time(expires, now);
-        self.store.spill(hash, (&k, &v), at, Priority::High, wait)
+        let wait = how != Kept::Spill;
+        match self.store.spill(hash, (&k, &v), at, priority, wait) {
+            Some(ticket) => Written::Queued(ticket),
+            None => Written::Refused,
+        }
     }
 
     /// The live value of a key of the cache's `hash` equal to `key`, read from the store
-    /// (outside every lock): the key, the value, the record's order and its deadline on the
-    /// cache's clock (at `now`).
-    pub(super) fn fetch<Q>(&self, hash: u64, key: &Q, now: u64) -> Option<(K, V, u64, u64, Vec<u8>)>
+    /// (outside every lock), its deadline on the cache's clock (at `now`).
+    pub(super) fn fetch<Q>(&self, hash: u64, key: &Q, now: u64) -> Option<Back<K, V>>
     where
         K: Borrow<Q>,
         Q: ?Sized + Eq,
@@ -147,29 +221,25 @@ impl<K, V> Persistent<K, V> {
             })
             // A failed read is a miss: the store counts it.
             .ok()??;
-        let stored_key = (self.decode_key)(&fetched.key).ok()?;
-        let value = (self.decode_value)(&fetched.value).ok()?;
-        Some((
-            stored_key,
-            value,
-            fetched.seq,
-            deadline(fetched.expires, now),
-            fetched.key,
-        ))
+        self.back(fetched, now)
     }
 
-    /// The record of `hash` and order `seq`, decoded: the key, the value, their deadline on
-    /// the cache's clock (at `now`), and the key's bytes.
-    pub(super) fn fetch_order(
-        &self,
-        hash: u64,
-        seq: u64,
-        now: u64,
-    ) -> Option<(K, V, u64, Vec<u8>)> {
+    /// The record of `hash` and order `seq`, decoded, its deadline on the cache's clock (at
+    /// `now`).
+    pub(super) fn fetch_order(&self, hash: u64, seq: u64, now: u64) -> Option<Back<K, V>> {
         let fetched = self.store.fetch_order(hash, seq).ok()??;
-        let key = (self.decode_key)(&fetched.key).ok()?;
-        let value = (self.decode_value)(&fetched.value).ok()?;
-        Some((key, value, deadline(fetched.expires, now), fetched.key))
+        self.back(fetched, now)
+    }
+
+    fn back(&self, fetched: Fetched, now: u64) -> Option<Back<K, V>> {
+        Some(Back {
+            key: (self.decode_key)(&fetched.key).ok()?,
+            value: (self.decode_value)(&fetched.value).ok()?,
+            seq: fetched.seq,
+            expires: deadline(fetched.expires, now),
+            priority: fetched.priority,
+            key_bytes: fetched.key,
+        })
     }
 
     /// Whether the store's record of the key (of `hash` and bytes `key`) is still the one of
