@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
-use stratacache::l3::{L3Error, PutOptions, Store, SyncPolicy};
+use stratacache::l3::{Compression, L3Error, PutOptions, Store, SyncPolicy};
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -321,6 +321,82 @@ fn a_compressible_value_takes_less_disk_and_comes_back_whole() {
     store.put(b"text", &value).unwrap();
     assert!(store.stats().bytes_written < value.len() as u64 / 4);
     assert_eq!(store.get(b"text").unwrap(), Some(value));
+}
+
+#[test]
+fn each_value_can_choose_its_compression_and_zstd_packs_tighter_than_lz4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    let value: Vec<u8> = (0..3000u32)
+        .flat_map(|i| format!("tile {} ", i % 97).into_bytes())
+        .collect();
+    let mut written = Vec::new();
+    for (key, compression) in [
+        (&b"none"[..], Compression::None),
+        (b"lz4", Compression::Lz4),
+        (b"zstd", Compression::Zstd),
+    ] {
+        let before = store.stats().bytes_written;
+        let options = PutOptions {
+            compression: Some(compression),
+            ..PutOptions::default()
+        };
+        store.put_with(key, &value, options).unwrap();
+        store.sync().unwrap();
+        written.push(store.stats().bytes_written - before);
+    }
+    assert!(written[0] > value.len() as u64, "{written:?}");
+    assert!(written[1] < written[0] / 3, "{written:?}");
+    assert!(written[2] < written[1], "{written:?}");
+    drop(store);
+    let (store, _) = open(dir.path());
+    for key in [&b"none"[..], b"lz4", b"zstd"] {
+        assert_eq!(store.get(key).unwrap().as_deref(), Some(&value[..]));
+    }
+}
+
+#[test]
+fn compaction_recompresses_the_cold_records_it_copies_with_zstd() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    let value = |key: u32| -> Vec<u8> {
+        (0..200u32)
+            .flat_map(|i| format!("{key}:{} ", i % 13).into_bytes())
+            .collect()
+    };
+    let raw = PutOptions {
+        compression: Some(Compression::None),
+        ..PutOptions::default()
+    };
+    // Forty keys stored raw, then three in four removed: mostly dead segments.
+    for key in 0..40u32 {
+        store
+            .put_with(&key.to_le_bytes(), &value(key), raw)
+            .unwrap();
+    }
+    for key in (0..40u32).filter(|key| key % 4 != 0) {
+        store.remove(&key.to_le_bytes()).unwrap();
+    }
+    store.sync().unwrap();
+    let live_raw: u64 = (0..40u32)
+        .step_by(4)
+        .map(|key| value(key).len() as u64)
+        .sum();
+    let report = store.compact().unwrap();
+    assert!(report.records_moved >= 10, "{report:?}");
+    // What was copied forward takes a fraction of its raw size now.
+    let after = store.stats().disk_bytes;
+    assert!(after < live_raw / 2, "{after} of {live_raw}");
+    for key in 0..40u32 {
+        let expected = (key % 4 == 0).then(|| value(key));
+        assert_eq!(store.get(&key.to_le_bytes()).unwrap(), expected);
+    }
+    drop(store);
+    let (store, report) = open(dir.path());
+    assert_eq!(report.entries, 10);
+    for key in (0..40u32).step_by(4) {
+        assert_eq!(store.get(&key.to_le_bytes()).unwrap(), Some(value(key)));
+    }
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! the index from the segments, keeps the record with the highest sequence number per key,
 //! steps over damaged records, cuts a torn tail, and reports what it found ([`OpenReport`]).
 //! [`Store::compact`] rewrites the live records of mostly dead segments; a disk budget drops
-//! whole segments, oldest first. Values can be stored lz4-compressed where that saves bytes.
+//! whole segments, oldest first. Values can be stored compressed where that saves bytes: lz4
+//! for what is read often, zstd for what is cold (a compaction's copies).
 //!
 //! ```
 //! # fn main() -> Result<(), stratacache::l3::L3Error> {
@@ -44,7 +45,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use codec::{Codec, CodecError};
 pub use error::L3Error;
-pub use record::{MAX_KEY, MAX_VALUE};
+pub use record::{Compression, MAX_KEY, MAX_VALUE};
 pub use store::Store;
 pub(crate) use tiered::Fetched;
 
@@ -73,9 +74,10 @@ pub struct PutOptions {
     pub priority: Priority,
     /// Kept in the record for warming: the hottest first.
     pub hits: u32,
-    /// Whether to try lz4 on the value (`None`: the store's size threshold decides). The value
-    /// is stored compressed only where that saves bytes.
-    pub compress: Option<bool>,
+    /// How to compress the value (`None`: lz4 if it is at least the store's
+    /// [`compress_from`](StoreBuilder::compress_from) bytes). The value is stored compressed
+    /// only where that saves bytes.
+    pub compression: Option<Compression>,
 }
 
 impl Default for PutOptions {
@@ -84,7 +86,7 @@ impl Default for PutOptions {
             expires: None,
             priority: Priority::High,
             hits: 0,
-            compress: None,
+            compression: None,
         }
     }
 }
@@ -183,8 +185,9 @@ impl StoreBuilder {
         self
     }
 
-    /// Values of at least this many bytes are lz4-compressed where that saves bytes (default
-    /// 512; `None`: only where [`PutOptions::compress`] asks).
+    /// Values of at least this many bytes are lz4-compressed where that saves bytes, and
+    /// recompressed with zstd when a compaction copies them (they outlived their segment: cold
+    /// data). Default 512; `None`: only where [`PutOptions::compression`] asks.
     #[must_use]
     pub fn compress_from(mut self, bytes: Option<usize>) -> Self {
         self.compress_from = bytes;

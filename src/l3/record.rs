@@ -35,13 +35,50 @@ pub const MAX_VALUE: usize = 1 << 30;
 
 const TOMBSTONE: u8 = 1;
 const LZ4: u8 = 2;
-const KNOWN_FLAGS: u8 = TOMBSTONE | LZ4;
+const ZSTD: u8 = 4;
+const KNOWN_FLAGS: u8 = TOMBSTONE | LZ4 | ZSTD;
+
+/// How a record's value is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// As it was put.
+    #[default]
+    None,
+    /// lz4 (`lz4_flex`): fast both ways, for values read often.
+    Lz4,
+    /// zstd (level 3): smaller and slower to read, for cold values.
+    Zstd,
+}
+
+/// The zstd level used: the library's default, a balance of ratio and speed.
+const ZSTD_LEVEL: i32 = 3;
+
+impl Compression {
+    /// `value` packed this way, if that saves bytes.
+    fn pack(self, value: &[u8]) -> Option<alloc::vec::Vec<u8>> {
+        let packed = match self {
+            Self::None => return None,
+            Self::Lz4 => lz4_flex::block::compress(value),
+            Self::Zstd => zstd::bulk::compress(value, ZSTD_LEVEL).ok()?,
+        };
+        (packed.len() < value.len()).then_some(packed)
+    }
+
+    fn flag(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Lz4 => LZ4,
+            Self::Zstd => ZSTD,
+        }
+    }
+}
 
 /// What a record says beside its key and value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) tombstone: bool,
-    pub(crate) lz4: bool,
+    /// How the value is stored (`raw_len` is its length as put).
+    pub(crate) packing: Compression,
     pub(crate) priority: u8,
     pub(crate) key_len: u32,
     pub(crate) value_len: u32,
@@ -57,7 +94,7 @@ impl Header {
     pub(crate) fn value(priority: u8, hits: u32, expires: u64) -> Self {
         Self {
             tombstone: false,
-            lz4: false,
+            packing: Compression::None,
             priority,
             key_len: 0,
             value_len: 0,
@@ -99,47 +136,49 @@ pub(crate) enum DecodeError {
 pub(crate) struct Decoded<'a> {
     pub(crate) header: Header,
     pub(crate) key: &'a [u8],
-    /// The value as stored (compressed when `header.lz4`).
+    /// The value as stored (compressed as `header.packing` says).
     pub(crate) value: &'a [u8],
 }
 
 impl Decoded<'_> {
     /// The value as it was put: decompressed if it was stored compressed.
     pub(crate) fn value(&self) -> Result<alloc::vec::Vec<u8>, DecodeError> {
-        if !self.header.lz4 {
-            return Ok(self.value.to_vec());
-        }
-        let raw = lz4_flex::block::decompress(self.value, self.header.raw_len as usize)
-            .map_err(|_| DecodeError::Corrupt)?;
-        if raw.len() != self.header.raw_len as usize {
-            return Err(DecodeError::Corrupt);
-        }
-        Ok(raw)
+        let len = self.header.raw_len as usize;
+        let raw = match self.header.packing {
+            Compression::None => return Ok(self.value.to_vec()),
+            Compression::Lz4 => lz4_flex::block::decompress(self.value, len).ok(),
+            Compression::Zstd => zstd::bulk::decompress(self.value, len).ok(),
+        };
+        // It passed its checksum, so a failure here is a writer's bug or another build's.
+        raw.filter(|raw| raw.len() == len)
+            .ok_or(DecodeError::Corrupt)
     }
 }
 
-/// Appends a record to `out`: `value` is compressed with lz4 if `compress` and that saves
-/// bytes. `header`'s lengths and flags are set here. Returns the CRC32C of the key and the
-/// stored value, for [`restamp`].
+/// Appends a record to `out`: `value` is compressed as `packing` says where that saves bytes.
+/// `header`'s lengths and flags are set here. Returns the CRC32C of the key and the stored
+/// value, for [`restamp`].
 pub(crate) fn encode(
     out: &mut alloc::vec::Vec<u8>,
     mut header: Header,
     key: &[u8],
     value: &[u8],
-    compress: bool,
+    packing: Compression,
 ) -> u32 {
-    let compressed = compress
-        .then(|| lz4_flex::block::compress(value))
-        .filter(|packed| packed.len() < value.len());
+    let compressed = packing.pack(value);
     let stored = compressed.as_deref().unwrap_or(value);
-    header.lz4 = compressed.is_some();
+    header.packing = if compressed.is_some() {
+        packing
+    } else {
+        Compression::None
+    };
     header.key_len = u32::try_from(key.len()).expect("checked against MAX_KEY");
     header.value_len = u32::try_from(stored.len()).expect("checked against MAX_VALUE");
     header.raw_len = u32::try_from(value.len()).expect("checked against MAX_VALUE");
     let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
-    out.push((u8::from(header.tombstone) * TOMBSTONE) | (u8::from(header.lz4) * LZ4));
+    out.push((u8::from(header.tombstone) * TOMBSTONE) | header.packing.flag());
     out.push(header.priority);
     out.push(0);
     out.extend_from_slice(&header.key_len.to_le_bytes());
@@ -192,9 +231,15 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header, DecodeError> {
         return Err(DecodeError::Corrupt);
     }
     let flags = bytes[5];
+    let packing = match flags & (LZ4 | ZSTD) {
+        0 => Compression::None,
+        LZ4 => Compression::Lz4,
+        ZSTD => Compression::Zstd,
+        _ => return Err(DecodeError::Corrupt),
+    };
     let header = Header {
         tombstone: flags & TOMBSTONE != 0,
-        lz4: flags & LZ4 != 0,
+        packing,
         priority: bytes[6],
         key_len: u32_at(bytes, 8),
         value_len: u32_at(bytes, 12),
@@ -209,7 +254,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<Header, DecodeError> {
         && header.key_len as usize <= MAX_KEY
         && header.value_len as usize <= MAX_VALUE
         && header.raw_len as usize <= MAX_VALUE
-        && (header.lz4 || header.raw_len == header.value_len)
+        && (header.packing != Compression::None || header.raw_len == header.value_len)
         && u32_at(bytes, 40) == 0;
     if !plausible {
         return Err(DecodeError::Corrupt);
@@ -244,7 +289,7 @@ mod tests {
     fn header(seq: u64) -> Header {
         Header {
             tombstone: false,
-            lz4: false,
+            packing: Compression::None,
             priority: 2,
             key_len: 0,
             value_len: 0,
@@ -258,7 +303,7 @@ mod tests {
     #[test]
     fn a_record_decodes_to_what_was_encoded() {
         let mut out = Vec::new();
-        encode(&mut out, header(9), b"key", b"value", false);
+        encode(&mut out, header(9), b"key", b"value", Compression::None);
         let decoded = decode(&out).expect("a whole record");
         assert_eq!(decoded.key, b"key");
         assert_eq!(decoded.value().unwrap(), b"value");
@@ -270,24 +315,29 @@ mod tests {
     #[test]
     fn a_compressible_value_is_stored_compressed_and_comes_back_whole() {
         let value = alloc::vec![b'a'; 4096];
-        let mut out = Vec::new();
-        encode(&mut out, header(1), b"k", &value, true);
-        let decoded = decode(&out).unwrap();
-        assert!(decoded.header.lz4 && out.len() < 1024, "{}", out.len());
-        assert_eq!(decoded.value().unwrap(), value);
+        for packing in [Compression::Lz4, Compression::Zstd] {
+            let mut out = Vec::new();
+            encode(&mut out, header(1), b"k", &value, packing);
+            let decoded = decode(&out).unwrap();
+            assert_eq!(decoded.header.packing, packing);
+            assert!(out.len() < 1024, "{packing:?}: {}", out.len());
+            assert_eq!(decoded.value().unwrap(), value);
+        }
         // Random bytes do not shrink: stored as they are.
         let noise: Vec<u8> = (0..256u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
-        let mut plain = Vec::new();
-        encode(&mut plain, header(2), b"k", &noise, true);
-        assert!(!decode(&plain).unwrap().header.lz4);
+        for packing in [Compression::Lz4, Compression::Zstd] {
+            let mut plain = Vec::new();
+            encode(&mut plain, header(2), b"k", &noise, packing);
+            assert_eq!(decode(&plain).unwrap().header.packing, Compression::None);
+        }
     }
 
     #[test]
     fn a_restamped_record_carries_its_new_order_and_a_valid_checksum() {
         let mut out = Vec::new();
-        let payload = encode(&mut out, header(1), b"key", b"value", false);
+        let payload = encode(&mut out, header(1), b"key", b"value", Compression::None);
         restamp(&mut out, 77, payload);
         let decoded = decode(&out).expect("the checksum follows the new order");
         assert_eq!((decoded.header.seq, decoded.key), (77, &b"key"[..]));
@@ -296,7 +346,13 @@ mod tests {
     #[test]
     fn every_flipped_bit_is_caught() {
         let mut out = Vec::new();
-        encode(&mut out, header(3), b"some key", b"some value", false);
+        encode(
+            &mut out,
+            header(3),
+            b"some key",
+            b"some value",
+            Compression::None,
+        );
         for bit in 0..out.len() * 8 {
             let mut bad = out.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
@@ -307,7 +363,7 @@ mod tests {
     #[test]
     fn a_cut_record_reads_as_short_and_another_version_as_damage() {
         let mut out = Vec::new();
-        encode(&mut out, header(4), b"key", b"value", false);
+        encode(&mut out, header(4), b"key", b"value", Compression::None);
         for cut in 1..out.len() {
             assert_eq!(
                 decode(&out[..cut]).unwrap_err(),

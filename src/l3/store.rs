@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::vec::Vec;
 
-use super::record::{self, HEADER, Header};
+use super::record::{self, Compression, HEADER, Header};
 use super::segment::{self, SEGMENT_HEADER, Scanned, Segment};
 use super::tiered::Fetched;
 use super::{
@@ -405,15 +405,19 @@ impl Store {
                 });
             }
         }
-        let compress = options
-            .compress
-            .unwrap_or_else(|| self.compress_from.is_some_and(|from| value.len() >= from));
+        let packing = options.compression.unwrap_or_else(|| {
+            if self.compress_from.is_some_and(|from| value.len() >= from) {
+                Compression::Lz4
+            } else {
+                Compression::None
+            }
+        });
         let header = Header::value(
             priority_byte(options.priority),
             options.hits,
             nanos_of(options.expires),
         );
-        let record = self.encode(header, key, value, compress);
+        let record = self.encode(header, key, value, packing);
         self.check_fits(record.bytes.len())?;
         let inner = self.room(record.bytes.len())?;
         let old = self.shared.find(&inner, record.hash, key)?;
@@ -426,7 +430,7 @@ impl Store {
     /// # Errors
     /// As [`put`](Self::put).
     pub fn remove(&self, key: &[u8]) -> Result<bool, L3Error> {
-        let record = self.encode(Header::removal(), key, &[], false);
+        let record = self.encode(Header::removal(), key, &[], Compression::None);
         let inner = self.room(record.bytes.len())?;
         let Some(old) = self.shared.find(&inner, record.hash, key)? else {
             return Ok(false);
@@ -444,10 +448,10 @@ impl Store {
         header: Header,
         key: &[u8],
         value: &[u8],
-        compress: bool,
+        packing: Compression,
     ) -> Encoded {
         let mut bytes = Vec::new();
-        let payload = record::encode(&mut bytes, header, key, value, compress);
+        let payload = record::encode(&mut bytes, header, key, value, packing);
         Encoded {
             bytes,
             payload,
@@ -739,6 +743,7 @@ impl Store {
                 .counters
                 .bytes_read
                 .fetch_add(u64::from(loc.len), Ordering::Relaxed);
+            let bytes = self.cold(bytes);
             read.push((hash, loc, oldest, bytes));
         }
         let mut inner = shared.lock();
@@ -769,6 +774,7 @@ impl Store {
                     bytes: Arc::clone(&bytes),
                     ticket,
                 },
+                len: u32::try_from(bytes.len()).expect("no longer than the record read"),
                 ..loc
             };
             inner.index.entry(hash).or_default().push(copy);
@@ -794,6 +800,35 @@ impl Store {
             shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
         }
         Ok(report)
+    }
+
+    /// A record a compaction copies forward, recompressed with zstd where its value is at
+    /// least [`compress_from`](StoreBuilder::compress_from) bytes and that saves bytes: it
+    /// outlived its segment, so it is read rarely. The same order, priority and expiry; the
+    /// bytes as they were otherwise (a damaged record stays so, for the caller to drop).
+    fn cold(&self, bytes: Vec<u8>) -> Vec<u8> {
+        let Ok(decoded) = record::decode(&bytes) else {
+            return bytes;
+        };
+        let header = decoded.header;
+        let worth = !header.tombstone
+            && header.packing != Compression::Zstd
+            && self
+                .compress_from
+                .is_some_and(|from| header.raw_len as usize >= from);
+        if !worth {
+            return bytes;
+        }
+        let Ok(value) = decoded.value() else {
+            return bytes;
+        };
+        let mut packed = Vec::new();
+        record::encode(&mut packed, header, decoded.key, &value, Compression::Zstd);
+        if packed.len() < bytes.len() {
+            packed
+        } else {
+            bytes
+        }
     }
 
     /// The store's counters.

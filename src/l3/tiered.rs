@@ -15,7 +15,7 @@ use std::sync::MutexGuard;
 use std::time::SystemTime;
 use std::vec::Vec;
 
-use super::record::{self, HEADER, Header};
+use super::record::{self, Compression, HEADER, Header};
 use super::segment::{self, Segment};
 use super::store::{Encoded, Index, Inner, Loc, Place, Shared, Store};
 use super::{L3Error, nanos_of, priority_byte};
@@ -88,7 +88,7 @@ impl Store {
 
     fn encoded(&self, hash: u64, header: Header, key: &[u8], value: &[u8]) -> Encoded {
         let mut bytes = Vec::new();
-        let payload = record::encode(&mut bytes, header, key, value, false);
+        let payload = record::encode(&mut bytes, header, key, value, Compression::None);
         Encoded {
             bytes,
             payload,
@@ -103,7 +103,7 @@ impl Store {
     /// or when the queue is full and `wait` is not set (the value is then not kept; nothing
     /// older of the key is here, since storing the key in memory hid or replaced it). With `wait`, waits for room in the queue (the
     /// writer thread needs no lock of the cache's). Uncompressed: it runs under the cache's
-    /// lock.
+    /// lock (a compaction compresses what lasts).
     pub(crate) fn spill(
         &self,
         hash: u64,
