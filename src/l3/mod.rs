@@ -13,6 +13,12 @@
 //! whole segments, oldest first. Values can be stored compressed where that saves bytes: lz4
 //! for what is read often, zstd for what is cold (a compaction's copies).
 //!
+//! A write the disk refuses (full, failing) is an [`L3Error::Io`] naming the directory and the
+//! cause, for the write that waits on it and those after; the writer thread cuts the segment
+//! back, keeps the records queued and readable, and retries every 100 ms, so writes go on once
+//! there is room. A store closed while the disk still refuses drops what it could not write:
+//! under [`SyncPolicy::Always`] none of it was acknowledged.
+//!
 //! ```
 //! # fn main() -> Result<(), stratacache::l3::L3Error> {
 //! # let dir = std::env::temp_dir().join(format!("stratacache-doc-{}", std::process::id()));
