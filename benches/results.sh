@@ -3,7 +3,7 @@
 # bench, stratacache side by side with the peers, once with the system allocator and once with
 # mimalloc (`--features mimalloc`). Charts and raw outputs go to benches/results/.
 #   bash benches/results.sh [--quick]      (--quick: criterion's short runs, a few minutes each)
-# RESULTS_BENCHES="l1 cache memory tail budget" (the default) chooses what is run again; the page is
+# RESULTS_BENCHES="l1 cache memory tail budget l3" (the default) chooses what is run again; the page is
 # assembled from whatever criterion and benches/results/ hold, so RESULTS_BENCHES=l1 reruns
 # only the latency bench and keeps the other figures; RESULTS_BENCHES=none only reassembles.
 # Thread counts of the mixed workloads: STRATACACHE_BENCH_THREADS (default 1,2,all).
@@ -17,7 +17,7 @@ mkdir -p "$raw"
 for alloc in system mimalloc; do
     features=()
     if [ "$alloc" = mimalloc ]; then features=(--features mimalloc); fi
-    for bench in ${RESULTS_BENCHES:-l1 cache memory tail budget}; do
+    for bench in ${RESULTS_BENCHES:-l1 cache memory tail budget l3}; do
         echo "== $alloc allocator: $bench" >&2
         case $bench in
         l1 | cache)
@@ -34,8 +34,25 @@ for alloc in system mimalloc; do
             if [ "$alloc" = system ]; then
                 cargo run -q --release -p stratacache-benches --bin budgets > "$raw/budgets.md"
             fi ;;
+        l3)
+            # The disk tier's figures do not depend on the global allocator: one run.
+            if [ "$alloc" = system ]; then
+                {
+                    echo "Store and cache paths (\`cargo run --release -p stratacache-benches --example l3_paths\`):"
+                    echo
+                    cargo run -q --release -p stratacache-benches --example l3_paths | sed 's/^/- /'
+                    echo
+                    echo "Beside foyer's hybrid cache (\`--example l3_hybrid\`, two alternating rounds):"
+                    echo
+                    cargo run -q --release -p stratacache-benches --example l3_hybrid
+                    echo
+                    echo "Reopening and warming 1 GiB (\`--example l3_reopen\`):"
+                    echo
+                    cargo run -q --release -p stratacache-benches --example l3_reopen | sed 's/^/- /'
+                } > "$raw/l3.md"
+            fi ;;
         none) ;;
-        *) echo "unknown bench $bench (l1, cache, memory, tail, budget, none)" >&2; exit 2 ;;
+        *) echo "unknown bench $bench (l1, cache, memory, tail, budget, l3, none)" >&2; exit 2 ;;
         esac
     done
 done
@@ -116,5 +133,13 @@ echo "policy state and indexes and L1's copies; \"bytes per entry\" divides it b
 echo "these figures came to be: [NOTES.md](results/NOTES.md#memory-budgets)."
 echo
 cat "$raw/budgets.md"
+echo
+echo "## The disk tier (feature \`persistent\`)"
+echo
+echo "Measured $(when l3.md), on this machine's virtual disk through the page cache (the reopening"
+echo "drops it first where it may). What each example does is in its header comment; the story"
+echo "of these figures is in [NOTES.md](results/NOTES.md#the-disk-tier)."
+echo
+cat "$raw/l3.md"
 } > benches/RESULTS.md
 echo "wrote benches/RESULTS.md" >&2
