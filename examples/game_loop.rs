@@ -479,10 +479,9 @@ fn build(args: &Args, capacity: u64) -> Result<GameCache, String> {
 /// seconds while the run lasts.
 #[cfg(feature = "persistent")]
 fn watch_warm_start(cache: &GameCache, capacity: u64, until: Duration) {
-    let warming = {
-        let cache = cache.clone();
-        std::thread::spawn(move || cache.warm(capacity as usize))
-    };
+    let warming = cache
+        .warm_in_background(capacity as usize)
+        .expect("a thread for warming");
     let started = Instant::now();
     let mut last = cache.stats();
     for second in 1..=5u32 {

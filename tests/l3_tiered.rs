@@ -371,7 +371,7 @@ fn warming_takes_critical_entries_first_and_keeps_them_critical() {
         cache.write_back().unwrap();
     }
     let cache = cache(dir.path(), 64);
-    assert_eq!(cache.warm(10), 10);
+    assert_eq!(cache.warm_in_background(10).unwrap().join().unwrap(), 10);
     for key in 0..10u64 {
         assert_eq!(cache.get(&key), Some(format!("critical {key}")));
     }
@@ -383,4 +383,82 @@ fn warming_takes_critical_entries_first_and_keeps_them_critical() {
         assert_eq!(cache.get(&key), Some(format!("critical {key}")));
     }
     assert_eq!(cache.stats().l3_hits, 0);
+}
+
+#[cfg(feature = "serde")]
+mod serde_types {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+    use stratacache::l3::Serde;
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+    struct Tile {
+        x: i32,
+        y: i32,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+    struct Terrain {
+        kind: String,
+        height: f32,
+        props: Vec<u16>,
+    }
+
+    fn terrain(tile: &Tile) -> Terrain {
+        Terrain {
+            kind: format!("kind {}", (tile.x + tile.y).rem_euclid(5)),
+            height: tile.x as f32 * 0.5,
+            props: vec![tile.x as u16, tile.y as u16],
+        }
+    }
+
+    #[test]
+    fn serde_keys_and_values_leave_memory_for_disk_and_come_back_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiles: Vec<Tile> = (-20..20)
+            .flat_map(|x| (-5..5).map(move |y| Tile { x, y }))
+            .collect();
+        {
+            let cache: Cache<Serde<Tile>, Serde<Terrain>> = Cache::builder()
+                .capacity(32)
+                .build_persistent(store(dir.path()))
+                .unwrap();
+            for tile in &tiles {
+                let value = Serde::new(terrain(tile)).unwrap();
+                cache
+                    .insert(Serde::new(tile.clone()).unwrap(), value)
+                    .unwrap();
+            }
+            // Looked up by the plain key type: most answers come from disk.
+            for tile in &tiles {
+                assert_eq!(cache.get(tile).as_deref(), Some(&terrain(tile)), "{tile:?}");
+            }
+            assert!(cache.stats().l3_hits > 300, "{:?}", cache.stats());
+            cache.write_back().unwrap();
+        }
+        let cache: Cache<Serde<Tile>, Serde<Terrain>> = Cache::builder()
+            .capacity(32)
+            .build_persistent(store(dir.path()))
+            .unwrap();
+        for tile in &tiles {
+            assert_eq!(cache.get(tile).as_deref(), Some(&terrain(tile)), "{tile:?}");
+        }
+        // Read as another type, the records are misses, never panics.
+        let other: Cache<Serde<Tile>, Serde<Vec<String>>> = {
+            drop(cache);
+            Cache::builder()
+                .capacity(32)
+                .build_persistent(store(dir.path()))
+                .unwrap()
+        };
+        let read = tiles
+            .iter()
+            .filter(|tile| other.get(*tile).is_some())
+            .count();
+        assert!(
+            read < tiles.len() / 10,
+            "{read} of {} decoded as the wrong type",
+            tiles.len()
+        );
+    }
 }

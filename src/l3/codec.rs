@@ -9,10 +9,11 @@ use std::vec::Vec;
 /// A type the persistent tier can store: its bytes, and the value back from them.
 ///
 /// Byte buffers pass through as they are (`Vec<u8>`, `[u8; N]`, `Box<[u8]>`, `Arc<[u8]>`); strings are
-/// their UTF-8; integers and `bool` are little-endian of fixed width. The trait is sealed: a
-/// cache encodes what it evicts under the evicting shard's lock (so that the store sees the
-/// cache's writes in their order), where no user code may run. Store a type of your own as
-/// bytes you encode yourself (`Cache<K, Vec<u8>>`).
+/// their UTF-8; integers and `bool` are little-endian of fixed width; a type of your own goes
+/// through serde as [`Serde<T>`](super::Serde) (feature `serde`). The trait is sealed: a cache
+/// encodes what it evicts under the evicting shard's lock (so that the store sees the cache's
+/// writes in their order), where no user code may run, so `Serde` serializes when a value is
+/// wrapped, outside every lock.
 pub trait Codec: Sized + sealed::Sealed {
     /// Appends the value's bytes to `out`.
     fn encode(&self, out: &mut Vec<u8>);
@@ -25,7 +26,7 @@ pub trait Codec: Sized + sealed::Sealed {
     fn decode(bytes: &[u8]) -> Result<Self, CodecError>;
 }
 
-mod sealed {
+pub(super) mod sealed {
     /// Implemented by the crate's codecs only (see [`Codec`](super::Codec)).
     pub trait Sealed {}
 

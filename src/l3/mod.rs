@@ -43,6 +43,8 @@ mod record;
 mod segment;
 mod store;
 mod tiered;
+#[cfg(feature = "serde")]
+mod typed;
 mod writer;
 
 use core::time::Duration;
@@ -54,6 +56,8 @@ pub use error::L3Error;
 pub use record::{Compression, MAX_KEY, MAX_VALUE};
 pub use store::Store;
 pub(crate) use tiered::Fetched;
+#[cfg(feature = "serde")]
+pub use typed::Serde;
 
 use crate::Priority;
 

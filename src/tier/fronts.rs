@@ -402,6 +402,25 @@ where
         self.shared.warm_in(&self.pin_l1(), self.stripe(), limit)
     }
 
+    /// [`warm`](Self::warm) on a thread of its own, named `stratacache-warm`: the cache serves
+    /// lookups and writes meanwhile. Join the handle for the count.
+    ///
+    /// # Errors
+    /// The operating system's, when it cannot start a thread.
+    #[cfg(feature = "persistent")]
+    pub fn warm_in_background(
+        &self,
+        limit: usize,
+    ) -> std::io::Result<std::thread::JoinHandle<usize>>
+    where
+        Self: Send + 'static,
+    {
+        let cache = self.clone();
+        std::thread::Builder::new()
+            .name(std::string::String::from("stratacache-warm"))
+            .spawn(move || cache.warm(limit))
+    }
+
     /// The entries, as clones of their keys and values, one L2 shard's snapshot at a time
     /// (weakly consistent, taking no lock: see [`Iter`]).
     ///
