@@ -72,6 +72,9 @@ pub struct InsertOptions {
     /// cache's [`write_through`](crate::CacheBuilder::write_through) setting says).
     #[cfg(feature = "persistent")]
     pub(crate) write_through: Option<bool>,
+    /// How a written-through record is compressed (`None`: as the store's threshold says).
+    #[cfg(feature = "persistent")]
+    pub(crate) compression: Option<crate::l3::Compression>,
 }
 
 /// An entry's lifetime as the caller asked for it.
@@ -95,6 +98,8 @@ impl InsertOptions {
             weight: None,
             #[cfg(feature = "persistent")]
             write_through: None,
+            #[cfg(feature = "persistent")]
+            compression: None,
         }
     }
 
@@ -133,6 +138,17 @@ impl InsertOptions {
     #[cfg(feature = "persistent")]
     pub const fn write_through(mut self, yes: bool) -> Self {
         self.write_through = Some(yes);
+        self
+    }
+
+    /// With a persistent tier: how the entry's record is compressed when it is written
+    /// through (prepared on the caller's thread before any lock is taken): lz4 for values
+    /// read often, zstd for cold ones. By default the store's size threshold chooses lz4 or
+    /// nothing. What memory evicts is stored uncompressed, and compressed (zstd) when a
+    /// compaction finds it still live.
+    #[cfg(feature = "persistent")]
+    pub const fn compression(mut self, compression: crate::l3::Compression) -> Self {
+        self.compression = Some(compression);
         self
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use stratacache::l3::{Store, SyncPolicy};
+use stratacache::l3::{Compression, Store, SyncPolicy};
 use stratacache::{Cache, InsertOptions, Priority};
 
 fn store(dir: &std::path::Path) -> Store {
@@ -332,6 +332,17 @@ fn entries_written_through_are_on_disk_before_memory_evicts_them() {
             .unwrap();
         // Nothing was evicted: only the written-through entries are on disk.
         assert_eq!(cache.persistent_stats().unwrap().entries, 11);
+        // A written-through record compressed as its options ask.
+        let before = cache.persistent_stats().unwrap().bytes_written;
+        let packed = InsertOptions::new()
+            .write_through(true)
+            .compression(Compression::Zstd);
+        cache
+            .insert_with(103, "tile ".repeat(2_000), packed)
+            .unwrap();
+        let written = cache.persistent_stats().unwrap().bytes_written - before;
+        assert!(written < 1_000, "{written} bytes for 10,000 of text");
+        cache.remove(&103);
         // A value stored again without write-through hides its older record.
         cache.insert(20, String::from("memory only")).unwrap();
         assert_eq!(cache.persistent_stats().unwrap().entries, 10);

@@ -34,10 +34,10 @@ pub(crate) trait Upper<K, V> {
     fn spilled(&mut self, key: &K, value: &V, expires: u64) {
         let _ = (key, value, expires);
     }
-    /// `key` was just stored (with `stored`: its value and deadline) or removed (`None`): a
-    /// tier below hides what it holds of the key, or keeps the new value in its place.
-    fn written(&mut self, key: &K, stored: Option<(&V, u64)>) {
-        let _ = (key, stored);
+    /// `key` was just stored or removed: a tier below hides what it holds of the key (or
+    /// puts the new value, prepared before the lock, in its place).
+    fn written(&mut self, key: &K) {
+        let _ = key;
     }
     /// A removal found no entry of `key` (of 64-bit `hash`) here: a tier below hides what it
     /// holds of the key all the same.
@@ -599,7 +599,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
             None => (0, NEVER),
         };
         // The tier below forgets its older copy before the new one is visible.
-        upper.written(&key, Some((&value, deadlines.0)));
+        upper.written(&key);
         let new = match self.raw.fill(slot, hash, (key, value), deadlines, hits) {
             Ok(new) => new,
             Err((slot, key, value)) => {
@@ -737,7 +737,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         if only.is_some_and(|only| only != id) {
             return None; // replaced since the caller saw slot `only`
         }
-        upper.written(self.raw.slots().entry(id).0, None);
+        upper.written(self.raw.slots().entry(id).0);
         self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
         Some(self.unlink(id, Some(bucket), 0, epoch, upper))
     }

@@ -54,6 +54,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use codec::{Codec, CodecError};
 pub use error::L3Error;
 pub use record::{Compression, MAX_KEY, MAX_VALUE};
+pub(crate) use store::Encoded;
 pub use store::Store;
 pub(crate) use tiered::Fetched;
 #[cfg(feature = "serde")]

@@ -81,7 +81,7 @@ pub(super) type Index = hashbrown::HashMap<u64, Vec<Loc>, crate::hash::FixedStat
 
 /// A record its writer encoded outside the lock: its bytes, the checksum of its payload (for
 /// stamping its order under the lock), and what the index keeps of it.
-pub(super) struct Encoded {
+pub(crate) struct Encoded {
     pub(super) bytes: Vec<u8>,
     pub(super) payload: u32,
     pub(super) hash: u64,
@@ -405,13 +405,9 @@ impl Store {
                 });
             }
         }
-        let packing = options.compression.unwrap_or_else(|| {
-            if self.compress_from.is_some_and(|from| value.len() >= from) {
-                Compression::Lz4
-            } else {
-                Compression::None
-            }
-        });
+        let packing = options
+            .compression
+            .unwrap_or_else(|| self.default_packing(value.len()));
         let header = Header::value(
             priority_byte(options.priority),
             options.hits,
@@ -800,6 +796,16 @@ impl Store {
             shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
         }
         Ok(report)
+    }
+
+    /// How a value of `len` bytes is stored unless its writer says: lz4 from the store's
+    /// [`compress_from`](StoreBuilder::compress_from) up.
+    pub(crate) fn default_packing(&self, len: usize) -> Compression {
+        if self.compress_from.is_some_and(|from| len >= from) {
+            Compression::Lz4
+        } else {
+            Compression::None
+        }
     }
 
     /// A record a compaction copies forward, recompressed with zstd where its value is at

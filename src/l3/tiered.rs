@@ -98,12 +98,9 @@ impl Store {
         }
     }
 
-    /// Queues `value` under `key` (of the cache's `hash`), an entry the cache evicted, writes
-    /// back or writes through: its ticket, or `None` when the disk budget can never hold it,
-    /// or when the queue is full and `wait` is not set (the value is then not kept; nothing
-    /// older of the key is here, since storing the key in memory hid or replaced it). With `wait`, waits for room in the queue (the
-    /// writer thread needs no lock of the cache's). Uncompressed: it runs under the cache's
-    /// lock (a compaction compresses what lasts).
+    /// Queues `value` under `key` (of the cache's `hash`), an entry the cache evicted or
+    /// writes back, uncompressed (it runs under the cache's lock; a compaction compresses what
+    /// lasts): see [`spill_prepared`](Self::spill_prepared).
     pub(crate) fn spill(
         &self,
         hash: u64,
@@ -112,19 +109,47 @@ impl Store {
         priority: Priority,
         wait: bool,
     ) -> Option<u64> {
+        let record = self.prepare(hash, (key, value), expires, priority, Compression::None)?;
+        self.spill_prepared(record, wait)
+    }
+
+    /// A value record of `key` (of the cache's `hash`), encoded and compressed as `packing`
+    /// says, for [`spill_prepared`](Self::spill_prepared): `None` when the disk budget can
+    /// never hold it. A write-through prepares it before the cache's lock is taken.
+    pub(crate) fn prepare(
+        &self,
+        hash: u64,
+        (key, value): (&[u8], &[u8]),
+        expires: Option<SystemTime>,
+        priority: Priority,
+        packing: Compression,
+    ) -> Option<Encoded> {
         if key.len() > super::MAX_KEY || value.len() > super::MAX_VALUE {
             return None;
         }
         let header = Header::value(priority_byte(priority), 0, nanos_of(expires));
-        let record = self.encoded(hash, header, key, value);
+        let mut bytes = Vec::new();
+        let payload = record::encode(&mut bytes, header, key, value, packing);
+        let fits = self
+            .shared
+            .disk_budget
+            .is_none_or(|budget| bytes.len() as u64 + segment::SEGMENT_HEADER as u64 <= budget / 2);
+        fits.then_some(Encoded {
+            bytes,
+            payload,
+            hash,
+            key_len: key.len(),
+            header,
+        })
+    }
+
+    /// Queues a prepared `record`: its ticket, or `None` when the queue is full and `wait` is
+    /// not set (the value is then not kept; nothing older of the key is here, since storing
+    /// the key in memory hid or replaced it). With `wait`, waits for room in the queue (the
+    /// writer thread needs no lock of the cache's).
+    pub(crate) fn spill_prepared(&self, record: Encoded, wait: bool) -> Option<u64> {
         let shared = &*self.shared;
         let len = record.bytes.len();
-        if shared
-            .disk_budget
-            .is_some_and(|budget| len as u64 + segment::SEGMENT_HEADER as u64 > budget / 2)
-        {
-            return None;
-        }
         let inner = if wait {
             self.room(len).ok()?
         } else {
@@ -135,7 +160,8 @@ impl Store {
             }
             inner
         };
-        let old = Self::alike(&inner, hash, key);
+        let key = &record.bytes[HEADER..HEADER + record.key_len];
+        let old = Self::alike(&inner, record.hash, key);
         let (inner, ticket) = self.queue(inner, old.as_ref(), record);
         drop(inner);
         Some(ticket)

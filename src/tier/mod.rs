@@ -136,9 +136,9 @@ impl<K: Eq, V> Upper<K, V> for L1Sync<'_, '_, K, V> {
     }
 
     #[cfg(feature = "persistent")]
-    fn written(&mut self, key: &K, stored: Option<(&V, u64)>) {
+    fn written(&mut self, key: &K) {
         if let Some(below) = self.below.as_mut() {
-            below.written(key, stored);
+            below.written(key);
         }
     }
 

@@ -451,13 +451,19 @@ where
             now,
             follows_miss,
         };
+        // A write-through's record is made here, before the lock (encoding, compression).
+        #[cfg(feature = "persistent")]
+        let through = match (&self.l3, admit) {
+            (Some(l3), None) => l3.through(hash, (&key, &value), (expires, now), &options),
+            _ => None,
+        };
         let epoch = epoch(l1);
         let mut sync = self.l1_sync(l1);
         #[cfg(feature = "persistent")]
         if let Some(below) = sync.below.as_mut() {
             // A value read back from the store stays there too.
             below.promoting = admit.is_some();
-            below.through = below.l3.through(&options);
+            below.through = through;
         }
         let inserted = self.l2.insert(
             hash,

@@ -9,9 +9,11 @@
 //! store never holds a value older than the key's latest write unless memory holds that
 //! write. A value read back from the store (outside every lock) is taken into L2 only if,
 //! under the shard lock, the key is still absent there and the store's record is still the
-//! one read; otherwise the lookup is a miss. Encoding runs under the lock, which is why
-//! [`Codec`] is implemented by the crate only (byte buffers, strings, integers), never by user
-//! code.
+//! one read; otherwise the lookup is a miss. An eviction's encoding runs under the lock, which
+//! is why [`Codec`] is implemented by the crate only (byte buffers, strings, integers, and
+//! `Serde`, whose bytes are made when a value is wrapped), never by user code. A write-through
+//! (`CacheBuilder::write_through`, `InsertOptions::write_through`) encodes and compresses its
+//! record before the lock; under it, the record takes the older one's place in the index.
 
 use alloc::vec::Vec;
 use core::borrow::Borrow;
@@ -20,8 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Priority;
 use crate::l2::NEVER;
-use crate::l3::Fetched;
 use crate::l3::{Codec, CodecError, Store, StoreStats};
+use crate::l3::{Encoded, Fetched};
 
 /// A value read back from the store: its key, its record's order, its deadline on the
 /// cache's clock, its priority and its key's bytes.
@@ -41,8 +43,6 @@ pub(super) enum Kept {
     Spill,
     /// Written back before a shutdown: waits for room.
     WriteBack,
-    /// Written through as it is stored: waits for room, and replaces the key's record.
-    Through,
 }
 
 /// What [`Persistent::write_back`] did.
@@ -110,8 +110,9 @@ pub(super) struct Below<'g, K, V> {
     pub(super) around: &'g dyn Around<K>,
     /// Storing a value read back from the store: its record stays there.
     pub(super) promoting: bool,
-    /// Storing a value written through to the store too, at this priority.
-    pub(super) through: Option<Priority>,
+    /// Storing a value written through to the store too: its record, prepared before the
+    /// lock was taken.
+    pub(super) through: Option<Encoded>,
     /// The last record queued, for a write under `SyncPolicy::Always` to wait on once its
     /// locks are released.
     pub(super) ticket: Option<u64>,
@@ -128,18 +129,15 @@ impl<K, V> Below<'_, K, V> {
         );
     }
 
-    pub(super) fn written(&mut self, key: &K, stored: Option<(&V, u64)>) {
+    pub(super) fn written(&mut self, key: &K) {
         if self.promoting {
             return;
         }
-        if let (Some(priority), Some((value, expires))) = (self.through, stored) {
+        if let Some(record) = self.through.take() {
             // Written through: the new record supersedes the older one. Waits for room in
-            // the queue (the writer thread takes no lock of the cache's); one the store
-            // refuses (expired, too large, the disk failing) hides the older one instead.
-            let written =
-                self.l3
-                    .write_back(self.around, (key, value, expires), priority, Kept::Through);
-            if let Written::Queued(ticket) = written {
+            // the queue (the writer thread takes no lock of the cache's); if the disk is
+            // failing, the older record is hidden instead.
+            if let Some(ticket) = self.l3.store.spill_prepared(record, true) {
                 self.ticket = Some(ticket);
                 return;
             }
@@ -167,13 +165,31 @@ impl<K, V> Below<'_, K, V> {
 }
 
 impl<K, V> Persistent<K, V> {
-    /// Whether an entry stored with `options` is written through (at its priority).
-    pub(super) fn through(&self, options: &crate::InsertOptions) -> Option<Priority> {
+    /// The record of an entry (of the cache's `hash`; deadline `expires` on the cache's
+    /// clock at `now`) stored with `options`, if it is written through: encoded and compressed
+    /// here, before the shard lock is taken.
+    pub(super) fn through(
+        &self,
+        hash: u64,
+        (key, value): (&K, &V),
+        (expires, now): (u64, u64),
+        options: &crate::InsertOptions,
+    ) -> Option<Encoded> {
         let priority = options.get_priority();
-        options
+        let through = options
             .write_through
-            .unwrap_or_else(|| self.through_from.is_some_and(|from| priority >= from))
-            .then_some(priority)
+            .unwrap_or_else(|| self.through_from.is_some_and(|from| priority >= from));
+        if !through || (expires != NEVER && expires <= now) {
+            return None;
+        }
+        let (mut k, mut v) = (Vec::new(), Vec::new());
+        (self.encode_key)(key, &mut k);
+        (self.encode_value)(value, &mut v);
+        let packing = options
+            .compression
+            .unwrap_or_else(|| self.store.default_packing(v.len()));
+        let at = wall_time(expires, now);
+        self.store.prepare(hash, (&k, &v), at, priority, packing)
     }
 
     /// Writes an entry memory holds (key, value, deadline on the cache's clock) to the store
@@ -192,7 +208,7 @@ impl<K, V> Persistent<K, V> {
         let mut k = Vec::new();
         (self.encode_key)(key, &mut k);
         let hash = around.hash_key(key);
-        if how != Kept::Through && self.store.holds_value(hash, &k) {
+        if self.store.holds_value(hash, &k) {
             // Written through or read back: the record is this value already (and keeps its
             // priority).
             return Written::Held;
@@ -200,7 +216,7 @@ impl<K, V> Persistent<K, V> {
         let mut v = Vec::new();
         (self.encode_value)(value, &mut v);
         let at = wall_time(expires, now);
-        let wait = how != Kept::Spill;
+        let wait = how == Kept::WriteBack;
         match self.store.spill(hash, (&k, &v), at, priority, wait) {
             Some(ticket) => Written::Queued(ticket),
             None => Written::Refused,
