@@ -1,8 +1,10 @@
-//! A disk that fills up under the persistent L3: the child process writes under
-//! `SyncPolicy::Always` with its file size limited (`RLIMIT_FSIZE` through `prlimit`, with
-//! `SIGXFSZ` ignored, so a write past the limit fails as one on a full disk does). Its writes
-//! then fail with a clear I/O error, reads go on, it closes without hanging, and a reopened
-//! store has every write that was acknowledged, each with its value.
+//! A disk that fills up, and one that is read-only, under the persistent L3. First a child
+//! process writes under `SyncPolicy::Always` with its file size limited (`RLIMIT_FSIZE`
+//! through `prlimit`, with `SIGXFSZ` ignored, so a write past the limit fails as one on a full
+//! disk does). Then, where the tests may mount (root), a real small filesystem (tmpfs) that
+//! fills up and is then grown, and one remounted read-only. Writes fail with a clear I/O
+//! error, reads go on, closing never hangs, and every write that was acknowledged is there
+//! afterwards, with its value.
 #![cfg(all(feature = "persistent", target_os = "linux"))]
 
 use std::process::Command;
@@ -113,4 +115,117 @@ fn a_full_disk_is_a_clear_error_and_loses_no_acknowledged_write() {
         store.get(b"after").unwrap().as_deref(),
         Some(&b"room again"[..])
     );
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `None` (and a
+/// SKIPPED line) where this process may not mount.
+struct Mounted {
+    dir: tempfile::TempDir,
+}
+
+impl Mounted {
+    fn new(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root): the small-filesystem test");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn remount(&self, options: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_small_filesystem_that_fills_up_loses_no_acknowledged_write_and_takes_writes_once_grown() {
+    let Some(fs) = Mounted::new("256k") else {
+        return;
+    };
+    let dir = fs.path().join("store");
+    let (store, _) = Store::builder(&dir)
+        .segment_bytes(64 * 1024)
+        .sync(SyncPolicy::Always)
+        .open()
+        .unwrap();
+    let mut acked = 0u64;
+    let error = loop {
+        match store.put(&acked.to_le_bytes(), &value_of(acked)) {
+            Ok(()) => acked += 1,
+            Err(error) => break error,
+        }
+        assert!(acked < 10_000, "the filesystem never filled up");
+    };
+    let message = error.to_string();
+    assert!(message.contains("No space left"), "{message}");
+    assert!(acked > 10, "{acked}");
+    assert_eq!(store.get(&1u64.to_le_bytes()).unwrap(), Some(value_of(1)));
+    // Room again: the writer thread's retries get through, and new writes are acknowledged.
+    fs.remount("size=4m");
+    store.put(b"after", b"room again").unwrap();
+    drop(store);
+    let (store, report) = Store::builder(&dir).open().unwrap();
+    assert_eq!(report.corrupt_records, 0, "{report:?}");
+    for key in 0..acked {
+        assert_eq!(
+            store.get(&key.to_le_bytes()).unwrap(),
+            Some(value_of(key)),
+            "key {key}"
+        );
+    }
+    assert_eq!(
+        store.get(b"after").unwrap().as_deref(),
+        Some(&b"room again"[..])
+    );
+}
+
+#[test]
+fn a_read_only_directory_is_a_clear_error_and_its_records_are_all_there_once_writable() {
+    let Some(fs) = Mounted::new("1m") else {
+        return;
+    };
+    let dir = fs.path().join("store");
+    {
+        let (store, _) = Store::builder(&dir).open().unwrap();
+        for key in 0..100u64 {
+            store.put(&key.to_le_bytes(), &value_of(key)).unwrap();
+        }
+    }
+    fs.remount("ro");
+    match Store::builder(&dir).open() {
+        Err(error @ L3Error::Io { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("Read-only"), "{message}");
+            assert!(message.contains(&dir.display().to_string()), "{message}");
+        }
+        other => panic!("opened a read-only directory: {other:?}"),
+    }
+    fs.remount("rw");
+    let (store, report) = Store::builder(&dir).open().unwrap();
+    assert_eq!(report.entries, 100);
+    for key in 0..100u64 {
+        assert_eq!(store.get(&key.to_le_bytes()).unwrap(), Some(value_of(key)));
+    }
 }

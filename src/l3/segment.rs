@@ -67,7 +67,12 @@ impl Segment {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        file.write_all_at(&header(id), 0)?;
+        if let Err(error) = file.write_all_at(&header(id), 0) {
+            // A full disk, say: no half-made segment is left to block the next try.
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(error);
+        }
         Ok(Self {
             id,
             path,

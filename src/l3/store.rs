@@ -120,6 +120,9 @@ pub(super) struct Inner {
     pub(super) idle: bool,
     /// The writer thread's last failure, until a batch succeeds again.
     pub(super) failure: Option<(std::io::ErrorKind, String)>,
+    /// Failed writes and syncs so far: a waiting write reports only a failure that came after
+    /// it began to wait (an older one may be over: the writer thread retries).
+    pub(super) failures: u64,
     pub(super) closing: bool,
 }
 
@@ -475,8 +478,9 @@ impl Store {
     pub(super) fn room(&self, len: usize) -> Result<MutexGuard<'_, Inner>, L3Error> {
         let shared = &*self.shared;
         let mut inner = shared.lock();
+        let seen = inner.failures;
         while inner.queued_bytes > 0 && inner.queued_bytes + len > shared.queue_bytes {
-            if let Some(error) = failure(&inner, &shared.dir) {
+            if let Some(error) = failure(&inner, &shared.dir, seen) {
                 return Err(error);
             }
             inner = wait(&shared.progress, inner);
@@ -671,12 +675,13 @@ impl Store {
         target: u64,
     ) -> Result<MutexGuard<'a, Inner>, L3Error> {
         let shared = &*self.shared;
+        let seen = inner.failures;
         if inner.synced < target {
             inner.sync_wanted = inner.sync_wanted.max(target);
             shared.work.notify_one();
         }
         while inner.synced < target {
-            if let Some(error) = failure(&inner, &shared.dir) {
+            if let Some(error) = failure(&inner, &shared.dir, seen) {
                 return Err(error);
             }
             inner = wait(&shared.progress, inner);
@@ -882,8 +887,12 @@ impl Drop for Store {
     }
 }
 
-/// The writer thread's failure as an error for a waiting write.
-fn failure(inner: &Inner, dir: &Path) -> Option<L3Error> {
+/// The writer thread's failure as an error for a write that began waiting when `seen`
+/// failures had happened: only one since then counts.
+fn failure(inner: &Inner, dir: &Path, seen: u64) -> Option<L3Error> {
+    if inner.failures <= seen {
+        return None;
+    }
     inner.failure.as_ref().map(|(kind, message)| {
         L3Error::io(
             "write to a segment",
@@ -1002,6 +1011,7 @@ fn recover(
         sync_wanted: 0,
         idle: false,
         failure: None,
+        failures: 0,
         closing: false,
     };
     match inner.segments.last_key_value() {

@@ -95,6 +95,7 @@ pub(super) fn run(shared: &Shared) {
                 }
                 Err(error) => {
                     inner.failure = Some((error.kind(), error.to_string()));
+                    inner.failures += 1;
                 }
             }
         } else if shared.sync == SyncPolicy::Never && inner.sync_wanted <= inner.synced {
@@ -283,6 +284,7 @@ fn failed<'a>(
 ) -> MutexGuard<'a, Inner> {
     let kind = std::io::ErrorKind::Other;
     inner.failure = Some((kind, error.to_string()));
+    inner.failures += 1;
     if inner.closing {
         // Nobody waits any more; the records stay readable until the store drops.
         return inner;
