@@ -97,6 +97,8 @@ extern crate std;
 mod clock;
 mod entry;
 mod error;
+#[cfg(all(feature = "async", not(loom)))]
+pub mod future;
 pub mod hash;
 pub mod l1;
 mod l2;

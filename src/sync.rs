@@ -141,6 +141,10 @@ mod signal {
         state: Mutex<T>,
         #[cfg(any(feature = "std", loom))]
         changed: Condvar,
+        /// Tasks waiting (the async facade): woken by every update. Locked only while the
+        /// state is (a waiter registers under the state's lock, so no update is missed).
+        #[cfg(all(feature = "async", not(loom)))]
+        wakers: Mutex<alloc::vec::Vec<core::task::Waker>>,
     }
 
     impl<T> Signal<T> {
@@ -149,7 +153,31 @@ mod signal {
                 state: Mutex::new(value),
                 #[cfg(any(feature = "std", loom))]
                 changed: Condvar::new(),
+                #[cfg(all(feature = "async", not(loom)))]
+                wakers: Mutex::new(alloc::vec::Vec::new()),
             }
+        }
+
+        /// Whether `done` holds for the state: then the state, locked; else the task of `cx`
+        /// is woken by the next update.
+        #[cfg(all(feature = "async", not(loom)))]
+        pub(crate) fn poll_until(
+            &self,
+            cx: &mut core::task::Context<'_>,
+            done: impl FnOnce(&T) -> bool,
+        ) -> core::task::Poll<MutexGuard<'_, T>> {
+            let state = self.lock();
+            if done(&state) {
+                return core::task::Poll::Ready(state);
+            }
+            let mut wakers = self
+                .wakers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            core::task::Poll::Pending
         }
 
         /// Locks the state.
@@ -170,6 +198,17 @@ mod signal {
             drop(state);
             #[cfg(any(feature = "std", loom))]
             self.changed.notify_all();
+            // Woken after the state's lock is released (a waker may run its task at once).
+            #[cfg(all(feature = "async", not(loom)))]
+            {
+                let waiting = core::mem::take(
+                    &mut *self
+                        .wakers
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                );
+                waiting.into_iter().for_each(core::task::Waker::wake);
+            }
         }
 
         /// Blocks until `done` holds for the state, and returns it locked.

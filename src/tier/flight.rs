@@ -61,10 +61,11 @@ pub(crate) struct Flights<K, V> {
     mask: usize,
 }
 
-/// What a caller that missed should do.
-pub(crate) enum Role<'f, K, V> {
+/// What a caller that missed should do; `F` reaches the flights (a borrow, or an owner of
+/// them that a leader can take to another thread).
+pub(crate) enum Role<F: Borrow<Flights<K, V>>, K, V> {
     /// Run the initialiser, then [`Leading::finish`].
-    Lead(Leading<'f, K, V>),
+    Lead(Leading<F, K, V>),
     /// Wait for this flight.
     Join(Arc<Flight<V>>),
     /// The value appeared in the cache meanwhile.
@@ -110,12 +111,27 @@ impl<K, V> Flights<K, V> {
         hash: u64,
         key: &Q,
         recheck: impl FnOnce() -> Option<V>,
-    ) -> Role<'_, K, V>
+    ) -> Role<&Self, K, V>
     where
         K: Borrow<Q>,
         Q: ?Sized + ToOwned<Owned = K> + Eq,
     {
-        let mut pending = self.stripe(hash).lock();
+        Self::join_or_lead_in(self, hash, key, recheck)
+    }
+
+    /// [`join_or_lead`](Self::join_or_lead) through `flights`, which a leader keeps.
+    pub(crate) fn join_or_lead_in<F, Q>(
+        flights: F,
+        hash: u64,
+        key: &Q,
+        recheck: impl FnOnce() -> Option<V>,
+    ) -> Role<F, K, V>
+    where
+        F: Borrow<Self>,
+        K: Borrow<Q>,
+        Q: ?Sized + ToOwned<Owned = K> + Eq,
+    {
+        let mut pending = flights.borrow().stripe(hash).lock();
         if let Some(p) = pending
             .iter()
             .find(|p| p.hash == hash && p.key.borrow() == key)
@@ -132,23 +148,26 @@ impl<K, V> Flights<K, V> {
             key: key.to_owned(),
             flight: Arc::clone(&flight),
         });
+        drop(pending);
         Role::Lead(Leading {
-            flights: self,
+            flights,
             hash,
             flight: Some(flight),
+            _types: core::marker::PhantomData,
         })
     }
 }
 
 /// The leader's side of a flight. Dropped without [`finish`](Self::finish) (the initialiser
 /// panicked or failed), it abandons the flight and wakes the waiters.
-pub(crate) struct Leading<'f, K, V> {
-    flights: &'f Flights<K, V>,
+pub(crate) struct Leading<F: Borrow<Flights<K, V>>, K, V> {
+    flights: F,
     hash: u64,
     flight: Option<Arc<Flight<V>>>,
+    _types: core::marker::PhantomData<fn(K) -> K>,
 }
 
-impl<K, V> Leading<'_, K, V> {
+impl<F: Borrow<Flights<K, V>>, K, V> Leading<F, K, V> {
     /// Hands `value` to the waiters.
     pub(crate) fn finish(mut self, value: V) {
         self.settle(FlightState::Done(value));
@@ -168,14 +187,15 @@ impl<K, V> Leading<'_, K, V> {
 
     fn settle(&mut self, state: FlightState<V>) {
         let flight = self.flight.take().expect("settled once");
-        self.flights.settle(self.hash, &flight, state);
+        self.flights.borrow().settle(self.hash, &flight, state);
     }
 }
 
-impl<K, V> Drop for Leading<'_, K, V> {
+impl<F: Borrow<Flights<K, V>>, K, V> Drop for Leading<F, K, V> {
     fn drop(&mut self) {
         if let Some(flight) = self.flight.take() {
             self.flights
+                .borrow()
                 .settle(self.hash, &flight, FlightState::Abandoned);
         }
     }
@@ -183,8 +203,24 @@ impl<K, V> Drop for Leading<'_, K, V> {
 
 /// Waits for `flight` to settle: the leader's value, its error if it is an `E`, or nothing.
 pub(crate) fn wait<V: Clone, E: 'static>(flight: &Flight<V>) -> Settled<V, E> {
-    let state = flight.wait_until(|s| !matches!(s, FlightState::Running));
-    match &*state {
+    settled(&flight.wait_until(|s| !matches!(s, FlightState::Running)))
+}
+
+/// [`wait`] for a task: a future that is ready once `flight` settles (the async facade). It
+/// holds no lock between polls; dropped, it leaves the flight as it is.
+#[cfg(all(feature = "async", not(loom)))]
+pub(crate) async fn wait_async<V: Clone, E: 'static>(flight: &Flight<V>) -> Settled<V, E> {
+    core::future::poll_fn(|cx| {
+        flight
+            .poll_until(cx, |s| !matches!(s, FlightState::Running))
+            .map(|state| settled(&state))
+    })
+    .await
+}
+
+/// What a settled flight hands a waiter expecting errors of type `E`.
+fn settled<V: Clone, E: 'static>(state: &FlightState<V>) -> Settled<V, E> {
+    match state {
         FlightState::Done(value) => Settled::Value(value.clone()),
         FlightState::Failed(error) => error
             .downcast_ref::<alloc::sync::Arc<E>>()

@@ -29,9 +29,11 @@
 //! L1 only ever holds copies of entries that are in L2: L2 evictions invalidate them too. A
 //! copy carries its entry's deadline, so an expired entry is never returned from either tier.
 
+#[cfg(all(feature = "async", not(loom)))]
+pub(crate) mod awaited;
 mod builder;
 mod compute;
-mod flight;
+pub(crate) mod flight;
 mod fronts;
 mod iter;
 mod ops;

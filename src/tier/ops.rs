@@ -63,6 +63,25 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
+        self.get_from(l1, stripe, hash, key, true)
+    }
+
+    /// A lookup in L1 and L2, and with `below` in the persistent tier (which reads the disk);
+    /// without `below`, a miss where that tier may hold the key is not counted (the caller
+    /// asks it next).
+    #[inline]
+    pub(super) fn get_from<Q>(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        hash: u64,
+        key: &Q,
+        below: bool,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
         if self.l1_on
             && let Some(copy) = l1.get_hashed(l1_hash(hash), key, true)
             && (copy.expires == NEVER || copy.expires > self.now())
@@ -77,11 +96,18 @@ where
             );
             return Some(copy.value.clone());
         }
-        self.get_l2(l1, stripe, hash, key)
+        self.get_l2(l1, stripe, hash, key, below)
     }
 
-    /// The L2 half of a lookup (no lock).
-    fn get_l2<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, hash: u64, key: &Q) -> Option<V>
+    /// The L2 half of a lookup (no lock), and the persistent tier's with `below`.
+    fn get_l2<Q>(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        hash: u64,
+        key: &Q,
+        below: bool,
+    ) -> Option<V>
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
@@ -89,9 +115,16 @@ where
         let epoch = epoch(l1);
         let Some((found, shard)) = self.l2.get(hash, key, &epoch) else {
             #[cfg(feature = "persistent")]
-            if let Some(value) = self.read_back(l1, stripe, hash, key) {
-                return Some(value);
+            if self.l3.is_some() {
+                if !below {
+                    return None;
+                }
+                if let Some(value) = self.read_back(l1, stripe, hash, key) {
+                    return Some(value);
+                }
             }
+            #[cfg(not(feature = "persistent"))]
+            let _ = below;
             self.stats.add(stripe, Event::Miss, 1);
             self.stats.note_miss(stripe, hash);
             // An insertion usually follows a miss: its first cache miss starts now.
