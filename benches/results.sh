@@ -3,7 +3,7 @@
 # bench, stratacache side by side with the peers, once with the system allocator and once with
 # mimalloc (`--features mimalloc`). Charts and raw outputs go to benches/results/.
 #   bash benches/results.sh [--quick]      (--quick: criterion's short runs, a few minutes each)
-# RESULTS_BENCHES="l1 cache memory tail budget l3" (the default) chooses what is run again; the page is
+# RESULTS_BENCHES="l1 cache memory tail budget l3 async" (the default) chooses what is run again; the page is
 # assembled from whatever criterion and benches/results/ hold, so RESULTS_BENCHES=l1 reruns
 # only the latency bench and keeps the other figures; RESULTS_BENCHES=none only reassembles.
 # Thread counts of the mixed workloads: STRATACACHE_BENCH_THREADS (default 1,2,all).
@@ -17,7 +17,7 @@ mkdir -p "$raw"
 for alloc in system mimalloc; do
     features=()
     if [ "$alloc" = mimalloc ]; then features=(--features mimalloc); fi
-    for bench in ${RESULTS_BENCHES:-l1 cache memory tail budget l3}; do
+    for bench in ${RESULTS_BENCHES:-l1 cache memory tail budget l3 async}; do
         echo "== $alloc allocator: $bench" >&2
         case $bench in
         l1 | cache)
@@ -51,8 +51,11 @@ for alloc in system mimalloc; do
                     cargo run -q --release -p stratacache-benches --example l3_reopen | sed 's/^/- /'
                 } > "$raw/l3.md"
             fi ;;
+        async)
+            cargo run -q --release -p stratacache-benches "${features[@]}" --example async_get_with \
+                > "$raw/async-$alloc.md" ;;
         none) ;;
-        *) echo "unknown bench $bench (l1, cache, memory, tail, budget, l3, none)" >&2; exit 2 ;;
+        *) echo "unknown bench $bench (l1, cache, memory, tail, budget, l3, async, none)" >&2; exit 2 ;;
         esac
     done
 done
@@ -133,6 +136,16 @@ echo "policy state and indexes and L1's copies; \"bytes per entry\" divides it b
 echo "these figures came to be: [NOTES.md](results/NOTES.md#memory-budgets)."
 echo
 cat "$raw/budgets.md"
+echo
+echo "## The async facade: \`get_with\` under tokio"
+echo
+echo "\`cargo run --release -p stratacache-benches --example async_get_with\` (measured $(when async-system.md),"
+echo "system allocator; medians of three interleaved rounds): 64 tasks of 20,000 read-through"
+echo "lookups each, the loader an \`async\` block that returns at once, beside moka's"
+echo "\`future::Cache::get_with\` and quick_cache's \`get_or_insert_async\`. Notes:"
+echo "[NOTES.md](results/NOTES.md#the-async-facade)."
+echo
+cat "$raw/async-system.md" 2>/dev/null || echo "(not run)"
 echo
 echo "## The disk tier (feature \`persistent\`)"
 echo
