@@ -53,7 +53,11 @@ for alloc in system mimalloc; do
             fi ;;
         async)
             cargo run -q --release -p stratacache-benches "${features[@]}" --example async_get_with \
-                > "$raw/async-$alloc.md" ;;
+                > "$raw/async-$alloc.md"
+            # Hit ratios: the allocator does not change them.
+            if [ "$alloc" = system ]; then
+                cargo run -q --release -p stratacache-benches --example prefetch > "$raw/prefetch.md"
+            fi ;;
         none) ;;
         *) echo "unknown bench $bench (l1, cache, memory, tail, budget, l3, async, none)" >&2; exit 2 ;;
         esac
@@ -146,6 +150,11 @@ echo "\`future::Cache::get_with\` and quick_cache's \`get_or_insert_async\`. Not
 echo "[NOTES.md](results/NOTES.md#the-async-facade)."
 echo
 cat "$raw/async-system.md" 2>/dev/null || echo "(not run)"
+echo
+echo "Prefetching's hit-ratio gain (\`--example prefetch\`, measured $(when prefetch.md); a request counts"
+echo "as a hit if it found its key in the cache; loads run at once; the hash seed differs per run):"
+echo
+cat "$raw/prefetch.md" 2>/dev/null || echo "(not run)"
 echo
 echo "## The disk tier (feature \`persistent\`)"
 echo

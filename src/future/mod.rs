@@ -33,11 +33,17 @@ use core::convert::Infallible;
 use core::future::Future;
 use core::hash::{BuildHasher, Hash};
 
+use core::sync::atomic::Ordering;
+
 use crate::l2::policy::{DefaultPolicy, Policy};
 use crate::l2::{UnitWeigher, Weigher};
 use crate::tier::awaited::Next;
 use crate::tier::flight::Settled;
 use crate::{Cache, DefaultHashBuilder, InsertError, InsertOptions};
+
+mod prefetch;
+
+pub use prefetch::{Background, Loader, Prefetch, PrefetchStats};
 
 /// The tiered cache with an async API: see the [module docs](self). Clones share the cache;
 /// [`sync`](Self::sync) gives the plain [`Cache`] for everything that never waits (statistics,
@@ -244,11 +250,29 @@ where
         Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
         E: Send + Sync + 'static,
     {
+        self.load(key, init, options, true).await
+    }
+
+    /// `try_get_with_options`' body; without `look`, the first look in memory is skipped (a
+    /// prefetch, whose caller just saw the key absent: its lookups are not the user's).
+    async fn load<Q, E>(
+        &self,
+        key: &Q,
+        init: impl Future<Output = Result<V, E>>,
+        options: InsertOptions,
+        mut look: bool,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+        E: Send + Sync + 'static,
+    {
         let mut init = Some(init);
         loop {
-            if let Some(value) = self.get(key).await {
+            if look && let Some(value) = self.get(key).await {
                 return Ok(value);
             }
+            look = true;
             match self.cache.join_or_lead(key) {
                 Next::Found(value) => return Ok(value),
                 Next::Join(flight) => match Cache::<K, V, S, W, P>::wait_flight::<E>(&flight).await
@@ -279,5 +303,150 @@ where
                 }
             }
         }
+    }
+}
+
+/// An [`AsyncCache`] with one loader and prefetching: see [`AsyncCache::prefetching`].
+pub struct Prefetching<K, V, L, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
+{
+    cache: AsyncCache<K, V, S, W, P>,
+    inner: Arc<Inner<K, L>>,
+}
+
+struct Inner<K, L> {
+    state: prefetch::State<K>,
+    loader: L,
+    spawn: alloc::boxed::Box<dyn Fn(prefetch::Background) + Send + Sync>,
+}
+
+impl<K, V, L, S, W, P: Policy> Clone for Prefetching<K, V, L, S, W, P> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V, S, W, P> AsyncCache<K, V, S, W, P>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    P: Policy + Send + Sync + 'static,
+    P::Meta: Send + Sync,
+{
+    /// This cache, loading through `loader` and prefetching as `prefetch` says; `spawn`
+    /// runs a prefetch's load in the background (`|load| { tokio::spawn(load); }`, or any
+    /// executor's spawn: the library depends on none).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use stratacache::Cache;
+    /// use stratacache::future::{AsyncCache, Prefetch};
+    ///
+    /// let pool = futures::executor::ThreadPool::new()?;
+    /// let tiles: AsyncCache<(i32, i32), String> = Cache::builder().capacity(10_000).build()?.into();
+    /// // A player walking a map: the tiles around the one asked for are loaded ahead.
+    /// let around = |&(x, y): &(i32, i32), out: &mut Vec<(i32, i32)>| {
+    ///     out.extend([(x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)]);
+    /// };
+    /// let tiles = tiles.prefetching(
+    ///     Prefetch::new().spatial(around).in_flight(16),
+    ///     |(x, y): (i32, i32)| async move { Ok::<_, std::io::Error>(format!("tile {x},{y}")) },
+    ///     move |load| pool.spawn_ok(load),
+    /// );
+    /// assert_eq!(tiles.get(&(0, 0)).await.unwrap(), "tile 0,0");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prefetching<L: Loader<K, V>>(
+        self,
+        prefetch: Prefetch<K>,
+        loader: L,
+        spawn: impl Fn(prefetch::Background) + Send + Sync + 'static,
+    ) -> Prefetching<K, V, L, S, W, P> {
+        Prefetching {
+            cache: self,
+            inner: Arc::new(Inner {
+                state: prefetch::State::new(prefetch),
+                loader,
+                spawn: alloc::boxed::Box::new(spawn),
+            }),
+        }
+    }
+}
+
+impl<K, V, L, S, W, P> Prefetching<K, V, L, S, W, P>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    L: Loader<K, V>,
+    S: BuildHasher + Send + Sync + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    P: Policy + Send + Sync + 'static,
+    P::Meta: Send + Sync,
+{
+    /// The cache underneath.
+    pub fn cache(&self) -> &AsyncCache<K, V, S, W, P> {
+        &self.cache
+    }
+
+    /// The value of `key`, loaded on a miss (once for concurrent misses); the detectors see
+    /// the request, and the keys they guess are loaded in the background.
+    ///
+    /// # Errors
+    /// The loader's error for this key (shared with the requests that waited on it).
+    pub async fn get(&self, key: &K) -> Result<V, Arc<L::Error>> {
+        let found = self.cache.get(key).await;
+        let state = &self.inner.state;
+        state.asked(key, found.is_some());
+        let id = Arc::as_ptr(&self.inner).cast::<()>() as usize;
+        for guess in state.observe(id, key) {
+            self.prefetch(guess);
+        }
+        match found {
+            Some(value) => Ok(value),
+            None => {
+                let load = self.inner.loader.load(key.clone());
+                self.cache.try_get_with(key, load).await
+            }
+        }
+    }
+
+    /// Loads `key` in the background unless the cache holds it or the budget is spent.
+    fn prefetch(&self, key: K) {
+        let inner = &*self.inner;
+        let state = &inner.state;
+        if self.cache.sync().contains_key(&key) {
+            return;
+        }
+        if state.loading.fetch_add(1, Ordering::Relaxed) >= state.settings.in_flight {
+            state.loading.fetch_sub(1, Ordering::Relaxed);
+            state.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        state.issued.fetch_add(1, Ordering::Relaxed);
+        state.mark(key.clone());
+        let this = self.clone();
+        (inner.spawn)(alloc::boxed::Box::pin(async move {
+            let state = &this.inner.state;
+            let _slot = prefetch::BudgetSlot(&state.loading);
+            let load = this.inner.loader.load(key.clone());
+            let options = InsertOptions::new();
+            let look = this.cache.cache.has_tier_below();
+            if this.cache.load(&key, load, options, look).await.is_err() {
+                state.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    /// What prefetching did so far.
+    pub fn stats(&self) -> PrefetchStats {
+        self.inner
+            .state
+            .stats(|key| !self.cache.sync().contains_key(key))
     }
 }
