@@ -1,8 +1,10 @@
 //! A small async service: an asset lookup in front of a slow backing store (2 ms a load, a
-//! database or an object store), on tokio. Many client tasks ask for assets (zipf 0.9 over
-//! 20,000 ids) for a few seconds, first straight from the store, then through an
-//! `AsyncCache` (`get_with`: one load per miss, however many clients miss it together), and
-//! the example prints the latency percentiles and the loads of each.
+//! database or an object store), on tokio. Many client tasks load game levels for a few
+//! seconds: each picks a level (zipf 0.9 over 400) and asks for its 50 assets in order. First
+//! straight from the store, then through an `AsyncCache` (`get_with`: one load per miss,
+//! however many clients miss it together), then through the cache with sequential
+//! prefetching (a level's next assets are loaded while the client asks for the current one).
+//! The example prints the latency percentiles and the loads of each.
 //!
 //! `cargo run --release --features async --example async_service -- [--seconds 3] [--clients 64]`
 
@@ -15,9 +17,10 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand_distr::{Distribution, Zipf};
 use stratacache::Cache;
-use stratacache::future::AsyncCache;
+use stratacache::future::{AsyncCache, Prefetch};
 
-const IDS: u64 = 20_000;
+const LEVELS: u64 = 400;
+const ASSETS: u64 = 50;
 const LOAD: Duration = Duration::from_millis(2);
 
 /// The slow store behind the service.
@@ -29,7 +32,8 @@ impl Backend {
     async fn load(&self, id: u64) -> Arc<str> {
         self.loads.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(LOAD).await;
-        Arc::from(format!("asset {id}: mesh, textures, sounds").as_str())
+        let level = id / ASSETS;
+        Arc::from(format!("level {level} asset {id}: mesh, textures, sounds").as_str())
     }
 }
 
@@ -45,16 +49,18 @@ where
         .map(|client| {
             let lookup = Arc::clone(&lookup);
             tokio::spawn(async move {
-                let zipf = Zipf::new(IDS as f64, 0.9).expect("zipf");
+                let zipf = Zipf::new(LEVELS as f64, 0.9).expect("zipf");
                 let mut rng = SmallRng::seed_from_u64(client as u64);
                 let mut latencies =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("a histogram");
                 while Instant::now() < until {
-                    let id = zipf.sample(&mut rng) as u64;
-                    let started = Instant::now();
-                    let asset = lookup(id).await;
-                    latencies.saturating_record(started.elapsed().as_micros() as u64);
-                    std::hint::black_box(asset);
+                    let level = zipf.sample(&mut rng) as u64 - 1;
+                    for id in level * ASSETS..(level + 1) * ASSETS {
+                        let started = Instant::now();
+                        let asset = lookup(id).await;
+                        latencies.saturating_record(started.elapsed().as_micros() as u64);
+                        std::hint::black_box(asset);
+                    }
                 }
                 latencies
             })
@@ -93,7 +99,7 @@ async fn main() {
         }
     }
     println!(
-        "{clients} clients for {seconds} s each, assets zipf 0.9 over {IDS} ids, {LOAD:?} a load"
+        "{clients} clients for {seconds} s each way; levels of {ASSETS} assets, zipf 0.9 over {LEVELS} levels; {LOAD:?} a load"
     );
     println!();
     println!("| lookups through | requests/s | p50 µs | p99 µs | p99.9 µs | max µs | loads |");
@@ -136,7 +142,50 @@ async fn main() {
         backend.loads.load(Ordering::Relaxed),
         seconds,
     );
-    let stats = cache.sync().stats();
+    let hit_ratio = 100.0 * cache.sync().stats().hit_ratio();
+
+    // Sequential prefetching: the next 8 assets of a level load while the client asks for
+    // the current one, on tokio's tasks.
+    backend.loads.store(0, Ordering::Relaxed);
+    let fresh: AsyncCache<u64, Arc<str>> = Cache::builder()
+        .capacity(5_000)
+        .build()
+        .expect("a cache")
+        .into();
+    let loader = {
+        let backend = Arc::clone(&backend);
+        move |id: u64| {
+            let backend = Arc::clone(&backend);
+            async move { Ok::<_, std::convert::Infallible>(backend.load(id).await) }
+        }
+    };
+    let ahead = fresh.clone().prefetching(
+        Prefetch::new()
+            .sequential(|&id| (id % ASSETS != ASSETS - 1).then_some(id + 1), 8)
+            .in_flight(256),
+        loader,
+        |load| {
+            tokio::spawn(load);
+        },
+    );
+    let prefetched = {
+        let ahead = ahead.clone();
+        serve(clients, seconds, move |id| {
+            let ahead = ahead.clone();
+            async move { ahead.get(&id).await.expect("loads never fail here") }
+        })
+        .await
+    };
+    report(
+        "AsyncCache + sequential prefetching",
+        &prefetched,
+        backend.loads.load(Ordering::Relaxed),
+        seconds,
+    );
+    let stats = ahead.stats();
     println!();
-    println!("cache hit ratio {:.1} %", 100.0 * stats.hit_ratio());
+    println!(
+        "cache hit ratio {hit_ratio:.1} % without prefetching; prefetches issued {}, used {}, wasted {}, dropped {}",
+        stats.issued, stats.used, stats.wasted, stats.dropped
+    );
 }

@@ -176,13 +176,17 @@ fn the_budget_of_loads_in_flight_holds_and_unused_prefetches_are_wasted() {
     assert_eq!(stats.issued, 5, "{stats:?}");
     assert_eq!(stats.dropped, 11, "{stats:?}");
     assert_eq!(held.lock().unwrap().len(), 5);
-    // Run them: the budget is free again, and the prefetched chunks are cached.
+    // A request for a key whose prefetch has not landed yet: the prefetch was worth it.
     let loads: Vec<Background> = held.lock().unwrap().drain(..).collect();
+    block_on(walk.get(&2)).unwrap();
+    assert_eq!(walk.stats().used, 1, "{:?}", walk.stats());
+    // Run them: the budget is free again, and the prefetched chunks are cached.
     loads.into_iter().for_each(at_once);
     assert!(walk.cache().sync().contains_key(&6));
-    // Push them out unused: wasted.
-    for key in 10_000..10_500u64 {
-        block_on(walk.cache().insert(key, String::new())).unwrap();
+    // The other four leave the cache unused: wasted.
+    for key in 3..=6u64 {
+        block_on(walk.cache().remove(&key)).unwrap();
     }
-    assert_eq!(walk.stats().wasted, 5, "{:?}", walk.stats());
+    let stats = walk.stats();
+    assert_eq!((stats.used, stats.wasted), (1, 4), "{stats:?}");
 }

@@ -428,8 +428,12 @@ where
             state.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // Loading already (or loaded, not yet asked for): not again.
+        if !state.mark(&key) {
+            state.loading.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         state.issued.fetch_add(1, Ordering::Relaxed);
-        state.mark(key.clone());
         let this = self.clone();
         (inner.spawn)(alloc::boxed::Box::pin(async move {
             let state = &this.inner.state;
@@ -440,6 +444,7 @@ where
             if this.cache.load(&key, load, options, look).await.is_err() {
                 state.failed.fetch_add(1, Ordering::Relaxed);
             }
+            state.landed(&key);
         }));
     }
 

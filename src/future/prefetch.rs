@@ -111,7 +111,7 @@ pub struct PrefetchStats {
 }
 
 /// The most prefetched keys remembered as not yet used (older ones count as wasted).
-const MARKS: usize = 4_096;
+const MARKS: usize = 16_384;
 /// Slots of the sequential and temporal tables.
 const TABLE: usize = 4_096;
 
@@ -123,8 +123,8 @@ pub(super) struct State<K> {
     expected: Mutex<Vec<Option<K>>>,
     /// Temporal: the key that followed each key last time, by the first key's hash.
     followers: Mutex<Vec<Option<(u64, K)>>>,
-    /// Prefetched keys not yet asked for, oldest first.
-    marks: Mutex<alloc::collections::VecDeque<K>>,
+    /// Prefetched keys not yet asked for.
+    marks: Mutex<Marks<K>>,
     pub(super) loading: AtomicUsize,
     pub(super) issued: AtomicU64,
     pub(super) used: AtomicU64,
@@ -146,7 +146,11 @@ impl<K: Hash + Eq + Clone> State<K> {
             hasher: FixedState::with_seed(0x5eed),
             expected: Mutex::new((0..TABLE).map(|_| None).collect()),
             followers: Mutex::new((0..TABLE).map(|_| None).collect()),
-            marks: Mutex::new(alloc::collections::VecDeque::new()),
+            marks: Mutex::new(Marks {
+                live: hashbrown::HashMap::with_hasher(FixedState::with_seed(0x3a7c)),
+                order: alloc::collections::VecDeque::new(),
+                next: 0,
+            }),
             loading: AtomicUsize::new(0),
             issued: AtomicU64::new(0),
             used: AtomicU64::new(0),
@@ -201,33 +205,69 @@ impl<K: Hash + Eq + Clone> State<K> {
         guesses
     }
 
-    /// Remembers that `key` was prefetched.
-    pub(super) fn mark(&self, key: K) {
+    /// Remembers that `key` (which the cache does not hold) is being prefetched; `false` if
+    /// an earlier prefetch of it is still loading: no second load. One that landed and left
+    /// the cache unasked counts as wasted.
+    pub(super) fn mark(&self, key: &K) -> bool {
         let mut marks = lock(&self.marks);
-        marks.push_back(key);
-        if marks.len() > MARKS {
-            marks.pop_front();
-            self.wasted.fetch_add(1, Ordering::Relaxed);
+        match marks.live.get(key) {
+            Some((_, false)) => return false,
+            Some((_, true)) => {
+                self.wasted.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+        marks.next += 1;
+        let stamp = marks.next;
+        marks.live.insert(key.clone(), (stamp, false));
+        marks.order.push_back((key.clone(), stamp));
+        while marks.live.len() > MARKS {
+            let Some((old, stamp)) = marks.order.pop_front() else {
+                break;
+            };
+            // Entries asked for since are gone from `live` (or marked again, newer).
+            if marks.live.get(&old).is_some_and(|&(s, _)| s == stamp) {
+                marks.live.remove(&old);
+                self.wasted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // The order keeps stale entries until they reach its front: bounded at twice.
+        if marks.order.len() > 2 * MARKS {
+            let Marks { live, order, .. } = &mut *marks;
+            order.retain(|(key, stamp)| live.get(key).is_some_and(|(s, _)| s == stamp));
+        }
+        true
+    }
+
+    /// A prefetch of `key` finished loading.
+    pub(super) fn landed(&self, key: &K) {
+        if let Some((_, landed)) = lock(&self.marks).live.get_mut(key) {
+            *landed = true;
         }
     }
 
-    /// A request for `key`, which the cache held (`hit`): a prefetch used, if it was one.
+    /// A request for `key`, which the cache held (`hit`): a prefetch used if it was one and
+    /// the request found its value or joined its load still running; wasted if its value
+    /// came and left before the request.
     pub(super) fn asked(&self, key: &K, hit: bool) {
-        let mut marks = lock(&self.marks);
-        if let Some(at) = marks.iter().position(|marked| marked == key) {
-            marks.remove(at);
-            drop(marks);
-            let counter = if hit { &self.used } else { &self.wasted };
+        if let Some((_, landed)) = lock(&self.marks).live.remove(key) {
+            let counter = if hit || !landed {
+                &self.used
+            } else {
+                &self.wasted
+            };
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// The counters, with the marked keys `gone` says left the cache counted as wasted.
+    /// The counters, with the landed prefetches `gone` says left the cache counted as wasted.
     pub(super) fn stats(&self, gone: impl Fn(&K) -> bool) -> PrefetchStats {
         let mut marks = lock(&self.marks);
-        let before = marks.len();
-        marks.retain(|key| !gone(key));
-        let left = (before - marks.len()) as u64;
+        let before = marks.live.len();
+        marks
+            .live
+            .retain(|key, &mut (_, landed)| !(landed && gone(key)));
+        let left = (before - marks.live.len()) as u64;
         drop(marks);
         self.wasted.fetch_add(left, Ordering::Relaxed);
         PrefetchStats {
@@ -238,6 +278,15 @@ impl<K: Hash + Eq + Clone> State<K> {
             dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Prefetched keys not yet asked for: each with the stamp of its marking, and the order of
+/// the markings, oldest first (stale entries skipped).
+struct Marks<K> {
+    /// Each key's marking stamp, and whether its load finished.
+    live: hashbrown::HashMap<K, (u64, bool), FixedState>,
+    order: alloc::collections::VecDeque<(K, u64)>,
+    next: u64,
 }
 
 /// Locks, going on past a poisoned lock (holders run only this module's code).
