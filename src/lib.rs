@@ -107,6 +107,8 @@ mod l2;
 #[clippy::msrv = "1.89"]
 pub mod l3;
 pub mod memory;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod prefetch;
 mod sync;
 mod tier;
 

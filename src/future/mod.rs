@@ -41,9 +41,33 @@ use crate::tier::awaited::Next;
 use crate::tier::flight::Settled;
 use crate::{Cache, DefaultHashBuilder, InsertError, InsertOptions};
 
-mod prefetch;
+use crate::prefetch::{BudgetSlot, State};
+pub use crate::prefetch::{Prefetch, PrefetchStats};
 
-pub use prefetch::{Background, Loader, Prefetch, PrefetchStats};
+/// A future the spawner runs to completion in the background.
+pub type Background = core::pin::Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Where a [`Prefetching`] cache's values come from: an async function of the key, which may
+/// fail. Implemented for every `Fn(K) -> impl Future<Output = Result<V, E>>`.
+pub trait Loader<K, V>: Send + Sync + 'static {
+    /// Why a load failed.
+    type Error: Send + Sync + 'static;
+    /// Loads the value of `key`.
+    fn load(&self, key: K) -> impl Future<Output = Result<V, Self::Error>> + Send + 'static;
+}
+
+impl<K, V, E, F, Fut> Loader<K, V> for F
+where
+    F: Fn(K) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<V, E>> + Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Error = E;
+
+    fn load(&self, key: K) -> impl Future<Output = Result<V, E>> + Send + 'static {
+        self(key)
+    }
+}
 
 /// The tiered cache with an async API: see the [module docs](self). Clones share the cache;
 /// [`sync`](Self::sync) gives the plain [`Cache`] for everything that never waits (statistics,
@@ -314,9 +338,9 @@ pub struct Prefetching<K, V, L, S = DefaultHashBuilder, W = UnitWeigher, P: Poli
 }
 
 struct Inner<K, L> {
-    state: prefetch::State<K>,
+    state: State<K>,
     loader: L,
-    spawn: alloc::boxed::Box<dyn Fn(prefetch::Background) + Send + Sync>,
+    spawn: alloc::boxed::Box<dyn Fn(Background) + Send + Sync>,
 }
 
 impl<K, V, L, S, W, P: Policy> Clone for Prefetching<K, V, L, S, W, P> {
@@ -366,12 +390,12 @@ where
         self,
         prefetch: Prefetch<K>,
         loader: L,
-        spawn: impl Fn(prefetch::Background) + Send + Sync + 'static,
+        spawn: impl Fn(Background) + Send + Sync + 'static,
     ) -> Prefetching<K, V, L, S, W, P> {
         Prefetching {
             cache: self,
             inner: Arc::new(Inner {
-                state: prefetch::State::new(prefetch),
+                state: State::new(prefetch),
                 loader,
                 spawn: alloc::boxed::Box::new(spawn),
             }),
@@ -420,24 +444,13 @@ where
     fn prefetch(&self, key: K) {
         let inner = &*self.inner;
         let state = &inner.state;
-        if self.cache.sync().contains_key(&key) {
+        if self.cache.sync().contains_key(&key) || !state.admit(&key) {
             return;
         }
-        if state.loading.fetch_add(1, Ordering::Relaxed) >= state.settings.in_flight {
-            state.loading.fetch_sub(1, Ordering::Relaxed);
-            state.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        // Loading already (or loaded, not yet asked for): not again.
-        if !state.mark(&key) {
-            state.loading.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-        state.issued.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         (inner.spawn)(alloc::boxed::Box::pin(async move {
             let state = &this.inner.state;
-            let _slot = prefetch::BudgetSlot(&state.loading);
+            let _slot = BudgetSlot(&state.loading);
             let load = this.inner.loader.load(key.clone());
             let options = InsertOptions::new();
             let look = this.cache.cache.has_tier_below();

@@ -1,24 +1,23 @@
-//! Prefetching for the async facade: the detectors, their tables and counters (see
-//! [`Prefetch`]).
+//! Prefetching: detectors that guess the keys a caller will ask for next, and a cache that
+//! loads them in the background through one loader ([`Prefetching`], plain calls; its async
+//! twin is `future::Prefetching`). See [`Prefetch`].
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::future::Future;
 use core::hash::{BuildHasher, Hash};
-use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::hash::FixedState;
-
-/// A future the spawner runs to completion in the background.
-pub type Background = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+use crate::l2::Weigher;
+use crate::l2::policy::{DefaultPolicy, Policy};
+use crate::{Cache, DefaultHashBuilder, UnitWeigher};
 
 type Next<K> = Arc<dyn Fn(&K) -> Option<K> + Send + Sync>;
 type Neighbours<K> = Arc<dyn Fn(&K, &mut Vec<K>) + Send + Sync>;
 
-/// Prefetching for the async facade: detectors that guess which keys a caller will ask for
+/// Prefetching: detectors that guess which keys a caller will ask for
 /// next, and loads of those keys through the caller's loader, in the background, within a
 /// budget of loads in flight.
 ///
@@ -33,12 +32,13 @@ type Neighbours<K> = Arc<dyn Fn(&K, &mut Vec<K>) + Send + Sync>;
 ///
 /// [`PrefetchStats`] counts loads issued, used (asked for before they left the cache), wasted
 /// (gone unused), failed, and dropped for the budget, so a user can see whether it pays.
-/// Give it to [`AsyncCache::prefetching`](super::AsyncCache::prefetching).
+/// Give it to [`Cache::prefetching`](crate::Cache::prefetching) or, with the `async` feature,
+/// to `AsyncCache::prefetching`.
 pub struct Prefetch<K> {
-    pub(super) next: Option<(Next<K>, usize)>,
-    pub(super) neighbours: Option<Neighbours<K>>,
-    pub(super) temporal: bool,
-    pub(super) in_flight: usize,
+    pub(crate) next: Option<(Next<K>, usize)>,
+    pub(crate) neighbours: Option<Neighbours<K>>,
+    pub(crate) temporal: bool,
+    pub(crate) in_flight: usize,
 }
 
 impl<K> Default for Prefetch<K> {
@@ -116,8 +116,8 @@ const MARKS: usize = 16_384;
 const TABLE: usize = 4_096;
 
 /// The detectors' state and the counters.
-pub(super) struct State<K> {
-    pub(super) settings: Prefetch<K>,
+pub(crate) struct State<K> {
+    pub(crate) settings: Prefetch<K>,
     hasher: FixedState,
     /// Sequential: the key each slot expects next (a run's second step), by the key's hash.
     expected: Mutex<Vec<Option<K>>>,
@@ -125,12 +125,12 @@ pub(super) struct State<K> {
     followers: Mutex<Vec<Option<(u64, K)>>>,
     /// Prefetched keys not yet asked for.
     marks: Mutex<Marks<K>>,
-    pub(super) loading: AtomicUsize,
-    pub(super) issued: AtomicU64,
-    pub(super) used: AtomicU64,
-    pub(super) wasted: AtomicU64,
-    pub(super) failed: AtomicU64,
-    pub(super) dropped: AtomicU64,
+    pub(crate) loading: AtomicUsize,
+    pub(crate) issued: AtomicU64,
+    pub(crate) used: AtomicU64,
+    pub(crate) wasted: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
 }
 
 std::thread_local! {
@@ -140,7 +140,7 @@ std::thread_local! {
 }
 
 impl<K: Hash + Eq + Clone> State<K> {
-    pub(super) fn new(settings: Prefetch<K>) -> Self {
+    pub(crate) fn new(settings: Prefetch<K>) -> Self {
         Self {
             settings,
             hasher: FixedState::with_seed(0x5eed),
@@ -166,7 +166,7 @@ impl<K: Hash + Eq + Clone> State<K> {
 
     /// A request for `key` (of this prefetcher, `id`): the keys worth loading now. The
     /// user's functions (`next`, `neighbours`) run with no lock held.
-    pub(super) fn observe(&self, id: usize, key: &K) -> Vec<K> {
+    pub(crate) fn observe(&self, id: usize, key: &K) -> Vec<K> {
         let mut guesses = Vec::new();
         if let Some((next, depth)) = &self.settings.next {
             let mut at = next(key);
@@ -205,10 +205,27 @@ impl<K: Hash + Eq + Clone> State<K> {
         guesses
     }
 
+    /// Whether to load `key` (which the cache does not hold) now: within the budget of loads in
+    /// flight (a place is taken, given back by the load's [`BudgetSlot`]) and not loading
+    /// already. Counted as issued or dropped.
+    pub(crate) fn admit(&self, key: &K) -> bool {
+        if self.loading.fetch_add(1, Ordering::Relaxed) >= self.settings.in_flight {
+            self.loading.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if !self.mark(key) {
+            self.loading.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// Remembers that `key` (which the cache does not hold) is being prefetched; `false` if
     /// an earlier prefetch of it is still loading: no second load. One that landed and left
     /// the cache unasked counts as wasted.
-    pub(super) fn mark(&self, key: &K) -> bool {
+    fn mark(&self, key: &K) -> bool {
         let mut marks = lock(&self.marks);
         match marks.live.get(key) {
             Some((_, false)) => return false,
@@ -240,7 +257,7 @@ impl<K: Hash + Eq + Clone> State<K> {
     }
 
     /// A prefetch of `key` finished loading.
-    pub(super) fn landed(&self, key: &K) {
+    pub(crate) fn landed(&self, key: &K) {
         if let Some((_, landed)) = lock(&self.marks).live.get_mut(key) {
             *landed = true;
         }
@@ -249,7 +266,7 @@ impl<K: Hash + Eq + Clone> State<K> {
     /// A request for `key`, which the cache held (`hit`): a prefetch used if it was one and
     /// the request found its value or joined its load still running; wasted if its value
     /// came and left before the request.
-    pub(super) fn asked(&self, key: &K, hit: bool) {
+    pub(crate) fn asked(&self, key: &K, hit: bool) {
         if let Some((_, landed)) = lock(&self.marks).live.remove(key) {
             let counter = if hit || !landed {
                 &self.used
@@ -261,7 +278,7 @@ impl<K: Hash + Eq + Clone> State<K> {
     }
 
     /// The counters, with the landed prefetches `gone` says left the cache counted as wasted.
-    pub(super) fn stats(&self, gone: impl Fn(&K) -> bool) -> PrefetchStats {
+    pub(crate) fn stats(&self, gone: impl Fn(&K) -> bool) -> PrefetchStats {
         let mut marks = lock(&self.marks);
         let before = marks.live.len();
         marks
@@ -296,33 +313,146 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Where a [`Prefetching`](super::Prefetching) cache's values come from: an async function of the key, which may
-/// fail. Implemented for every `Fn(K) -> impl Future<Output = Result<V, E>>`.
-pub trait Loader<K, V>: Send + Sync + 'static {
-    /// Why a load failed.
-    type Error: Send + Sync + 'static;
-    /// Loads the value of `key`.
-    fn load(&self, key: K) -> impl Future<Output = Result<V, Self::Error>> + Send + 'static;
-}
-
-impl<K, V, E, F, Fut> Loader<K, V> for F
-where
-    F: Fn(K) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<V, E>> + Send + 'static,
-    E: Send + Sync + 'static,
-{
-    type Error = E;
-
-    fn load(&self, key: K) -> impl Future<Output = Result<V, E>> + Send + 'static {
-        self(key)
-    }
-}
-
 /// Gives back a load's place in the budget when the load ends, or is dropped unfinished.
-pub(super) struct BudgetSlot<'a>(pub(super) &'a AtomicUsize);
+pub(crate) struct BudgetSlot<'a>(pub(crate) &'a AtomicUsize);
 
 impl Drop for BudgetSlot<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A job the spawner runs in the background (on a thread of a pool, say).
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A [`Cache`] with one loader and prefetching: see [`Cache::prefetching`].
+pub struct Prefetching<K, V, L, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy>
+{
+    cache: Cache<K, V, S, W, P>,
+    inner: Arc<Inner<K, L>>,
+}
+
+struct Inner<K, L> {
+    state: State<K>,
+    loader: L,
+    spawn: Box<dyn Fn(Job) + Send + Sync>,
+}
+
+impl<K, V, L, S, W, P: Policy> Clone for Prefetching<K, V, L, S, W, P> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V, S, W, P> Cache<K, V, S, W, P>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    P: Policy + Send + Sync + 'static,
+    P::Meta: Send + Sync,
+{
+    /// This cache, loading through `loader` and prefetching as `prefetch` says; `spawn` runs
+    /// a prefetch's load in the background (on a thread pool of yours: the loader blocks).
+    ///
+    /// ```
+    /// use stratacache::Cache;
+    /// use stratacache::prefetch::Prefetch;
+    ///
+    /// let chunks: Cache<u64, Vec<u8>> = Cache::builder().capacity(10_000).build()?;
+    /// let read = |&chunk: &u64| Ok::<_, std::io::Error>(vec![chunk as u8; 64]); // a file read
+    /// let chunks = chunks.prefetching(
+    ///     Prefetch::new().sequential(|&k| Some(k + 1), 4),
+    ///     read,
+    ///     |job| drop(std::thread::spawn(job)),
+    /// );
+    /// for chunk in 0..100 {
+    ///     assert_eq!(chunks.get(&chunk).unwrap()[0], chunk as u8);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prefetching<L, E>(
+        self,
+        prefetch: Prefetch<K>,
+        loader: L,
+        spawn: impl Fn(Job) + Send + Sync + 'static,
+    ) -> Prefetching<K, V, L, S, W, P>
+    where
+        L: Fn(&K) -> Result<V, E> + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        Prefetching {
+            cache: self,
+            inner: Arc::new(Inner {
+                state: State::new(prefetch),
+                loader,
+                spawn: Box::new(spawn),
+            }),
+        }
+    }
+}
+
+impl<K, V, L, E, S, W, P> Prefetching<K, V, L, S, W, P>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    L: Fn(&K) -> Result<V, E> + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    P: Policy + Send + Sync + 'static,
+    P::Meta: Send + Sync,
+{
+    /// The cache underneath.
+    pub fn cache(&self) -> &Cache<K, V, S, W, P> {
+        &self.cache
+    }
+
+    /// The value of `key`, loaded on a miss (once for concurrent misses); the detectors see
+    /// the request, and the keys they guess are loaded in the background.
+    ///
+    /// # Errors
+    /// The loader's error for this key (shared with the callers that waited on it).
+    pub fn get(&self, key: &K) -> Result<V, Arc<E>> {
+        let found = self.cache.get(key);
+        let state = &self.inner.state;
+        state.asked(key, found.is_some());
+        let id = Arc::as_ptr(&self.inner).cast::<()>() as usize;
+        for guess in state.observe(id, key) {
+            self.prefetch(guess);
+        }
+        match found {
+            Some(value) => Ok(value),
+            None => self.cache.try_get_with(key, || (self.inner.loader)(key)),
+        }
+    }
+
+    fn prefetch(&self, key: K) {
+        let state = &self.inner.state;
+        if self.cache.contains_key(&key) || !state.admit(&key) {
+            return;
+        }
+        let this = self.clone();
+        (self.inner.spawn)(Box::new(move || {
+            let state = &this.inner.state;
+            let _slot = BudgetSlot(&state.loading);
+            if this
+                .cache
+                .try_get_with(&key, || (this.inner.loader)(&key))
+                .is_err()
+            {
+                state.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            state.landed(&key);
+        }));
+    }
+
+    /// What prefetching did so far.
+    pub fn stats(&self) -> PrefetchStats {
+        self.inner.state.stats(|key| !self.cache.contains_key(key))
     }
 }
