@@ -285,3 +285,38 @@ async fn with_a_disk_tier_values_come_back_through_the_blocking_pool() {
     cache.remove(&7).await;
     assert_eq!(cache.get(&7).await, None);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn get_many_with_runs_the_loads_of_its_misses_together() {
+    let cache = cache(1_000);
+    cache.insert(2, String::from("cached")).await.unwrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let keys: Vec<u64> = (0..8).collect();
+    let found = cache
+        .get_many_with(&keys, |&key| {
+            let (in_flight, most) = (Arc::clone(&in_flight), Arc::clone(&most));
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                if key == 5 {
+                    Err("no five")
+                } else {
+                    Ok(format!("loaded {key}"))
+                }
+            }
+        })
+        .await;
+    // One thread, seven loads of 10 ms: they overlapped.
+    assert_eq!(most.load(Ordering::SeqCst), 7);
+    for (key, result) in found.into_iter().enumerate() {
+        match key {
+            2 => assert_eq!(result.unwrap(), "cached"),
+            5 => assert_eq!(*result.unwrap_err(), "no five"),
+            _ => assert_eq!(result.unwrap(), format!("loaded {key}")),
+        }
+    }
+    assert_eq!(cache.get(&7).await.as_deref(), Some("loaded 7"));
+}

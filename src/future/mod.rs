@@ -167,6 +167,48 @@ where
         found
     }
 
+    /// The values of `keys`, in their order, each loaded by `load` on a miss: the loads of
+    /// the misses (and their reads of the persistent tier) run concurrently, each single
+    /// flight as in [`try_get_with`](Self::try_get_with).
+    ///
+    /// # Errors
+    /// Per key, the loader's error for it.
+    pub async fn get_many_with<E, F>(
+        &self,
+        keys: &[K],
+        load: impl Fn(&K) -> F,
+    ) -> Vec<Result<V, Arc<E>>>
+    where
+        F: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
+        let mut pending: Vec<_> = keys
+            .iter()
+            .map(|key| alloc::boxed::Box::pin(self.try_get_with(key, load(key))))
+            .collect();
+        let mut done: Vec<Option<Result<V, Arc<E>>>> = keys.iter().map(|_| None).collect();
+        core::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for (slot, future) in done.iter_mut().zip(&mut pending) {
+                if slot.is_none() {
+                    match future.as_mut().poll(cx) {
+                        core::task::Poll::Ready(result) => *slot = Some(result),
+                        core::task::Poll::Pending => waiting = true,
+                    }
+                }
+            }
+            if waiting {
+                core::task::Poll::Pending
+            } else {
+                core::task::Poll::Ready(())
+            }
+        })
+        .await;
+        done.into_iter()
+            .map(|result| result.expect("every future finished"))
+            .collect()
+    }
+
     /// Stores `value` under `key` (see [`Cache::insert`]).
     ///
     /// # Errors
