@@ -3,7 +3,7 @@
 # bench, stratacache side by side with the peers, once with the system allocator and once with
 # mimalloc (`--features mimalloc`). Charts and raw outputs go to benches/results/.
 #   bash benches/results.sh [--quick]      (--quick: criterion's short runs, a few minutes each)
-# RESULTS_BENCHES="l1 cache memory tail budget l3 async" (the default) chooses what is run again; the page is
+# RESULTS_BENCHES="l1 cache memory tail budget l3 async coherence" (the default) chooses what is run again; the page is
 # assembled from whatever criterion and benches/results/ hold, so RESULTS_BENCHES=l1 reruns
 # only the latency bench and keeps the other figures; RESULTS_BENCHES=none only reassembles.
 # Thread counts of the mixed workloads: STRATACACHE_BENCH_THREADS (default 1,2,all).
@@ -17,7 +17,7 @@ mkdir -p "$raw"
 for alloc in system mimalloc; do
     features=()
     if [ "$alloc" = mimalloc ]; then features=(--features mimalloc); fi
-    for bench in ${RESULTS_BENCHES:-l1 cache memory tail budget l3 async}; do
+    for bench in ${RESULTS_BENCHES:-l1 cache memory tail budget l3 async coherence}; do
         echo "== $alloc allocator: $bench" >&2
         case $bench in
         l1 | cache)
@@ -58,8 +58,14 @@ for alloc in system mimalloc; do
             if [ "$alloc" = system ]; then
                 cargo run -q --release -p stratacache-benches --example prefetch > "$raw/prefetch.md"
             fi ;;
+        coherence)
+            # Needs redis-server (Debian's package); the allocator does not matter.
+            if [ "$alloc" = system ]; then
+                cargo run -q --release -p stratacache-benches --example coherence_delay \
+                    > "$raw/coherence.md"
+            fi ;;
         none) ;;
-        *) echo "unknown bench $bench (l1, cache, memory, tail, budget, l3, async, none)" >&2; exit 2 ;;
+        *) echo "unknown bench $bench (l1, cache, memory, tail, budget, l3, async, coherence, none)" >&2; exit 2 ;;
         esac
     done
 done
@@ -155,6 +161,13 @@ echo "Prefetching's hit-ratio gain (\`--example prefetch\`, measured $(when pref
 echo "as a hit if it found its key in the cache; loads run at once; the hash seed differs per run):"
 echo
 cat "$raw/prefetch.md" 2>/dev/null || echo "(not run)"
+echo
+echo "## Coherence over Redis (feature \`redis\`)"
+echo
+echo "\`cargo run --release -p stratacache-benches --example coherence_delay\` (measured $(when coherence.md)):"
+echo "two members of one group in one process, Redis on loopback (a redis-server the example starts)."
+echo
+cat "$raw/coherence.md" 2>/dev/null || echo "(not run)"
 echo
 echo "## The disk tier (feature \`persistent\`)"
 echo

@@ -95,6 +95,8 @@ extern crate alloc;
 extern crate std;
 
 mod clock;
+#[cfg(all(feature = "redis", not(loom)))]
+pub mod coherence;
 mod entry;
 mod error;
 #[cfg(all(feature = "async", not(loom)))]

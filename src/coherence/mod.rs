@@ -1,0 +1,203 @@
+//! Coherence across processes over Redis (feature `redis`): caches of one *group*, in any
+//! number of processes, stop serving a key's old value once another writes it.
+//!
+//! A write through [`Coherent::insert`] or [`Coherent::remove`] takes a new version of its key
+//! from Redis (`INCR`, so versions are ordered across processes) and publishes an
+//! invalidation (the key and that version) on the group's channel, both in one script (one
+//! round trip), then changes the local cache. A subscriber thread applies every other
+//! member's invalidations: it drops the local copy of the key unless the local copy is of a
+//! newer version (written here after it). Two processes writing one key at once end agreeing:
+//! the higher version's writer keeps its value, the other drops its copy.
+//!
+//! Faults: Redis down at start, a lost connection, a restarted server. The cache goes on
+//! serving and writing locally; writes made while disconnected are remembered (up to 10,000
+//! keys, beyond which the whole group is invalidated) and published on reconnection; and since
+//! the invalidations sent meanwhile are lost, the cache drops what it cannot prove fresh when
+//! it reconnects ([`Recovery`]). [`CoherenceStats`] says what happened, the gap included.
+
+mod link;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+use core::time::Duration;
+
+use crate::l2::Weigher;
+use crate::l2::policy::{DefaultPolicy, Policy};
+use crate::l3::Codec;
+use crate::{Cache, DefaultHashBuilder, InsertError, UnitWeigher};
+
+pub use link::CoherenceStats;
+
+/// What a cache drops when it reconnects after a gap, during which it may have missed
+/// invalidations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// Every entry (the default): nothing is served that another process may have written
+    /// meanwhile.
+    DropAll,
+    /// Nothing: the caller accepts stale values after a gap (data written by this process
+    /// only, say).
+    Keep,
+}
+
+/// Why coherence could not be set up, or a write could not be published.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CoherenceError {
+    /// The settings cannot work (an empty group name, a bad URL).
+    Options(&'static str),
+    /// Redis answered with an error, or could not be reached.
+    Redis(redis::RedisError),
+}
+
+impl fmt::Display for CoherenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Options(why) => write!(f, "coherence settings that cannot work: {why}"),
+            Self::Redis(error) => write!(f, "Redis: {error}"),
+        }
+    }
+}
+
+impl core::error::Error for CoherenceError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Redis(error) => Some(error),
+            Self::Options(_) => None,
+        }
+    }
+}
+
+/// Sets up a cache's membership in a group: see [`Coherence::builder`].
+#[derive(Clone, Debug)]
+pub struct CoherenceBuilder {
+    pub(crate) url: String,
+    pub(crate) group: String,
+    pub(crate) recovery: Recovery,
+    pub(crate) retry: Duration,
+}
+
+/// Coherence settings: the Redis server and the group.
+pub struct Coherence;
+
+impl Coherence {
+    /// Membership of group `group` through the Redis server at `url`
+    /// (`redis://host:port/`).
+    pub fn builder(url: impl Into<String>, group: impl Into<String>) -> CoherenceBuilder {
+        CoherenceBuilder {
+            url: url.into(),
+            group: group.into(),
+            recovery: Recovery::DropAll,
+            retry: Duration::from_millis(200),
+        }
+    }
+}
+
+impl CoherenceBuilder {
+    /// What is dropped on reconnection (default [`Recovery::DropAll`]).
+    #[must_use]
+    pub fn recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// How long the subscriber waits between attempts to reconnect (default 200 ms).
+    #[must_use]
+    pub fn retry_after(mut self, retry: Duration) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// A [`Cache`] kept coherent with the other members of its group: see the [module
+/// docs](self). Reads are the plain cache's ([`cache`](Self::cache)); writes go through here.
+pub struct Coherent<K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Policy = DefaultPolicy> {
+    cache: Cache<K, V, S, W, P>,
+    link: Arc<link::Link<K, V, S, W, P>>,
+}
+
+impl<K, V, S, W, P: Policy> Clone for Coherent<K, V, S, W, P> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+            link: Arc::clone(&self.link),
+        }
+    }
+}
+
+impl<K, V, S, W, P> Cache<K, V, S, W, P>
+where
+    K: Codec + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    P: Policy + Send + Sync + 'static,
+    P::Meta: Send + Sync,
+{
+    /// This cache as a member of a group: a subscriber thread starts, and writes through the
+    /// result publish invalidations. If Redis cannot be reached now, the cache starts
+    /// disconnected and keeps trying (see the module docs).
+    ///
+    /// # Errors
+    /// [`CoherenceError::Options`] for an empty group or a URL that does not parse.
+    pub fn coherent(
+        self,
+        settings: CoherenceBuilder,
+    ) -> Result<Coherent<K, V, S, W, P>, CoherenceError> {
+        let link = link::Link::start(self.clone(), settings)?;
+        Ok(Coherent { cache: self, link })
+    }
+}
+
+impl<K, V, S, W, P> Coherent<K, V, S, W, P>
+where
+    K: Codec + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    P: Policy + Send + Sync + 'static,
+    P::Meta: Send + Sync,
+{
+    /// The cache (reads, statistics, everything that does not write).
+    pub fn cache(&self) -> &Cache<K, V, S, W, P> {
+        &self.cache
+    }
+
+    /// Stores `value` under `key` here and invalidates the other members' copies: the
+    /// key's new version, or `None` while Redis cannot be reached (the write is published
+    /// on reconnection).
+    ///
+    /// # Errors
+    /// As [`Cache::insert`].
+    pub fn insert(&self, key: K, value: V) -> Result<Option<u64>, InsertError<K, V>> {
+        let version = self.link.publish(&key);
+        self.link.note_local(&key, version);
+        let check = version.map(|_| key.clone());
+        self.cache.insert(key, value)?;
+        // A newer write elsewhere invalidated the key between the publication and the
+        // insertion: the copy just stored is already stale.
+        if let Some(key) = check
+            && self.link.superseded(&key, version)
+        {
+            self.cache.remove(&key);
+        }
+        Ok(version)
+    }
+
+    /// Removes `key` here and in every other member: its new version, or `None` while Redis
+    /// cannot be reached.
+    pub fn remove(&self, key: &K) -> Option<u64> {
+        let version = self.link.publish(key);
+        self.link.note_local(key, version);
+        self.cache.remove(key);
+        version
+    }
+
+    /// What coherence did so far, and whether the link to Redis is up.
+    pub fn stats(&self) -> CoherenceStats {
+        self.link.stats()
+    }
+}

@@ -1,0 +1,288 @@
+//! Coherence over a real `redis-server` (started by each test on a free loopback port;
+//! SKIPPED where there is none): two members see each other's writes within a bounded time,
+//! concurrent writers end agreeing, the server killed and restarted mid-test, a flood of
+//! invalidations, and a member in another process.
+#![cfg(feature = "redis")]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stratacache::Cache;
+use stratacache::coherence::{Coherence, Coherent};
+
+/// A `redis-server` of the test's own, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        Self::on(port)
+    }
+
+    fn on(port: u16) -> Option<Self> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!(
+                "SKIPPED: no redis-server here (Debian's package redis-server): the coherence tests"
+            );
+            return None;
+        };
+        let server = Self { child, port };
+        let until = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < until,
+                "redis-server did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn member(server: &Server, group: &str) -> Coherent<u64, String> {
+    let member = Cache::builder()
+        .capacity(100_000)
+        .build()
+        .unwrap()
+        .coherent(Coherence::builder(server.url(), group).retry_after(Duration::from_millis(50)))
+        .unwrap();
+    wait_until("connected", || member.stats().connected);
+    member
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_write_in_one_member_invalidates_the_others_copy_within_a_bounded_time() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, b) = (member(&server, "world"), member(&server, "world"));
+    b.cache().insert(7, String::from("old")).unwrap();
+    let started = Instant::now();
+    let version = a.insert(7, String::from("new")).unwrap();
+    assert!(version.is_some());
+    wait_until("b drops its old copy", || b.cache().get(&7).is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        a.cache().get(&7).as_deref(),
+        Some("new"),
+        "the writer keeps its value"
+    );
+    // A member of another group is not touched.
+    let other = member(&server, "elsewhere");
+    other.cache().insert(7, String::from("theirs")).unwrap();
+    a.remove(&7);
+    wait_until("b sees the removal", || b.stats().applied >= 2);
+    assert_eq!(other.cache().get(&7).as_deref(), Some("theirs"));
+}
+
+#[test]
+fn concurrent_writers_in_two_members_end_agreeing_on_the_last_version() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, b) = (member(&server, "race"), member(&server, "race"));
+    let writers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(who, member)| {
+            std::thread::spawn(move || {
+                for round in 0..300u64 {
+                    let key = round % 10;
+                    member.insert(key, format!("{who}:{round}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    // Quiet: every invalidation delivered (each member applied or ignored the other's 300).
+    wait_until("all invalidations seen", || {
+        let (sa, sb) = (a.stats(), b.stats());
+        sa.applied + sa.ignored >= 300 && sb.applied + sb.ignored >= 300
+    });
+    for key in 0..10u64 {
+        let (va, vb) = (a.cache().get(&key), b.cache().get(&key));
+        // At most one member holds the key (the last writer), never two different values.
+        assert!(
+            va.is_none() || vb.is_none() || va == vb,
+            "key {key}: {va:?} / {vb:?}"
+        );
+    }
+}
+
+#[test]
+fn the_server_killed_and_restarted_mid_test_drops_what_may_be_stale_and_publishes_the_gap() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let (a, b) = (member(&server, "fault"), member(&server, "fault"));
+    b.cache().insert(1, String::from("b's copy")).unwrap();
+    b.cache().insert(2, String::from("b's other copy")).unwrap();
+    let port = server.port;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    wait_until("a notices", || !a.stats().connected);
+    // Both keep serving and writing locally.
+    assert_eq!(
+        a.insert(1, String::from("written in the gap")).unwrap(),
+        None
+    );
+    assert_eq!(b.cache().get(&2).as_deref(), Some("b's other copy"));
+    assert!(a.stats().unpublished >= 1);
+    let server = Server::on(port).expect("restarts");
+    wait_until("both reconnect", || {
+        a.stats().connected && b.stats().connected
+    });
+    // b dropped what it held (it may have missed invalidations), and a's gap write reached it.
+    wait_until("b dropped its copies", || {
+        b.cache().get(&1).is_none() && b.cache().get(&2).is_none()
+    });
+    let (sa, sb) = (a.stats(), b.stats());
+    assert!(sa.reconnects >= 1 && sb.reconnects >= 1, "{sa:?} {sb:?}");
+    assert!(sb.dropped_on_reconnect >= 2, "{sb:?}");
+    assert!(sa.disconnected_for > Duration::ZERO);
+    // After the gap, coherence works as before.
+    b.cache().insert(3, String::from("old")).unwrap();
+    a.insert(3, String::from("new")).unwrap();
+    wait_until("b drops key 3", || b.cache().get(&3).is_none());
+    drop(server);
+}
+
+#[test]
+fn a_member_started_while_redis_is_down_serves_locally_and_joins_later() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let a: Coherent<u64, String> = Cache::builder()
+        .capacity(100)
+        .build()
+        .unwrap()
+        .coherent(Coherence::builder(url, "late").retry_after(Duration::from_millis(50)))
+        .unwrap();
+    assert!(!a.stats().connected);
+    assert_eq!(a.insert(1, String::from("local")).unwrap(), None);
+    assert_eq!(a.cache().get(&1).as_deref(), Some("local"));
+    let Some(server) = Server::on(port) else {
+        return;
+    };
+    wait_until("a connects", || a.stats().connected);
+    let b = member(&server, "late");
+    b.cache().insert(5, String::from("b's")).unwrap();
+    a.insert(5, String::from("a's")).unwrap();
+    wait_until("b drops key 5", || b.cache().get(&5).is_none());
+}
+
+#[test]
+fn a_flood_of_invalidations_is_applied_in_full() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, b) = (member(&server, "flood"), member(&server, "flood"));
+    for key in 0..5_000u64 {
+        b.cache().insert(key, String::from("stale")).unwrap();
+    }
+    let writers: Vec<_> = (0..4u64)
+        .map(|part| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for key in (part..5_000).step_by(4) {
+                    a.insert(key, String::from("fresh")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    wait_until("b applied all 5,000", || b.stats().applied >= 5_000);
+    assert_eq!(b.cache().len(), 0);
+    assert_eq!(a.stats().published, 5_000);
+}
+
+/// Set in the child: the Redis URL; the child writes key 42 once and exits.
+const CHILD: &str = "STRATACACHE_COHERENCE_CHILD";
+
+#[test]
+fn coherence_child() {
+    let Ok(url) = std::env::var(CHILD) else {
+        return;
+    };
+    let member: Coherent<u64, String> = Cache::builder()
+        .capacity(100)
+        .build()
+        .unwrap()
+        .coherent(Coherence::builder(url, "processes"))
+        .unwrap();
+    wait_until("the child connects", || member.stats().connected);
+    member
+        .insert(42, String::from("from the child"))
+        .unwrap()
+        .expect("published");
+}
+
+#[test]
+fn a_write_in_another_process_invalidates_this_ones_copy() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let here = member(&server, "processes");
+    here.cache().insert(42, String::from("old")).unwrap();
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "coherence_child", "--test-threads", "1"])
+        .env(CHILD, server.url())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the other process's write reaches here", || {
+        here.cache().get(&42).is_none()
+    });
+}
