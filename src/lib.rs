@@ -126,8 +126,8 @@ pub use l1::L1;
 pub use l2::policy;
 pub use l2::{UnitWeigher, Weigher};
 pub use tier::{
-    Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats, ComputeOp, Computed, EntryRef,
-    Fetched, Iter,
+    Cache, CacheBuilder, CacheFrame, CacheHandle, CacheStats, ComputeOp, Computed, Concern,
+    EntryRef, Fetched, Health, HealthThresholds, Iter,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -186,6 +186,7 @@ fn the_server_killed_and_restarted_mid_test_drops_what_may_be_stale_and_publishe
     assert!(sa.reconnects >= 1 && sb.reconnects >= 1, "{sa:?} {sb:?}");
     assert!(sb.dropped_on_reconnect >= 2, "{sb:?}");
     assert!(sa.disconnected_for > Duration::ZERO);
+    assert!(a.health().is_healthy(), "{}", a.health());
     // After the gap, coherence works as before.
     b.cache().insert(3, String::from("old")).unwrap();
     a.insert(3, String::from("new")).unwrap();

@@ -50,6 +50,8 @@ pub struct CoherenceStats {
     pub dropped_on_reconnect: u64,
     /// Time spent disconnected, in all (the current gap included).
     pub disconnected_for: Duration,
+    /// The current gap: how long the link has been down (zero while connected).
+    pub gap: Duration,
 }
 
 /// The cache type a link serves (its type parameters, without owning one).
@@ -276,6 +278,7 @@ where
 
     pub(crate) fn stats(&self) -> CoherenceStats {
         let current = lock(&self.down_since).map_or(0, |since| since.elapsed().as_nanos() as u64);
+        let gap = Duration::from_nanos(current);
         CoherenceStats {
             connected: self.connected.load(Ordering::Relaxed),
             published: self.published.load(Ordering::Relaxed),
@@ -287,6 +290,7 @@ where
             disconnected_for: Duration::from_nanos(
                 self.down_total.load(Ordering::Relaxed) + current,
             ),
+            gap,
         }
     }
 

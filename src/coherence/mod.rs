@@ -26,7 +26,7 @@ use core::time::Duration;
 use crate::l2::Weigher;
 use crate::l2::policy::{DefaultPolicy, Policy};
 use crate::l3::Codec;
-use crate::{Cache, DefaultHashBuilder, InsertError, UnitWeigher};
+use crate::{Cache, Concern, DefaultHashBuilder, Health, InsertError, UnitWeigher};
 
 pub use link::CoherenceStats;
 
@@ -199,5 +199,18 @@ where
     /// What coherence did so far, and whether the link to Redis is up.
     pub fn stats(&self) -> CoherenceStats {
         self.link.stats()
+    }
+
+    /// The cache's [`health`](Cache::health), and [`Concern::Disconnected`] while the link
+    /// to Redis is down (with the gap so far).
+    pub fn health(&self) -> Health {
+        let mut health = self.cache.health();
+        let stats = self.link.stats();
+        if !stats.connected {
+            health
+                .concerns
+                .push(Concern::Disconnected { for_: stats.gap });
+        }
+        health
     }
 }

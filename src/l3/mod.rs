@@ -157,6 +157,8 @@ pub struct StoreStats {
     pub dropped_writes: u64,
     /// Bytes the segment files hold now.
     pub disk_bytes: u64,
+    /// The disk budget, if one was set.
+    pub disk_budget: Option<u64>,
     /// Keys with a live value now.
     pub entries: u64,
 }

@@ -859,6 +859,7 @@ impl Store {
             evicted_segments: counters.evicted_segments.load(Ordering::Relaxed),
             dropped_writes: counters.dropped.load(Ordering::Relaxed),
             disk_bytes,
+            disk_budget: self.shared.disk_budget,
             entries,
         }
     }

@@ -79,6 +79,7 @@ struct Settings<K, V> {
     topology: Option<Topology>,
     locator: Option<Locator>,
     per_socket_l1: Option<bool>,
+    health: super::HealthThresholds,
     #[cfg(feature = "persistent")]
     write_through: Option<crate::Priority>,
 }
@@ -105,6 +106,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 topology: None,
                 locator: None,
                 per_socket_l1: None,
+                health: super::HealthThresholds::default(),
                 #[cfg(feature = "persistent")]
                 write_through: None,
             },
@@ -251,6 +253,14 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     #[cfg(feature = "persistent")]
     pub fn write_through(mut self, from: crate::Priority) -> Self {
         self.settings.write_through = Some(from);
+        self
+    }
+
+    /// When [`Cache::health`] reports a concern (default: [`HealthThresholds::default`]).
+    ///
+    /// [`HealthThresholds::default`]: super::HealthThresholds::default
+    pub fn health_thresholds(mut self, thresholds: super::HealthThresholds) -> Self {
+        self.settings.health = thresholds;
         self
     }
 
@@ -620,6 +630,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             listener: self.settings.listener,
             stats: Counters::new(stripes),
             flights: Flights::new(shards),
+            health: super::health::Watch::new(self.settings.health),
             #[cfg(feature = "persistent")]
             l3: None,
         };

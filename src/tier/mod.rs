@@ -35,6 +35,7 @@ mod builder;
 mod compute;
 pub(crate) mod flight;
 mod fronts;
+mod health;
 mod iter;
 mod ops;
 #[cfg(feature = "persistent")]
@@ -50,6 +51,7 @@ pub use builder::CacheBuilder;
 pub use compute::{ComputeOp, Computed, EntryRef, Fetched};
 use flight::Flights;
 pub use fronts::{CacheFrame, CacheHandle};
+pub use health::{Concern, Health, HealthThresholds};
 pub use iter::Iter;
 pub use stats::CacheStats;
 use stats::Counters;
@@ -279,6 +281,8 @@ struct Shared<K, V, S, W, P: Policy> {
     listener: Option<Box<Listener<K, V>>>,
     stats: Counters,
     flights: Flights<K, V>,
+    /// `health`'s thresholds and last counts.
+    health: health::Watch,
     /// The persistent tier below L2.
     #[cfg(feature = "persistent")]
     l3: Option<persist::Persistent<K, V>>,
@@ -418,6 +422,42 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
                 limit: a.limit.zip(b.limit).map(|(x, y)| x + y),
             });
         stats
+    }
+
+    /// The cache's health for an operator's check: the concerns the thresholds set in
+    /// [`CacheBuilder::health_thresholds`] find (a hit ratio since the last check below the
+    /// minimum, a memory or disk budget nearly spent, damaged records or dropped writes on
+    /// disk since the last check). Takes [`stats`](Self::stats)'s cost.
+    ///
+    /// ```
+    /// use stratacache::{Cache, HealthThresholds};
+    ///
+    /// let thresholds = HealthThresholds { min_hit_ratio: 0.5, min_lookups: 10, ..Default::default() };
+    /// let cache: Cache<u64, u64> =
+    ///     Cache::builder().capacity(100).health_thresholds(thresholds).build()?;
+    /// for key in 0..20 {
+    ///     cache.get(&key); // all misses
+    /// }
+    /// let health = cache.health();
+    /// assert!(!health.is_healthy());
+    /// println!("{health}"); // "hit ratio 0.0 % over 20 lookups, below 50.0 %"
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn health(&self) -> Health {
+        let stats = self.stats();
+        #[cfg(feature = "persistent")]
+        let disk = self.shared.l3.as_ref().map(|l3| {
+            let s = l3.stats();
+            (
+                s.corrupt_records,
+                s.dropped_writes,
+                s.disk_bytes,
+                s.disk_budget,
+            )
+        });
+        #[cfg(not(feature = "persistent"))]
+        let disk = None;
+        self.shared.health.check(&stats, disk)
     }
 }
 
