@@ -33,6 +33,8 @@
 pub(crate) mod awaited;
 mod builder;
 mod compute;
+#[cfg(feature = "metrics")]
+mod export;
 pub(crate) mod flight;
 mod fronts;
 mod health;
@@ -283,6 +285,9 @@ struct Shared<K, V, S, W, P: Policy> {
     flights: Flights<K, V>,
     /// `health`'s thresholds and last counts.
     health: health::Watch,
+    /// The name lookups are timed under (one in 1,024), if any.
+    #[cfg(feature = "metrics")]
+    metrics_name: Option<&'static str>,
     /// The persistent tier below L2.
     #[cfg(feature = "persistent")]
     l3: Option<persist::Persistent<K, V>>,

@@ -48,6 +48,15 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
+        #[cfg(feature = "metrics")]
+        if let Some(name) = self.metrics_name
+            && super::export::sample()
+        {
+            let started = std::time::Instant::now();
+            let found = self.get_hashed(l1, stripe, hash, key);
+            super::export::record(name, started, found.is_some());
+            return found;
+        }
         self.get_hashed(l1, stripe, hash, key)
     }
 
