@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bless=${1:-}
 status=0
-for spec in "stratacache:std,policies,persistent,serde,async,redis,metrics" "stratacache-alloc:std" "stratacache-platform:std"; do
+for spec in "stratacache:std,policies,persistent,serde,async,redis,metrics,tracing" "stratacache-alloc:std" "stratacache-platform:std"; do
     crate=${spec%%:*}
     features=${spec#*:}
     cargo +nightly rustdoc -q -p "$crate" --lib --features "$features" -- \

@@ -94,6 +94,16 @@ extern crate alloc;
 #[cfg(any(feature = "std", loom))]
 extern crate std;
 
+/// An event on a slow path (the disk tier's recovery, compaction and write failures, warming,
+/// coherence's reconnections) for the `tracing` feature's subscribers; nothing without it.
+#[cfg_attr(not(feature = "persistent"), allow(unused_macros))]
+macro_rules! slow_path {
+    ($level:ident, $($arg:tt)+) => {{
+        #[cfg(feature = "tracing")]
+        tracing::$level!(target: "stratacache", $($arg)+);
+    }};
+}
+
 mod clock;
 #[cfg(all(feature = "redis", not(loom)))]
 pub mod coherence;

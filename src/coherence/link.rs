@@ -295,6 +295,9 @@ where
     }
 
     fn went_down(&self) {
+        if self.connected.load(Ordering::Relaxed) {
+            slow_path!(warn, group = %self.settings.group, "coherence: Redis unreachable");
+        }
         self.connected.store(false, Ordering::Relaxed);
         lock(&self.down_since).get_or_insert_with(Instant::now);
         *lock(&self.writer) = None;
@@ -321,12 +324,20 @@ where
                 let _ = self.run(&key);
             }
         }
+        let mut dropped = 0;
         if self.settings.recovery == Recovery::DropAll {
-            let entries = cache.len() as u64;
+            dropped = cache.len() as u64;
             cache.clear();
             self.dropped_on_reconnect
-                .fetch_add(entries, Ordering::Relaxed);
+                .fetch_add(dropped, Ordering::Relaxed);
         }
+        slow_path!(info,
+            group = %self.settings.group,
+            gap_ms = gap.map_or(0, |since| since.elapsed().as_millis() as u64),
+            dropped,
+            "coherence: reconnected"
+        );
+        let _ = dropped;
     }
 }
 

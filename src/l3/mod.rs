@@ -223,7 +223,24 @@ impl StoreBuilder {
     /// cannot be created, read or written, [`L3Error::Locked`] when another store holds it,
     /// [`L3Error::NewerFormat`] when a newer build wrote it (nothing is changed then).
     pub fn open(self) -> Result<(Store, OpenReport), L3Error> {
-        Store::open(self)
+        #[cfg(feature = "tracing")]
+        let started = std::time::Instant::now();
+        let opened = Store::open(self);
+        #[cfg(feature = "tracing")]
+        match &opened {
+            Ok((_, report)) => slow_path!(
+                info,
+                segments = report.segments,
+                entries = report.entries,
+                corrupt_records = report.corrupt_records,
+                dropped_bytes = report.dropped_bytes,
+                torn_tail = report.torn_tail,
+                ms = started.elapsed().as_millis() as u64,
+                "disk tier recovered"
+            ),
+            Err(error) => slow_path!(warn, %error, "disk tier could not open"),
+        }
+        opened
     }
 }
 

@@ -800,6 +800,13 @@ impl Store {
             report.segments += 1;
             shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
         }
+        slow_path!(
+            info,
+            segments = report.segments,
+            records_moved = report.records_moved,
+            bytes_freed = report.bytes_freed,
+            "disk tier compacted"
+        );
         Ok(report)
     }
 

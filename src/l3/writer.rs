@@ -285,6 +285,7 @@ fn failed<'a>(
     let kind = std::io::ErrorKind::Other;
     inner.failure = Some((kind, error.to_string()));
     inner.failures += 1;
+    slow_path!(warn, %error, queued = batch.len(), "disk tier write failed; retrying");
     if inner.closing {
         // Nobody waits any more; the records stay readable until the store drops.
         return inner;

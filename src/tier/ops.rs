@@ -287,6 +287,7 @@ where
                 taken += usize::from(self.take_back(l1, stripe, hash, back));
             }
         }
+        slow_path!(info, taken, limit, "cache warmed from the disk tier");
         taken
     }
 
