@@ -22,6 +22,10 @@
 //!
 //! `cargo run --release --example game_loop [-- --threads N --keys N --capacity N --frames N
 //! --seconds S --skew E --write-share F --budget-us U]`; `-- --help` lists them.
+//! With `--redis URL --instances N` (feature `redis`) N server processes share the world's
+//! entities: writes go through coherence, misses load from a Redis hash that stands for the
+//! world's database, and each process counts its stale reads (it fails if there is one).
+//!
 //! `cargo run --release --features persistent --example game_loop -- --l3 DIR` keeps the world
 //! on disk.
 
@@ -67,7 +71,25 @@ struct Args {
     #[cfg(feature = "persistent")]
     #[arg(long)]
     l3: Option<std::path::PathBuf>,
+    /// Share the world's entities with other instances through this Redis (feature `redis`):
+    /// writes invalidate the others' copies, and stale reads are counted.
+    #[cfg(feature = "redis")]
+    #[arg(long)]
+    redis: Option<String>,
+    /// With `--redis`: how many server processes to run on the one world (this one and the
+    /// rest started as children).
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value_t = 1)]
+    instances: u32,
+    /// Set on the instances a fleet's first process starts.
+    #[cfg(feature = "redis")]
+    #[arg(long, hide = true)]
+    instance: Option<u32>,
 }
+
+#[cfg(feature = "redis")]
+#[path = "fleet/fleet.rs"]
+mod fleet;
 
 /// The kinds of data a frame reads, with the priority each is cached at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +275,9 @@ struct Worker<'a> {
     messages: u64,
     thread: u64,
     tally: Tally,
+    /// With `--redis`: the fleet and this worker's connection to the world's database.
+    #[cfg(feature = "redis")]
+    fleet: Option<(&'a fleet::Fleet, redis::Connection)>,
 }
 
 impl Worker<'_> {
@@ -268,9 +293,22 @@ impl Worker<'_> {
             Some(state) => {
                 debug_assert_eq!(state.id, key);
                 self.tally.hits[kind as usize] += 1;
+                #[cfg(feature = "redis")]
+                if kind == Kind::Entity
+                    && let Some((fleet, connection)) = self.fleet.as_mut()
+                    && self.rng.random_ratio(1, 32)
+                {
+                    fleet.check(connection, key, &state);
+                }
                 state
             }
             None => {
+                #[cfg(feature = "redis")]
+                if kind == Kind::Entity
+                    && let Some((fleet, connection)) = self.fleet.as_mut()
+                {
+                    return fleet.load(connection, key);
+                }
                 let state = State::load(key);
                 let options = InsertOptions::new().priority(kind.priority());
                 if frame.insert_with(key, state.to_bytes(), options).is_err() {
@@ -298,13 +336,18 @@ impl Worker<'_> {
                         position: [state.position[0] + 1.0, state.position[1], 0.0],
                         ..state
                     };
+                    self.tally.writes += 1;
+                    #[cfg(feature = "redis")]
+                    if let Some((fleet, connection)) = self.fleet.as_mut() {
+                        fleet.write(connection, Kind::Entity.key(id), moved);
+                        continue;
+                    }
                     if frame
                         .insert(Kind::Entity.key(id), moved.to_bytes())
                         .is_err()
                     {
                         self.tally.rejected += 1;
                     }
-                    self.tally.writes += 1;
                 }
             }
             let session = self.sessions.sample(&mut self.rng) as u64 - 1;
@@ -335,7 +378,37 @@ fn zipf(n: u64, skew: f64) -> Zipf<f64> {
 
 fn main() {
     let args = Args::parse();
-    if let Err(problem) = run(&args) {
+    // A fleet's first process starts the others, runs its own share, then prints theirs.
+    #[cfg(feature = "redis")]
+    let others: Vec<std::process::Child> = if args.redis.is_some() && args.instance.is_none() {
+        let exe = std::env::current_exe().expect("this program's path");
+        let given: Vec<String> = std::env::args().skip(1).collect();
+        (1..args.instances)
+            .map(|i| {
+                std::process::Command::new(&exe)
+                    .args(&given)
+                    .args(["--instance", &i.to_string()])
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("another instance")
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let result = run(&args);
+    #[cfg(feature = "redis")]
+    for (i, other) in others.into_iter().enumerate() {
+        let output = other.wait_with_output().expect("an instance's output");
+        println!();
+        println!("== instance {} ==", i + 1);
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+        if !output.status.success() {
+            eprintln!("game_loop: instance {} failed", i + 1);
+            std::process::exit(2);
+        }
+    }
+    if let Err(problem) = result {
         eprintln!("game_loop: {problem}");
         std::process::exit(2);
     }
@@ -368,6 +441,13 @@ fn run(args: &Args) -> Result<(), String> {
     let world = World::new(args.keys);
     let capacity = args.capacity.unwrap_or(world.keys() / 10);
     let cache = build(args, capacity)?;
+    #[cfg(feature = "redis")]
+    let fleet = match &args.redis {
+        Some(url) => Some(fleet::Fleet::join(&cache, url)?),
+        None => None,
+    };
+    #[cfg(feature = "redis")]
+    let fleet = &fleet;
     let budget = Duration::from_micros(args.budget_us);
     let deadline = Duration::from_secs_f64(args.seconds);
     let started = Instant::now();
@@ -391,6 +471,8 @@ fn run(args: &Args) -> Result<(), String> {
                         messages: 0,
                         thread,
                         tally: Tally::new(),
+                        #[cfg(feature = "redis")]
+                        fleet: fleet.as_ref().map(|fleet| (fleet, fleet.connect())),
                     };
                     let handle = cache.handle();
                     loop {
@@ -428,6 +510,26 @@ fn run(args: &Args) -> Result<(), String> {
         total.add(tally);
     }
     report(args, threads, world, &cache, &total, elapsed, budget);
+    #[cfg(feature = "redis")]
+    if let Some(fleet) = fleet {
+        use std::sync::atomic::Ordering;
+        println!();
+        println!("  fleet (instance {})", args.instance.unwrap_or(0));
+        println!(
+            "    entity reads checked            {}, stale {} (older than a write acknowledged {:?} before)",
+            fleet.checked.load(Ordering::Relaxed),
+            fleet.stale.load(Ordering::Relaxed),
+            fleet::STALE_AFTER
+        );
+        println!("    coherence                       {}", fleet.summary());
+        let stale = fleet.stale.load(Ordering::Relaxed);
+        if stale > 0 {
+            return Err(format!(
+                "{stale} stale reads: values older than a write acknowledged {:?} before",
+                fleet::STALE_AFTER
+            ));
+        }
+    }
     #[cfg(feature = "persistent")]
     if args.l3.is_some() {
         let written = cache

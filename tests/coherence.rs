@@ -287,3 +287,20 @@ fn a_write_in_another_process_invalidates_this_ones_copy() {
         here.cache().get(&42).is_none()
     });
 }
+
+#[test]
+fn a_value_loaded_before_an_invalidation_arrived_is_not_stored() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let (a, b) = (member(&server, "fill"), member(&server, "fill"));
+    let first = a.insert(9, String::from("v1")).unwrap().unwrap();
+    let second = a.insert(9, String::from("v2")).unwrap().unwrap();
+    wait_until("b applied both", || b.stats().applied >= 2);
+    // b had loaded the source's v1 before the second write's invalidation arrived: refused.
+    assert!(!b.fill(9, String::from("v1"), first).unwrap());
+    assert_eq!(b.cache().get(&9), None);
+    // What it loads now, at the newest version, is stored.
+    assert!(b.fill(9, String::from("v2"), second).unwrap());
+    assert_eq!(b.cache().get(&9).as_deref(), Some("v2"));
+}

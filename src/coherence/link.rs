@@ -304,18 +304,24 @@ where
     }
 
     /// Connected (again): the gap ends; after one, what was written here meanwhile is
-    /// published and what may have been missed is dropped.
+    /// published and what may have been missed is dropped. Only then does the link count as
+    /// connected.
     fn came_up(&self, cache: &Cache<K, V, S, W, P>, first: bool) {
-        self.connected.store(true, Ordering::Relaxed);
         let gap = lock(&self.down_since).take();
         if let Some(since) = gap {
             self.down_total
                 .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
         if first && gap.is_none() {
+            self.connected.store(true, Ordering::Relaxed);
             return;
         }
         self.reconnects.fetch_add(1, Ordering::Relaxed);
+        // The writers' connection may publish the gap's writes before the flag is set.
+        *lock(&self.writer) = self
+            .client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok();
         let (keys, overflow) = core::mem::take(&mut *lock(&self.unpublished));
         if overflow {
             let _ = self.run(ALL);
@@ -327,10 +333,11 @@ where
         let mut dropped = 0;
         if self.settings.recovery == Recovery::DropAll {
             dropped = cache.len() as u64;
-            cache.clear();
             self.dropped_on_reconnect
                 .fetch_add(dropped, Ordering::Relaxed);
+            cache.clear();
         }
+        self.connected.store(true, Ordering::Relaxed);
         slow_path!(info,
             group = %self.settings.group,
             gap_ms = gap.map_or(0, |since| since.elapsed().as_millis() as u64),

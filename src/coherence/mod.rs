@@ -174,6 +174,16 @@ where
     /// As [`Cache::insert`].
     pub fn insert(&self, key: K, value: V) -> Result<Option<u64>, InsertError<K, V>> {
         let version = self.link.publish(&key);
+        self.store(key, value, version)
+    }
+
+    /// The local half of a write published at `version`.
+    fn store(
+        &self,
+        key: K,
+        value: V,
+        version: Option<u64>,
+    ) -> Result<Option<u64>, InsertError<K, V>> {
         self.link.note_local(&key, version);
         let check = version.map(|_| key.clone());
         self.cache.insert(key, value)?;
@@ -185,6 +195,42 @@ where
             self.cache.remove(&key);
         }
         Ok(version)
+    }
+
+    /// [`insert`](Self::insert) of the value `make` builds from the key's new version
+    /// (`None` while Redis cannot be reached): for values that carry their version, so that
+    /// readers can tell which write they see.
+    ///
+    /// # Errors
+    /// As [`Cache::insert`].
+    pub fn insert_versioned(
+        &self,
+        key: K,
+        make: impl FnOnce(Option<u64>) -> V,
+    ) -> Result<Option<u64>, InsertError<K, V>> {
+        let version = self.link.publish(&key);
+        self.store(key, make(version), version)
+    }
+
+    /// Stores `value`, which the caller loaded from the source of truth where it was at
+    /// `version` (the version its writer got), unless a newer write of the key is known here
+    /// (its invalidation arrived while the value was being loaded): then nothing is stored,
+    /// `false`. Publishes nothing. This is the read-through's insertion: a plain insert of a
+    /// value loaded before an invalidation would bring the old value back.
+    ///
+    /// # Errors
+    /// As [`Cache::insert`].
+    pub fn fill(&self, key: K, value: V, version: u64) -> Result<bool, InsertError<K, V>> {
+        if self.link.superseded(&key, Some(version)) {
+            return Ok(false);
+        }
+        let check = key.clone();
+        self.cache.insert(key, value)?;
+        if self.link.superseded(&check, Some(version)) {
+            self.cache.remove(&check);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Removes `key` here and in every other member: its new version, or `None` while Redis
