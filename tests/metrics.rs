@@ -80,10 +80,18 @@ fn a_prometheus_scrape_shows_the_caches_counters_gauges_and_timed_lookups() {
         Some(500.0)
     );
     assert!(value(&scrape, "stratacache_memory_bytes", "world").unwrap() > 0.0);
-    // 3,000 lookups on one thread: two timed (one in 1,024), hits by then.
+    // 3,000 lookups on one thread: two timed (one in 1,024), hits in memory by then.
+    let timed = |tier| {
+        value(
+            &scrape,
+            "stratacache_get_seconds_count",
+            &format!("tier=\"{tier}\""),
+        )
+    };
     assert_eq!(
-        value(&scrape, "stratacache_get_seconds_count", "outcome=\"hit\""),
-        Some(2.0),
+        timed("l1").unwrap_or(0.0) + timed("l2").unwrap_or(0.0),
+        2.0,
         "{scrape}"
     );
+    assert_eq!(timed("miss"), None);
 }

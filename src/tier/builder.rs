@@ -261,7 +261,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     }
 
     /// Feature `metrics`: one lookup in 1,024 (per thread) is timed into the histogram
-    /// `stratacache_get_seconds{cache = name, outcome = hit | miss}`, and
+    /// `stratacache_get_seconds{cache = name, tier = l1 | l2 | l3 | miss}`, and
     /// [`Cache::export_metrics`] is the way to publish the rest. Without a name nothing is
     /// timed.
     #[cfg(feature = "metrics")]

@@ -32,11 +32,11 @@ pub(super) fn sample() -> bool {
     })
 }
 
-/// Records a timed lookup of the cache `name`.
+/// Records a timed lookup of the cache `name`, answered by `tier` (`l1`, `l2`, `l3`, or
+/// `miss`).
 #[cold]
-pub(super) fn record(name: &'static str, started: Instant, hit: bool) {
-    let outcome = if hit { "hit" } else { "miss" };
-    metrics::histogram!("stratacache_get_seconds", "cache" => name, "outcome" => outcome)
+pub(super) fn record(name: &'static str, started: Instant, tier: &'static str) {
+    metrics::histogram!("stratacache_get_seconds", "cache" => name, "tier" => tier)
         .record(started.elapsed().as_secs_f64());
 }
 

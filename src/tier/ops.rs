@@ -52,12 +52,43 @@ where
         if let Some(name) = self.metrics_name
             && super::export::sample()
         {
-            let started = std::time::Instant::now();
-            let found = self.get_hashed(l1, stripe, hash, key);
-            super::export::record(name, started, found.is_some());
-            return found;
+            return self.get_timed(l1, stripe, hash, key, name);
         }
         self.get_hashed(l1, stripe, hash, key)
+    }
+
+    /// A lookup timed into the metrics' histogram, labelled with the tier that answered (told
+    /// by which of this stripe's counters moved). Out of line: the untimed path stays as it
+    /// was.
+    #[cfg(feature = "metrics")]
+    #[inline(never)]
+    #[cold]
+    fn get_timed<Q>(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        hash: u64,
+        key: &Q,
+        name: &'static str,
+    ) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let tiers = [Event::L1Hit, Event::L2Hit, Event::L3Hit];
+        let before = tiers.map(|tier| self.stats.get(stripe, tier));
+        let started = std::time::Instant::now();
+        let found = self.get_hashed(l1, stripe, hash, key);
+        let after = tiers.map(|tier| self.stats.get(stripe, tier));
+        let tier = match (found.is_some(), before != after) {
+            (false, _) => "miss",
+            (true, true) if after[0] != before[0] => "l1",
+            (true, true) if after[1] != before[1] => "l2",
+            (true, true) => "l3",
+            (true, false) => "unknown",
+        };
+        super::export::record(name, started, tier);
+        found
     }
 
     #[inline]
