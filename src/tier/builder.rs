@@ -647,6 +647,8 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             health: super::health::Watch::new(self.settings.health),
             #[cfg(feature = "metrics")]
             metrics_name: self.settings.metrics_name,
+            #[cfg(feature = "metrics")]
+            metrics_on: self.settings.metrics_name.is_some(),
             #[cfg(feature = "persistent")]
             l3: None,
         };

@@ -285,9 +285,12 @@ struct Shared<K, V, S, W, P: Policy> {
     flights: Flights<K, V>,
     /// `health`'s thresholds and last counts.
     health: health::Watch,
-    /// The name lookups are timed under (one in 1,024), if any.
+    /// The name lookups are timed under (one in 1,024), if any, and whether there is one
+    /// (the flag the lookup tests, beside `l1_on`).
     #[cfg(feature = "metrics")]
     metrics_name: Option<&'static str>,
+    #[cfg(feature = "metrics")]
+    metrics_on: bool,
     /// The persistent tier below L2.
     #[cfg(feature = "persistent")]
     l3: Option<persist::Persistent<K, V>>,
