@@ -304,3 +304,36 @@ fn a_value_loaded_before_an_invalidation_arrived_is_not_stored() {
     assert!(b.fill(9, String::from("v2"), second).unwrap());
     assert_eq!(b.cache().get(&9).as_deref(), Some("v2"));
 }
+
+#[test]
+fn a_reconnection_drops_only_the_key_range_that_may_be_stale() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let port = server.port;
+    let shared: Coherent<u64, String> = Cache::builder()
+        .capacity(1_000)
+        .build()
+        .unwrap()
+        // Keys below 100 are written by other members; the rest only here.
+        .coherent_dropping(
+            Coherence::builder(server.url(), "ranges").retry_after(Duration::from_millis(50)),
+            |&key| key < 100,
+        )
+        .unwrap();
+    wait_until("connected", || shared.stats().connected);
+    shared.cache().insert(1, String::from("shared")).unwrap();
+    shared.cache().insert(500, String::from("mine")).unwrap();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    wait_until("disconnected", || !shared.stats().connected);
+    let _server = Server::on(port).expect("restarts");
+    wait_until("reconnected", || shared.stats().connected);
+    assert_eq!(shared.cache().get(&1), None, "the shared range is dropped");
+    assert_eq!(
+        shared.cache().get(&500).as_deref(),
+        Some("mine"),
+        "the rest is kept"
+    );
+    assert_eq!(shared.stats().dropped_on_reconnect, 1);
+}

@@ -54,6 +54,9 @@ pub struct CoherenceStats {
     pub gap: Duration,
 }
 
+/// Which keys may be stale after a gap (a key range, say).
+pub(crate) type Stale<K> = alloc::boxed::Box<dyn Fn(&K) -> bool + Send + Sync>;
+
 /// The cache type a link serves (its type parameters, without owning one).
 type Member<K, V, S, W, P> = fn() -> (K, V, S, W, P);
 
@@ -88,6 +91,8 @@ pub(crate) struct Link<K, V, S, W, P: Policy> {
     reconnects: AtomicU64,
     dropped_on_reconnect: AtomicU64,
     stop: Arc<AtomicBool>,
+    /// Which keys a reconnection drops (`None`: as `settings.recovery` says).
+    stale: Option<Stale<K>>,
     _cache: core::marker::PhantomData<Member<K, V, S, W, P>>,
 }
 
@@ -127,6 +132,7 @@ where
     pub(crate) fn start(
         cache: Cache<K, V, S, W, P>,
         settings: CoherenceBuilder,
+        stale: Option<Stale<K>>,
     ) -> Result<Arc<Self>, CoherenceError> {
         if settings.group.is_empty() {
             return Err(CoherenceError::Options("an empty group name"));
@@ -161,6 +167,7 @@ where
             reconnects: AtomicU64::new(0),
             dropped_on_reconnect: AtomicU64::new(0),
             stop: Arc::clone(&stop),
+            stale,
             _cache: core::marker::PhantomData,
         });
         let weak = Arc::downgrade(&link);
@@ -331,7 +338,12 @@ where
             }
         }
         let mut dropped = 0;
-        if self.settings.recovery == Recovery::DropAll {
+        if let Some(stale) = &self.stale {
+            // The user's function runs with no lock held (`retain`'s contract).
+            dropped = cache.retain(|key, _| !stale(key)) as u64;
+            self.dropped_on_reconnect
+                .fetch_add(dropped, Ordering::Relaxed);
+        } else if self.settings.recovery == Recovery::DropAll {
             dropped = cache.len() as u64;
             self.dropped_on_reconnect
                 .fetch_add(dropped, Ordering::Relaxed);

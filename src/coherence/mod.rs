@@ -31,7 +31,7 @@ use crate::{Cache, Concern, DefaultHashBuilder, Health, InsertError, UnitWeigher
 pub use link::CoherenceStats;
 
 /// What a cache drops when it reconnects after a gap, during which it may have missed
-/// invalidations.
+/// invalidations (per key range: [`Cache::coherent_dropping`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Recovery {
@@ -147,7 +147,22 @@ where
         self,
         settings: CoherenceBuilder,
     ) -> Result<Coherent<K, V, S, W, P>, CoherenceError> {
-        let link = link::Link::start(self.clone(), settings)?;
+        let link = link::Link::start(self.clone(), settings, None)?;
+        Ok(Coherent { cache: self, link })
+    }
+
+    /// [`coherent`](Self::coherent), dropping on reconnection only the entries whose key
+    /// `stale` accepts (a key range the other members write, say), whatever
+    /// [`Recovery`] the settings give: the rest is trusted. `stale` runs with no lock held.
+    ///
+    /// # Errors
+    /// As [`coherent`](Self::coherent).
+    pub fn coherent_dropping(
+        self,
+        settings: CoherenceBuilder,
+        stale: impl Fn(&K) -> bool + Send + Sync + 'static,
+    ) -> Result<Coherent<K, V, S, W, P>, CoherenceError> {
+        let link = link::Link::start(self.clone(), settings, Some(alloc::boxed::Box::new(stale)))?;
         Ok(Coherent { cache: self, link })
     }
 }
