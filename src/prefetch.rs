@@ -164,9 +164,17 @@ impl<K: Hash + Eq + Clone> State<K> {
         self.hasher.hash_one(key) as usize % TABLE
     }
 
+    /// A request for `key`, which the cache held (`hit`): the prefetch it used or wasted is
+    /// counted, and the detectors' guesses come back, to be loaded.
+    pub(crate) fn requested(&self, key: &K, hit: bool) -> Vec<K> {
+        self.asked(key, hit);
+        // This prefetcher's id for the temporal detector: its state's address.
+        self.observe(core::ptr::from_ref(self).addr(), key)
+    }
+
     /// A request for `key` (of this prefetcher, `id`): the keys worth loading now. The
     /// user's functions (`next`, `neighbours`) run with no lock held.
-    pub(crate) fn observe(&self, id: usize, key: &K) -> Vec<K> {
+    fn observe(&self, id: usize, key: &K) -> Vec<K> {
         let mut guesses = Vec::new();
         if let Some((next, depth)) = &self.settings.next {
             let mut at = next(key);
@@ -266,7 +274,7 @@ impl<K: Hash + Eq + Clone> State<K> {
     /// A request for `key`, which the cache held (`hit`): a prefetch used if it was one and
     /// the request found its value or joined its load still running; wasted if its value
     /// came and left before the request.
-    pub(crate) fn asked(&self, key: &K, hit: bool) {
+    fn asked(&self, key: &K, hit: bool) {
         if let Some((_, landed)) = lock(&self.marks).live.remove(key) {
             let counter = if hit || !landed {
                 &self.used
@@ -420,9 +428,7 @@ where
     pub fn get(&self, key: &K) -> Result<V, Arc<E>> {
         let found = self.cache.get(key);
         let state = &self.inner.state;
-        state.asked(key, found.is_some());
-        let id = Arc::as_ptr(&self.inner).cast::<()>() as usize;
-        for guess in state.observe(id, key) {
+        for guess in state.requested(key, found.is_some()) {
             self.prefetch(guess);
         }
         match found {

@@ -238,24 +238,25 @@ where
         }
     }
 
-    /// A write of `key` here, at `version` (`None`: unpublished).
-    pub(crate) fn note_local(&self, key: &K, version: Option<u64>) {
-        let Some(version) = version else { return };
+    /// The hash the versions are kept under: of `key`'s bytes, as the invalidations carry them.
+    fn hash_of(&self, key: &K) -> u64 {
         let mut bytes = Vec::new();
         key.encode(&mut bytes);
-        let hash = self.key_hash(&bytes);
+        self.key_hash(&bytes)
+    }
+
+    /// A write of `key` here, at `version`.
+    pub(crate) fn note_local(&self, key: &K, version: u64) {
+        let hash = self.hash_of(key);
         let mut versions = lock(&self.versions);
         let newest = versions.newest.entry(hash).or_insert(0);
         *newest = (*newest).max(version);
     }
 
-    /// After a local write of `key` at `version` landed: whether a newer version arrived from
-    /// elsewhere meanwhile (the local copy must go).
-    pub(crate) fn superseded(&self, key: &K, version: Option<u64>) -> bool {
-        let Some(version) = version else { return false };
-        let mut bytes = Vec::new();
-        key.encode(&mut bytes);
-        let hash = self.key_hash(&bytes);
+    /// Whether a version of `key` newer than `version` is known here (its invalidation
+    /// arrived): a copy at `version` is stale.
+    pub(crate) fn superseded(&self, key: &K, version: u64) -> bool {
+        let hash = self.hash_of(key);
         let versions = lock(&self.versions);
         match versions.newest.get(&hash) {
             Some(&newest) => newest > version,

@@ -192,24 +192,33 @@ where
         self.store(key, value, version)
     }
 
-    /// The local half of a write published at `version`.
+    /// The local half of a write published at `version` (`None`: unpublished).
     fn store(
         &self,
         key: K,
         value: V,
         version: Option<u64>,
     ) -> Result<Option<u64>, InsertError<K, V>> {
-        self.link.note_local(&key, version);
-        let check = version.map(|_| key.clone());
-        self.cache.insert(key, value)?;
-        // A newer write elsewhere invalidated the key between the publication and the
-        // insertion: the copy just stored is already stale.
-        if let Some(key) = check
-            && self.link.superseded(&key, version)
-        {
-            self.cache.remove(&key);
+        match version {
+            Some(at) => {
+                self.link.note_local(&key, at);
+                self.insert_at(key, value, at)?;
+            }
+            None => self.cache.insert(key, value)?,
         }
         Ok(version)
+    }
+
+    /// Stores `value` of `key` at `version`, and takes it out again if a newer version's
+    /// invalidation arrived before it landed (the copy is already stale): whether it stayed.
+    fn insert_at(&self, key: K, value: V, version: u64) -> Result<bool, InsertError<K, V>> {
+        let check = key.clone();
+        self.cache.insert(key, value)?;
+        if self.link.superseded(&check, version) {
+            self.cache.remove(&check);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// [`insert`](Self::insert) of the value `make` builds from the key's new version
@@ -236,23 +245,19 @@ where
     /// # Errors
     /// As [`Cache::insert`].
     pub fn fill(&self, key: K, value: V, version: u64) -> Result<bool, InsertError<K, V>> {
-        if self.link.superseded(&key, Some(version)) {
+        if self.link.superseded(&key, version) {
             return Ok(false);
         }
-        let check = key.clone();
-        self.cache.insert(key, value)?;
-        if self.link.superseded(&check, Some(version)) {
-            self.cache.remove(&check);
-            return Ok(false);
-        }
-        Ok(true)
+        self.insert_at(key, value, version)
     }
 
     /// Removes `key` here and in every other member: its new version, or `None` while Redis
     /// cannot be reached.
     pub fn remove(&self, key: &K) -> Option<u64> {
         let version = self.link.publish(key);
-        self.link.note_local(key, version);
+        if let Some(at) = version {
+            self.link.note_local(key, at);
+        }
         self.cache.remove(key);
         version
     }

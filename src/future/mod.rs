@@ -468,9 +468,7 @@ where
     pub async fn get(&self, key: &K) -> Result<V, Arc<L::Error>> {
         let found = self.cache.get(key).await;
         let state = &self.inner.state;
-        state.asked(key, found.is_some());
-        let id = Arc::as_ptr(&self.inner).cast::<()>() as usize;
-        for guess in state.observe(id, key) {
+        for guess in state.requested(key, found.is_some()) {
             self.prefetch(guess);
         }
         match found {
