@@ -21,6 +21,7 @@ fn value(scrape: &str, name: &str, labels: &str) -> Option<f64> {
 fn a_prometheus_scrape_shows_the_caches_counters_gauges_and_timed_lookups() {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
+    let rendered = handle.clone();
     metrics::set_global_recorder(recorder).expect("the only recorder in this test binary");
     let cache: Cache<u64, u64> = Cache::builder()
         .capacity(1_000)
@@ -94,4 +95,33 @@ fn a_prometheus_scrape_shows_the_caches_counters_gauges_and_timed_lookups() {
         "{scrape}"
     );
     assert_eq!(timed("miss"), None);
+
+    // Frames shorter than the sampling interval are still sampled at its rate: 4,096 frames of
+    // 16 lookups, 65,536 lookups, about 64 timed (each frame's count starts at a drawn phase).
+    let frames: Cache<u64, u64> = Cache::builder()
+        .capacity(1_000)
+        .metrics_name("frames")
+        .build()
+        .unwrap();
+    frames.insert(1, 1).unwrap();
+    let frames_handle = frames.handle();
+    for _ in 0..4_096 {
+        let frame = frames_handle.frame();
+        for _ in 0..16 {
+            assert_eq!(frame.get(&1), Some(1));
+        }
+    }
+    let scrape = rendered.render();
+    let timed = ["l1", "l2"]
+        .map(|tier| {
+            value(
+                &scrape,
+                "stratacache_get_seconds_count",
+                &format!("cache=\"frames\",tier=\"{tier}\""),
+            )
+            .unwrap_or(0.0)
+        })
+        .iter()
+        .sum::<f64>();
+    assert!((32.0..=128.0).contains(&timed), "{timed} timed: {scrape}");
 }

@@ -260,10 +260,10 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
-    /// Feature `metrics`: one lookup in 1,024 (per thread) is timed into the histogram
-    /// `stratacache_get_seconds{cache = name, tier = l1 | l2 | l3 | miss}`, and
+    /// Feature `metrics`: one lookup in 1,024 (per thread, handle or frame) is timed into the
+    /// histogram `stratacache_get_seconds{cache = name, tier = l1 | l2 | l3 | miss}`, and
     /// [`Cache::export_metrics`] is the way to publish the rest. Without a name nothing is
-    /// timed.
+    /// timed. The other lookups pay what an unnamed cache's do (`benches/results/NOTES.md`).
     #[cfg(feature = "metrics")]
     pub fn metrics_name(mut self, name: &'static str) -> Self {
         self.settings.metrics_name = Some(name);

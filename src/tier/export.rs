@@ -1,36 +1,12 @@
 //! The cache's figures through the `metrics` facade (feature `metrics`): counters and gauges
 //! on demand ([`Cache::export_metrics`]), and a sampled latency histogram of lookups.
 
-use core::cell::Cell;
 use core::hash::{BuildHasher, Hash};
 use std::time::Instant;
 
 use super::Cache;
 use crate::l2::Weigher;
 use crate::l2::policy::Policy;
-
-/// One lookup in this many is timed.
-const SAMPLE_EVERY: u32 = 1_024;
-
-std::thread_local! {
-    /// Lookups on this thread until the next timed one.
-    static UNTIL_SAMPLE: Cell<u32> = const { Cell::new(SAMPLE_EVERY) };
-}
-
-/// Whether this lookup is one to time (one in [`SAMPLE_EVERY`] per thread).
-#[inline]
-pub(super) fn sample() -> bool {
-    UNTIL_SAMPLE.with(|left| {
-        let next = left.get() - 1;
-        if next == 0 {
-            left.set(SAMPLE_EVERY);
-            true
-        } else {
-            left.set(next);
-            false
-        }
-    })
-}
 
 /// Records a timed lookup of the cache `name`, answered by `tier` (`l1`, `l2`, `l3`, or
 /// `miss`).

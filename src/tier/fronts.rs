@@ -10,6 +10,7 @@ use core::hash::{BuildHasher, Hash};
 
 use super::compute::EntryRef;
 use super::iter::{Iter, PinFrom};
+use super::stats::Sampler;
 use super::{Cache, Shared, Stamped};
 use crate::entry::InsertOptions;
 use crate::error::InsertError;
@@ -33,12 +34,13 @@ impl<K, V, S, W, P: Policy> Cache<K, V, S, W, P> {
                 0
             }),
             stripe: shared.stats.assign(),
+            sampler: shared.sampler(),
         }
     }
 }
 
 macro_rules! cache_operations {
-    ($pin:ident, $stripe:ident) => {
+    ($pin:ident, $stripe:ident, $caller:ident) => {
         /// A clone of the value for `key`: from L1 if it holds a live copy (wait-free), else
         /// from L2, where enough hits copy it into L1. Expired entries are never returned (the
         /// lookup that finds one reclaims it).
@@ -47,7 +49,7 @@ macro_rules! cache_operations {
             K: Borrow<Q>,
             Q: ?Sized + Hash + Eq,
         {
-            self.cache().get_in(&self.$pin(), self.$stripe(), key)
+            self.$caller(|stripe, sampler| self.cache().get_in(&self.$pin(), stripe, sampler, key))
         }
 
         /// Selects `key` for an insertion on a miss or a computation from its current value
@@ -319,10 +321,11 @@ macro_rules! cache_operations {
             Q: ?Sized + Hash + Eq + 'q,
         {
             let l1 = self.$pin();
-            let stripe = self.$stripe();
-            keys.into_iter()
-                .map(|key| self.cache().get_in(&l1, stripe, key))
-                .collect()
+            self.$caller(|stripe, sampler| {
+                keys.into_iter()
+                    .map(|key| self.cache().get_in(&l1, stripe, sampler, key))
+                    .collect()
+            })
         }
 
         /// Inserts every entry under one pin of L1. Entries that cannot be stored are handed
@@ -373,7 +376,12 @@ where
         super::stats::thread_stripe()
     }
 
-    cache_operations!(pin_l1, stripe);
+    #[inline]
+    fn caller<R>(&self, f: impl FnOnce(usize, &Sampler) -> R) -> R {
+        super::stats::with_thread_caller(f)
+    }
+
+    cache_operations!(pin_l1, stripe, caller);
 
     /// Loads up to `limit` of the persistent tier's newest values into memory (those a
     /// [`write_back`](Self::write_back) before the last shutdown left come first): a restart
@@ -447,6 +455,7 @@ where
             cache: &self.shared,
             l1: self.shared.l1.pin(),
             stripe: super::stats::thread_stripe(),
+            sampler: self.shared.sampler(),
         }
     }
 
@@ -464,6 +473,7 @@ pub struct CacheHandle<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Pol
     cache: &'c Shared<K, V, S, W, P>,
     l1: l1::Handle<'c, K, Stamped<V>, ()>,
     stripe: usize,
+    sampler: Sampler,
 }
 
 impl<'c, K, V, S, W, P> CacheHandle<'c, K, V, S, W, P>
@@ -492,7 +502,12 @@ where
         self.stripe
     }
 
-    cache_operations!(pin_l1, stripe);
+    #[inline]
+    fn caller<R>(&self, f: impl FnOnce(usize, &Sampler) -> R) -> R {
+        f(self.stripe, &self.sampler)
+    }
+
+    cache_operations!(pin_l1, stripe, caller);
 
     /// The entries, as [`Cache::iter`] (weakly consistent: see [`Iter`]).
     pub fn iter(&self) -> Iter<'_, K, V, S, W, P> {
@@ -505,6 +520,7 @@ where
             cache: self.cache,
             l1: self.l1.pin(),
             stripe: self.stripe,
+            sampler: self.cache.sampler(),
         }
     }
 
@@ -547,6 +563,7 @@ pub struct CacheFrame<'c, K, V, S = DefaultHashBuilder, W = UnitWeigher, P: Poli
     cache: &'c Shared<K, V, S, W, P>,
     l1: l1::Guard<'c, K, Stamped<V>, ()>,
     stripe: usize,
+    sampler: Sampler,
 }
 
 impl<'c, K, V, S, W, P> CacheFrame<'c, K, V, S, W, P>
@@ -575,7 +592,12 @@ where
         self.stripe
     }
 
-    cache_operations!(pin_l1, stripe);
+    #[inline]
+    fn caller<R>(&self, f: impl FnOnce(usize, &Sampler) -> R) -> R {
+        f(self.stripe, &self.sampler)
+    }
+
+    cache_operations!(pin_l1, stripe, caller);
 
     /// The entries, as [`Cache::iter`] (weakly consistent: see [`Iter`]), under the frame's
     /// pin.

@@ -286,7 +286,7 @@ struct Shared<K, V, S, W, P: Policy> {
     /// `health`'s thresholds and last counts.
     health: health::Watch,
     /// The name lookups are timed under (one in 1,024), if any, and whether there is one
-    /// (the flag the lookup tests, beside `l1_on`).
+    /// (what a lookup reads when its caller's [`Sampler`](stats::Sampler) runs out).
     #[cfg(feature = "metrics")]
     metrics_name: Option<&'static str>,
     #[cfg(feature = "metrics")]
@@ -294,6 +294,17 @@ struct Shared<K, V, S, W, P: Policy> {
     /// The persistent tier below L2.
     #[cfg(feature = "persistent")]
     l3: Option<persist::Persistent<K, V>>,
+}
+
+impl<K, V, S, W, P: Policy> Shared<K, V, S, W, P> {
+    /// A lookup sampler for a new handle or frame: one that times lookups if the cache has a
+    /// metrics name.
+    fn sampler(&self) -> stats::Sampler {
+        #[cfg(feature = "metrics")]
+        return stats::Sampler::new(self.metrics_on);
+        #[cfg(not(feature = "metrics"))]
+        stats::Sampler::new(false)
+    }
 }
 
 #[cfg(feature = "persistent")]

@@ -8,7 +8,7 @@ use core::hash::{BuildHasher, Hash};
 
 use super::flight::{self, Role, Settled};
 use super::raw::epoch;
-use super::stats::Event;
+use super::stats::{Event, Sampler};
 use super::{
     Copies, L1Sync, RETIRED_FLOOR, Reclaim, Shared, Stamped, WRITE_RECLAIM, deadline_after,
     l1_hash, nanos,
@@ -42,33 +42,25 @@ where
     W: Weigher<K, V>,
     P: Policy,
 {
-    pub(super) fn get_in<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, key: &Q) -> Option<V>
+    pub(super) fn get_in<Q>(
+        &self,
+        l1: Pin<'_, '_, K, V>,
+        stripe: usize,
+        sampler: &Sampler,
+        key: &Q,
+    ) -> Option<V>
     where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
         let hash = self.hash_builder.hash_one(key);
         #[cfg(feature = "metrics")]
-        if self.metrics_on {
-            return self.get_sampled(l1, stripe, hash, key);
+        if sampler.tick() && sampler.rearm(self.metrics_on) {
+            return self.get_timed(l1, stripe, hash, key);
         }
+        #[cfg(not(feature = "metrics"))]
+        let _ = sampler;
         self.get_hashed(l1, stripe, hash, key)
-    }
-
-    /// A lookup of a cache with a metrics name: one in 1,024 (per thread) is timed. Out of
-    /// line: a cache without a name pays one test of a flag.
-    #[cfg(feature = "metrics")]
-    #[inline(never)]
-    fn get_sampled<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, hash: u64, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Hash + Eq,
-    {
-        if super::export::sample() {
-            self.get_timed(l1, stripe, hash, key)
-        } else {
-            self.get_hashed(l1, stripe, hash, key)
-        }
     }
 
     /// A lookup timed into the metrics' histogram, labelled with the tier that answered (told

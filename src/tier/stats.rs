@@ -139,12 +139,91 @@ impl Counters {
 #[cfg(all(feature = "std", not(loom)))]
 #[inline]
 pub(crate) fn thread_stripe() -> usize {
+    with_thread_caller(|stripe, _| stripe)
+}
+
+/// Runs `f` with the calling thread's stripe and lookup sampler (one thread-local for both,
+/// shared by every cache): what a plain call on a [`Cache`](crate::Cache) looks up with.
+#[cfg(all(feature = "std", not(loom)))]
+#[inline]
+pub(crate) fn with_thread_caller<R>(f: impl FnOnce(usize, &Sampler) -> R) -> R {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     std::thread_local! {
         // Relaxed: any distinct-enough number will do.
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        static CALLER: (usize, Sampler) = (NEXT.fetch_add(1, Ordering::Relaxed), Sampler::per_thread());
     }
-    STRIPE.with(|s| *s)
+    CALLER.with(|(stripe, sampler)| f(*stripe, sampler))
+}
+
+/// Picks the lookups whose latency is timed into the metrics' histogram (feature `metrics`):
+/// one in [`SAMPLE_EVERY`]. It counts down where the caller's stripe lives (the thread's
+/// slot, a handle or a frame), so a lookup pays a decrement and a branch of memory only its
+/// thread writes, named cache or not; the cache's name is read only when the count runs out.
+/// Without the feature it is empty.
+pub(crate) struct Sampler {
+    #[cfg(feature = "metrics")]
+    left: core::cell::Cell<u32>,
+}
+
+/// One lookup in this many is timed (per thread, handle or frame).
+#[cfg(feature = "metrics")]
+pub(crate) const SAMPLE_EVERY: u32 = 1_024;
+
+impl Sampler {
+    /// A sampler for a caller of a cache that times lookups (`timed`) or not. A timing one
+    /// starts at a phase drawn per thread, so that frames shorter than [`SAMPLE_EVERY`]
+    /// lookups are still sampled at that rate on average.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(timed: bool) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            left: core::cell::Cell::new(if timed { phase() } else { u32::MAX }),
+        }
+    }
+
+    /// The sampler of a thread's plain calls: it times (the cache's name decides) one lookup
+    /// in [`SAMPLE_EVERY`] from the thread's first.
+    #[cfg(all(feature = "std", not(loom)))]
+    fn per_thread() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            left: core::cell::Cell::new(SAMPLE_EVERY),
+        }
+    }
+
+    /// Counts a lookup: whether the count ran out (then the caller asks [`rearm`](Self::rearm)
+    /// whether to time this one).
+    #[cfg(feature = "metrics")]
+    #[inline(always)]
+    pub(crate) fn tick(&self) -> bool {
+        let left = self.left.get().wrapping_sub(1);
+        self.left.set(left);
+        left == 0
+    }
+
+    /// Starts the next count, and says whether to time the lookup that ran it out.
+    #[cfg(feature = "metrics")]
+    #[cold]
+    pub(crate) fn rearm(&self, timed: bool) -> bool {
+        self.left.set(if timed { SAMPLE_EVERY } else { u32::MAX });
+        timed
+    }
+}
+
+/// A phase in `1..=SAMPLE_EVERY`, from a per-thread xorshift.
+#[cfg(feature = "metrics")]
+fn phase() -> u32 {
+    std::thread_local! {
+        static STATE: core::cell::Cell<u32> = const { core::cell::Cell::new(0x9E37_79B9) };
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        state.set(x);
+        x % SAMPLE_EVERY + 1
+    })
 }
 
 /// A snapshot of a cache's statistics, from [`Cache::stats`](crate::Cache::stats).
