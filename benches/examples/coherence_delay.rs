@@ -1,5 +1,6 @@
 //! Coherence over Redis, measured: the delay from a write in one member to the other member
-//! no longer serving the old value (p50, p99), and what coherence adds to a local write.
+//! no longer serving the old value (p50, p99), what coherence adds to a local write, and the
+//! remote tier's write (`insert_shared`) and read of a local miss (`get_shared`).
 //!
 //! `cargo run --release -p stratacache-benches --example coherence_delay -- [redis://URL/]`
 //! (default: starts `redis-server` on a free loopback port, as the tests do). Two members of
@@ -79,6 +80,21 @@ fn main() {
         plain.insert(key, 1).expect("insert");
         local.saturating_record(started.elapsed().as_nanos() as u64);
     }
+    // The remote tier: A shares each key (an 8-byte value), B reads it on a local
+    // miss (and keeps it: the next read is local, not measured).
+    let mut shared = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("bounds");
+    let mut fetched = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("bounds");
+    let offset = WRITES;
+    for key in offset..offset + WRITES {
+        let started = Instant::now();
+        a.insert_shared(key, key)
+            .expect("insert")
+            .expect("published");
+        shared.saturating_record(started.elapsed().as_nanos() as u64);
+        let started = Instant::now();
+        assert_eq!(b.get_shared(&key).expect("reachable"), Some(key));
+        fetched.saturating_record(started.elapsed().as_nanos() as u64);
+    }
     let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
     println!("{WRITES} writes, one at a time, Redis on loopback");
     println!();
@@ -101,6 +117,18 @@ fn main() {
         us(&local, 0.5),
         us(&local, 0.99),
         us(&local, 0.999)
+    );
+    println!(
+        "| `Coherent::insert_shared` (the same script storing the value too) | {:.1} | {:.1} | {:.1} |",
+        us(&shared, 0.5),
+        us(&shared, 0.99),
+        us(&shared, 0.999)
+    );
+    println!(
+        "| `Coherent::get_shared` of a local miss (one MGET, then the fill) | {:.1} | {:.1} | {:.1} |",
+        us(&fetched, 0.5),
+        us(&fetched, 0.99),
+        us(&fetched, 0.999)
     );
     println!();
     println!("member B: {}", b.stats().summary());

@@ -1,5 +1,5 @@
-//! The link to Redis: the writers' connection and script, the subscriber thread, the versions
-//! of the keys written here or invalidated from elsewhere, and the counters.
+//! The link to Redis: the callers' connections and the write script, the subscriber thread,
+//! the versions of the keys written here or invalidated from elsewhere, and the counters.
 
 use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
@@ -18,10 +18,22 @@ use crate::l2::Weigher;
 use crate::l2::policy::Policy;
 use crate::l3::Codec;
 
-/// Takes the group's next version and publishes an invalidation, in one round trip. KEYS[1]:
-/// the group's version counter; ARGV: the channel, the writer's id, the key (hex).
-const PUBLISH: &str = "local v = redis.call('INCR', KEYS[1]) \
+/// A write, in one round trip: takes the group's next version; replaces the key's value in the
+/// remote tier (`set`), deletes it (`del`), or raises the group's floor (`all`: every value
+/// stored before is stale); and publishes the invalidation. KEYS: the group's version counter,
+/// the key's value, the group's floor. ARGV: the channel, the writer's id, the key (hex), the
+/// operation, the value's bytes, its time to live in ms (0: none). A value is stored as
+/// `version:bytes`.
+const WRITE: &str = "local v = redis.call('INCR', KEYS[1]) \
+    if ARGV[4] == 'set' then \
+        if ARGV[6] ~= '0' then redis.call('SET', KEYS[2], v .. ':' .. ARGV[5], 'PX', ARGV[6]) \
+        else redis.call('SET', KEYS[2], v .. ':' .. ARGV[5]) end \
+    elseif ARGV[4] == 'all' then redis.call('SET', KEYS[3], v) \
+    else redis.call('DEL', KEYS[2]) end \
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. v .. ':' .. ARGV[3]) return v";
+/// Idle connections kept for the callers' writes and fetches (more are opened while more
+/// callers wait on Redis at once, and closed when they return).
+const IDLE_CONNECTIONS: usize = 8;
 /// Keys written while disconnected, remembered for publication; past it, the whole group is
 /// invalidated on reconnection.
 const UNPUBLISHED: usize = 10_000;
@@ -38,6 +50,16 @@ pub struct CoherenceStats {
     pub connected: bool,
     /// Invalidations this cache published.
     pub published: u64,
+    /// Values this cache wrote to the group's remote tier ([`Coherent::insert_shared`]).
+    ///
+    /// [`Coherent::insert_shared`]: super::Coherent::insert_shared
+    pub shared: u64,
+    /// Local misses of [`Coherent::get_shared`] answered by the remote tier.
+    ///
+    /// [`Coherent::get_shared`]: super::Coherent::get_shared
+    pub fetched: u64,
+    /// Local misses of `get_shared` the remote tier did not hold either.
+    pub fetch_misses: u64,
     /// Other members' invalidations that dropped (or would have dropped) a copy here.
     pub applied: u64,
     /// Other members' invalidations older than this cache's own write of the key, ignored.
@@ -71,11 +93,16 @@ pub(crate) struct Link<K, V, S, W, P: Policy> {
     settings: CoherenceBuilder,
     channel: String,
     counter: String,
+    /// The prefix of the keys of the values in the remote tier (the key's hex follows).
+    values: String,
+    /// Values stored in the remote tier below this version are stale.
+    floor: String,
     /// This member's id in the messages (its own invalidations come back to it).
     origin: String,
     client: redis::Client,
     script: redis::Script,
-    writer: Mutex<Option<redis::Connection>>,
+    /// Idle connections for the callers (none while the link is down).
+    connections: Mutex<Vec<redis::Connection>>,
     versions: Mutex<Versions>,
     /// Keys (hex) written while disconnected, and whether more were.
     unpublished: Mutex<(Vec<String>, bool)>,
@@ -85,6 +112,9 @@ pub(crate) struct Link<K, V, S, W, P: Policy> {
     down_since: Mutex<Option<Instant>>,
     down_total: AtomicU64,
     published: AtomicU64,
+    shared: AtomicU64,
+    fetched: AtomicU64,
+    fetch_misses: AtomicU64,
     applied: AtomicU64,
     ignored: AtomicU64,
     unpublished_count: AtomicU64,
@@ -94,6 +124,17 @@ pub(crate) struct Link<K, V, S, W, P: Policy> {
     /// Which keys a reconnection drops (`None`: as `settings.recovery` says).
     stale: Option<Stale<K>>,
     _cache: core::marker::PhantomData<Member<K, V, S, W, P>>,
+}
+
+/// What a write does to the remote tier.
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    /// Stores the value's bytes.
+    Set(&'a [u8]),
+    /// Deletes the key's value.
+    Delete,
+    /// Makes every value stored so far stale (the key is [`ALL`]).
+    All,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -144,13 +185,16 @@ where
         let origin = std::format!("{:x}-{:x}", std::process::id(), nanos);
         let stop = Arc::new(AtomicBool::new(false));
         let link = Arc::new(Self {
-            channel: std::format!("stratacache:{}:invalidations", settings.group),
-            counter: std::format!("stratacache:{}:version", settings.group),
+            // One hash tag, `{group}`: a script's keys must share a Redis Cluster slot.
+            channel: std::format!("stratacache:{{{}}}:invalidations", settings.group),
+            counter: std::format!("stratacache:{{{}}}:version", settings.group),
+            values: std::format!("stratacache:{{{}}}:value:", settings.group),
+            floor: std::format!("stratacache:{{{}}}:floor", settings.group),
             settings,
             origin,
             client,
-            script: redis::Script::new(PUBLISH),
-            writer: Mutex::new(None),
+            script: redis::Script::new(WRITE),
+            connections: Mutex::new(Vec::new()),
             versions: Mutex::new(Versions {
                 newest: hashbrown::HashMap::with_hasher(FixedState::with_seed(0xc0)),
                 forgotten_below: 0,
@@ -161,6 +205,9 @@ where
             down_since: Mutex::new(None),
             down_total: AtomicU64::new(0),
             published: AtomicU64::new(0),
+            shared: AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
+            fetch_misses: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
             unpublished_count: AtomicU64::new(0),
@@ -182,13 +229,19 @@ where
         self.hasher.hash_one(bytes)
     }
 
-    /// Publishes an invalidation of `key` with a new version: the version, or `None` if Redis
-    /// cannot be reached (the key is remembered for the reconnection).
-    pub(crate) fn publish(&self, key: &K) -> Option<u64> {
+    /// Publishes an invalidation of `key` with a new version (and deletes its value from the
+    /// remote tier, or with `value` replaces it): the version, or `None` if Redis cannot be
+    /// reached (the key is remembered for the reconnection, whose write deletes the remote
+    /// value).
+    pub(crate) fn publish(&self, key: &K, value: Option<&[u8]>) -> Option<u64> {
         let mut bytes = Vec::new();
         key.encode(&mut bytes);
         let key = hex(&bytes);
-        match self.run(&key) {
+        let write = match value {
+            Some(bytes) => Write::Set(bytes),
+            None => Write::Delete,
+        };
+        match self.run(&key, write) {
             Ok(version) => Some(version),
             Err(_) => {
                 self.unpublished_count.fetch_add(1, Ordering::Relaxed);
@@ -203,39 +256,94 @@ where
         }
     }
 
-    /// Runs the publishing script for `key` (hex) on the writers' connection.
-    fn run(&self, key: &str) -> Result<u64, redis::RedisError> {
-        let mut writer = lock(&self.writer);
-        if writer.is_none() {
-            if !self.connected.load(Ordering::Relaxed) {
-                // Down: do not wait on a connection attempt per write.
+    /// Runs `f` on an idle connection (or a new one), which goes back to the idle ones if `f`
+    /// succeeded. No lock is held while `f` waits on Redis.
+    fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let idle = lock(&self.connections).pop();
+        let mut connection = match idle {
+            Some(connection) => connection,
+            // Down: do not wait on a connection attempt per call.
+            None if !self.connected.load(Ordering::Relaxed) => {
                 return Err(redis::RedisError::from(std::io::Error::from(
                     std::io::ErrorKind::NotConnected,
                 )));
             }
-            *writer = Some(
-                self.client
-                    .get_connection_with_timeout(Duration::from_secs(1))?,
-            );
-        }
-        let connection = writer.as_mut().expect("connected above");
-        let version = self
-            .script
-            .key(&self.counter)
-            .arg(&self.channel)
-            .arg(&self.origin)
-            .arg(key)
-            .invoke::<u64>(connection);
-        match version {
-            Ok(version) => {
-                self.published.fetch_add(1, Ordering::Relaxed);
-                Ok(version)
-            }
-            Err(error) => {
-                *writer = None;
-                Err(error)
+            None => self
+                .client
+                .get_connection_with_timeout(Duration::from_secs(1))?,
+        };
+        let result = f(&mut connection);
+        if result.is_ok() {
+            let mut idle = lock(&self.connections);
+            if idle.len() < IDLE_CONNECTIONS {
+                idle.push(connection);
             }
         }
+        result
+    }
+
+    /// Runs the write script for `key` (hex).
+    fn run(&self, key: &str, write: Write<'_>) -> Result<u64, redis::RedisError> {
+        let (operation, value): (&str, &[u8]) = match write {
+            Write::Set(bytes) => ("set", bytes),
+            Write::Delete => ("del", &[]),
+            Write::All => ("all", &[]),
+        };
+        let ttl = self
+            .settings
+            .remote_ttl
+            .map_or(0, |ttl| ttl.as_millis().max(1));
+        let version = self.with_connection(|connection| {
+            self.script
+                .key(&self.counter)
+                .key(std::format!("{}{key}", self.values))
+                .key(&self.floor)
+                .arg(&self.channel)
+                .arg(&self.origin)
+                .arg(key)
+                .arg(operation)
+                .arg(value)
+                .arg(ttl.to_string())
+                .invoke::<u64>(connection)
+        })?;
+        self.published.fetch_add(1, Ordering::Relaxed);
+        if matches!(write, Write::Set(_)) {
+            self.shared.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(version)
+    }
+
+    /// The value of `key` in the remote tier, with the version it was written at: `None` if
+    /// the tier does not hold one, or holds one from before the group's floor.
+    pub(crate) fn fetch(&self, key: &K) -> Result<Option<(u64, Vec<u8>)>, redis::RedisError> {
+        let mut bytes = Vec::new();
+        key.encode(&mut bytes);
+        let name = std::format!("{}{}", self.values, hex(&bytes));
+        let (stored, floor): (Option<Vec<u8>>, Option<u64>) =
+            self.with_connection(|connection| {
+                redis::cmd("MGET")
+                    .arg(&name)
+                    .arg(&self.floor)
+                    .query(connection)
+            })?;
+        let found = stored.and_then(|stored| {
+            let colon = stored.iter().position(|&byte| byte == b':')?;
+            let version = core::str::from_utf8(&stored[..colon])
+                .ok()?
+                .parse::<u64>()
+                .ok()?;
+            (version >= floor.unwrap_or(0)).then(|| (version, stored[colon + 1..].to_vec()))
+        });
+        let counter = if found.is_some() {
+            &self.fetched
+        } else {
+            &self.fetch_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(found)
     }
 
     /// The hash the versions are kept under: of `key`'s bytes, as the invalidations carry them.
@@ -290,6 +398,9 @@ where
         CoherenceStats {
             connected: self.connected.load(Ordering::Relaxed),
             published: self.published.load(Ordering::Relaxed),
+            shared: self.shared.load(Ordering::Relaxed),
+            fetched: self.fetched.load(Ordering::Relaxed),
+            fetch_misses: self.fetch_misses.load(Ordering::Relaxed),
             applied: self.applied.load(Ordering::Relaxed),
             ignored: self.ignored.load(Ordering::Relaxed),
             unpublished: self.unpublished_count.load(Ordering::Relaxed),
@@ -308,7 +419,7 @@ where
         }
         self.connected.store(false, Ordering::Relaxed);
         lock(&self.down_since).get_or_insert_with(Instant::now);
-        *lock(&self.writer) = None;
+        lock(&self.connections).clear();
     }
 
     /// Connected (again): the gap ends; after one, what was written here meanwhile is
@@ -325,17 +436,19 @@ where
             return;
         }
         self.reconnects.fetch_add(1, Ordering::Relaxed);
-        // The writers' connection may publish the gap's writes before the flag is set.
-        *lock(&self.writer) = self
+        // A connection of the link's own publishes the gap's writes before the flag is set.
+        if let Ok(connection) = self
             .client
             .get_connection_with_timeout(Duration::from_secs(1))
-            .ok();
+        {
+            lock(&self.connections).push(connection);
+        }
         let (keys, overflow) = core::mem::take(&mut *lock(&self.unpublished));
         if overflow {
-            let _ = self.run(ALL);
+            let _ = self.run(ALL, Write::All);
         } else {
             for key in keys {
-                let _ = self.run(&key);
+                let _ = self.run(&key, Write::Delete);
             }
         }
         let mut dropped = 0;
@@ -475,9 +588,12 @@ impl CoherenceStats {
     /// A one-line summary, for a log.
     pub fn summary(&self) -> String {
         std::format!(
-            "{} published {} applied {} ignored {} unpublished {} reconnects {} dropped on reconnect {} down for {:?}",
+            "{} published {} shared {} fetched {} fetch misses {} applied {} ignored {} unpublished {} reconnects {} dropped on reconnect {} down for {:?}",
             if self.connected { "connected," } else { "DISCONNECTED," },
             self.published,
+            self.shared,
+            self.fetched,
+            self.fetch_misses,
             self.applied,
             self.ignored,
             self.unpublished,

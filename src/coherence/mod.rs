@@ -14,6 +14,15 @@
 //! keys, beyond which the whole group is invalidated) and published on reconnection; and since
 //! the invalidations sent meanwhile are lost, the cache drops what it cannot prove fresh when
 //! it reconnects ([`Recovery`]). [`CoherenceStats`] says what happened, the gap included.
+//!
+//! Redis can also hold the values, as a **remote tier** shared by the group behind each
+//! member's own tiers: [`Coherent::insert_shared`] stores the value there in the same script
+//! that takes its version and publishes the invalidation, and [`Coherent::get_shared`] answers
+//! a local miss from there (filling the local cache at the version it was written at, so a
+//! value overtaken meanwhile is not kept). Every other write of a key deletes its remote value
+//! in that same script, so the remote tier never holds a value older than the newest write.
+//! Its memory is Redis': give values a time to live there ([`CoherenceBuilder::remote_ttl`])
+//! or run Redis with an eviction policy (`maxmemory-policy allkeys-lru`).
 
 mod link;
 
@@ -49,6 +58,9 @@ pub enum Recovery {
 pub enum CoherenceError {
     /// The settings cannot work (an empty group name, a bad URL).
     Options(&'static str),
+    /// The remote tier holds bytes the value type cannot decode (a member of the group
+    /// stores another type under the same keys).
+    Undecodable(crate::l3::CodecError),
     /// Redis answered with an error, or could not be reached.
     Redis(redis::RedisError),
 }
@@ -57,6 +69,7 @@ impl fmt::Display for CoherenceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Options(why) => write!(f, "coherence settings that cannot work: {why}"),
+            Self::Undecodable(error) => write!(f, "a value in the remote tier: {error}"),
             Self::Redis(error) => write!(f, "Redis: {error}"),
         }
     }
@@ -66,6 +79,7 @@ impl core::error::Error for CoherenceError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Redis(error) => Some(error),
+            Self::Undecodable(error) => Some(error),
             Self::Options(_) => None,
         }
     }
@@ -78,6 +92,7 @@ pub struct CoherenceBuilder {
     pub(crate) group: String,
     pub(crate) recovery: Recovery,
     pub(crate) retry: Duration,
+    pub(crate) remote_ttl: Option<Duration>,
 }
 
 /// Coherence settings: the Redis server and the group.
@@ -92,6 +107,7 @@ impl Coherence {
             group: group.into(),
             recovery: Recovery::DropAll,
             retry: Duration::from_millis(200),
+            remote_ttl: None,
         }
     }
 }
@@ -108,6 +124,14 @@ impl CoherenceBuilder {
     #[must_use]
     pub fn retry_after(mut self, retry: Duration) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// How long a value stored in the remote tier by [`Coherent::insert_shared`] stays there
+    /// (default: until the key is written again, or Redis evicts it).
+    #[must_use]
+    pub fn remote_ttl(mut self, ttl: Duration) -> Self {
+        self.remote_ttl = Some(ttl);
         self
     }
 }
@@ -188,7 +212,7 @@ where
     /// # Errors
     /// As [`Cache::insert`].
     pub fn insert(&self, key: K, value: V) -> Result<Option<u64>, InsertError<K, V>> {
-        let version = self.link.publish(&key);
+        let version = self.link.publish(&key, None);
         self.store(key, value, version)
     }
 
@@ -232,7 +256,7 @@ where
         key: K,
         make: impl FnOnce(Option<u64>) -> V,
     ) -> Result<Option<u64>, InsertError<K, V>> {
-        let version = self.link.publish(&key);
+        let version = self.link.publish(&key, None);
         self.store(key, make(version), version)
     }
 
@@ -254,7 +278,7 @@ where
     /// Removes `key` here and in every other member: its new version, or `None` while Redis
     /// cannot be reached.
     pub fn remove(&self, key: &K) -> Option<u64> {
-        let version = self.link.publish(key);
+        let version = self.link.publish(key, None);
         if let Some(at) = version {
             self.link.note_local(key, at);
         }
@@ -278,5 +302,50 @@ where
                 .push(Concern::Disconnected { for_: stats.gap });
         }
         health
+    }
+}
+
+impl<K, V, S, W, P> Coherent<K, V, S, W, P>
+where
+    K: Codec + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Codec + Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+    W: Weigher<K, V> + Send + Sync + 'static,
+    P: Policy + Send + Sync + 'static,
+    P::Meta: Send + Sync,
+{
+    /// [`insert`](Self::insert), storing the value in the group's remote tier too (in the
+    /// same round trip), where every member's [`get_shared`](Self::get_shared) finds it: the
+    /// key's new version, or `None` while Redis cannot be reached (then only the local cache
+    /// has the value, and the reconnection deletes the remote one).
+    ///
+    /// # Errors
+    /// As [`Cache::insert`] (the remote tier has the value all the same).
+    pub fn insert_shared(&self, key: K, value: V) -> Result<Option<u64>, InsertError<K, V>> {
+        let mut bytes = alloc::vec::Vec::new();
+        value.encode(&mut bytes);
+        let version = self.link.publish(&key, Some(&bytes));
+        self.store(key, value, version)
+    }
+
+    /// The value of `key`: from the local cache, or on a local miss from the group's remote
+    /// tier (what a member's [`insert_shared`](Self::insert_shared) stored), which fills the
+    /// local cache unless a newer write of the key is known here. `None` if neither holds it.
+    ///
+    /// # Errors
+    /// [`CoherenceError::Redis`] when the remote tier cannot be reached (the local cache
+    /// still answers its hits); [`CoherenceError::Undecodable`] for remote bytes `V` cannot
+    /// read.
+    pub fn get_shared(&self, key: &K) -> Result<Option<V>, CoherenceError> {
+        if let Some(value) = self.cache.get(key) {
+            return Ok(Some(value));
+        }
+        let Some((version, bytes)) = self.link.fetch(key).map_err(CoherenceError::Redis)? else {
+            return Ok(None);
+        };
+        let value = V::decode(&bytes).map_err(CoherenceError::Undecodable)?;
+        // A value too heavy for the local cache is still the answer.
+        let _ = self.fill(key.clone(), value.clone(), version);
+        Ok(Some(value))
     }
 }
