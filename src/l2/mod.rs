@@ -17,6 +17,7 @@ pub mod policy;
 mod raw;
 mod shard;
 mod table;
+mod upper;
 mod weigher;
 
 pub(crate) use policy::{DefaultPolicy, Policy};
@@ -24,5 +25,6 @@ pub use weigher::{UnitWeigher, Weigher};
 
 pub(crate) use builder::{TableBuilder, default_shards};
 pub(crate) use raw::{Epoch, Found, OutOfMemory};
-pub(crate) use shard::{Shard, Upper};
+pub(crate) use shard::Shard;
 pub(crate) use table::{Inserted, NEVER, StoreAs, Table};
+pub(crate) use upper::Upper;

@@ -12,52 +12,18 @@ use core::borrow::Borrow;
 
 use stratacache_alloc::MemoryHandle;
 
+mod published;
+
 use super::buffer::ReadBuffer;
-use super::policy::{Entries, EntryInfo, HitReports, KeyHint, Policy, Priority, SlotId};
+use super::policy::{Entries, EntryInfo, HitReports, Policy, Priority, SlotId};
 use super::raw::{
     Epoch, Found, NEVER, NewSlot, OutOfMemory, RawShard, RawWriter, Retired, SegmentVec, Shape,
     Slots, prefetch,
 };
+use super::upper::Upper;
 use crate::entry::RemovalCause;
-use crate::sync::{AtomicU8, AtomicUsize, Ordering};
-
-/// What the tiers beside L2 (the tiered cache's L1 above, its persistent store below) are told
-/// and asked while a shard is locked.
-pub(crate) trait Upper<K, V> {
-    /// The entry of `hash` and `key`, with `hits` counted, left L2 (or its value changed):
-    /// the tier above drops its copy, if it may have one.
-    fn evicted(&mut self, hash: u32, key: &K, hits: u8);
-    /// Whether the entry was used in the tier above since this was last asked.
-    fn used(&mut self, hash: u32, key: &K, hits: u8) -> bool;
-    /// The entry of `key` and `value` (deadline `expires`, [`NEVER`] for none) is being
-    /// evicted for room: a tier below may keep it.
-    fn spilled(&mut self, key: &K, value: &V, expires: u64) {
-        let _ = (key, value, expires);
-    }
-    /// `key` was just stored or removed: a tier below hides what it holds of the key (or
-    /// puts the new value, prepared before the lock, in its place).
-    fn written(&mut self, key: &K) {
-        let _ = key;
-    }
-    /// A removal found no entry of `key` (of 64-bit `hash`) here: a tier below hides what it
-    /// holds of the key all the same.
-    fn absent<Q>(&mut self, hash: u64, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: ?Sized + Eq,
-    {
-        let _ = (hash, key);
-    }
-}
-
-/// No upper tier.
-impl<K, V> Upper<K, V> for () {
-    fn evicted(&mut self, _: u32, _: &K, _: u8) {}
-
-    fn used(&mut self, _: u32, _: &K, _: u8) -> bool {
-        false
-    }
-}
+use crate::sync::{AtomicU8, Ordering};
+use published::{Hint, REPORT_NOTHING, decode, encode};
 
 /// The policy's hash for an entry: the stored 32 bits, spread over 64 (policies take bits from
 /// anywhere: a sketch's block, a sample's bits).
@@ -85,67 +51,6 @@ pub(crate) struct Shard<K, V, P: Policy> {
     reports: AtomicU8,
     /// The policy's [`KeyHint`], as the writer last published it.
     hint: Hint,
-}
-
-/// A policy's [`KeyHint`] published for readers: an address, never read through.
-struct Hint {
-    base: AtomicUsize,
-    mask: AtomicUsize,
-    block_of: fn(u64) -> usize,
-}
-
-impl Hint {
-    fn new(hint: KeyHint) -> Self {
-        Self {
-            base: AtomicUsize::new(hint.base),
-            mask: AtomicUsize::new(hint.mask),
-            block_of: hint.block_of,
-        }
-    }
-
-    /// Publishes `hint` (stores only what changed: the sketch was resized).
-    fn publish(&self, hint: KeyHint) {
-        // Relaxed: an address to prefetch, never dereferenced; a reader that pairs an old
-        // base with a new mask prefetches a useless line, nothing worse.
-        if self.base.load(Ordering::Relaxed) != hint.base {
-            self.base.store(hint.base, Ordering::Relaxed);
-        }
-        if self.mask.load(Ordering::Relaxed) != hint.mask {
-            self.mask.store(hint.mask, Ordering::Relaxed);
-        }
-    }
-
-    /// Prefetches the policy's state for policy hash `hash`.
-    #[inline]
-    fn prefetch(&self, hash: u64) {
-        // Relaxed: see `publish`.
-        let base = self.base.load(Ordering::Relaxed);
-        if base != 0 {
-            let at = base + ((self.block_of)(hash) & self.mask.load(Ordering::Relaxed)) * 64;
-            prefetch(core::ptr::without_provenance::<u8>(at));
-        }
-    }
-}
-
-/// [`HitReports::All`] in [`Shard::reports`].
-const REPORT_ALL: u8 = 0xFE;
-/// [`HitReports::Nothing`] in [`Shard::reports`].
-const REPORT_NOTHING: u8 = 0xFF;
-
-fn encode(reports: HitReports) -> u8 {
-    match reports {
-        HitReports::All => REPORT_ALL,
-        HitReports::Nothing => REPORT_NOTHING,
-        HitReports::Sampled { shift } => shift.min(63),
-    }
-}
-
-fn decode(reports: u8) -> HitReports {
-    match reports {
-        REPORT_ALL => HitReports::All,
-        REPORT_NOTHING => HitReports::Nothing,
-        shift => HitReports::Sampled { shift },
-    }
 }
 
 /// An entry that left a shard by eviction (or expiry): its slot stays readable for the

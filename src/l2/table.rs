@@ -21,7 +21,8 @@ use stratacache_alloc::Arena;
 
 use super::policy::{Policy, Priority};
 use super::raw::{Epoch, Found, OutOfMemory, Retired, retired_wait_for_drop};
-use super::shard::{Replaced, Shard, ShardWriter, Upper, Victim, info};
+use super::shard::{Replaced, Shard, ShardWriter, Victim, info};
+use super::upper::Upper;
 use super::weigher::Weigher;
 use crate::entry::RemovalCause;
 use crate::error::InsertError;

@@ -43,6 +43,7 @@ mod ops;
 #[cfg(feature = "persistent")]
 mod persist;
 mod raw;
+mod read_through;
 mod stats;
 
 use alloc::boxed::Box;
