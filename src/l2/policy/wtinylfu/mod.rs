@@ -243,6 +243,28 @@ impl WTinyLfu {
         }
     }
 
+    /// Moves entry `id` to the newest end of `to` (as `unlink` then `push`, without telling
+    /// the window's sizer of a move between two segments it simulates: the sampled weight the
+    /// entry adds stays where it was).
+    fn relink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, to: Segment) {
+        let from = entries.meta(id).segment();
+        if !(Self::simulated(from) && Self::simulated(to)) {
+            self.unlink(entries, id);
+            self.push(entries, id, to);
+            return;
+        }
+        if let Some(list) = self.list(from) {
+            list.remove(entries, id);
+        }
+        if self.newest == Some(id) {
+            self.newest = None;
+        }
+        entries.meta_mut(id).set_segment(to);
+        if let Some(list) = self.list(to) {
+            list.push_back(entries, id);
+        }
+    }
+
     fn push(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, segment: Segment) {
         entries.meta_mut(id).set_segment(segment);
         if let Some(list) = self.list(segment) {
@@ -317,8 +339,7 @@ impl WTinyLfu {
                 self.protected.rotate(entries);
                 continue;
             }
-            self.unlink(entries, oldest);
-            self.push(entries, oldest, Segment::Probation);
+            self.relink(entries, oldest, Segment::Probation);
         }
     }
 
@@ -328,18 +349,15 @@ impl WTinyLfu {
         match entries.meta(id).segment() {
             Segment::Window => {
                 let newest = self.newest;
-                self.unlink(entries, id);
-                self.push(entries, id, Segment::Window);
+                self.relink(entries, id, Segment::Window);
                 self.newest = newest;
             }
             Segment::Probation | Segment::Protected => {
-                self.unlink(entries, id);
-                self.push(entries, id, Segment::Protected);
+                self.relink(entries, id, Segment::Protected);
                 self.rebalance(entries);
             }
             Segment::Critical => {
-                self.unlink(entries, id);
-                self.push(entries, id, Segment::Critical);
+                self.relink(entries, id, Segment::Critical);
             }
             Segment::Absent => {}
         }
@@ -389,8 +407,7 @@ impl WTinyLfu {
             if self.window.weight - entries.weight(oldest) <= target {
                 return Some(oldest);
             }
-            self.unlink(entries, oldest);
-            self.push(entries, oldest, Segment::Probation);
+            self.relink(entries, oldest, Segment::Probation);
         }
         None
     }
@@ -648,8 +665,7 @@ impl Policy for WTinyLfu {
                     return Some(candidate);
                 }
                 // Admitted: to probation's newest end, and the victim goes.
-                self.unlink(entries, candidate);
-                self.push(entries, candidate, Segment::Probation);
+                self.relink(entries, candidate, Segment::Probation);
             }
             self.unlink(entries, victim);
             return Some(victim);
