@@ -17,7 +17,7 @@ pub mod policy;
 mod raw;
 mod shard;
 mod table;
-mod upper;
+mod tiers;
 mod weigher;
 
 pub(crate) use policy::{DefaultPolicy, Policy};
@@ -27,4 +27,4 @@ pub(crate) use builder::{TableBuilder, default_shards};
 pub(crate) use raw::{Epoch, Found, OutOfMemory};
 pub(crate) use shard::Shard;
 pub(crate) use table::{Inserted, NEVER, StoreAs, Table};
-pub(crate) use upper::Upper;
+pub(crate) use tiers::Tiers;

@@ -5,7 +5,7 @@
 //! if the policy asks to hear of it ([`Policy::hit_reports`], which the writer publishes for
 //! readers), appends the key's hash to the reader's ring in the read buffers; the next writer
 //! replays the rings through [`Policy::on_access`]. Everything else runs under the lock: storing, removing
-//! and evicting, the policy's bookkeeping, and, through [`Upper`], keeping the tier above
+//! and evicting, the policy's bookkeeping, and, through [`Tiers`], keeping the tier above
 //! (the tiered cache's L1) in step with what leaves the shard.
 
 use core::borrow::Borrow;
@@ -20,7 +20,7 @@ use super::raw::{
     Epoch, Found, NEVER, NewSlot, OutOfMemory, RawShard, RawWriter, Retired, SegmentVec, Shape,
     Slots, prefetch,
 };
-use super::upper::Upper;
+use super::tiers::Tiers;
 use crate::entry::RemovalCause;
 use crate::sync::{AtomicU8, Ordering};
 use published::{Hint, REPORT_NOTHING, decode, encode};
@@ -75,11 +75,11 @@ struct View<'a, 'w, K, V, P: Policy, U> {
     weights: Option<&'a SegmentVec<u32>>,
     /// The clock, for expiry (`None`: nothing counts as expired).
     now: Option<u64>,
-    upper: &'a mut U,
+    tiers: &'a mut U,
     promote_after: u8,
 }
 
-impl<K, V, P: Policy, U: Upper<K, V>> Entries<P::Meta> for View<'_, '_, K, V, P, U> {
+impl<K, V, P: Policy, U: Tiers<K, V>> Entries<P::Meta> for View<'_, '_, K, V, P, U> {
     #[inline]
     fn meta(&self, id: SlotId) -> &P::Meta {
         self.metas.get(id as usize)
@@ -124,7 +124,7 @@ impl<K, V, P: Policy, U: Upper<K, V>> Entries<P::Meta> for View<'_, '_, K, V, P,
             return false;
         }
         let (key, _) = self.slots.entry(id);
-        self.upper.used(self.slots.hash(id), key, hits)
+        self.tiers.used(self.slots.hash(id), key, hits)
     }
 }
 
@@ -207,14 +207,14 @@ impl<K, V, P: Policy> Shard<K, V, P> {
 
     /// Records a hit on the entry of `hash` for the policy, if it asks to hear of it (see the
     /// module docs); if the reader's ring is full and no writer holds the lock, replays the
-    /// rings now (with the tiers beside L2 that `upper` makes: only then, so a hit builds
+    /// rings now (with the tiers beside L2 that `tiers` makes: only then, so a hit builds
     /// nothing).
     #[inline]
-    pub(crate) fn record_hit<U: Upper<K, V>>(
+    pub(crate) fn record_hit<U: Tiers<K, V>>(
         &self,
         stripe: usize,
         hash: u32,
-        upper: impl FnOnce() -> U,
+        tiers: impl FnOnce() -> U,
         promote_after: u8,
     ) {
         // Relaxed: a hint the writer publishes; a hit filtered by a stale one is a lost record.
@@ -225,7 +225,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
         if self.reads.record(stripe, hash)
             && let Some(mut writer) = self.try_lock(promote_after)
         {
-            writer.replay(&mut upper());
+            writer.replay(&mut tiers());
         }
     }
 
@@ -361,10 +361,10 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     }
 
     /// Runs `f` with the policy and its view of the entries.
-    fn with_policy<R, U: Upper<K, V>>(
+    fn with_policy<R, U: Tiers<K, V>>(
         &mut self,
         now: Option<u64>,
-        upper: &mut U,
+        tiers: &mut U,
         f: impl FnOnce(&mut P, &mut View<'_, '_, K, V, P, U>) -> R,
     ) -> R {
         let promote_after = self.promote_after;
@@ -380,22 +380,22 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
             metas,
             weights: weights.as_ref(),
             now,
-            upper,
+            tiers,
             promote_after,
         };
         f(policy, &mut view)
     }
 
     /// Tells the policy of the hits readers recorded since the last replay.
-    pub(crate) fn replay(&mut self, upper: &mut impl Upper<K, V>) {
+    pub(crate) fn replay(&mut self, tiers: &mut impl Tiers<K, V>) {
         const BATCH: usize = 32;
         let reads = self.reads;
         let mut ids = [0u32; BATCH];
         let mut batch = 0;
         // Tell the policy of a batch of hits (the use is told now: it must not count again as
         // a mark).
-        let flush = |this: &mut Self, upper: &mut _, ids: &[u32]| {
-            this.with_policy(None, upper, |policy, view| {
+        let flush = |this: &mut Self, tiers: &mut _, ids: &[u32]| {
+            this.with_policy(None, tiers, |policy, view| {
                 let all = policy.hit_reports() == HitReports::All;
                 for &id in ids {
                     // A policy told of every hit is told of this one: its mark is consumed.
@@ -413,12 +413,12 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
                 ids[batch] = id;
                 batch += 1;
                 if batch == BATCH {
-                    flush(self, upper, &ids);
+                    flush(self, tiers, &ids);
                     batch = 0;
                 }
             }
         });
-        flush(self, upper, &ids[..batch]);
+        flush(self, tiers, &ids[..batch]);
     }
 
     /// Makes sure the policy's per-slot state (and the weights) cover slot `id`.
@@ -480,13 +480,13 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         info: EntryInfo,
         deadlines: (u64, u64, u64),
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> Result<(u32, Option<Replaced<'g>>), (K, V)>
     where
         K: Eq,
     {
         let weight = u32::try_from(info.weight).expect("the caller checked the weight");
-        self.with_policy(None, upper, |policy, view| policy.prefetch(view));
+        self.with_policy(None, tiers, |policy, view| policy.prefetch(view));
         // The slot first: growing the slots may rebuild the index, which moves buckets.
         let Ok(slot) = self.take_slot(epoch) else {
             return Err((key, value));
@@ -504,7 +504,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
             None => (0, NEVER),
         };
         // The tier below forgets its older copy before the new one is visible.
-        upper.written(&key);
+        tiers.written(&key);
         let new = match self.raw.fill(slot, hash, (key, value), deadlines, hits) {
             Ok(new) => new,
             Err((slot, key, value)) => {
@@ -520,7 +520,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         let Some((bucket, old)) = present else {
             *state.metas.get_mut(new as usize) = P::Meta::default();
             self.raw.publish(hash, new);
-            self.with_policy(None, upper, |policy, view| {
+            self.with_policy(None, tiers, |policy, view| {
                 policy.on_insert(view, new, info);
             });
             return Ok((new, None));
@@ -535,9 +535,9 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         state.weight -= old_weight;
         // The new value replaces any copy above.
         let slots = self.raw.slots();
-        upper.evicted(hash, slots.entry(old).0, hits);
+        tiers.evicted(hash, slots.entry(old).0, hits);
         let retired = self.raw.replace(bucket, old, new, epoch);
-        self.with_policy(None, upper, |policy, view| {
+        self.with_policy(None, tiers, |policy, view| {
             policy.on_replace(view, old, new, old_weight, info);
         });
         Ok((
@@ -569,26 +569,26 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     }
 
     /// Evicts the policy's next victim with the clock at `now` (expired entries go first);
-    /// with `spare_critical`, never a `Critical` entry. `upper` drops its copy.
+    /// with `spare_critical`, never a `Critical` entry. `tiers` drops its copy.
     pub(crate) fn evict<'g>(
         &mut self,
         now: u64,
         spare_critical: bool,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> Option<Victim<'g>> {
         // The policy asks after deadlines only where an entry may have one.
         let judged = self.raw.slots().may_expire().then_some(now);
-        let id = self.with_policy(judged, upper, |policy, view| {
+        let id = self.with_policy(judged, tiers, |policy, view| {
             policy.evict(view, spare_critical)
         })?;
         let slots = self.raw.slots();
         let expires = slots.expires(id);
         if expires == NEVER || expires > now {
             let (key, value) = slots.entry(id);
-            upper.spilled(key, value, expires);
+            tiers.spilled(key, value, expires);
         }
-        Some(self.unlink(id, None, now, epoch, upper))
+        Some(self.unlink(id, None, now, epoch, tiers))
     }
 
     /// Unlinks live entry `id` (the policy forgot it already) and retires it.
@@ -598,12 +598,12 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         bucket: Option<usize>,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> Victim<'g> {
         {
             let slots = self.raw.slots();
             let (hash, hits) = (slots.hash(id), slots.uses(id).hits());
-            upper.evicted(hash, slots.entry(id).0, hits);
+            tiers.evicted(hash, slots.entry(id).0, hits);
         }
         let expires = self.raw.slots().expires(id);
         let state = self.raw.state();
@@ -632,7 +632,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         key: &Q,
         only: Option<u32>,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> Option<Victim<'g>>
     where
         K: Borrow<Q>,
@@ -642,9 +642,9 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         if only.is_some_and(|only| only != id) {
             return None; // replaced since the caller saw slot `only`
         }
-        upper.written(self.raw.slots().entry(id).0);
-        self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
-        Some(self.unlink(id, Some(bucket), 0, epoch, upper))
+        tiers.written(self.raw.slots().entry(id).0);
+        self.with_policy(None, tiers, |policy, view| policy.on_remove(view, id));
+        Some(self.unlink(id, Some(bucket), 0, epoch, tiers))
     }
 
     /// Removes `key` if it has expired by `now`.
@@ -654,7 +654,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         key: &Q,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> Option<Victim<'g>>
     where
         K: Borrow<Q>,
@@ -664,8 +664,8 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         if self.raw.slots().expires(id) > now {
             return None;
         }
-        self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
-        Some(self.unlink(id, Some(bucket), now, epoch, upper))
+        self.with_policy(None, tiers, |policy, view| policy.on_remove(view, id));
+        Some(self.unlink(id, Some(bucket), now, epoch, tiers))
     }
 
     /// Removes every entry that has expired by `now`, each handed to `out`.
@@ -673,13 +673,13 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         &mut self,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
         mut out: impl FnMut(Victim<'g>),
     ) {
         for id in self.raw.live_ids() {
             if self.raw.slots().expires(id) <= now {
-                self.with_policy(None, upper, |policy, view| policy.on_remove(view, id));
-                out(self.unlink(id, None, now, epoch, upper));
+                self.with_policy(None, tiers, |policy, view| policy.on_remove(view, id));
+                out(self.unlink(id, None, now, epoch, tiers));
             }
         }
     }
@@ -698,11 +698,11 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     pub(crate) fn clear<'g>(
         &mut self,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> alloc::vec::Vec<Retired<'g>> {
         for id in self.raw.live_ids() {
             let slots = self.raw.slots();
-            upper.evicted(slots.hash(id), slots.entry(id).0, slots.uses(id).hits());
+            tiers.evicted(slots.hash(id), slots.entry(id).0, slots.uses(id).hits());
         }
         let state = self.raw.state();
         state.policy.clear();

@@ -22,7 +22,7 @@ use stratacache_alloc::Arena;
 use super::policy::{Policy, Priority};
 use super::raw::{Epoch, Found, OutOfMemory, Retired, retired_wait_for_drop};
 use super::shard::{Replaced, Shard, ShardWriter, Victim, info};
-use super::upper::Upper;
+use super::tiers::Tiers;
 use super::weigher::Weigher;
 use crate::entry::RemovalCause;
 use crate::error::InsertError;
@@ -333,13 +333,13 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         evict: Evict,
         victims: &mut Victims<'g, K, V, P>,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) {
         let mut pending = evict.pending;
         while (self.over_budget_with(pending) || writer.short_of_slots())
             && writer.len() > evict.keep
         {
-            let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, upper) else {
+            let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, tiers) else {
                 break;
             };
             pending -= victim.weight as i64;
@@ -384,7 +384,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
 
     /// Stores `value` for `key` (of `hash`), then evicts until the table is within its
     /// capacity. `after_store` runs with the key's shard still locked, right after the entry
-    /// is stored, with its id; `upper` drops its copies of what leaves (and is asked whether
+    /// is stored, with its id; `tiers` drops its copies of what leaves (and is asked whether
     /// a candidate was used above L2).
     ///
     /// Eviction spares `Critical` entries as long as anything else can go: first from the
@@ -401,7 +401,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         (key, value): (K, V),
         how: StoreAs,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
         (after_store, admit): (
             impl FnOnce(&mut ShardWriter<'_, K, V, P>, u32),
             Option<&dyn Fn(bool) -> bool>,
@@ -437,7 +437,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         };
         let replaced = {
             let mut writer = home.lock(self.promote_after);
-            writer.replay(upper);
+            writer.replay(tiers);
             // A conditional store (a value read back from a tier below) asks, under the lock,
             // given whether the key is present; refused, the entry goes back.
             if let Some(admit) = admit
@@ -461,7 +461,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
                     info,
                     (how.expires, how.idle, how.refresh),
                     epoch,
-                    upper,
+                    tiers,
                 ) {
                     Ok(stored) => break stored,
                     Err(back) => entry = back,
@@ -481,7 +481,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
                 // might take it.
                 let present = writer.contains(h32, &entry.0);
                 for _ in 0..if present { 0 } else { RESERVE } {
-                    let Some(victim) = writer.evict(how.now, false, epoch, upper) else {
+                    let Some(victim) = writer.evict(how.now, false, epoch, tiers) else {
                         break;
                     };
                     victims.push(home, victim);
@@ -503,7 +503,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
                 pass(1, true, added),
                 &mut victims,
                 epoch,
-                upper,
+                tiers,
             );
             (replaced, writer.take_leftover())
         };
@@ -517,7 +517,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
                     pass(1, false, 0),
                     &mut victims,
                     epoch,
-                    upper,
+                    tiers,
                 );
             }
             for step in 1..self.shards.len() {
@@ -532,7 +532,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
                     pass(0, spare_critical, 0),
                     &mut victims,
                     epoch,
-                    upper,
+                    tiers,
                 );
             }
             if self.over_budget() {
@@ -544,7 +544,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
                     pass(0, spare_critical, 0),
                     &mut victims,
                     epoch,
-                    upper,
+                    tiers,
                 );
             }
         }
@@ -571,7 +571,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         key: &Q,
         only: Option<u32>,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
@@ -580,11 +580,11 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         let shard = self.shard_of(hash);
         let victim = {
             let mut writer = shard.lock(self.promote_after);
-            let Some(victim) = writer.remove(hash as u32, key, only, epoch, upper) else {
+            let Some(victim) = writer.remove(hash as u32, key, only, epoch, tiers) else {
                 // Not here: a tier below may still hold the key (under this lock, in order
                 // with the key's other writes).
                 if only.is_none() {
-                    upper.absent(hash, key);
+                    tiers.absent(hash, key);
                 }
                 return None;
             };
@@ -601,7 +601,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         key: &Q,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
     ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
@@ -610,7 +610,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         let shard = self.shard_of(hash);
         let victim = {
             let mut writer = shard.lock(self.promote_after);
-            let victim = writer.remove_expired(hash as u32, key, now, epoch, upper)?;
+            let victim = writer.remove_expired(hash as u32, key, now, epoch, tiers)?;
             self.apply(-(victim.weight as i64));
             victim
         };
@@ -623,7 +623,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         &'g self,
         now: u64,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
         mut after: impl FnMut(&'g K, &'g V),
     ) {
         let mut expired: Vec<Retired<'g>> = Vec::new();
@@ -631,7 +631,7 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
             {
                 let mut writer = shard.lock(self.promote_after);
                 let mut weight = 0;
-                writer.drain_expired(now, epoch, upper, |victim| {
+                writer.drain_expired(now, epoch, tiers, |victim| {
                     weight += victim.weight;
                     expired.push(victim.retired);
                 });
@@ -658,14 +658,14 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     pub(crate) fn clear<'g>(
         &'g self,
         epoch: &Epoch<'g>,
-        upper: &mut impl Upper<K, V>,
+        tiers: &mut impl Tiers<K, V>,
         mut after: impl FnMut(&'g K, &'g V),
     ) {
         for shard in self.shards.iter() {
             let taken = {
                 let mut writer = shard.lock(self.promote_after);
                 let before = writer.weight();
-                let taken = writer.clear(epoch, upper);
+                let taken = writer.clear(epoch, tiers);
                 self.apply(-(before as i64));
                 taken
             };

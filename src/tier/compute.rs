@@ -251,7 +251,7 @@ where
                 let epoch = epoch(l1.borrow());
                 let removed =
                     self.l2
-                        .remove(hash, key, None, &epoch, &mut self.l1_sync(l1.borrow()));
+                        .remove(hash, key, None, &epoch, &mut self.tier_sync(l1.borrow()));
                 leading.pass();
                 Ok(match removed {
                     Some((key, value)) => {

@@ -63,7 +63,7 @@ use crate::clock::Clock;
 use crate::entry::{RemovalCause, Ttl};
 use crate::hash::DefaultHashBuilder;
 use crate::l1::{self, L1};
-use crate::l2::{DefaultPolicy, NEVER, Policy, Table, UnitWeigher, Upper};
+use crate::l2::{DefaultPolicy, NEVER, Policy, Table, Tiers, UnitWeigher};
 use crate::sync::{AtomicU8, Ordering};
 
 /// The eviction listener's type.
@@ -117,14 +117,14 @@ impl<K, V> Copies<K, V> {
 
 /// Keeps L1 (and the persistent tier, if any) in step with what changes in L2, under the
 /// shard's writer lock.
-struct L1Sync<'g, 'c, K, V> {
+struct TierSync<'g, 'c, K, V> {
     l1: &'g l1::Guard<'c, K, Stamped<V>, ()>,
     promote_after: u8,
     #[cfg(feature = "persistent")]
     below: Option<persist::Below<'g, K, V>>,
 }
 
-impl<K, V> L1Sync<'_, '_, K, V> {
+impl<K, V> TierSync<'_, '_, K, V> {
     /// The last removal record this write queued in the persistent tier, if any.
     fn ticket(&self) -> Option<u64> {
         #[cfg(feature = "persistent")]
@@ -134,7 +134,7 @@ impl<K, V> L1Sync<'_, '_, K, V> {
     }
 }
 
-impl<K: Eq, V> Upper<K, V> for L1Sync<'_, '_, K, V> {
+impl<K: Eq, V> Tiers<K, V> for TierSync<'_, '_, K, V> {
     #[cfg(feature = "persistent")]
     fn spilled(&mut self, key: &K, value: &V, expires: u64) {
         if let Some(below) = self.below.as_mut() {

@@ -9,7 +9,7 @@ use core::hash::{BuildHasher, Hash};
 use super::raw::epoch;
 use super::stats::{Event, Sampler};
 use super::{
-    Copies, L1Sync, RETIRED_FLOOR, Reclaim, Shared, Stamped, deadline_after, l1_hash, nanos,
+    Copies, RETIRED_FLOOR, Reclaim, Shared, Stamped, TierSync, deadline_after, l1_hash, nanos,
 };
 use crate::entry::{InsertOptions, Priority, RemovalCause, Ttl};
 use crate::error::InsertError;
@@ -128,7 +128,7 @@ where
             self.l2.shard_of(hash).record_hit(
                 stripe,
                 hash as u32,
-                || self.l1_sync(l1),
+                || self.tier_sync(l1),
                 self.promote_after,
             );
             return Some(copy.value.clone());
@@ -185,7 +185,12 @@ where
             }
         }
         let hits = found.uses().record(self.promote_after);
-        shard.record_hit(stripe, hash as u32, || self.l1_sync(l1), self.promote_after);
+        shard.record_hit(
+            stripe,
+            hash as u32,
+            || self.tier_sync(l1),
+            self.promote_after,
+        );
         let value = found.value().clone();
         self.stats.add(stripe, Event::L2Hit, 1);
         if hits >= self.promote_after && self.l1_on && self.promotion_budget(stripe) {
@@ -331,11 +336,11 @@ where
         let _ = ticket;
     }
 
-    pub(super) fn l1_sync<'g, 'c>(
+    pub(super) fn tier_sync<'g, 'c>(
         &'g self,
         l1: &'g l1::Guard<'c, K, Stamped<V>, ()>,
-    ) -> L1Sync<'g, 'c, K, V> {
-        L1Sync {
+    ) -> TierSync<'g, 'c, K, V> {
+        TierSync {
             l1,
             promote_after: self.promote_after,
             #[cfg(feature = "persistent")]
@@ -375,7 +380,7 @@ where
         let epoch = epoch(l1);
         let expired = self
             .l2
-            .remove_expired(hash, key, now, &epoch, &mut self.l1_sync(l1));
+            .remove_expired(hash, key, now, &epoch, &mut self.tier_sync(l1));
         if let Some((key, value)) = expired {
             self.stats.add(stripe, Event::Expired, 1);
             self.notify(key, value, RemovalCause::Expired);
@@ -529,7 +534,7 @@ where
             _ => None,
         };
         let epoch = epoch(l1);
-        let mut sync = self.l1_sync(l1);
+        let mut sync = self.tier_sync(l1);
         #[cfg(feature = "persistent")]
         if let Some(below) = sync.below.as_mut() {
             // A value read back from the store stays there too.
@@ -653,7 +658,7 @@ where
     {
         let _reclaim = Reclaim(self);
         let epoch = epoch(l1);
-        let mut sync = self.l1_sync(l1);
+        let mut sync = self.tier_sync(l1);
         let removed = self.l2.remove(hash, key, only, &epoch, &mut sync);
         self.wait_durable(sync.ticket());
         let (key, value) = removed?;
@@ -670,10 +675,11 @@ where
     pub(super) fn clear_in(&self, l1: Pin<'_, '_, K, V>, stripe: usize) {
         let _reclaim = Reclaim(self);
         let epoch = epoch(l1);
-        self.l2.clear(&epoch, &mut self.l1_sync(l1), |key, value| {
-            self.stats.add(stripe, Event::Removed, 1);
-            self.notify(key, value, RemovalCause::Removed);
-        });
+        self.l2
+            .clear(&epoch, &mut self.tier_sync(l1), |key, value| {
+                self.stats.add(stripe, Event::Removed, 1);
+                self.notify(key, value, RemovalCause::Removed);
+            });
         // The persistent tier is emptied too: nothing it held may come back.
         #[cfg(feature = "persistent")]
         if let Some(l3) = &self.l3 {
@@ -691,7 +697,7 @@ where
         let mut count = 0;
         let epoch = epoch(l1);
         self.l2
-            .drain_expired(now, &epoch, &mut self.l1_sync(l1), |key, value| {
+            .drain_expired(now, &epoch, &mut self.tier_sync(l1), |key, value| {
                 count += 1;
                 self.stats.add(stripe, Event::Expired, 1);
                 self.notify(key, value, RemovalCause::Expired);

@@ -104,7 +104,7 @@ pub(super) fn deadline(expires: u64, now: u64) -> u64 {
     now.saturating_add(expires.saturating_sub(wall))
 }
 
-/// What the shard lock's holder tells the store (through the L1 keeper, `L1Sync`).
+/// What the shard lock's holder tells the store (through the L1 keeper, `TierSync`).
 pub(super) struct Below<'g, K, V> {
     pub(super) l3: &'g Persistent<K, V>,
     pub(super) around: &'g dyn Around<K>,

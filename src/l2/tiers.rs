@@ -8,7 +8,7 @@ use super::NEVER;
 
 /// What the tiers beside L2 (the tiered cache's L1 above, its persistent store below) are told
 /// and asked while a shard is locked.
-pub(crate) trait Upper<K, V> {
+pub(crate) trait Tiers<K, V> {
     /// The entry of `hash` and `key`, with `hits` counted, left L2 (or its value changed):
     /// the tier above drops its copy, if it may have one.
     fn evicted(&mut self, hash: u32, key: &K, hits: u8);
@@ -35,8 +35,8 @@ pub(crate) trait Upper<K, V> {
     }
 }
 
-/// No upper tier.
-impl<K, V> Upper<K, V> for () {
+/// No other tier.
+impl<K, V> Tiers<K, V> for () {
     fn evicted(&mut self, _: u32, _: &K, _: u8) {}
 
     fn used(&mut self, _: u32, _: &K, _: u8) -> bool {
