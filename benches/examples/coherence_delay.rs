@@ -95,41 +95,37 @@ fn main() {
         assert_eq!(b.get_shared(&key).expect("reachable"), Some(key));
         fetched.saturating_record(started.elapsed().as_nanos() as u64);
     }
-    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
     println!("{WRITES} writes, one at a time, Redis on loopback");
     println!();
     println!("| measure | p50 µs | p99 µs | p99.9 µs |");
     println!("|---|---:|---:|---:|");
-    println!(
-        "| write in A to B no longer serving the old value | {:.1} | {:.1} | {:.1} |",
-        us(&delays, 0.5),
-        us(&delays, 0.99),
-        us(&delays, 0.999)
-    );
-    println!(
-        "| `Coherent::insert` (a script's round trip, then the local insert) | {:.1} | {:.1} | {:.1} |",
-        us(&writes, 0.5),
-        us(&writes, 0.99),
-        us(&writes, 0.999)
-    );
-    println!(
-        "| `Cache::insert` alone | {:.2} | {:.2} | {:.2} |",
-        us(&local, 0.5),
-        us(&local, 0.99),
-        us(&local, 0.999)
-    );
-    println!(
-        "| `Coherent::insert_shared` (the same script storing the value too) | {:.1} | {:.1} | {:.1} |",
-        us(&shared, 0.5),
-        us(&shared, 0.99),
-        us(&shared, 0.999)
-    );
-    println!(
-        "| `Coherent::get_shared` of a local miss (one MGET, then the fill) | {:.1} | {:.1} | {:.1} |",
-        us(&fetched, 0.5),
-        us(&fetched, 0.99),
-        us(&fetched, 0.999)
-    );
+    for (measure, histogram, digits) in [
+        (
+            "write in A to B no longer serving the old value",
+            &delays,
+            1,
+        ),
+        (
+            "`Coherent::insert` (a script's round trip, then the local insert)",
+            &writes,
+            1,
+        ),
+        ("`Cache::insert` alone", &local, 2),
+        (
+            "`Coherent::insert_shared` (the same script storing the value too)",
+            &shared,
+            1,
+        ),
+        (
+            "`Coherent::get_shared` of a local miss (one MGET, then the fill)",
+            &fetched,
+            1,
+        ),
+    ] {
+        let [p50, p99, p999] =
+            [0.5, 0.99, 0.999].map(|q| histogram.value_at_quantile(q) as f64 / 1e3);
+        println!("| {measure} | {p50:.digits$} | {p99:.digits$} | {p999:.digits$} |");
+    }
     println!();
     println!("member B: {}", b.stats().summary());
     drop((a, b));
