@@ -1,9 +1,10 @@
 //! Coherence over a real `redis-server` (started by each test on a free loopback port;
 //! SKIPPED where there is none): two members see each other's writes within a bounded time,
-//! concurrent writers end agreeing, the server killed and restarted mid-test, a flood of
+//! concurrent writers (in one process and in two) end agreeing, the server killed and restarted mid-test, a flood of
 //! invalidations, and a member in another process.
 #![cfg(feature = "redis")]
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -458,4 +459,91 @@ fn the_remote_tier_out_of_reach_or_holding_another_type_is_a_clear_error() {
         matches!(error, stratacache::coherence::CoherenceError::Redis(_)),
         "{error}"
     );
+}
+
+/// Set for the child process of the cross-process race: the Redis URL.
+const RACE_CHILD: &str = "STRATACACHE_COHERENCE_RACE_CHILD";
+/// Rounds each process of the race writes, over `RACE_KEYS` keys.
+const RACE_ROUNDS: u64 = 300;
+const RACE_KEYS: u64 = 10;
+
+/// Writes `RACE_ROUNDS` shared values as `who`, then waits until the other process's writes
+/// have all reached `member` (applied, or ignored as older than its own).
+fn race(member: &Coherent<u64, String>, who: &str) {
+    for round in 0..RACE_ROUNDS {
+        member
+            .insert_shared(round % RACE_KEYS, format!("{who}:{round}"))
+            .unwrap();
+    }
+    wait_until("the other process's writes arrive", || {
+        let stats = member.stats();
+        stats.applied + stats.ignored >= RACE_ROUNDS
+    });
+}
+
+#[test]
+fn coherence_race_child() {
+    let Ok(url) = std::env::var(RACE_CHILD) else {
+        return;
+    };
+    let member: Coherent<u64, String> = Cache::builder()
+        .capacity(100)
+        .build()
+        .unwrap()
+        .coherent(Coherence::builder(url, "race-processes"))
+        .unwrap();
+    wait_until("the child connects", || member.stats().connected);
+    // Subscribed: the parent may start (invalidations published before are not replayed).
+    println!("RACE READY");
+    race(&member, "child");
+    // What this process holds, for the parent to compare.
+    for key in 0..RACE_KEYS {
+        println!("RACE {key} {:?}", member.cache().get(&key));
+    }
+}
+
+#[test]
+fn concurrent_writers_in_two_processes_end_agreeing_on_the_last_version() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let here = member(&server, "race-processes");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "coherence_race_child", "--test-threads", "1"])
+        .args(["--nocapture"])
+        .env(RACE_CHILD, server.url())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Both start writing once the child is subscribed.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("RACE READY") {
+            break;
+        }
+    }
+    race(&here, "parent");
+    let stdout: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success(), "{stdout:?}");
+    let theirs: Vec<&str> = stdout
+        .iter()
+        .filter_map(|line| line.strip_prefix("RACE "))
+        .collect();
+    assert_eq!(theirs.len(), RACE_KEYS as usize, "{stdout:?}");
+    // The remote tier holds each key's last version (one script orders every write); each
+    // process holds that value or nothing, never an older one.
+    let judge = member(&server, "race-processes");
+    for (key, theirs) in (0..RACE_KEYS).zip(theirs) {
+        let last = judge.get_shared(&key).unwrap();
+        assert!(last.is_some(), "key {key}: no last version");
+        let mine = here.cache().get(&key);
+        assert!(
+            mine.is_none() || mine == last,
+            "key {key}: {mine:?} here, {last:?} last"
+        );
+        assert!(
+            theirs == format!("{key} None") || theirs == format!("{key} {:?}", last),
+            "key {key}: {theirs} in the child, {last:?} last"
+        );
+    }
 }
