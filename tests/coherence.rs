@@ -1,7 +1,8 @@
 //! Coherence over a real `redis-server` (started by each test on a free loopback port;
 //! SKIPPED where there is none): two members see each other's writes within a bounded time,
-//! concurrent writers (in one process and in two) end agreeing, the server killed and restarted mid-test, a flood of
-//! invalidations, and a member in another process.
+//! concurrent writers (in one process and in two) end agreeing, the server killed and
+//! restarted mid-test, a flood of invalidations, a member in another process, and the remote
+//! tier.
 #![cfg(feature = "redis")]
 
 use std::io::{BufRead, BufReader};
