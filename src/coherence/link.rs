@@ -31,9 +31,9 @@ const WRITE: &str = "local v = redis.call('INCR', KEYS[1]) \
     elseif ARGV[4] == 'all' then redis.call('SET', KEYS[3], v) \
     else redis.call('DEL', KEYS[2]) end \
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. v .. ':' .. ARGV[3]) return v";
-/// Idle connections kept for the callers' writes and fetches (more are opened while more
-/// callers wait on Redis at once, and closed when they return).
-const IDLE_CONNECTIONS: usize = 8;
+/// Idle connections kept for the callers' writes and fetches: as many as callers waited on
+/// Redis at once, up to this (beyond it, a connection is opened for the call and closed after).
+const IDLE_CONNECTIONS: usize = 64;
 /// Keys written while disconnected, remembered for publication; past it, the whole group is
 /// invalidated on reconnection.
 const UNPUBLISHED: usize = 10_000;
