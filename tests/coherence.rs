@@ -548,3 +548,79 @@ fn concurrent_writers_in_two_processes_end_agreeing_on_the_last_version() {
         );
     }
 }
+
+/// Clients connected to the server on `port`, as `INFO clients` counts them (through
+/// redis-cli).
+fn connected_clients(port: u16) -> Option<usize> {
+    let output = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "INFO", "clients"])
+        .output()
+        .ok()?;
+    String::from_utf8(output.stdout)
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_burst_of_remote_reads_holds_no_more_connections_than_the_bound() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let refused = Cache::<u64, String>::builder()
+        .capacity(10)
+        .build()
+        .unwrap()
+        .coherent(Coherence::builder(server.url(), "pool").max_connections(0));
+    assert!(refused.is_err(), "zero connections is refused");
+    let member: Coherent<u64, String> = Cache::builder()
+        .capacity(10_000)
+        .build()
+        .unwrap()
+        .coherent(Coherence::builder(server.url(), "pool").max_connections(2))
+        .unwrap();
+    wait_until("connected", || member.stats().connected);
+    let Some(before) = connected_clients(server.port) else {
+        eprintln!("SKIPPED: no redis-cli here: the connection bound test");
+        return;
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = std::sync::Arc::clone(&done);
+        let port = server.port;
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(connected_clients(port).unwrap_or(0));
+            }
+            most
+        })
+    };
+    let readers: Vec<_> = (0..16u64)
+        .map(|reader| {
+            let member = member.clone();
+            std::thread::spawn(move || {
+                for key in 0..100u64 {
+                    // Every key is absent: each call reads the remote tier.
+                    assert_eq!(member.get_shared(&(reader * 1_000 + key)).unwrap(), None);
+                }
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    // Before: the subscriber (and redis-cli's own connection, counted by every sample alike).
+    // The burst adds at most the bound's two.
+    assert!(
+        most <= before + 2,
+        "{most} clients at most, {before} before the burst"
+    );
+    assert!(most > before, "the burst was seen");
+    assert_eq!(member.stats().fetch_misses, 1_600);
+}

@@ -8,7 +8,7 @@ use core::fmt::Write as _;
 use core::hash::{BuildHasher, Hash};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::{CoherenceBuilder, CoherenceError, Recovery};
@@ -31,9 +31,8 @@ const WRITE: &str = "local v = redis.call('INCR', KEYS[1]) \
     elseif ARGV[4] == 'all' then redis.call('SET', KEYS[3], v) \
     else redis.call('DEL', KEYS[2]) end \
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. v .. ':' .. ARGV[3]) return v";
-/// Idle connections kept for the callers' writes and fetches: as many as callers waited on
-/// Redis at once, up to this (beyond it, a connection is opened for the call and closed after).
-const IDLE_CONNECTIONS: usize = 64;
+/// How long a caller waits for a connection when the pool is at its bound.
+const POOL_WAIT: Duration = Duration::from_secs(1);
 /// Keys written while disconnected, remembered for publication; past it, the whole group is
 /// invalidated on reconnection.
 const UNPUBLISHED: usize = 10_000;
@@ -101,8 +100,10 @@ pub(crate) struct Link<K, V, S, W, P: Policy> {
     origin: String,
     client: redis::Client,
     script: redis::Script,
-    /// Idle connections for the callers (none while the link is down).
-    connections: Mutex<Vec<redis::Connection>>,
+    /// The callers' connections (no idle one while the link is down), and the condition a
+    /// caller waits on when all are out.
+    pool: Mutex<Pool>,
+    returned: Condvar,
     versions: Mutex<Versions>,
     /// Keys (hex) written while disconnected, and whether more were.
     unpublished: Mutex<(Vec<String>, bool)>,
@@ -124,6 +125,13 @@ pub(crate) struct Link<K, V, S, W, P: Policy> {
     /// Which keys a reconnection drops (`None`: as `settings.recovery` says).
     stale: Option<Stale<K>>,
     _cache: core::marker::PhantomData<Member<K, V, S, W, P>>,
+}
+
+/// The callers' connections to Redis.
+struct Pool {
+    idle: Vec<redis::Connection>,
+    /// Connections out with callers and idle (at most the settings' `max_connections`).
+    open: usize,
 }
 
 /// What a write does to the remote tier.
@@ -178,6 +186,9 @@ where
         if settings.group.is_empty() {
             return Err(CoherenceError::Options("an empty group name"));
         }
+        if settings.max_connections == 0 {
+            return Err(CoherenceError::Options("max_connections of zero"));
+        }
         let client = redis::Client::open(settings.url.as_str()).map_err(CoherenceError::Redis)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -194,7 +205,11 @@ where
             origin,
             client,
             script: redis::Script::new(WRITE),
-            connections: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
             versions: Mutex::new(Versions {
                 newest: hashbrown::HashMap::with_hasher(FixedState::with_seed(0xc0)),
                 forgotten_below: 0,
@@ -256,32 +271,63 @@ where
         }
     }
 
-    /// Runs `f` on an idle connection (or a new one), which goes back to the idle ones if `f`
-    /// succeeded. No lock is held while `f` waits on Redis.
+    /// Runs `f` on an idle connection, or a new one while fewer than the settings'
+    /// `max_connections` are open, or else the first one another caller returns (waiting up
+    /// to [`POOL_WAIT`]). The connection goes back to the pool if `f` succeeded. No lock is
+    /// held while `f` waits on Redis.
     fn with_connection<T>(
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
-        let idle = lock(&self.connections).pop();
-        let mut connection = match idle {
-            Some(connection) => connection,
+        let not_connected =
+            || redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::NotConnected));
+        let until = Instant::now() + POOL_WAIT;
+        let mut pool = lock(&self.pool);
+        let mut connection = loop {
+            if let Some(connection) = pool.idle.pop() {
+                drop(pool);
+                break connection;
+            }
             // Down: do not wait on a connection attempt per call.
-            None if !self.connected.load(Ordering::Relaxed) => {
+            if !self.connected.load(Ordering::Relaxed) {
+                return Err(not_connected());
+            }
+            if pool.open < self.settings.max_connections {
+                pool.open += 1;
+                drop(pool);
+                match self
+                    .client
+                    .get_connection_with_timeout(Duration::from_secs(1))
+                {
+                    Ok(connection) => break connection,
+                    Err(error) => {
+                        lock(&self.pool).open -= 1;
+                        self.returned.notify_one();
+                        return Err(error);
+                    }
+                }
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(redis::RedisError::from(std::io::Error::from(
-                    std::io::ErrorKind::NotConnected,
+                    std::io::ErrorKind::TimedOut,
                 )));
             }
-            None => self
-                .client
-                .get_connection_with_timeout(Duration::from_secs(1))?,
+            pool = self
+                .returned
+                .wait_timeout(pool, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         };
         let result = f(&mut connection);
+        let mut pool = lock(&self.pool);
         if result.is_ok() {
-            let mut idle = lock(&self.connections);
-            if idle.len() < IDLE_CONNECTIONS {
-                idle.push(connection);
-            }
+            pool.idle.push(connection);
+        } else {
+            pool.open -= 1;
         }
+        drop(pool);
+        self.returned.notify_one();
         result
     }
 
@@ -419,7 +465,9 @@ where
         }
         self.connected.store(false, Ordering::Relaxed);
         lock(&self.down_since).get_or_insert_with(Instant::now);
-        lock(&self.connections).clear();
+        let mut pool = lock(&self.pool);
+        pool.open -= pool.idle.len();
+        pool.idle.clear();
     }
 
     /// Connected (again): the gap ends; after one, what was written here meanwhile is
@@ -441,7 +489,11 @@ where
             .client
             .get_connection_with_timeout(Duration::from_secs(1))
         {
-            lock(&self.connections).push(connection);
+            let mut pool = lock(&self.pool);
+            if pool.open < self.settings.max_connections {
+                pool.open += 1;
+                pool.idle.push(connection);
+            }
         }
         let (keys, overflow) = core::mem::take(&mut *lock(&self.unpublished));
         if overflow {

@@ -93,6 +93,7 @@ pub struct CoherenceBuilder {
     pub(crate) recovery: Recovery,
     pub(crate) retry: Duration,
     pub(crate) remote_ttl: Option<Duration>,
+    pub(crate) max_connections: usize,
 }
 
 /// Coherence settings: the Redis server and the group.
@@ -108,6 +109,7 @@ impl Coherence {
             recovery: Recovery::DropAll,
             retry: Duration::from_millis(200),
             remote_ttl: None,
+            max_connections: 16,
         }
     }
 }
@@ -124,6 +126,16 @@ impl CoherenceBuilder {
     #[must_use]
     pub fn retry_after(mut self, retry: Duration) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The most connections to Redis the cache's writes and remote reads hold at once
+    /// (default 16; zero is refused when the cache joins). Beyond it a caller waits, up to a
+    /// second, for one to be returned: a burst of threads missing at once does not open a
+    /// connection each. The subscriber's connection is its own.
+    #[must_use]
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
         self
     }
 
@@ -166,7 +178,8 @@ where
     /// disconnected and keeps trying (see the module docs).
     ///
     /// # Errors
-    /// [`CoherenceError::Options`] for an empty group or a URL that does not parse.
+    /// [`CoherenceError::Options`] for an empty group, a URL that does not parse, or no
+    /// connections allowed.
     pub fn coherent(
         self,
         settings: CoherenceBuilder,
