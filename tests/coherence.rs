@@ -624,3 +624,65 @@ fn a_burst_of_remote_reads_holds_no_more_connections_than_the_bound() {
     assert!(most > before, "the burst was seen");
     assert_eq!(member.stats().fetch_misses, 1_600);
 }
+
+#[test]
+fn a_write_that_times_out_while_connected_is_published_with_the_next_one() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let writer: Coherent<u64, String> = Cache::builder()
+        .capacity(100)
+        .build()
+        .unwrap()
+        .coherent(Coherence::builder(server.url(), "paused").max_connections(1))
+        .unwrap();
+    wait_until("connected", || writer.stats().connected);
+    let reader = member(&server, "paused");
+    reader.cache().insert(5, String::from("old")).unwrap();
+    // Redis holds back every command that may write for 1.5 s (the subscribers are not
+    // touched): the writer's one connection is held by the first write, and the second waits
+    // for it past the pool's second.
+    let paused = Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            "1500",
+            "WRITE",
+        ])
+        .output();
+    if !paused.is_ok_and(|out| out.status.success()) {
+        eprintln!("SKIPPED: no redis-cli here: the timed-out write test");
+        return;
+    }
+    let first = {
+        let writer = writer.clone();
+        std::thread::spawn(move || writer.insert(1, String::from("slow")).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        writer.insert(5, String::from("new")).unwrap(),
+        None,
+        "not published: no connection came back within the pool's wait"
+    );
+    assert!(
+        first.join().unwrap().is_some(),
+        "the first write waited out the pause"
+    );
+    let stats = writer.stats();
+    assert!(
+        stats.connected && stats.reconnects == 0,
+        "the link stayed up: {stats:?}"
+    );
+    assert_eq!(stats.unpublished, 1);
+    // The next write that is published (the first one, if it ended after the second gave up,
+    // or this one) takes the deferred one with it.
+    writer
+        .insert(2, String::from("next"))
+        .unwrap()
+        .expect("published");
+    wait_until("the deferred write reaches the reader", || {
+        reader.cache().get(&5).is_none()
+    });
+}

@@ -33,6 +33,8 @@ const WRITE: &str = "local v = redis.call('INCR', KEYS[1]) \
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. v .. ':' .. ARGV[3]) return v";
 /// How long a caller waits for a connection when the pool is at its bound.
 const POOL_WAIT: Duration = Duration::from_secs(1);
+/// How long a call on a pooled connection waits for Redis' answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keys written while disconnected, remembered for publication; past it, the whole group is
 /// invalidated on reconnection.
 const UNPUBLISHED: usize = 10_000;
@@ -63,7 +65,8 @@ pub struct CoherenceStats {
     pub applied: u64,
     /// Other members' invalidations older than this cache's own write of the key, ignored.
     pub ignored: u64,
-    /// Writes made while Redis could not be reached (published on reconnection).
+    /// Writes that could not be published when made (Redis out of reach, or a call that timed
+    /// out): published on reconnection, or with the next write that is.
     pub unpublished: u64,
     /// Reconnections after a lost connection (or a failed start).
     pub reconnects: u64,
@@ -105,8 +108,10 @@ pub(crate) struct Link<K, V, S, W, P: Policy> {
     pool: Mutex<Pool>,
     returned: Condvar,
     versions: Mutex<Versions>,
-    /// Keys (hex) written while disconnected, and whether more were.
+    /// Keys (hex) whose write could not be published, and whether more were.
     unpublished: Mutex<(Vec<String>, bool)>,
+    /// Whether `unpublished` holds anything (read without its lock on every write).
+    deferred: AtomicBool,
     hasher: FixedState,
     connected: AtomicBool,
     /// Since when the link has been down (`None`: up).
@@ -215,6 +220,7 @@ where
                 forgotten_below: 0,
             }),
             unpublished: Mutex::new((Vec::new(), false)),
+            deferred: AtomicBool::new(false),
             hasher: FixedState::with_seed(0xc1),
             connected: AtomicBool::new(false),
             down_since: Mutex::new(None),
@@ -257,16 +263,56 @@ where
             None => Write::Delete,
         };
         match self.run(&key, write) {
-            Ok(version) => Some(version),
+            Ok(version) => {
+                if self.deferred.load(Ordering::Relaxed) {
+                    // Writes that failed while the link stayed up (a call timed out) would
+                    // otherwise wait for a reconnection that may never come.
+                    self.publish_deferred();
+                }
+                Some(version)
+            }
             Err(_) => {
                 self.unpublished_count.fetch_add(1, Ordering::Relaxed);
-                let mut unpublished = lock(&self.unpublished);
-                if unpublished.0.len() < UNPUBLISHED {
-                    unpublished.0.push(key);
-                } else {
-                    unpublished.1 = true;
-                }
+                self.defer(key);
                 None
+            }
+        }
+    }
+
+    /// Remembers `key` (hex) for publication later (past [`UNPUBLISHED`] keys, the whole
+    /// group is invalidated instead).
+    fn defer(&self, key: String) {
+        let mut unpublished = lock(&self.unpublished);
+        if unpublished.0.len() < UNPUBLISHED {
+            unpublished.0.push(key);
+        } else {
+            unpublished.1 = true;
+        }
+        self.deferred.store(true, Ordering::Relaxed);
+    }
+
+    /// Publishes the writes that could not be published when made: each key's invalidation,
+    /// or one of the whole group if there were too many. What fails again stays deferred.
+    fn publish_deferred(&self) {
+        let (keys, overflow) = {
+            let mut unpublished = lock(&self.unpublished);
+            self.deferred.store(false, Ordering::Relaxed);
+            core::mem::take(&mut *unpublished)
+        };
+        if overflow {
+            if self.run(ALL, Write::All).is_err() {
+                let mut unpublished = lock(&self.unpublished);
+                unpublished.1 = true;
+                self.deferred.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        for (at, key) in keys.iter().enumerate() {
+            if self.run(key, Write::Delete).is_err() {
+                for key in &keys[at..] {
+                    self.defer(key.clone());
+                }
+                return;
             }
         }
     }
@@ -295,10 +341,7 @@ where
             if pool.open < self.settings.max_connections {
                 pool.open += 1;
                 drop(pool);
-                match self
-                    .client
-                    .get_connection_with_timeout(Duration::from_secs(1))
-                {
+                match self.connect() {
                     Ok(connection) => break connection,
                     Err(error) => {
                         lock(&self.pool).open -= 1;
@@ -329,6 +372,18 @@ where
         drop(pool);
         self.returned.notify_one();
         result
+    }
+
+    /// A new connection for the callers' pool: a call on it that Redis does not answer
+    /// within [`CALL_TIMEOUT`] fails (and the connection is dropped), so a stuck server holds
+    /// no pooled connection for good.
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(Duration::from_secs(1))?;
+        connection.set_read_timeout(Some(CALL_TIMEOUT))?;
+        connection.set_write_timeout(Some(CALL_TIMEOUT))?;
+        Ok(connection)
     }
 
     /// Runs the write script for `key` (hex).
@@ -485,24 +540,14 @@ where
         }
         self.reconnects.fetch_add(1, Ordering::Relaxed);
         // A connection of the link's own publishes the gap's writes before the flag is set.
-        if let Ok(connection) = self
-            .client
-            .get_connection_with_timeout(Duration::from_secs(1))
-        {
+        if let Ok(connection) = self.connect() {
             let mut pool = lock(&self.pool);
             if pool.open < self.settings.max_connections {
                 pool.open += 1;
                 pool.idle.push(connection);
             }
         }
-        let (keys, overflow) = core::mem::take(&mut *lock(&self.unpublished));
-        if overflow {
-            let _ = self.run(ALL, Write::All);
-        } else {
-            for key in keys {
-                let _ = self.run(&key, Write::Delete);
-            }
-        }
+        self.publish_deferred();
         let mut dropped = 0;
         if let Some(stale) = &self.stale {
             // The user's function runs with no lock held (`retain`'s contract).

@@ -9,11 +9,12 @@
 //! newer version (written here after it). Two processes writing one key at once end agreeing:
 //! the higher version's writer keeps its value, the other drops its copy.
 //!
-//! Faults: Redis down at start, a lost connection, a restarted server. The cache goes on
-//! serving and writing locally; writes made while disconnected are remembered (up to 10,000
-//! keys, beyond which the whole group is invalidated) and published on reconnection; and since
-//! the invalidations sent meanwhile are lost, the cache drops what it cannot prove fresh when
-//! it reconnects ([`Recovery`]). [`CoherenceStats`] says what happened, the gap included.
+//! Faults: Redis down at start, a lost connection, a restarted server, a call that times out.
+//! The cache goes on serving and writing locally; writes that could not be published are
+//! remembered (up to 10,000 keys, beyond which the whole group is invalidated) and published
+//! on reconnection or with the next write that is; and since the invalidations sent during a
+//! gap are lost, the cache drops what it cannot prove fresh when it reconnects
+//! ([`Recovery`]). [`CoherenceStats`] says what happened, the gap included.
 //!
 //! Redis can also hold the values, as a **remote tier** shared by the group behind each
 //! member's own tiers: [`Coherent::insert_shared`] stores the value there in the same script
