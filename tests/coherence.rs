@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stratacache::Cache;
-use stratacache::coherence::{Coherence, Coherent};
+use stratacache::coherence::{Coherence, CoherenceBuilder, Coherent};
 
 /// A `redis-server` of the test's own, killed when dropped.
 struct Server {
@@ -73,15 +73,20 @@ impl Drop for Server {
     }
 }
 
-fn member(server: &Server, group: &str) -> Coherent<u64, String> {
+/// A member joined with `settings`, once connected.
+fn joined<V: Clone + Send + Sync + 'static>(settings: CoherenceBuilder) -> Coherent<u64, V> {
     let member = Cache::builder()
         .capacity(100_000)
         .build()
         .unwrap()
-        .coherent(Coherence::builder(server.url(), group).retry_after(Duration::from_millis(50)))
+        .coherent(settings)
         .unwrap();
     wait_until("connected", || member.stats().connected);
     member
+}
+
+fn member(server: &Server, group: &str) -> Coherent<u64, String> {
+    joined(Coherence::builder(server.url(), group).retry_after(Duration::from_millis(50)))
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -258,13 +263,7 @@ fn coherence_child() {
     let Ok(url) = std::env::var(CHILD) else {
         return;
     };
-    let member: Coherent<u64, String> = Cache::builder()
-        .capacity(100)
-        .build()
-        .unwrap()
-        .coherent(Coherence::builder(url, "processes"))
-        .unwrap();
-    wait_until("the child connects", || member.stats().connected);
+    let member: Coherent<u64, String> = joined(Coherence::builder(url, "processes"));
     member
         .insert(42, String::from("from the child"))
         .unwrap()
@@ -340,22 +339,6 @@ fn a_reconnection_drops_only_the_key_range_that_may_be_stale() {
     assert_eq!(shared.stats().dropped_on_reconnect, 1);
 }
 
-/// A member of `group` with the remote tier's values living `ttl` there.
-fn member_with_ttl(server: &Server, group: &str, ttl: Duration) -> Coherent<u64, String> {
-    let member = Cache::builder()
-        .capacity(1_000)
-        .build()
-        .unwrap()
-        .coherent(
-            Coherence::builder(server.url(), group)
-                .retry_after(Duration::from_millis(50))
-                .remote_ttl(ttl),
-        )
-        .unwrap();
-    wait_until("connected", || member.stats().connected);
-    member
-}
-
 #[test]
 fn a_value_shared_by_one_member_is_read_by_another_from_the_remote_tier_and_kept_locally() {
     let Some(server) = Server::start() else {
@@ -402,7 +385,8 @@ fn remote_values_live_as_long_as_the_groups_ttl_and_not_below_its_floor() {
     let Some(server) = Server::start() else {
         return;
     };
-    let a = member_with_ttl(&server, "ttl", Duration::from_millis(100));
+    let a: Coherent<u64, String> =
+        joined(Coherence::builder(server.url(), "ttl").remote_ttl(Duration::from_millis(100)));
     let b = member(&server, "ttl");
     a.insert_shared(1, String::from("brief")).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -430,13 +414,7 @@ fn the_remote_tier_out_of_reach_or_holding_another_type_is_a_clear_error() {
         return;
     };
     let a = member(&server, "errors");
-    let raw: Coherent<u64, Vec<u8>> = Cache::builder()
-        .capacity(100)
-        .build()
-        .unwrap()
-        .coherent(Coherence::builder(server.url(), "errors"))
-        .unwrap();
-    wait_until("connected", || raw.stats().connected);
+    let raw: Coherent<u64, Vec<u8>> = joined(Coherence::builder(server.url(), "errors"));
     raw.insert_shared(9, vec![0xff, 0xfe]).unwrap();
     let error = a.get_shared(&9).unwrap_err();
     assert!(
@@ -487,13 +465,7 @@ fn coherence_race_child() {
     let Ok(url) = std::env::var(RACE_CHILD) else {
         return;
     };
-    let member: Coherent<u64, String> = Cache::builder()
-        .capacity(100)
-        .build()
-        .unwrap()
-        .coherent(Coherence::builder(url, "race-processes"))
-        .unwrap();
-    wait_until("the child connects", || member.stats().connected);
+    let member: Coherent<u64, String> = joined(Coherence::builder(url, "race-processes"));
     // Subscribed: the parent may start (invalidations published before are not replayed).
     println!("RACE READY");
     race(&member, "child");
@@ -576,13 +548,8 @@ fn a_burst_of_remote_reads_holds_no_more_connections_than_the_bound() {
         .unwrap()
         .coherent(Coherence::builder(server.url(), "pool").max_connections(0));
     assert!(refused.is_err(), "zero connections is refused");
-    let member: Coherent<u64, String> = Cache::builder()
-        .capacity(10_000)
-        .build()
-        .unwrap()
-        .coherent(Coherence::builder(server.url(), "pool").max_connections(2))
-        .unwrap();
-    wait_until("connected", || member.stats().connected);
+    let member: Coherent<u64, String> =
+        joined(Coherence::builder(server.url(), "pool").max_connections(2));
     let Some(before) = connected_clients(server.port) else {
         eprintln!("SKIPPED: no redis-cli here: the connection bound test");
         return;
@@ -630,13 +597,8 @@ fn a_write_that_times_out_while_connected_is_published_with_the_next_one() {
     let Some(server) = Server::start() else {
         return;
     };
-    let writer: Coherent<u64, String> = Cache::builder()
-        .capacity(100)
-        .build()
-        .unwrap()
-        .coherent(Coherence::builder(server.url(), "paused").max_connections(1))
-        .unwrap();
-    wait_until("connected", || writer.stats().connected);
+    let writer: Coherent<u64, String> =
+        joined(Coherence::builder(server.url(), "paused").max_connections(1));
     let reader = member(&server, "paused");
     reader.cache().insert(5, String::from("old")).unwrap();
     // Redis holds back every command that may write for 1.5 s (the subscribers are not
