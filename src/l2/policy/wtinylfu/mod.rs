@@ -122,7 +122,7 @@ const MAX_AGGREGATED_VICTIMS: usize = 16;
 ///   next victim, the oldest entry of its **probation** segment: the one a count-min frequency
 ///   sketch has seen more often lately stays, the other is evicted. (The sketch: 4-bit
 ///   counters, sixteen per entry in 64-byte blocks so one access touches one cache line,
-///   halved after six changing increments per entry.)
+///   halved after four changing increments per entry.)
 ///   The incumbent is favoured (see `ADMIT_MARGIN`), so a loop larger than the cache keeps a
 ///   stable part of itself, and a scan never flushes the main region. A candidate heavier
 ///   than the victim meets the probation entries its weight would displace, their counts

@@ -1,6 +1,6 @@
 //! A frequency sketch for admission (TinyLFU: Einziger, Friedman & Manes, "TinyLFU: A Highly
 //! Efficient Cache Admission Policy", ACM ToS 2017): a count-min sketch of 4-bit saturating
-//! counters, four per key, halved once the sketch has counted six accesses per entry it is
+//! counters, four per key, halved once the sketch has counted four accesses per entry it is
 //! sized for, so old popularity fades.
 //!
 //! Layout (after Caffeine's): the counters live in 64-byte blocks of sixteen 32-bit words; a
@@ -19,10 +19,10 @@ const BLOCK: usize = 16;
 /// Counters per entry the sketch is sized for.
 const COUNTERS_PER_ENTRY: usize = 16;
 /// Increments counted per sized entry before every counter is halved. Caffeine and moka halve
-/// after ten; six forgets faster, which a small cache of a program's working set needs (cpp at
-/// 100 entries: 74.2 % with ten, 76.0 % with six) and which costs the other shared traces
-/// nothing on balance (`benches/HIT_RATIO.md`).
-const AGE_AFTER: usize = 6;
+/// after ten; forgetting faster serves a small cache of a program's working set and a workload
+/// that turns to a new one. Four was chosen on half of the shared traces and holds on the other
+/// half (`benches/results/NOTES.md`, "the sketch's aging").
+const AGE_AFTER: usize = 4;
 
 /// One cache line of counters: four rows of four words, eight 4-bit counters a word.
 type Block = [u32; BLOCK];
