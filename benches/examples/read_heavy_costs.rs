@@ -10,13 +10,9 @@ use std::time::Instant;
 
 use rand::{Rng as _, SeedableRng};
 use rand_distr::{Distribution, Zipf};
+use stratacache_benches::mixed::{FRAME_OPS, KEYS, Op, key_of, replay_with};
 
-const KEYS: u64 = 1_000_000;
 const CAPACITY: u64 = KEYS / 5;
-
-fn key_of(rank: u64) -> u64 {
-    rank.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -26,21 +22,14 @@ fn main() {
         .map_or(2_000_000, |s| s.parse().expect("operations"));
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
     let zipf = Zipf::new(KEYS as f64, 0.99).expect("valid zipf parameters");
-    // (key, 0 get / 1 insert / 2 remove)
-    let ops: Vec<(u64, u8)> = (0..n)
+    let ops: Vec<Op> = (0..n)
         .map(|_| {
             let key = key_of(zipf.sample(&mut rng) as u64 - 1);
-            let roll = rng.random_range(0..100);
-            (
-                key,
-                if roll < 98 {
-                    0
-                } else if roll < 99 {
-                    1
-                } else {
-                    2
-                },
-            )
+            match rng.random_range(0..100) {
+                0..98 => Op::GetOrInsert(key),
+                98 => Op::Insert(key),
+                _ => Op::Remove(key),
+            }
         })
         .collect();
     let (warm, timed) = ops.split_at(ops.len() / 2);
@@ -57,41 +46,30 @@ fn main() {
                 .expect("valid");
             let h = cache.handle();
             let framed = subject == "stratacache_frames";
-            let frame_ops = if framed {
-                stratacache_benches::mixed::FRAME_OPS
-            } else {
-                usize::MAX
-            };
-            let replay = |ops: &[(u64, u8)]| {
-                let mut hits = 0u64;
-                for chunk in ops.chunks(frame_ops) {
-                    let frame = framed.then(|| h.frame());
-                    let get = |k: &u64| match &frame {
-                        Some(f) => f.get(k),
-                        None => h.get(k),
-                    };
-                    let insert = |k: u64| match &frame {
-                        Some(f) => drop(f.insert(k, k)),
-                        None => drop(h.insert(k, k)),
-                    };
-                    for &(k, op) in chunk {
-                        match op {
-                            0 => {
-                                if get(&k).is_some() {
-                                    hits += 1;
-                                } else {
-                                    insert(k);
-                                }
-                            }
-                            1 => insert(k),
-                            _ => drop(match &frame {
-                                Some(f) => f.remove(&k),
-                                None => h.remove(&k),
-                            }),
-                        }
-                    }
+            let replay = |ops: &[Op]| -> u64 {
+                if !framed {
+                    return replay_with(
+                        ops,
+                        |k| h.get(&k).is_some(),
+                        |k, v| drop(h.insert(k, v)),
+                        |k| {
+                            h.remove(&k);
+                        },
+                    );
                 }
-                hits
+                ops.chunks(FRAME_OPS)
+                    .map(|chunk| {
+                        let f = h.frame();
+                        replay_with(
+                            chunk,
+                            |k| f.get(&k).is_some(),
+                            |k, v| drop(f.insert(k, v)),
+                            |k| {
+                                f.remove(&k);
+                            },
+                        )
+                    })
+                    .sum()
             };
             replay(warm);
             let before = cache.stats();
@@ -114,22 +92,15 @@ fn main() {
         }
         "quick_cache" => {
             let cache = quick_cache::sync::Cache::<u64, u64>::new(CAPACITY as usize);
-            let replay = |ops: &[(u64, u8)]| {
-                let mut hits = 0u64;
-                for &(k, op) in ops {
-                    match op {
-                        0 => {
-                            if cache.get(&k).is_some() {
-                                hits += 1;
-                            } else {
-                                cache.insert(k, k);
-                            }
-                        }
-                        1 => cache.insert(k, k),
-                        _ => drop(cache.remove(&k)),
-                    }
-                }
-                hits
+            let replay = |ops: &[Op]| {
+                replay_with(
+                    ops,
+                    |k| cache.get(&k).is_some(),
+                    |k, v| cache.insert(k, v),
+                    |k| {
+                        cache.remove(&k);
+                    },
+                )
             };
             replay(warm);
             let start = Instant::now();
