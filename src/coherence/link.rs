@@ -307,10 +307,11 @@ where
             }
             return;
         }
-        for (at, key) in keys.iter().enumerate() {
-            if self.run(key, Write::Delete).is_err() {
-                for key in &keys[at..] {
-                    self.defer(key.clone());
+        let mut keys = keys.into_iter();
+        while let Some(key) = keys.next() {
+            if self.run(&key, Write::Delete).is_err() {
+                for key in core::iter::once(key).chain(keys) {
+                    self.defer(key);
                 }
                 return;
             }
@@ -325,8 +326,7 @@ where
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
-        let not_connected =
-            || redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::NotConnected));
+        let io_error = |kind| redis::RedisError::from(std::io::Error::from(kind));
         let until = Instant::now() + POOL_WAIT;
         let mut pool = lock(&self.pool);
         let mut connection = loop {
@@ -336,7 +336,7 @@ where
             }
             // Down: do not wait on a connection attempt per call.
             if !self.connected.load(Ordering::Relaxed) {
-                return Err(not_connected());
+                return Err(io_error(std::io::ErrorKind::NotConnected));
             }
             if pool.open < self.settings.max_connections {
                 pool.open += 1;
@@ -352,9 +352,7 @@ where
             }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(redis::RedisError::from(std::io::Error::from(
-                    std::io::ErrorKind::TimedOut,
-                )));
+                return Err(io_error(std::io::ErrorKind::TimedOut));
             }
             pool = self
                 .returned
