@@ -189,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_saturate_and_halve_after_six_increments_per_entry() {
+    fn counts_saturate_and_halve_after_four_changing_increments_per_entry() {
         let mut sketch = FrequencySketch::default();
         sketch.maintain(64);
         assert_eq!(sketch.estimate(hash(1)), 0);
