@@ -302,8 +302,13 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     fn over_budget_with(&self, pending: i64) -> bool {
         // Relaxed: the total is a budget, not a synchronisation point; the shard locks order
         // the entries themselves.
-        i128::from(self.weight.load(Ordering::Relaxed) as u64) + i128::from(pending)
-            > i128::from(self.capacity)
+        let weight = self.weight.load(Ordering::Relaxed) as u64;
+        match u64::try_from(pending) {
+            Ok(more) => weight
+                .checked_add(more)
+                .is_none_or(|total| total > self.capacity),
+            Err(_) => weight.saturating_sub(pending.unsigned_abs()) > self.capacity,
+        }
     }
 
     fn over_budget(&self) -> bool {
@@ -508,7 +513,13 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
             (replaced, writer.take_leftover())
         };
         let (replaced, leftover) = replaced;
-        for spare_critical in [true, false] {
+        // Usually the home shard's pass left the table within budget: nothing more to ask.
+        let passes: &[bool] = if self.over_budget() {
+            &[true, false]
+        } else {
+            &[]
+        };
+        for &spare_critical in passes {
             if !spare_critical && self.over_budget() {
                 let mut writer = home.lock(self.promote_after);
                 self.evict_from(
