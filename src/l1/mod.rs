@@ -174,6 +174,11 @@ impl<K, V, S> L1<K, V, S> {
         self.raw.reclaim(max)
     }
 
+    /// Whether retired entries are ready to be freed (a hint).
+    pub(crate) fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
     /// Entries retired and not freed yet.
     pub(crate) fn retired(&self) -> usize {
         self.raw.retired()

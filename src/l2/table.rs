@@ -256,6 +256,12 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
 
     /// Drops up to `max` retired entries no reader can see any more, from every shard (their
     /// `Drop` runs here: hold no lock). Returns how many.
+    /// Whether retired entries of this table can wait to be dropped at all (only if keys or
+    /// values have drop glue: see `raw`).
+    pub(crate) const fn may_wait_for_drop() -> bool {
+        retired_wait_for_drop::<K, V>()
+    }
+
     pub(crate) fn reclaim(&self, max: usize) -> usize {
         // Nothing waits to be dropped (see `raw`): every write's end need not look at every
         // shard.

@@ -179,6 +179,10 @@ struct Reclaim<'a, K, V, S, W, P: Policy>(&'a Shared<K, V, S, W, P>);
 
 impl<K, V, S, W, P: Policy> Drop for Reclaim<'_, K, V, S, W, P> {
     fn drop(&mut self) {
+        // Usually nothing is ready: say so before asking the thread whether it unwinds.
+        if !self.0.l1.has_ready() && !crate::l2::Table::<K, V, W, P>::may_wait_for_drop() {
+            return;
+        }
         // Not while a panic (the listener's) unwinds: a `Drop` that panicked then would abort.
         #[cfg(feature = "std")]
         if std::thread::panicking() {

@@ -137,6 +137,27 @@ fn critical_entries_are_copied_into_l1_at_once_and_replaced_there() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "thousands of replacements: the epoch needs many pins before copies are ready"
+)]
+fn writes_free_the_retired_l1_copies_that_are_ready_without_a_quiet_point() {
+    use crate::{InsertOptions, Priority};
+    let cache: Cache<u64, u64> = Cache::builder().capacity(100).build().unwrap();
+    let critical = InsertOptions::new().priority(Priority::Critical);
+    // Each replacement of a Critical entry retires its old L1 copy; the epoch moves on as
+    // the writes pin, and a write's end frees what has become ready.
+    for version in 0..5_000 {
+        cache.insert_with(version % 3, version, critical).unwrap();
+    }
+    let retired = cache.stats().retired;
+    assert!(
+        retired < 1_000,
+        "{retired} retired copies and entries still held after 5,000 replacements"
+    );
+}
+
+#[test]
 fn an_expired_l1_copy_is_never_returned() {
     use core::time::Duration;
 

@@ -78,6 +78,12 @@ impl NodeMemory {
         }
     }
 
+    /// Whether retired nodes are ready to be freed (a hint, read without ordering).
+    pub(crate) fn has_ready(&self) -> bool {
+        // Relaxed: a hint; `reclaim` reads the list properly.
+        !self.ready.head.load(Ordering::Relaxed).is_null()
+    }
+
     /// Nodes retired and not yet freed.
     pub(crate) fn pending(&self) -> usize {
         // Relaxed: a count for back-pressure and statistics; it orders nothing.

@@ -230,6 +230,11 @@ impl<K, V> RawTable<K, V> {
         }
     }
 
+    /// Whether any replica's memory holds retired nodes ready to be freed (a hint).
+    pub(crate) fn has_ready(&self) -> bool {
+        self.node_memory.iter().any(NodeMemory::has_ready)
+    }
+
     /// Drops and frees up to `max` retired nodes whose grace period is over, in every
     /// replica's memory (their keys' and values' `Drop` runs here). Returns how many.
     pub(crate) fn reclaim(&self, max: usize) -> usize {
