@@ -473,6 +473,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     /// # Errors
     /// The key and value, when the shard's memory cannot hold the entry (the caller evicts
     /// and retries, or gives up); the shard is unchanged.
+    #[inline(always)]
     pub(crate) fn store<'g>(
         &mut self,
         hash: u32,
@@ -570,6 +571,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
 
     /// Evicts the policy's next victim with the clock at `now` (expired entries go first);
     /// with `spare_critical`, never a `Critical` entry. `tiers` drops its copy.
+    #[inline(always)]
     pub(crate) fn evict<'g>(
         &mut self,
         now: u64,
@@ -592,6 +594,7 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     }
 
     /// Unlinks live entry `id` (the policy forgot it already) and retires it.
+    #[inline(always)]
     fn unlink<'g>(
         &mut self,
         id: u32,

@@ -21,6 +21,7 @@ pub(crate) struct List {
 
 impl List {
     /// Links `id` at the back (newest end).
+    #[inline(always)]
     pub(crate) fn push_back<M: Linked>(&mut self, entries: &mut impl Entries<M>, id: SlotId) {
         match self.front {
             None => {
@@ -39,6 +40,7 @@ impl List {
     }
 
     /// Unlinks `id`, which must be in this list.
+    #[inline(always)]
     pub(crate) fn remove<M: Linked>(&mut self, entries: &mut impl Entries<M>, id: SlotId) {
         let (prev, next) = entries.meta(id).links();
         if next == id {

@@ -450,6 +450,7 @@ impl Index {
     /// Empties full bucket `bucket`: back to *empty* if its group has an empty byte (then no
     /// probe sequence ever went past the group, since a byte never turns empty again once
     /// full unless by this rule: a reader may stop there), else *deleted*.
+    #[inline(always)]
     pub(crate) fn erase(&self, counts: &mut Counts, bucket: usize) {
         // SAFETY: the writer's own current table.
         let table = unsafe { self.table() }.expect("the bucket is in it");

@@ -230,6 +230,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     /// # Errors
     /// When the entry has a deadline and the memory refuses the shard's deadlines; the slot
     /// and the entry are handed back.
+    #[inline(always)]
     pub(crate) fn fill(
         &mut self,
         slot: NewSlot,
@@ -288,6 +289,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     ///
     /// # Errors
     /// When the memory refuses the rebuild.
+    #[inline(always)]
     pub(crate) fn reserve_index(
         &mut self,
         hash: u32,
@@ -332,6 +334,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     }
 
     /// Removes live slot `id` (in `bucket`, if known) from the index and retires it.
+    #[inline(always)]
     pub(crate) fn remove<'g>(
         &mut self,
         id: u32,
@@ -346,6 +349,7 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
 
     /// Puts unlinked slot `id` in limbo, and hands the limbo to the epoch once it holds a
     /// batch (see the module docs).
+    #[inline(always)]
     fn retire<'g>(&mut self, id: u32, epoch: &Epoch<'g>) -> Retired<'g> {
         // SAFETY: an allocated slot, unlinked: readers pinned before now may still read its
         // key and value, never its tag.

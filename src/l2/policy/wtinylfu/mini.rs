@@ -227,6 +227,7 @@ impl MiniCache {
 
     /// One request for `hash` (of `weight`) in a cache of `capacity`; whether it hit. A miss
     /// takes the key in if it is `stored`.
+    #[inline(always)]
     pub(super) fn access(
         &mut self,
         hash: u64,

@@ -229,6 +229,7 @@ impl WTinyLfu {
         }
     }
 
+    #[inline(always)]
     fn unlink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
         let segment = entries.meta(id).segment();
         if let Some(list) = self.list(segment) {
@@ -265,6 +266,7 @@ impl WTinyLfu {
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, segment: Segment) {
         entries.meta_mut(id).set_segment(segment);
         if let Some(list) = self.list(segment) {
@@ -295,6 +297,7 @@ impl WTinyLfu {
     }
 
     /// Passes a request to the window's sizer.
+    #[inline(always)]
     fn simulate(
         &mut self,
         entries: &mut impl Entries<Meta>,
@@ -382,6 +385,7 @@ impl WTinyLfu {
     /// until an eviction judges it (so a rejected one is never linked into probation), and the
     /// newest entry is never the candidate (an insertion is not undone by its own eviction
     /// pass).
+    #[inline(always)]
     fn window_candidate(&mut self, entries: &mut impl Entries<Meta>) -> Option<SlotId> {
         // The newest entry stays whatever the share, so the window may hold it beyond the
         // target; the candidate is the last entry whose leaving brings the rest within that.
@@ -548,6 +552,7 @@ impl Policy for WTinyLfu {
         }
     }
 
+    #[inline(always)]
     fn prefetch(&self, entries: &impl Entries<Meta>) {
         // The window's oldest entry (the candidate) and probation's (the victim) are what the
         // eviction after the insertion reads first (the new key's counters were prefetched on
