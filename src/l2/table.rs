@@ -19,7 +19,7 @@ use core::borrow::Borrow;
 use crossbeam_utils::CachePadded;
 use stratacache_alloc::Arena;
 
-use super::policy::{Policy, Priority};
+use super::policy::{EntryInfo, Policy, Priority};
 use super::raw::{Epoch, Found, OutOfMemory, Retired, retired_wait_for_drop};
 use super::shard::{Replaced, Shard, ShardWriter, Victim, info};
 use super::tiers::Tiers;
@@ -463,47 +463,28 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
             }
             let before = writer.weight();
             let info = info(h32, weight, how.priority).following_miss(how.follows_miss);
-            let mut entry = (key, value);
-            let mut flushed = false;
-            let (id, replaced) = loop {
-                match writer.store(
-                    h32,
-                    entry,
-                    info,
-                    (how.expires, how.idle, how.refresh),
-                    epoch,
-                    tiers,
-                ) {
-                    Ok(stored) => break stored,
-                    Err(back) => entry = back,
+            let deadlines = (how.expires, how.idle, how.refresh);
+            let stored = match writer.store(h32, (key, value), info, deadlines, epoch, tiers) {
+                Ok(stored) => Ok(stored),
+                Err(back) => self.store_spent(
+                    (home, &mut writer),
+                    (h32, back, info, deadlines),
+                    before,
+                    how.now,
+                    &mut victims,
+                    (epoch, tiers),
+                ),
+            };
+            let (id, replaced) = match stored {
+                Ok(stored) => stored,
+                Err(refused) => {
+                    return Ok(Inserted {
+                        replaced: None,
+                        victims,
+                        refused: Some(refused),
+                        _leftover: writer.take_leftover(),
+                    });
                 }
-                // The shard's memory is spent (its arena's budget). Slots retired earlier come
-                // back once their readers are gone and a quiet point reclaims them: move this
-                // thread's retirements on to the collector and look again, once.
-                if !flushed {
-                    flushed = true;
-                    writer.hand_over(epoch);
-                    epoch.flush();
-                    continue;
-                }
-                // No slot now: refuse this one (the entry goes back to the caller) and, for a
-                // new key, evict a reserve so later insertions find room once it is
-                // reclaimed. A replacement refused leaves the key as it was: the evictions
-                // might take it.
-                let present = writer.contains(h32, &entry.0);
-                for _ in 0..if present { 0 } else { RESERVE } {
-                    let Some(victim) = writer.evict(how.now, false, epoch, tiers) else {
-                        break;
-                    };
-                    victims.push(home, victim);
-                }
-                self.apply(writer.weight() as i64 - before as i64);
-                return Ok(Inserted {
-                    replaced: None,
-                    victims,
-                    refused: Some(entry),
-                    _leftover: writer.take_leftover(),
-                });
             };
             let added = writer.weight() as i64 - before as i64;
             after_store(&mut writer, id);
@@ -520,50 +501,8 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         };
         let (replaced, leftover) = replaced;
         // Usually the home shard's pass left the table within budget: nothing more to ask.
-        let passes: &[bool] = if self.over_budget() {
-            &[true, false]
-        } else {
-            &[]
-        };
-        for &spare_critical in passes {
-            if !spare_critical && self.over_budget() {
-                let mut writer = home.lock(self.promote_after);
-                self.evict_from(
-                    home,
-                    &mut writer,
-                    pass(1, false, 0),
-                    &mut victims,
-                    epoch,
-                    tiers,
-                );
-            }
-            for step in 1..self.shards.len() {
-                if !self.over_budget() {
-                    break;
-                }
-                let shard = &self.shards[(self.shard_index(hash) + step) & self.shard_mask];
-                let mut writer = shard.lock(self.promote_after);
-                self.evict_from(
-                    shard,
-                    &mut writer,
-                    pass(0, spare_critical, 0),
-                    &mut victims,
-                    epoch,
-                    tiers,
-                );
-            }
-            if self.over_budget() {
-                // Only the new entry (and entries racing in) are left: the budget wins.
-                let mut writer = home.lock(self.promote_after);
-                self.evict_from(
-                    home,
-                    &mut writer,
-                    pass(0, spare_critical, 0),
-                    &mut victims,
-                    epoch,
-                    tiers,
-                );
-            }
+        if self.over_budget() {
+            self.evict_elsewhere(home, hash, how.now, &mut victims, epoch, tiers);
         }
         Ok(Inserted {
             replaced: replaced.map(|Replaced { retired, expires }| {
@@ -574,6 +513,100 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
             refused: None,
             _leftover: leftover,
         })
+    }
+
+    /// An insertion's store refused for want of memory (the shard's arena is spent): slots
+    /// retired earlier come back once their readers are gone and a quiet point reclaims them,
+    /// so this thread's retirements move on to the collector and the store is tried once more.
+    /// Refused again, the entry comes back and, for a new key, a reserve is evicted so later
+    /// insertions find room once it is reclaimed (a replacement refused leaves the key as it
+    /// was: the evictions might take it). Out of line: seldom run, and it would lengthen every
+    /// insertion's code.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn store_spent<'g>(
+        &'g self,
+        (home, writer): (&'g Shard<K, V, P>, &mut ShardWriter<'_, K, V, P>),
+        (h32, entry, info, deadlines): (u32, (K, V), EntryInfo, (u64, u64, u64)),
+        before: u64,
+        now: u64,
+        victims: &mut Victims<'g, K, V, P>,
+        (epoch, tiers): (&Epoch<'g>, &mut impl Tiers<K, V>),
+    ) -> Result<(u32, Option<Replaced<'g>>), (K, V)>
+    where
+        K: Eq,
+    {
+        writer.hand_over(epoch);
+        epoch.flush();
+        let entry = match writer.store(h32, entry, info, deadlines, epoch, tiers) {
+            Ok(stored) => return Ok(stored),
+            Err(entry) => entry,
+        };
+        let present = writer.contains(h32, &entry.0);
+        for _ in 0..if present { 0 } else { RESERVE } {
+            let Some(victim) = writer.evict(now, false, epoch, tiers) else {
+                break;
+            };
+            victims.push(home, victim);
+        }
+        self.apply(writer.weight() as i64 - before as i64);
+        Err(entry)
+    }
+
+    /// The passes after an insertion whose home shard could not bring the table within
+    /// budget: evicts from the other shards, then the home shard down to the new entry,
+    /// sparing `Critical` entries as long as anything else can go, then not. Out of line:
+    /// seldom run.
+    #[inline(never)]
+    fn evict_elsewhere<'g>(
+        &'g self,
+        home: &'g Shard<K, V, P>,
+        hash: u64,
+        now: u64,
+        victims: &mut Victims<'g, K, V, P>,
+        epoch: &Epoch<'g>,
+        tiers: &mut impl Tiers<K, V>,
+    ) {
+        let pass = |keep, spare_critical| Evict {
+            keep,
+            spare_critical,
+            now,
+            pending: 0,
+        };
+        for spare_critical in [true, false] {
+            if !spare_critical && self.over_budget() {
+                let mut writer = home.lock(self.promote_after);
+                self.evict_from(home, &mut writer, pass(1, false), victims, epoch, tiers);
+            }
+            for step in 1..self.shards.len() {
+                if !self.over_budget() {
+                    break;
+                }
+                let shard = &self.shards[(self.shard_index(hash) + step) & self.shard_mask];
+                let mut writer = shard.lock(self.promote_after);
+                self.evict_from(
+                    shard,
+                    &mut writer,
+                    pass(0, spare_critical),
+                    victims,
+                    epoch,
+                    tiers,
+                );
+            }
+            if self.over_budget() {
+                // Only the new entry (and entries racing in) are left: the budget wins.
+                let mut writer = home.lock(self.promote_after);
+                self.evict_from(
+                    home,
+                    &mut writer,
+                    pass(0, spare_critical),
+                    victims,
+                    epoch,
+                    tiers,
+                );
+            }
+        }
     }
 
     fn shard_index(&self, hash: u64) -> usize {

@@ -210,6 +210,7 @@ where
     /// Copies the entry a reader found (slot `id`, still holding `value`) into L1, under its
     /// shard's lock if no writer holds it, and only if the entry is still the one indexed: see
     /// the module docs of `tier`.
+    #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn promote(
         &self,
@@ -246,6 +247,7 @@ where
     /// A miss in L2 looks in the persistent tier: a live value found there is taken back into
     /// L2 if, under the shard lock, the key is still absent there and the store's record is
     /// still the one read (else the lookup is a miss: a write raced it).
+    #[inline(never)]
     #[cfg(feature = "persistent")]
     fn read_back<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, hash: u64, key: &Q) -> Option<V>
     where
@@ -372,6 +374,7 @@ where
     }
 
     /// Removes `key` from both tiers if it has expired by `now`.
+    #[inline(never)]
     fn reclaim_expired<Q>(&self, l1: Pin<'_, '_, K, V>, stripe: usize, hash: u64, key: &Q, now: u64)
     where
         K: Borrow<Q>,
@@ -707,6 +710,7 @@ where
 
     /// What a read of a live entry (deadline `expires`) does to its own deadline: the time to
     /// idle pushes it on, an `Expiry`'s read hook sets it. The deadline of an L1 copy made now.
+    #[inline(never)]
     fn on_read(
         &self,
         found: &crate::l2::Found<'_, K, V>,
