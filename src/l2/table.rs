@@ -254,18 +254,18 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         self.shards.iter().map(|s| s.retired()).sum()
     }
 
-    /// Drops up to `max` retired entries no reader can see any more, from every shard (their
-    /// `Drop` runs here: hold no lock). Returns how many.
     /// Whether retired entries of this table can wait to be dropped at all (only if keys or
     /// values have drop glue: see `raw`).
     pub(crate) const fn may_wait_for_drop() -> bool {
         retired_wait_for_drop::<K, V>()
     }
 
+    /// Drops up to `max` retired entries no reader can see any more, from every shard (their
+    /// `Drop` runs here: hold no lock). Returns how many.
     pub(crate) fn reclaim(&self, max: usize) -> usize {
         // Nothing waits to be dropped (see `raw`): every write's end need not look at every
         // shard.
-        if !retired_wait_for_drop::<K, V>() {
+        if !Self::may_wait_for_drop() {
             return 0;
         }
         let mut freed = 0;
