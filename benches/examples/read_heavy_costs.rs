@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rand::{Rng as _, SeedableRng};
 use rand_distr::{Distribution, Zipf};
-use stratacache_benches::mixed::{FRAME_OPS, KEYS, Op, key_of, replay_with};
+use stratacache_benches::mixed::{KEYS, Op, key_of, replay_frames, replay_handle, replay_with};
 
 const CAPACITY: u64 = KEYS / 5;
 
@@ -47,29 +47,11 @@ fn main() {
             let h = cache.handle();
             let framed = subject == "stratacache_frames";
             let replay = |ops: &[Op]| -> u64 {
-                if !framed {
-                    return replay_with(
-                        ops,
-                        |k| h.get(&k).is_some(),
-                        |k, v| drop(h.insert(k, v)),
-                        |k| {
-                            h.remove(&k);
-                        },
-                    );
+                if framed {
+                    replay_frames(&h, ops)
+                } else {
+                    replay_handle(&h, ops)
                 }
-                ops.chunks(FRAME_OPS)
-                    .map(|chunk| {
-                        let f = h.frame();
-                        replay_with(
-                            chunk,
-                            |k| f.get(&k).is_some(),
-                            |k, v| drop(f.insert(k, v)),
-                            |k| {
-                                f.remove(&k);
-                            },
-                        )
-                    })
-                    .sum()
             };
             replay(warm);
             let before = cache.stats();

@@ -218,15 +218,7 @@ pub struct StratacacheHandles(pub stratacache::Cache<u64, u64>);
 
 impl Subject for StratacacheHandles {
     fn replay(&self, ops: &[Op]) -> u64 {
-        let c = self.0.handle();
-        replay_with(
-            ops,
-            |k| c.get(&k).is_some(),
-            |k, v| drop(c.insert(k, v)),
-            |k| {
-                c.remove(&k);
-            },
-        )
+        replay_handle(&self.0.handle(), ops)
     }
 }
 
@@ -239,21 +231,43 @@ pub const FRAME_OPS: usize = 256;
 
 impl Subject for StratacacheFrames {
     fn replay(&self, ops: &[Op]) -> u64 {
-        let handle = self.0.handle();
-        ops.chunks(FRAME_OPS)
-            .map(|chunk| {
-                let c = handle.frame();
-                replay_with(
-                    chunk,
-                    |k| c.get(&k).is_some(),
-                    |k, v| drop(c.insert(k, v)),
-                    |k| {
-                        c.remove(&k);
-                    },
-                )
-            })
-            .sum()
+        replay_frames(&self.0.handle(), ops)
     }
+}
+
+/// Replays `ops` through `handle`, each operation a plain call (one L1 pin each); the hits.
+pub fn replay_handle<S: std::hash::BuildHasher>(
+    handle: &stratacache::CacheHandle<'_, u64, u64, S>,
+    ops: &[Op],
+) -> u64 {
+    replay_with(
+        ops,
+        |k| handle.get(&k).is_some(),
+        |k, v| drop(handle.insert(k, v)),
+        |k| {
+            handle.remove(&k);
+        },
+    )
+}
+
+/// Replays `ops` through `handle` in frames of [`FRAME_OPS`] operations; the hits.
+pub fn replay_frames<S: std::hash::BuildHasher>(
+    handle: &stratacache::CacheHandle<'_, u64, u64, S>,
+    ops: &[Op],
+) -> u64 {
+    ops.chunks(FRAME_OPS)
+        .map(|chunk| {
+            let frame = handle.frame();
+            replay_with(
+                chunk,
+                |k| frame.get(&k).is_some(),
+                |k, v| drop(frame.insert(k, v)),
+                |k| {
+                    frame.remove(&k);
+                },
+            )
+        })
+        .sum()
 }
 
 /// Replays `window` (an index range into every trace) on one thread per trace; returns the time
