@@ -584,13 +584,18 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         let id = self.with_policy(judged, tiers, |policy, view| {
             policy.evict(view, spare_critical)
         })?;
-        let slots = self.raw.slots();
-        let expires = slots.expires(id);
-        if expires == NEVER || expires > now {
-            let (key, value) = slots.entry(id);
-            tiers.spilled(key, value, expires);
-        }
-        Some(self.unlink(id, None, now, epoch, tiers))
+        // The slot read once: what the tiers are told and what the index needs.
+        let (hash, expires) = {
+            let slots = self.raw.slots();
+            let leaving = slots.leaving(id);
+            let expires = slots.expires(id);
+            if expires == NEVER || expires > now {
+                tiers.spilled(leaving.key, leaving.value, expires);
+            }
+            tiers.evicted(leaving.hash, leaving.key, leaving.hits);
+            (leaving.hash, expires)
+        };
+        Some(self.retire_unlinked(id, (hash, expires), None, now, epoch))
     }
 
     /// Unlinks live entry `id` (the policy forgot it already) and retires it.
@@ -603,19 +608,33 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         epoch: &Epoch<'g>,
         tiers: &mut impl Tiers<K, V>,
     ) -> Victim<'g> {
-        {
+        let (hash, expires) = {
             let slots = self.raw.slots();
-            let (hash, hits) = (slots.hash(id), slots.uses(id).hits());
-            tiers.evicted(hash, slots.entry(id).0, hits);
-        }
-        let expires = self.raw.slots().expires(id);
+            let leaving = slots.leaving(id);
+            tiers.evicted(leaving.hash, leaving.key, leaving.hits);
+            (leaving.hash, slots.expires(id))
+        };
+        self.retire_unlinked(id, (hash, expires), bucket, now, epoch)
+    }
+
+    /// Takes live entry `id` (of 32-bit hash and deadline `hash_expires`; the policy and the
+    /// tiers told already) off the index and the shard's weight, and retires it.
+    #[inline(always)]
+    fn retire_unlinked<'g>(
+        &mut self,
+        id: u32,
+        (hash, expires): (u32, u64),
+        bucket: Option<usize>,
+        now: u64,
+        epoch: &Epoch<'g>,
+    ) -> Victim<'g> {
         let state = self.raw.state();
         let weight = state
             .weights
             .as_ref()
             .map_or(1, |weights| u64::from(*weights.get(id as usize)));
         state.weight -= weight;
-        let retired = self.raw.remove(id, bucket, epoch);
+        let retired = self.raw.remove(id, hash, bucket, epoch);
         Victim {
             retired,
             weight,

@@ -333,15 +333,17 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
         self.retire(old, epoch)
     }
 
-    /// Removes live slot `id` (in `bucket`, if known) from the index and retires it.
+    /// Removes live slot `id` (of 32-bit hash `hash`; in `bucket`, if known) from the index
+    /// and retires it.
     #[inline(always)]
     pub(crate) fn remove<'g>(
         &mut self,
         id: u32,
+        hash: u32,
         bucket: Option<usize>,
         epoch: &Epoch<'g>,
     ) -> Retired<'g> {
-        let bucket = bucket.or_else(|| self.shard.index.bucket_of(self.slots().hash(id), id));
+        let bucket = bucket.or_else(|| self.shard.index.bucket_of(hash, id));
         let bucket = bucket.expect("a live slot is indexed");
         self.shard.index.erase(&mut self.state.counts, bucket);
         self.retire(id, epoch)
@@ -468,6 +470,14 @@ impl<'a, K, V, W> RawWriter<'a, K, V, W> {
     }
 }
 
+/// What [`Slots::leaving`] reads of an entry that leaves.
+pub(crate) struct Leaving<'w, K, V> {
+    pub(crate) key: &'w K,
+    pub(crate) value: &'w V,
+    pub(crate) hash: u32,
+    pub(crate) hits: u8,
+}
+
 /// The writer's view of its shard's live slots: their keys, values, hashes, hits and deadlines.
 /// Borrowed from a [`RawWriter`], so the lock is held while it lives.
 pub(crate) struct Slots<'w, K, V, W> {
@@ -496,6 +506,22 @@ impl<'w, K, V, W> Slots<'w, K, V, W> {
         // SAFETY: a live slot holds its key and value; only the lock's holder could change
         // that, and it lent this view.
         unsafe { (slot.key(), slot.value()) }
+    }
+
+    /// Live slot `id`, read once for an entry that leaves: its key, value, 32-bit hash and
+    /// hits.
+    #[inline(always)]
+    pub(crate) fn leaving(&self, id: u32) -> Leaving<'w, K, V> {
+        let slot = self.live(id);
+        Leaving {
+            // SAFETY: as in `entry`.
+            key: unsafe { slot.key() },
+            // SAFETY: as in `entry`.
+            value: unsafe { slot.value() },
+            // Relaxed: the writer's own store.
+            hash: slot.tag.load(Ordering::Relaxed),
+            hits: Uses(&slot.uses).hits(),
+        }
     }
 
     /// The 32-bit hash of live slot `id`.
