@@ -84,6 +84,13 @@ impl ReadBuffer {
         written.wrapping_sub(self.replayed[at].load(Ordering::Relaxed)) >= RING as u32
     }
 
+    /// Whether a record may be waiting (a look: [`replay`](Self::replay) decides).
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        // Relaxed: a hint; `replay`'s swap orders what it reads.
+        self.pending.load(Ordering::Relaxed)
+    }
+
     /// Replays every stripe's records not replayed yet (at most a ring's worth each) into
     /// `replay`. The shard's writer calls this, holding its lock.
     pub(crate) fn replay(&self, mut replay: impl FnMut(u32)) {

@@ -390,6 +390,9 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     pub(crate) fn replay(&mut self, tiers: &mut impl Tiers<K, V>) {
         const BATCH: usize = 32;
         let reads = self.reads;
+        if !reads.is_pending() {
+            return; // the common case: nothing recorded since the last replay
+        }
         let mut ids = [0u32; BATCH];
         let mut batch = 0;
         // Tell the policy of a batch of hits (the use is told now: it must not count again as
@@ -418,7 +421,9 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
                 }
             }
         });
-        flush(self, tiers, &ids[..batch]);
+        if batch > 0 {
+            flush(self, tiers, &ids[..batch]);
+        }
     }
 
     /// Makes sure the policy's per-slot state (and the weights) cover slot `id`.
