@@ -346,17 +346,48 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         epoch: &Epoch<'g>,
         tiers: &mut impl Tiers<K, V>,
     ) {
+        // The first victim in line, the rest (rare: a heavier entry, a shard short of slots)
+        // in a loop of their own: a loop here would set up its every iteration's addresses
+        // before the first, on the stack, for a pass that usually evicts one entry.
         let mut pending = evict.pending;
-        while (self.over_budget_with(pending) || writer.short_of_slots())
-            && writer.len() > evict.keep
+        if self.evicts_more(writer, &evict, pending)
+            && let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, tiers)
         {
+            pending -= victim.weight as i64;
+            victims.push(shard, victim);
+            if self.evicts_more(writer, &evict, pending) {
+                pending = self.evict_rest(shard, writer, &evict, pending, victims, (epoch, tiers));
+            }
+        }
+        self.apply(pending);
+    }
+
+    /// Whether a pass `evict` with `pending` weight still to count takes another victim from
+    /// `writer`'s shard.
+    #[inline(always)]
+    fn evicts_more(&self, writer: &ShardWriter<'_, K, V, P>, evict: &Evict, pending: i64) -> bool {
+        (self.over_budget_with(pending) || writer.short_of_slots()) && writer.len() > evict.keep
+    }
+
+    /// [`evict_from`](Self::evict_from)'s victims after the first: the pending weight left.
+    #[inline(never)]
+    fn evict_rest<'g>(
+        &self,
+        shard: &'g Shard<K, V, P>,
+        writer: &mut ShardWriter<'_, K, V, P>,
+        evict: &Evict,
+        mut pending: i64,
+        victims: &mut Victims<'g, K, V, P>,
+        (epoch, tiers): (&Epoch<'g>, &mut impl Tiers<K, V>),
+    ) -> i64 {
+        while self.evicts_more(writer, evict, pending) {
             let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, tiers) else {
                 break;
             };
             pending -= victim.weight as i64;
             victims.push(shard, victim);
         }
-        self.apply(pending);
+        pending
     }
 
     /// Gets the shard of a key of `hash` ready for an insertion: if the memory limits it, moves
