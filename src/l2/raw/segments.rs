@@ -263,91 +263,79 @@ impl<T> Drop for Segments<T> {
 /// array instead: a flat block would come from the arena's power-of-two large classes (up to
 /// half of it unused) and leave each outgrown block to its size class.
 pub(crate) struct SegmentVec<T> {
-    storage: Storage<T>,
+    /// The elements, off a budget; empty on one.
+    flat: allocator_api2::vec::Vec<T, MemoryHandle>,
+    /// The elements, on a budget. Boxed: the bucket pointers would make every array as large.
+    segments: Option<alloc::boxed::Box<Segments<T>>>,
     segment_len: usize,
-}
-
-enum Storage<T> {
-    Flat(allocator_api2::vec::Vec<T, MemoryHandle>),
-    /// Boxed: the bucket pointers would make every array as large.
-    Segments(alloc::boxed::Box<Segments<T>>),
 }
 
 impl<T> SegmentVec<T> {
     /// An empty array of `shape`, allocated from `memory`.
     pub(crate) fn new(shape: Shape, memory: MemoryHandle) -> Self {
-        let storage = if shape.budgeted {
-            Storage::Segments(alloc::boxed::Box::new(Segments::new(shape, memory)))
-        } else {
-            Storage::Flat(allocator_api2::vec::Vec::new_in(memory))
-        };
+        let segments = shape
+            .budgeted
+            .then(|| alloc::boxed::Box::new(Segments::new(shape, memory.clone())));
         Self {
-            storage,
+            flat: allocator_api2::vec::Vec::new_in(memory),
+            segments,
             segment_len: 1 << shape.shift,
         }
     }
 
     /// Elements made.
     pub(crate) fn capacity(&self) -> usize {
-        match &self.storage {
-            Storage::Flat(items) => items.len(),
-            Storage::Segments(segments) => segments.capacity(),
+        match &self.segments {
+            None => self.flat.len(),
+            Some(segments) => segments.capacity(),
         }
     }
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        match &self.storage {
-            Storage::Flat(items) => items.capacity() * core::mem::size_of::<T>(),
-            Storage::Segments(segments) => segments.heap_bytes(),
+        match &self.segments {
+            None => self.flat.capacity() * core::mem::size_of::<T>(),
+            Some(segments) => segments.heap_bytes(),
         }
     }
 
     /// Prefetches element `id`, if allocated.
     #[inline]
     pub(crate) fn prefetch(&self, id: usize) {
-        match &self.storage {
-            Storage::Flat(items) => {
-                if let Some(item) = items.get(id) {
-                    super::prefetch(item);
-                }
-            }
-            Storage::Segments(segments) => {
-                if id < segments.capacity() {
-                    // SAFETY: allocated (checked); only the address is taken.
-                    super::prefetch(unsafe { segments.get(id) });
-                }
-            }
+        if let Some(item) = self.flat.get(id) {
+            super::prefetch(item);
+        } else if let Some(segments) = &self.segments
+            && id < segments.capacity()
+        {
+            // SAFETY: allocated (checked); only the address is taken.
+            super::prefetch(unsafe { segments.get(id) });
         }
     }
 
-    /// Element `id`.
+    /// Element `id`. Off a budget, one bounds check: the flat elements are asked first.
     ///
     /// # Panics
     /// If `id` is not allocated.
     #[inline]
     pub(crate) fn get(&self, id: usize) -> &T {
-        match &self.storage {
-            Storage::Flat(items) => &items[id],
-            Storage::Segments(segments) => {
-                // SAFETY: `&self`: only this owner grows the array.
-                unsafe { &*Self::in_segments(segments, id) }
-            }
+        match self.flat.get(id) {
+            Some(item) => item,
+            None => self.in_segments(id),
         }
     }
 
-    /// A pointer to element `id` of `segments`.
-    ///
-    /// # Safety
-    /// The caller owns the array (no other thread grows it).
+    /// Element `id` of the segments (on a budget).
     ///
     /// # Panics
     /// If `id` is not allocated.
     #[inline(never)]
-    unsafe fn in_segments(segments: &Segments<T>, id: usize) -> *mut T {
-        assert!(id < segments.capacity(), "element {id} is not allocated");
-        // SAFETY: allocated (checked), and the owner's.
-        unsafe { segments.element(id) }
+    fn in_segments(&self, id: usize) -> &T {
+        let segments = match &self.segments {
+            Some(segments) if id < segments.capacity() => segments,
+            _ => panic!("element {id} is not allocated"),
+        };
+        // SAFETY: allocated (checked); `&self`: only this owner grows the array.
+        unsafe { segments.get(id) }
     }
 
     /// Element `id`, for changing.
@@ -356,12 +344,25 @@ impl<T> SegmentVec<T> {
     /// If `id` is not allocated.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: usize) -> &mut T {
-        match &mut self.storage {
-            Storage::Flat(items) => &mut items[id],
-            // SAFETY: `&mut self`: no other thread reads or grows the array, and the pointer
-            // comes from the segment's allocation.
-            Storage::Segments(segments) => unsafe { &mut *Self::in_segments(segments, id) },
+        if id < self.flat.len() {
+            return &mut self.flat[id];
         }
+        self.in_segments_mut(id)
+    }
+
+    /// Element `id` of the segments (on a budget), for changing.
+    ///
+    /// # Panics
+    /// If `id` is not allocated.
+    #[inline(never)]
+    fn in_segments_mut(&mut self, id: usize) -> &mut T {
+        let segments = match &mut self.segments {
+            Some(segments) if id < segments.capacity() => segments,
+            _ => panic!("element {id} is not allocated"),
+        };
+        // SAFETY: allocated (checked); `&mut self`: no other thread reads or grows the array,
+        // and the pointer comes from the segment's allocation.
+        unsafe { &mut *segments.element(id) }
     }
 
     /// Appends a segment of elements made by `make`.
@@ -369,8 +370,9 @@ impl<T> SegmentVec<T> {
     /// # Errors
     /// When the memory refuses; nothing changes.
     pub(crate) fn grow(&mut self, mut make: impl FnMut(usize) -> T) -> Result<(), OutOfMemory> {
-        match &mut self.storage {
-            Storage::Flat(items) => {
+        match &mut self.segments {
+            None => {
+                let items = &mut self.flat;
                 let len = items.len();
                 if items.capacity() - len < self.segment_len {
                     let more = (len / 4).max(self.segment_len);
@@ -382,7 +384,7 @@ impl<T> SegmentVec<T> {
                 Ok(())
             }
             // SAFETY: `&mut self`: no other thread grows it (nor reads it).
-            Storage::Segments(segments) => unsafe { segments.grow(make) },
+            Some(segments) => unsafe { segments.grow(make) },
         }
     }
 }
