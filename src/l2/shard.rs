@@ -112,6 +112,7 @@ impl<K, V, P: Policy, U: Tiers<K, V>> Entries<P::Meta> for View<'_, '_, K, V, P,
         self.metas.prefetch(id as usize);
     }
 
+    #[inline]
     fn referenced(&mut self, id: SlotId) -> bool {
         let uses = self.slots.uses(id);
         if uses.take_referenced() {
@@ -120,9 +121,15 @@ impl<K, V, P: Policy, U: Tiers<K, V>> Entries<P::Meta> for View<'_, '_, K, V, P,
         // An entry with fewer hits than promotion needs has no copy above (a Critical copy
         // saturates the count): no need to ask.
         let hits = uses.hits();
-        if hits < self.promote_after {
-            return false;
-        }
+        hits >= self.promote_after && self.used_above(id, hits)
+    }
+}
+
+impl<K, V, P: Policy, U: Tiers<K, V>> View<'_, '_, K, V, P, U> {
+    /// Whether the tier above used entry `id` (with `hits`, enough to have a copy there):
+    /// out of line, so the common answer (no copy) costs the hand no call.
+    #[inline(never)]
+    fn used_above(&mut self, id: SlotId, hits: u8) -> bool {
         let (key, _) = self.slots.entry(id);
         self.tiers.used(self.slots.hash(id), key, hits)
     }
