@@ -79,6 +79,7 @@ impl NodeMemory {
     }
 
     /// Whether retired nodes are ready to be freed (a hint, read without ordering).
+    #[inline]
     pub(crate) fn has_ready(&self) -> bool {
         // Relaxed: a hint; `reclaim` reads the list properly.
         !self.ready.head.load(Ordering::Relaxed).is_null()

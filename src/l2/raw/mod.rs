@@ -141,6 +141,7 @@ pub(crate) const fn retired_wait_for_drop<K, V>() -> bool {
 
 /// The batch a shard of `live` entries hands over (one slot at a time when its memory is
 /// spent: see `RawWriter::retire`).
+#[inline]
 fn batch_for(live: usize) -> u32 {
     (live / BATCH_SHARE).clamp(1, MAX_BATCH as usize) as u32
 }

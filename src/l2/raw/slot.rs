@@ -113,6 +113,7 @@ impl Uses<'_> {
     }
 
     /// Whether the entry was marked referenced since the last call; clears the mark.
+    #[inline]
     pub(crate) fn take_referenced(&self) -> bool {
         // Relaxed: as in `record`. A read first, so a clear mark is not written.
         self.0.load(Ordering::Relaxed) & REFERENCED != 0

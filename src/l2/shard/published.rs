@@ -22,6 +22,7 @@ impl Hint {
     }
 
     /// Publishes `hint` (stores only what changed: the sketch was resized).
+    #[inline]
     pub(super) fn publish(&self, hint: KeyHint) {
         // Relaxed: an address to prefetch, never dereferenced; a reader that pairs an old
         // base with a new mask prefetches a useless line, nothing worse.
@@ -50,6 +51,7 @@ const REPORT_ALL: u8 = 0xFE;
 /// [`HitReports::Nothing`] in [`Shard::reports`].
 pub(super) const REPORT_NOTHING: u8 = 0xFF;
 
+#[inline]
 pub(super) fn encode(reports: HitReports) -> u8 {
     match reports {
         HitReports::All => REPORT_ALL,
@@ -58,6 +60,7 @@ pub(super) fn encode(reports: HitReports) -> u8 {
     }
 }
 
+#[inline]
 pub(super) fn decode(reports: u8) -> HitReports {
     match reports {
         REPORT_ALL => HitReports::All,

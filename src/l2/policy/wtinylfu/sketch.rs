@@ -41,6 +41,7 @@ pub(crate) struct FrequencySketch {
 }
 
 /// `hash`'s block before masking: its block is `block_of(hash) & block_mask`.
+#[inline]
 fn block_of(hash: u64) -> usize {
     (FrequencySketch::mix(hash) >> 32) as usize
 }
