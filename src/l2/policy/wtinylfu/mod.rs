@@ -231,12 +231,19 @@ impl WTinyLfu {
 
     #[inline(always)]
     fn unlink(&mut self, entries: &mut impl Entries<Meta>, id: SlotId) {
+        self.unlink_hashed(entries, id, None);
+    }
+
+    /// [`unlink`](Self::unlink), given the entry's hash if the caller read it already.
+    #[inline(always)]
+    fn unlink_hashed(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, hash: Option<u64>) {
         let segment = entries.meta(id).segment();
         if let Some(list) = self.list(segment) {
             list.remove(entries, id);
         }
         if Self::simulated(segment) {
-            self.sizer.release(entries.hash(id), entries.weight(id));
+            let hash = hash.unwrap_or_else(|| entries.hash(id));
+            self.sizer.release(hash, entries.weight(id));
         }
         entries.meta_mut(id).set_segment(Segment::Absent);
         if self.newest == Some(id) {
@@ -268,12 +275,25 @@ impl WTinyLfu {
 
     #[inline(always)]
     fn push(&mut self, entries: &mut impl Entries<Meta>, id: SlotId, segment: Segment) {
+        self.push_hashed(entries, id, segment, None);
+    }
+
+    /// [`push`](Self::push), given the entry's hash if the caller knows it.
+    #[inline(always)]
+    fn push_hashed(
+        &mut self,
+        entries: &mut impl Entries<Meta>,
+        id: SlotId,
+        segment: Segment,
+        hash: Option<u64>,
+    ) {
         entries.meta_mut(id).set_segment(segment);
         if let Some(list) = self.list(segment) {
             list.push_back(entries, id);
         }
         if Self::simulated(segment) {
-            self.sizer.hold(entries.hash(id), entries.weight(id));
+            let hash = hash.unwrap_or_else(|| entries.hash(id));
+            self.sizer.hold(hash, entries.weight(id));
         }
     }
 
@@ -442,7 +462,13 @@ impl WTinyLfu {
 
     /// The sketch's frequency for entry `id`, discounted by its priority.
     fn frequency(&self, entries: &impl Entries<Meta>, id: SlotId) -> u8 {
-        let seen = self.sketch.estimate(entries.hash(id));
+        self.frequency_hashed(entries, id, entries.hash(id))
+    }
+
+    /// [`frequency`](Self::frequency), given the entry's hash.
+    #[inline]
+    fn frequency_hashed(&self, entries: &impl Entries<Meta>, id: SlotId, hash: u64) -> u8 {
+        let seen = self.sketch.estimate(hash);
         match entries.meta(id).priority() {
             Priority::Low => 0,
             Priority::Medium => seen / 2,
@@ -546,7 +572,7 @@ impl Policy for WTinyLfu {
         if info.is_critical() {
             self.push(entries, id, Segment::Critical);
         } else {
-            self.push(entries, id, Segment::Window);
+            self.push_hashed(entries, id, Segment::Window, Some(info.hash));
             self.newest = Some(id);
             self.pending = self.window_candidate(entries);
         }
@@ -662,11 +688,12 @@ impl Policy for WTinyLfu {
                 // Frequency decides, with the incumbent favoured (see `ADMIT_MARGIN`). A
                 // candidate seen no more than the margin loses whatever the victims' count (most
                 // new keys of a stream of misses), which spares reading theirs.
-                let seen = u32::from(self.frequency(entries, candidate));
+                let hash = entries.hash(candidate);
+                let seen = u32::from(self.frequency_hashed(entries, candidate, hash));
                 if seen <= ADMIT_MARGIN
                     || seen <= self.victims_frequency(entries, victim, candidate) + ADMIT_MARGIN
                 {
-                    self.unlink(entries, candidate);
+                    self.unlink_hashed(entries, candidate, Some(hash));
                     return Some(candidate);
                 }
                 // Admitted: to probation's newest end, and the victim goes.
