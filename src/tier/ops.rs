@@ -137,6 +137,7 @@ where
     }
 
     /// The L2 half of a lookup (no lock), and the persistent tier's with `below`.
+    #[inline(always)]
     fn get_l2<Q>(
         &self,
         l1: Pin<'_, '_, K, V>,
