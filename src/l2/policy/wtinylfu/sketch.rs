@@ -121,28 +121,36 @@ impl FrequencySketch {
     ///
     /// The sketch grows by doubling as a cache fills, keeping its counts: a key's block index
     /// gains one bit, so each old block is copied to the two blocks its keys may now map to.
+    #[inline]
     pub(crate) fn maintain(&mut self, entries: usize) {
         if entries > self.entries {
-            let sized = entries.max(8).next_power_of_two();
-            let blocks = (sized * COUNTERS_PER_ENTRY / 8 / BLOCK).max(1);
-            let old = core::mem::take(&mut self.blocks);
-            self.blocks = (0..blocks)
-                .map(|at| {
-                    old.get(at & old.len().wrapping_sub(1))
-                        .copied()
-                        .unwrap_or_default()
-                })
-                .collect();
-            self.block_mask = blocks - 1;
-            self.entries = sized;
-            return;
-        }
-        if self.additions as usize >= AGE_AFTER * self.entries {
+            self.grow(entries);
+        } else if self.additions as usize >= AGE_AFTER * self.entries {
             self.halve();
         }
     }
 
+    /// Sizes the sketch for `entries` (more than it is sized for), keeping its counts.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, entries: usize) {
+        let sized = entries.max(8).next_power_of_two();
+        let blocks = (sized * COUNTERS_PER_ENTRY / 8 / BLOCK).max(1);
+        let old = core::mem::take(&mut self.blocks);
+        self.blocks = (0..blocks)
+            .map(|at| {
+                old.get(at & old.len().wrapping_sub(1))
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .collect();
+        self.block_mask = blocks - 1;
+        self.entries = sized;
+    }
+
     /// Halves every counter now.
+    #[cold]
+    #[inline(never)]
     fn halve(&mut self) {
         for word in self.blocks.iter_mut().flatten() {
             // Halves each 4-bit counter in place.
