@@ -107,12 +107,6 @@ impl<K, V, P: Policy, U: Tiers<K, V>> Entries<P::Meta> for View<'_, '_, K, V, P,
     }
 
     #[inline]
-    fn prefetch(&self, id: SlotId) {
-        self.slots.prefetch(id);
-        self.metas.prefetch(id as usize);
-    }
-
-    #[inline]
     fn referenced(&mut self, id: SlotId) -> bool {
         let uses = self.slots.uses(id);
         if uses.take_referenced() {
@@ -499,7 +493,6 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
         K: Eq,
     {
         let weight = u32::try_from(info.weight).expect("the caller checked the weight");
-        self.with_policy(None, tiers, |policy, view| policy.prefetch(view));
         // The slot first: growing the slots may rebuild the index, which moves buckets.
         let Ok(slot) = self.take_slot(epoch) else {
             return Err((key, value));

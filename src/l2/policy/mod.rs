@@ -191,11 +191,6 @@ pub trait Entries<M> {
     /// record was lost, or a use of its copy in the tiered cache's L1. Asking consumes the
     /// use: a CLOCK hand asks before evicting an entry and gives it a second chance if so.
     fn referenced(&mut self, id: SlotId) -> bool;
-    /// A hint: the policy will soon read entry `id` (its state and its slot), so the memory
-    /// may fetch them meanwhile.
-    fn prefetch(&self, id: SlotId) {
-        let _ = id;
-    }
 }
 
 /// A shard-level eviction and admission policy. See the [module docs](self) for who calls
@@ -221,14 +216,6 @@ pub trait Policy: Send + Sized {
     /// misses prefetches it, so the insertion that usually follows finds it in cache.
     fn key_hint(&self) -> KeyHint {
         KeyHint::NONE
-    }
-
-    /// A hint at the start of an insertion (before the shard finds it a slot): the policy may
-    /// prefetch the entries the eviction after it will read ([`Entries::prefetch`]), so those
-    /// cache misses overlap the shard's own work. (The new key's own state is prefetched on
-    /// its miss: [`key_hint`](Self::key_hint).)
-    fn prefetch(&self, entries: &impl Entries<Self::Meta>) {
-        let _ = entries;
     }
 
     /// Entry `id` was used (a hit), one of those [`hit_reports`](Self::hit_reports) asks for.

@@ -299,19 +299,6 @@ impl<T> SegmentVec<T> {
         }
     }
 
-    /// Prefetches element `id`, if allocated.
-    #[inline]
-    pub(crate) fn prefetch(&self, id: usize) {
-        if let Some(item) = self.flat.get(id) {
-            super::prefetch(item);
-        } else if let Some(segments) = &self.segments
-            && id < segments.capacity()
-        {
-            // SAFETY: allocated (checked); only the address is taken.
-            super::prefetch(unsafe { segments.get(id) });
-        }
-    }
-
     /// Element `id`. Off a budget, one bounds check: the flat elements are asked first.
     ///
     /// # Panics

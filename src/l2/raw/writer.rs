@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use super::index::{Index, Table};
 use super::segments::OutOfMemory;
-use super::slot::{Deadline, Moving, Slot, Uses, prefetch};
+use super::slot::{Deadline, Moving, Slot, Uses};
 use super::{
     Chain, Epoch, NEVER, NIL, RawShard, Retired, TIMED, WriterState, batch_for,
     retired_wait_for_drop,
@@ -528,15 +528,6 @@ impl<'w, K, V, W> Slots<'w, K, V, W> {
     pub(crate) fn hash(&self, id: u32) -> u32 {
         // Relaxed: the writer's own store.
         self.live(id).tag.load(Ordering::Relaxed)
-    }
-
-    /// Prefetches slot `id` (its key, value, tag and uses), if allocated.
-    #[inline]
-    pub(crate) fn prefetch(&self, id: u32) {
-        if (id as usize) < self.shard.slots.capacity() {
-            // SAFETY: allocated (checked); only the address is taken.
-            prefetch(unsafe { self.shard.slots.get(id as usize) });
-        }
     }
 
     /// The hits and referenced bit of live slot `id`.

@@ -578,19 +578,6 @@ impl Policy for WTinyLfu {
         }
     }
 
-    #[inline(always)]
-    fn prefetch(&self, entries: &impl Entries<Meta>) {
-        // The window's oldest entry (the candidate) and probation's (the victim) are what the
-        // eviction after the insertion reads first (the new key's counters were prefetched on
-        // its miss: see `key_hint`).
-        for id in [self.window.front, self.probation.front]
-            .into_iter()
-            .flatten()
-        {
-            entries.prefetch(id);
-        }
-    }
-
     fn key_hint(&self) -> KeyHint {
         self.sketch.hint()
     }
