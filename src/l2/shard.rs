@@ -388,12 +388,19 @@ impl<'a, K, V, P: Policy> ShardWriter<'a, K, V, P> {
     }
 
     /// Tells the policy of the hits readers recorded since the last replay.
+    #[inline]
     pub(crate) fn replay(&mut self, tiers: &mut impl Tiers<K, V>) {
+        // The common case, nothing recorded since the last replay, costs no call.
+        if self.reads.is_pending() {
+            self.replay_recorded(tiers);
+        }
+    }
+
+    /// [`replay`](Self::replay)'s work, once a reader recorded a hit.
+    #[inline(never)]
+    fn replay_recorded(&mut self, tiers: &mut impl Tiers<K, V>) {
         const BATCH: usize = 32;
         let reads = self.reads;
-        if !reads.is_pending() {
-            return; // the common case: nothing recorded since the last replay
-        }
         let mut ids = [0u32; BATCH];
         let mut batch = 0;
         // Tell the policy of a batch of hits (the use is told now: it must not count again as
