@@ -421,6 +421,7 @@ impl Index {
     }
 
     /// Inserts `id` for `hash` (the writer checked the key is absent and reserved room).
+    #[inline]
     pub(crate) fn insert(&self, counts: &mut Counts, hash: u32, id: u32) {
         // SAFETY: the writer's own current table.
         let table = unsafe { self.table() }.expect("reserved before inserting");
@@ -471,6 +472,7 @@ impl Index {
     }
 
     /// The bucket holding `id` for `hash` (the writer knows it is indexed).
+    #[inline]
     pub(crate) fn bucket_of(&self, hash: u32, id: u32) -> Option<usize> {
         // SAFETY: the writer's own current table.
         let table = unsafe { self.table() }?;
