@@ -22,8 +22,8 @@ use super::raw::{
 };
 use super::tiers::Tiers;
 use crate::entry::RemovalCause;
-use crate::sync::{AtomicU8, Ordering};
-use published::{Hint, REPORT_NOTHING, decode, encode};
+use crate::sync::{AtomicU32, Ordering};
+use published::{Hint, encode, wants};
 
 /// The policy's hash for an entry: the stored 32 bits, spread over 64 (policies take bits from
 /// anywhere: a sketch's block, a sample's bits).
@@ -46,9 +46,9 @@ pub(crate) struct Writer<P: Policy> {
 pub(crate) struct Shard<K, V, P: Policy> {
     raw: RawShard<K, V, Writer<P>>,
     reads: ReadBuffer,
-    /// The policy's [`HitReports`], as the writer last published them: [`REPORT_ALL`],
-    /// [`REPORT_NOTHING`], or a sample's shift.
-    reports: AtomicU8,
+    /// The policy's [`HitReports`], as the writer last published them (a mask: see
+    /// `published::encode`).
+    reports: AtomicU32,
     /// The policy's [`KeyHint`], as the writer last published it.
     hint: Hint,
 }
@@ -148,7 +148,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
             weights: weighted.then(|| SegmentVec::new(shape, memory.clone())),
             weight: 0,
         };
-        let reports = AtomicU8::new(encode(writer.policy.hit_reports()));
+        let reports = AtomicU32::new(encode(writer.policy.hit_reports()));
         let hint = Hint::new(writer.policy.key_hint());
         Self {
             raw: RawShard::new(writer, shape, memory, P::MAX_SLOTS, idling, refreshing),
@@ -220,7 +220,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
     ) {
         // Relaxed: a hint the writer publishes; a hit filtered by a stale one is a lost record.
         let reports = self.reports.load(Ordering::Relaxed);
-        if reports == REPORT_NOTHING || !decode(reports).wants(policy_hash(hash)) {
+        if !wants(reports, policy_hash(hash)) {
             return;
         }
         if self.reads.record(stripe, hash)
@@ -309,7 +309,7 @@ impl<K, V, P: Policy> Shard<K, V, P> {
 pub(crate) struct ShardWriter<'a, K, V, P: Policy> {
     raw: RawWriter<'a, K, V, Writer<P>>,
     reads: &'a ReadBuffer,
-    reports: &'a AtomicU8,
+    reports: &'a AtomicU32,
     promote_after: u8,
     /// The key and value of a retired entry whose slot was reused before a quiet point
     /// dropped them: the caller drops them outside every lock ([`take_leftover`]).

@@ -46,25 +46,54 @@ impl Hint {
     }
 }
 
-/// [`HitReports::All`] in [`Shard::reports`].
-const REPORT_ALL: u8 = 0xFE;
-/// [`HitReports::Nothing`] in [`Shard::reports`].
-pub(super) const REPORT_NOTHING: u8 = 0xFF;
+/// The bit above every sampled hash's 24 (see [`wants`]): set in a mask, no hit is wanted.
+const NOTHING: u32 = 1 << 24;
 
+/// The policy's [`HitReports`] as readers test them ([`wants`]): the mask of the bits of a hit's
+/// policy hash (its top 24) that must be clear. All: none; a sample of `shift`: its low `shift`
+/// bits; nothing: a bit no hash has clear.
 #[inline]
-pub(super) fn encode(reports: HitReports) -> u8 {
+pub(super) fn encode(reports: HitReports) -> u32 {
     match reports {
-        HitReports::All => REPORT_ALL,
-        HitReports::Nothing => REPORT_NOTHING,
-        HitReports::Sampled { shift } => shift.min(63),
+        HitReports::All => 0,
+        HitReports::Nothing => NOTHING,
+        HitReports::Sampled { shift } => (1 << shift.min(24)) - 1,
     }
 }
 
+/// Whether a policy that published `mask` ([`encode`]) wants to hear of a hit on the entry of
+/// policy hash `hash`: [`HitReports::wants`] in one test, without a branch per kind.
 #[inline]
-pub(super) fn decode(reports: u8) -> HitReports {
-    match reports {
-        REPORT_ALL => HitReports::All,
-        REPORT_NOTHING => HitReports::Nothing,
-        shift => HitReports::Sampled { shift },
+pub(super) fn wants(mask: u32, hash: u64) -> bool {
+    ((hash >> 40) as u32 | NOTHING) & mask == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_published_mask_wants_exactly_the_hits_the_policy_asks_for() {
+        let mut reports = alloc::vec![HitReports::All, HitReports::Nothing];
+        reports.extend((0..=30).map(|shift| HitReports::Sampled { shift }));
+        for reports in reports {
+            let mask = encode(reports);
+            let mut hash: u64 = 0x9E37_79B9_7F4A_7C15;
+            for at in 0..20_000u64 {
+                // Every kind of top bits: zero, one, many.
+                let hash_of = match at % 4 {
+                    0 => hash,
+                    1 => hash & ((1 << 40) - 1),
+                    2 => hash & !(0xFFu64 << 40),
+                    _ => hash | (1 << 63),
+                };
+                assert_eq!(
+                    wants(mask, hash_of),
+                    reports.wants(hash_of),
+                    "{reports:?}, hash {hash_of:#x}"
+                );
+                hash = hash.rotate_left(7).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ at;
+            }
+        }
     }
 }
