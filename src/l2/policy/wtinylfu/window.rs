@@ -195,6 +195,8 @@ pub(super) struct WindowSizer {
     current: usize,
     /// One key in `2^shift` is simulated.
     shift: u32,
+    /// `2^shift - 1`: the bits a sampled key's hash has clear (see `sampled`).
+    sample_mask: u64,
     /// Simulated requests this epoch.
     requests: u64,
     /// Of them, hits in the shard itself (counted for a climbing window).
@@ -232,6 +234,7 @@ impl WindowSizer {
             current: nearest(initial),
             minis: Vec::new(),
             shift: 0,
+            sample_mask: 0,
             requests: 0,
             hits: 0,
             simulated: 0,
@@ -344,7 +347,7 @@ impl WindowSizer {
     fn sampled(&self, hash: u64) -> bool {
         // Bits 40 and up: the shard takes bits 32 and up (few of them), the sketch and the
         // miniature caches' index mix every bit.
-        (hash >> 40) & ((1 << self.shift) - 1) == 0
+        (hash >> 40) & self.sample_mask == 0
     }
 
     /// Sizes the miniature caches for a shard of up to `entries` entries of weight one, so
@@ -386,6 +389,7 @@ impl WindowSizer {
             return false;
         }
         self.shift = shift;
+        self.sample_mask = (1 << shift) - 1;
         self.restart();
         self.sampled_weight = 0;
         true
