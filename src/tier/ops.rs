@@ -163,8 +163,7 @@ where
             }
             #[cfg(not(feature = "persistent"))]
             let _ = below;
-            self.stats.add(stripe, Event::Miss, 1);
-            self.stats.note_miss(stripe, hash);
+            self.stats.miss(stripe, hash);
             // An insertion usually follows a miss: its first cache miss starts now.
             self.l2.prefetch_insert(hash);
             return None;
@@ -176,8 +175,7 @@ where
         if expires != NEVER || self.expiry.is_some() {
             let now = self.now();
             if expires <= now {
-                self.stats.add(stripe, Event::Miss, 1);
-                self.stats.note_miss(stripe, hash);
+                self.stats.miss(stripe, hash);
                 self.reclaim_expired(l1, stripe, hash, key, now);
                 return None;
             }

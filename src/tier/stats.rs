@@ -29,7 +29,7 @@ pub(crate) enum Event {
 const EVENTS: usize = Event::Removed as usize + 1;
 
 /// One stripe's counters, on cache lines of their own, and the low 32 bits of the hash of the
-/// stripe's latest miss (see [`Counters::note_miss`]; 32, which every target has atomics for).
+/// stripe's latest miss (see [`Counters::miss`]; 32, which every target has atomics for).
 #[derive(Default)]
 struct Stripe([AtomicUsize; EVENTS], AtomicU32);
 
@@ -74,18 +74,24 @@ impl Counters {
         );
     }
 
-    /// Remembers a miss on a key of `hash` on `stripe` (the caller's own): whether the
-    /// caller's next insertion stores that key is what [`EntryInfo::follows_miss`] tells the
-    /// policy. The miss's stats line, so no other line is written.
+    /// Counts a miss on a key of `hash` on `stripe` (the caller's own), and remembers it:
+    /// whether the caller's next insertion stores that key is what
+    /// [`EntryInfo::follows_miss`] tells the policy. The miss's stats line, so no other line
+    /// is written.
     ///
     /// [`EntryInfo::follows_miss`]: crate::policy::EntryInfo::follows_miss
     #[inline]
-    pub(crate) fn note_miss(&self, stripe: usize, hash: u64) {
+    pub(crate) fn miss(&self, stripe: usize, hash: u64) {
+        let Stripe(counters, noted) = &*self.stripes[stripe & self.mask];
+        let counter = &counters[Event::Miss as usize];
+        // Relaxed: as in `add`.
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         // Relaxed: a hint; a thread sharing the stripe at the same moment may replace it, which
         // only misjudges one insertion.
-        self.stripes[stripe & self.mask]
-            .1
-            .store(hash as u32, Ordering::Relaxed);
+        noted.store(hash as u32, Ordering::Relaxed);
     }
 
     /// Whether the latest miss on `stripe` was on a key of `hash` (forgotten either way, so
@@ -93,7 +99,7 @@ impl Counters {
     #[inline]
     pub(crate) fn take_miss(&self, stripe: usize, hash: u64) -> bool {
         let slot = &self.stripes[stripe & self.mask].1;
-        // Relaxed: see `note_miss`. A load first: a stripe without a miss is not written.
+        // Relaxed: see `miss`. A load first: a stripe without a miss is not written.
         let noted = slot.load(Ordering::Relaxed);
         if noted == 0 {
             return false;
