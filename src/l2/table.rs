@@ -289,12 +289,6 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         self.shards[shard].for_each_live(epoch, f);
     }
 
-    /// Prefetches what an insertion of `hash` reads first (see `Shard::prefetch_insert`).
-    #[inline]
-    pub(crate) fn prefetch_insert(&self, hash: u64) {
-        self.shard_of(hash).prefetch_insert(hash as u32);
-    }
-
     /// A quiet point's hand-over: every shard's retired entries waiting in limbo go to the
     /// collector (see `raw`), so that a cache written no more still frees them.
     pub(crate) fn hand_over(&self, epoch: &Epoch<'_>) {
@@ -404,9 +398,9 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
     }
 
     /// The entry for `key` (of `hash`) and its shard, if present (expired or not: the caller
-    /// decides). Takes no lock. Always inlined: it is the hit path's, and a second caller
-    /// (an insertion asking an `Expiry` what was left) once kept it out of line there, for 23
-    /// instructions a hit.
+    /// decides). Takes no lock. Always inlined: a lookup's callers are few and hot (the plain
+    /// lookup finds its shard itself, with [`shard_of`](Self::shard_of), to prefetch there
+    /// on a miss).
     #[inline(always)]
     pub(crate) fn get<'g, Q>(
         &'g self,

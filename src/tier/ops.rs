@@ -151,7 +151,9 @@ where
         Q: ?Sized + Hash + Eq,
     {
         let epoch = epoch(l1);
-        let Some((found, shard)) = self.l2.get(hash, key, &epoch) else {
+        // The shard found once: a miss prefetches for the insertion there too.
+        let shard = self.l2.shard_of(hash);
+        let Some(found) = shard.get(hash as u32, key, &epoch) else {
             #[cfg(feature = "persistent")]
             if self.l3.is_some() {
                 if !below {
@@ -165,7 +167,7 @@ where
             let _ = below;
             self.stats.miss(stripe, hash);
             // An insertion usually follows a miss: its first cache miss starts now.
-            self.l2.prefetch_insert(hash);
+            shard.prefetch_insert(hash as u32);
             return None;
         };
         let expires = found.expires();
