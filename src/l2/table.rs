@@ -345,15 +345,31 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         // before the first, on the stack, for a pass that usually evicts one entry.
         let mut pending = evict.pending;
         if self.evicts_more(writer, &evict, pending)
-            && let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, tiers)
+            && Self::evict_one(shard, writer, &evict, &mut pending, victims, (epoch, tiers))
+            && self.evicts_more(writer, &evict, pending)
         {
-            pending -= victim.weight as i64;
-            victims.push(shard, victim);
-            if self.evicts_more(writer, &evict, pending) {
-                pending = self.evict_rest(shard, writer, &evict, pending, victims, (epoch, tiers));
-            }
+            pending = self.evict_rest(shard, writer, &evict, pending, victims, (epoch, tiers));
         }
         self.apply(pending);
+    }
+
+    /// Takes one victim from `writer`'s shard for a pass `evict`, counting its weight off
+    /// `pending`; whether there was one.
+    #[inline(always)]
+    fn evict_one<'g>(
+        shard: &'g Shard<K, V, P>,
+        writer: &mut ShardWriter<'_, K, V, P>,
+        evict: &Evict,
+        pending: &mut i64,
+        victims: &mut Victims<'g, K, V, P>,
+        (epoch, tiers): (&Epoch<'g>, &mut impl Tiers<K, V>),
+    ) -> bool {
+        let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, tiers) else {
+            return false;
+        };
+        *pending -= victim.weight as i64;
+        victims.push(shard, victim);
+        true
     }
 
     /// Whether a pass `evict` with `pending` weight still to count takes another victim from
@@ -374,12 +390,9 @@ impl<K, V, W, P: Policy> Table<K, V, W, P> {
         victims: &mut Victims<'g, K, V, P>,
         (epoch, tiers): (&Epoch<'g>, &mut impl Tiers<K, V>),
     ) -> i64 {
-        while self.evicts_more(writer, evict, pending) {
-            let Some(victim) = writer.evict(evict.now, evict.spare_critical, epoch, tiers) else {
-                break;
-            };
-            pending -= victim.weight as i64;
-            victims.push(shard, victim);
+        while self.evicts_more(writer, evict, pending)
+            && Self::evict_one(shard, writer, evict, &mut pending, victims, (epoch, tiers))
+        {
         }
         pending
     }

@@ -33,6 +33,16 @@ const EVENTS: usize = Event::Removed as usize + 1;
 #[derive(Default)]
 struct Stripe([AtomicUsize; EVENTS], AtomicU32);
 
+/// Adds `n` to a stripe's `counter`.
+#[inline]
+fn bump(counter: &AtomicUsize, n: usize) {
+    // Relaxed: statistics only; see [`Counters`] for why this is not a fetch_add.
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 /// Counters striped so that each thread (or handle) writes its own stripe.
 ///
 /// A stripe is chosen once per thread (per handle without `std`), round-robin; with
@@ -66,12 +76,7 @@ impl Counters {
 
     #[inline]
     pub(crate) fn add(&self, stripe: usize, event: Event, n: usize) {
-        let counter = &self.stripes[stripe & self.mask].0[event as usize];
-        // Relaxed: statistics only; see the type's docs for why this is not a fetch_add.
-        counter.store(
-            counter.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
+        bump(&self.stripes[stripe & self.mask].0[event as usize], n);
     }
 
     /// Counts a miss on a key of `hash` on `stripe` (the caller's own), and remembers it:
@@ -83,12 +88,7 @@ impl Counters {
     #[inline]
     pub(crate) fn miss(&self, stripe: usize, hash: u64) {
         let Stripe(counters, noted) = &*self.stripes[stripe & self.mask];
-        let counter = &counters[Event::Miss as usize];
-        // Relaxed: as in `add`.
-        counter.store(
-            counter.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
+        bump(&counters[Event::Miss as usize], 1);
         // Relaxed: a hint; a thread sharing the stripe at the same moment may replace it, which
         // only misjudges one insertion.
         noted.store(hash as u32, Ordering::Relaxed);
