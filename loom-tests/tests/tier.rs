@@ -106,7 +106,10 @@ fn promotion_vs_remove() {
 }
 
 /// Two threads miss on one key at once: the initialiser runs exactly once, whoever leads, and
-/// both get its value (the waiter parks on a loom condvar until the leader publishes).
+/// both get its value (the waiter parks on a loom condvar until the leader publishes). It
+/// covers the flight's ticket too: a caller whose lookup missed just before the leader stored
+/// and settled must look again, or join; with the look again always skipped, or the ticket's
+/// Acquire read and the settlement's Release increase both Relaxed, this model fails.
 #[test]
 fn single_flight_runs_the_initialiser_once() {
     use loom::sync::atomic::{AtomicUsize, Ordering};

@@ -76,7 +76,7 @@ where
         // A quiet point before the flight (see `insert_in`).
         shared.l2.prepare_insert(hash, &super::raw::epoch(&l1));
         let owner = OwnedFlights(Arc::clone(&self.shared));
-        let role = Flights::join_or_lead_in(owner, hash, key, || {
+        let role = Flights::join_or_lead_in(owner, hash, key, None, || {
             shared.peek_hashed(&l1, hash, key, V::clone)
         });
         match role {
@@ -108,7 +108,7 @@ where
         let l1 = shared.l1.pin();
         shared.stats.take_miss(stripe, hash);
         let stored = shared.store_in(&l1, hash, key, value.clone(), options, true);
-        leading.finish(value);
+        leading.finish(&value);
         match stored {
             Ok(stored) => drop(shared.report(stripe, stored)),
             Err(refused) => {

@@ -205,7 +205,7 @@ where
                 let l1 = pin();
                 // A quiet point before the flight (see `insert_in`).
                 self.l2.prepare_insert(hash, &epoch(l1.borrow()));
-                self.flights.join_or_lead(hash, key, || None)
+                self.flights.join_or_lead(hash, key, None, || None)
             };
             match role {
                 Role::Lead(leading) => break leading,

@@ -3,14 +3,17 @@
 //!
 //! Pending keys live in small lists striped by hash, each behind a lock held only to look up,
 //! add or remove a pending key (never while an initialiser runs). A flight is a [`Signal`]:
-//! waiters park on it under `std` and spin, then yield, without it. The leader publishes its
-//! value into the cache **before** it takes its key off the pending list, so a caller that
-//! finds no pending key and then (under the list's lock) looks in the cache again sees either
-//! the flight or the stored value: the initialiser cannot run twice for one miss. If the
-//! leader's initialiser fails, its error (in an `Arc`) goes to the waiters that expect that
-//! error type. If it panics, a drop guard marks the flight abandoned and wakes the waiters,
-//! which start over (one of them becomes the next leader); so do a computation's waiters
-//! (`and_compute_with`), each of which runs its own.
+//! waiters park on it under `std` and spin, then yield, without it. It is made by the first
+//! caller that joins, so a flight nobody waits for (most misses) allocates nothing and wakes
+//! nobody. The leader publishes its value into the cache **before** it takes its key off the
+//! pending list, so a caller that finds no pending key and then (under the list's lock) looks
+//! in the cache again sees either the flight or the stored value: the initialiser cannot run
+//! twice for one miss. That second look is skipped when no flight of the stripe settled since
+//! the caller's first lookup began (a [`Ticket`]). If the leader's initialiser fails, its error
+//! (in an `Arc`) goes to the waiters that expect that error type. If it panics, a drop guard
+//! marks the flight abandoned and wakes the waiters, which start over (one of them becomes the
+//! next leader); so do a computation's waiters (`and_compute_with`), each of which runs its
+//! own.
 
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
@@ -18,7 +21,7 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::borrow::Borrow;
 
-use crate::sync::{Arc, Mutex, Signal};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Signal};
 
 /// Where a flight stands.
 pub(crate) enum FlightState<V> {
@@ -49,17 +52,41 @@ pub(crate) type Flight<V> = Signal<FlightState<V>>;
 struct Pending<K, V> {
     hash: u64,
     key: K,
-    flight: Arc<Flight<V>>,
+    /// Which flight of its stripe (the stripe's count of flights started when it began).
+    id: usize,
+    /// Made by the first caller that joins (see the module docs).
+    flight: Option<Arc<Flight<V>>>,
 }
 
-/// One stripe of pending keys (few at a time: a list).
-type PendingList<K, V> = Mutex<Vec<Pending<K, V>>>;
+/// One stripe's pending keys (few at a time: a list) and its count of flights started.
+struct List<K, V> {
+    pending: Vec<Pending<K, V>>,
+    started: usize,
+}
+
+/// One stripe of pending keys.
+struct Stripe<K, V> {
+    list: Mutex<List<K, V>>,
+    /// Flights settled in this stripe (wrapping), increased under the lock after the leader
+    /// stored its value: see [`Ticket`].
+    settled: AtomicUsize,
+}
 
 /// The keys whose initialiser is running, striped by hash.
 pub(crate) struct Flights<K, V> {
-    stripes: Box<[PendingList<K, V>]>,
+    stripes: Box<[Stripe<K, V>]>,
     mask: usize,
 }
+
+/// A stripe's count of settled flights, read before a caller's lookup. Found unchanged under
+/// the stripe's lock, it says that no leader of the stripe took its key off the list since the
+/// lookup began, and every one that did before had stored its value where the lookup looked
+/// (the count's Acquire read pairs with the Release increase): the lookup's miss stands, and
+/// the look again under the lock is not needed. (The count wraps: a stale ticket could match
+/// only after a multiple of `usize::MAX + 1` settlements in one stripe during one lookup, and
+/// would then cost a second run of an initialiser, not a wrong value.)
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket(usize);
 
 /// What a caller that missed should do; `F` reaches the flights (a borrow, or an owner of
 /// them that a leader can take to another thread).
@@ -76,47 +103,72 @@ impl<K, V> Flights<K, V> {
     pub(crate) fn new(stripes: usize) -> Self {
         let stripes = stripes.next_power_of_two().max(1);
         let mut list = Vec::with_capacity(stripes);
-        list.extend((0..stripes).map(|_| Mutex::new(Vec::new())));
+        list.extend((0..stripes).map(|_| Stripe {
+            list: Mutex::new(List {
+                pending: Vec::new(),
+                started: 0,
+            }),
+            settled: AtomicUsize::new(0),
+        }));
         Self {
             stripes: list.into_boxed_slice(),
             mask: stripes - 1,
         }
     }
 
-    fn stripe(&self, hash: u64) -> &PendingList<K, V> {
+    fn stripe(&self, hash: u64) -> &Stripe<K, V> {
         &self.stripes[(hash >> 32) as usize & self.mask]
     }
 
-    /// Takes `flight` off the pending list and settles it, waking its waiters. The pending
-    /// entry (with its key) is dropped after the stripe's lock is released.
-    fn settle(&self, hash: u64, flight: &Arc<Flight<V>>, state: FlightState<V>) {
+    /// The ticket of `hash`'s stripe, for a caller about to look the key up (see [`Ticket`]).
+    #[inline]
+    pub(crate) fn ticket(&self, hash: u64) -> Ticket {
+        // Acquire pairs with the Release increase in `settle`: the value a leader stored
+        // before settling is seen by the lookup that follows this read.
+        Ticket(self.stripe(hash).settled.load(Ordering::Acquire))
+    }
+
+    /// Takes flight `id` of `hash`'s stripe off the pending list and, if anyone joined it,
+    /// settles it with `state()`, waking its waiters. The pending entry (with its key) is
+    /// dropped after the stripe's lock is released.
+    fn settle(&self, hash: u64, id: usize, state: impl FnOnce() -> FlightState<V>) {
+        let stripe = self.stripe(hash);
         let pending = {
-            let mut pending = self.stripe(hash).lock();
-            let at = pending
+            let mut list = stripe.list.lock();
+            let at = list
+                .pending
                 .iter()
-                .position(|p| Arc::ptr_eq(&p.flight, flight))
+                .position(|p| p.id == id)
                 .expect("a flight stays pending until its leader settles it");
-            pending.swap_remove(at)
+            // Release pairs with the Acquire read of `ticket`; made under the lock, so a
+            // caller comparing its ticket under the lock sees it too.
+            stripe.settled.fetch_add(1, Ordering::Release);
+            list.pending.swap_remove(at)
         };
-        flight.update(|s| *s = state);
+        if let Some(flight) = &pending.flight {
+            flight.update(|s| *s = state());
+        }
         drop(pending);
     }
 }
 
 impl<K, V> Flights<K, V> {
     /// Joins the flight for `key`, or finds its value with `recheck` (run under the stripe's
-    /// lock), or starts a flight and leads it (the pending list keeps an owned copy of the key).
+    /// lock, unless `ticket`, read before the caller's lookup, shows no flight of the stripe
+    /// settled since), or starts a flight and leads it (the pending list keeps an owned copy
+    /// of the key).
     pub(crate) fn join_or_lead<Q>(
         &self,
         hash: u64,
         key: &Q,
+        ticket: Option<Ticket>,
         recheck: impl FnOnce() -> Option<V>,
     ) -> Role<&Self, K, V>
     where
         K: Borrow<Q>,
         Q: ?Sized + ToOwned<Owned = K> + Eq,
     {
-        Self::join_or_lead_in(self, hash, key, recheck)
+        Self::join_or_lead_in(self, hash, key, ticket, recheck)
     }
 
     /// [`join_or_lead`](Self::join_or_lead) through `flights`, which a leader keeps.
@@ -124,6 +176,7 @@ impl<K, V> Flights<K, V> {
         flights: F,
         hash: u64,
         key: &Q,
+        ticket: Option<Ticket>,
         recheck: impl FnOnce() -> Option<V>,
     ) -> Role<F, K, V>
     where
@@ -131,28 +184,40 @@ impl<K, V> Flights<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + ToOwned<Owned = K> + Eq,
     {
-        let mut pending = flights.borrow().stripe(hash).lock();
-        if let Some(p) = pending
-            .iter()
+        let stripe = flights.borrow().stripe(hash);
+        let mut list = stripe.list.lock();
+        if let Some(p) = list
+            .pending
+            .iter_mut()
             .find(|p| p.hash == hash && p.key.borrow() == key)
         {
-            return Role::Join(Arc::clone(&p.flight));
+            let flight = p
+                .flight
+                .get_or_insert_with(|| Arc::new(Signal::new(FlightState::Running)));
+            return Role::Join(Arc::clone(flight));
         }
-        // A leader stores its value before it leaves this list: look again, under the lock.
-        if let Some(value) = recheck() {
+        // A leader stores its value before it leaves this list: look again, under the lock,
+        // unless no leader left since the caller's lookup began. Relaxed: every increase is
+        // made under this lock.
+        let quiet =
+            ticket.is_some_and(|Ticket(seen)| seen == stripe.settled.load(Ordering::Relaxed));
+        if !quiet && let Some(value) = recheck() {
             return Role::Found(value);
         }
-        let flight = Arc::new(Signal::new(FlightState::Running));
-        pending.push(Pending {
+        let id = list.started;
+        list.started = id.wrapping_add(1);
+        list.pending.push(Pending {
             hash,
             key: key.to_owned(),
-            flight: Arc::clone(&flight),
+            id,
+            flight: None,
         });
-        drop(pending);
+        drop(list);
         Role::Lead(Leading {
             flights,
             hash,
-            flight: Some(flight),
+            id,
+            settled: false,
             _types: core::marker::PhantomData,
         })
     }
@@ -163,40 +228,44 @@ impl<K, V> Flights<K, V> {
 pub(crate) struct Leading<F: Borrow<Flights<K, V>>, K, V> {
     flights: F,
     hash: u64,
-    flight: Option<Arc<Flight<V>>>,
-    _types: core::marker::PhantomData<fn(K) -> K>,
+    id: usize,
+    settled: bool,
+    _types: core::marker::PhantomData<fn(K) -> V>,
 }
 
 impl<F: Borrow<Flights<K, V>>, K, V> Leading<F, K, V> {
-    /// Hands `value` to the waiters.
-    pub(crate) fn finish(mut self, value: V) {
-        self.settle(FlightState::Done(value));
+    /// Hands `value` to the waiters (a clone, made only if anyone waits).
+    pub(crate) fn finish(mut self, value: &V)
+    where
+        V: Clone,
+    {
+        self.settle(|| FlightState::Done(value.clone()));
     }
 
     /// Hands `error` to the waiters that expect its type (the others start over).
     pub(crate) fn fail<E: Send + Sync + 'static>(mut self, error: &alloc::sync::Arc<E>) {
-        self.settle(FlightState::Failed(Box::new(alloc::sync::Arc::clone(
-            error,
-        ))));
+        self.settle(|| FlightState::Failed(Box::new(alloc::sync::Arc::clone(error))));
     }
 
     /// Ends the flight handing nothing: the waiters start over.
     pub(crate) fn pass(mut self) {
-        self.settle(FlightState::Abandoned);
+        self.settle(|| FlightState::Abandoned);
     }
 
-    fn settle(&mut self, state: FlightState<V>) {
-        let flight = self.flight.take().expect("settled once");
-        self.flights.borrow().settle(self.hash, &flight, state);
+    fn settle(&mut self, state: impl FnOnce() -> FlightState<V>) {
+        assert!(!self.settled, "settled once");
+        self.settled = true;
+        self.flights.borrow().settle(self.hash, self.id, state);
     }
 }
 
 impl<F: Borrow<Flights<K, V>>, K, V> Drop for Leading<F, K, V> {
     fn drop(&mut self) {
-        if let Some(flight) = self.flight.take() {
+        if !self.settled {
+            self.settled = true;
             self.flights
                 .borrow()
-                .settle(self.hash, &flight, FlightState::Abandoned);
+                .settle(self.hash, self.id, || FlightState::Abandoned);
         }
     }
 }

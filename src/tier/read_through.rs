@@ -116,6 +116,9 @@ where
         let mut init = Some(init);
         loop {
             let role = {
+                // Read before the lookup: whether a look again under the flights' lock is
+                // needed (see `flight::Ticket`).
+                let ticket = self.flights.ticket(hash);
                 let l1 = pin();
                 if let Some(value) = self.get_hashed(l1.borrow(), stripe, hash, key) {
                     if self.refresh.is_some()
@@ -131,7 +134,7 @@ where
                 }
                 // A quiet point before the flight (see `insert_in`).
                 self.l2.prepare_insert(hash, &epoch(l1.borrow()));
-                self.flights.join_or_lead(hash, key, || {
+                self.flights.join_or_lead(hash, key, Some(ticket), || {
                     self.peek_hashed(l1.borrow(), hash, key, V::clone)
                 })
             };
@@ -163,7 +166,7 @@ where
                     self.stats.take_miss(stripe, hash);
                     let stored =
                         self.store_in(l1.borrow(), hash, owned, value.clone(), options, true);
-                    leading.finish(value.clone());
+                    leading.finish(&value);
                     // A refused insertion (too heavy, no clock) still hands the value out.
                     match stored {
                         Ok(stored) => drop(self.report(stripe, stored)),
