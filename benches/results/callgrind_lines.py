@@ -17,6 +17,7 @@ operations):
 Build with `CARGO_PROFILE_RELEASE_DEBUG=line-tables-only` so that lines are known.
 """
 import collections
+import os
 import re
 import sys
 
@@ -100,7 +101,7 @@ def main():
     )
     print(f"total in matching functions: {sum(cost for cost, _ in rows):.1f}")
     for cost, (_, path, line) in rows[:top]:
-        if cost >= 1.5:
+        if cost >= float(os.environ.get("MIN_COST", "1.5")):
             print(f"{cost:7.1f} {(path or '?').split('/')[-1]}:{line}  {source(path, line)}")
 
 
