@@ -3,7 +3,8 @@
 //! under the state's lock, an update changes the state, releases it, then wakes every
 //! registered waker. No wake-up is lost (a lost one leaves `block_on` parked forever, which
 //! loom reports), and a leader that is cancelled (its flight abandoned) hands the load to a
-//! waiting task, which leads it.
+//! waiting task, which leads it, whether that task joined before the signal existed (it makes
+//! it, under the list's lock) or not.
 //!
 //! The facade itself runs on thread-local pins and the `blocking` pool, which loom cannot
 //! drive; this model keeps the protocol's code shape, with loom's mutexes and wakers.
@@ -62,26 +63,35 @@ impl Signal {
     }
 }
 
-/// The pending flight of the one key (`Flights`' list), or none.
-type Pending = Mutex<Option<Arc<Signal>>>;
+/// The pending flight of the one key (`Flights`' list), or none; a pending flight's signal is
+/// made by the first task that joins it (a flight nobody joins has none).
+type Pending = Mutex<Option<Option<Arc<Signal>>>>;
 
-/// What a task that missed does (`join_or_lead`): join the pending flight, or lead a new one.
-fn join_or_lead(pending: &Pending) -> Result<Arc<Signal>, Arc<Signal>> {
+/// What a task that missed does (`join_or_lead`): join the pending flight (making its signal
+/// if it is the first to), or lead a new one (`Ok`).
+fn join_or_lead(pending: &Pending) -> Result<(), Arc<Signal>> {
     let mut pending = pending.lock().unwrap();
-    match &*pending {
-        Some(flight) => Err(Arc::clone(flight)),
+    match &mut *pending {
+        Some(signal) => Err(Arc::clone(
+            signal.get_or_insert_with(|| Arc::new(Signal::new())),
+        )),
         None => {
-            let flight = Arc::new(Signal::new());
-            *pending = Some(Arc::clone(&flight));
-            Ok(flight)
+            *pending = Some(None);
+            Ok(())
         }
     }
 }
 
-/// `Leading::settle`: off the list, then the state.
-fn settle(pending: &Pending, flight: &Arc<Signal>, to: State) {
-    pending.lock().unwrap().take();
-    flight.update(to);
+/// `Leading::settle`: off the list, then the state, if anyone joined.
+fn settle(pending: &Pending, to: State) {
+    let signal = pending
+        .lock()
+        .unwrap()
+        .take()
+        .expect("pending until settled");
+    if let Some(signal) = signal {
+        signal.update(to);
+    }
 }
 
 #[test]
@@ -108,10 +118,10 @@ fn a_cancelled_leader_hands_the_load_to_a_waiting_task() {
         let cancelled = {
             let (pending, loads) = (Arc::clone(&pending), Arc::clone(&loads));
             thread::spawn(move || {
-                if let Ok(flight) = join_or_lead(&pending) {
+                if join_or_lead(&pending).is_ok() {
                     loads.fetch_add(1, Ordering::Relaxed);
                     // Dropped mid-load: `Leading`'s drop abandons the flight.
-                    settle(&pending, &flight, State::Abandoned);
+                    settle(&pending, State::Abandoned);
                 }
             })
         };
@@ -123,9 +133,9 @@ fn a_cancelled_leader_hands_the_load_to_a_waiting_task() {
                         State::Abandoned => continue,
                         State::Running => unreachable!(),
                     },
-                    Ok(flight) => {
+                    Ok(()) => {
                         loads.fetch_add(1, Ordering::Relaxed);
-                        settle(&pending, &flight, State::Done(7));
+                        settle(&pending, State::Done(7));
                         break 7;
                     }
                 }

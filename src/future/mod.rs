@@ -125,7 +125,16 @@ where
         K: Borrow<Q>,
         Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
     {
-        if let Some(value) = self.cache.get_in_memory(key) {
+        self.get_hashed(key, self.cache.hash_of(key)).await
+    }
+
+    /// [`get`](Self::get) of a key of hash `hash`.
+    async fn get_hashed<Q>(&self, key: &Q, hash: u64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
+    {
+        if let Some(value) = self.cache.get_in_memory_hashed(hash, key) {
             return Some(value);
         }
         if !self.cache.has_tier_below() {
@@ -334,12 +343,16 @@ where
         E: Send + Sync + 'static,
     {
         let mut init = Some(init);
+        let hash = self.cache.hash_of(key);
         loop {
-            if look && let Some(value) = self.get(key).await {
+            // Read before the lookup, when there is one: whether the flights' look again is
+            // needed (see `flight::Ticket`).
+            let ticket = look.then(|| self.cache.flight_ticket(hash));
+            if look && let Some(value) = self.get_hashed(key, hash).await {
                 return Ok(value);
             }
             look = true;
-            match self.cache.join_or_lead(key) {
+            match self.cache.join_or_lead(key, hash, ticket) {
                 Next::Found(value) => return Ok(value),
                 Next::Join(flight) => match Cache::<K, V, S, W, P>::wait_flight::<E>(&flight).await
                 {
@@ -362,7 +375,7 @@ where
                     };
                     let (key, stored) = (key.to_owned(), value.clone());
                     self.maybe_blocking(move |cache| {
-                        cache.finish_lead(leading, key, stored, options);
+                        cache.finish_lead(leading, (key, hash), stored, options);
                     })
                     .await;
                     return Ok(value);

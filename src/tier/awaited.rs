@@ -59,24 +59,48 @@ where
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
+        self.get_in_memory_hashed(self.hash_of(key), key)
+    }
+
+    /// [`get_in_memory`](Self::get_in_memory) of a key of hash `hash` ([`hash_of`](Self::hash_of)).
+    pub(crate) fn get_in_memory_hashed<Q>(&self, hash: u64, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
         let shared = &*self.shared;
-        let hash = shared.hash_builder.hash_one(key);
         shared.get_from(&shared.l1.pin(), thread_stripe(), hash, key, false)
     }
 
-    /// Joins the load of `key`, finds its value in memory, or leads its load.
-    pub(crate) fn join_or_lead<Q>(&self, key: &Q) -> Next<K, V, S, W, P>
+    /// The hash the cache files `key` under: a load hashes its key once for all its steps.
+    pub(crate) fn hash_of<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
+        self.shared.hash_builder.hash_one(key)
+    }
+
+    /// The flights' ticket for a key of hash `hash`, read before a lookup (see
+    /// [`flight::Ticket`]).
+    pub(crate) fn flight_ticket(&self, hash: u64) -> flight::Ticket {
+        self.shared.flights.ticket(hash)
+    }
+
+    /// Joins the load of `key` (of hash `hash`), finds its value in memory (unless `ticket`,
+    /// read before the caller's lookup, shows no flight settled since), or leads its load.
+    pub(crate) fn join_or_lead<Q>(
+        &self,
+        key: &Q,
+        hash: u64,
+        ticket: Option<flight::Ticket>,
+    ) -> Next<K, V, S, W, P>
     where
         K: Borrow<Q>,
         Q: ?Sized + ToOwned<Owned = K> + Hash + Eq,
     {
         let shared = &*self.shared;
-        let hash = shared.hash_builder.hash_one(key);
         let l1 = shared.l1.pin();
         // A quiet point before the flight (see `insert_in`).
         shared.l2.prepare_insert(hash, &super::raw::epoch(&l1));
         let owner = OwnedFlights(Arc::clone(&self.shared));
-        let role = Flights::join_or_lead_in(owner, hash, key, None, || {
+        let role = Flights::join_or_lead_in(owner, hash, key, ticket, || {
             shared.peek_hashed(&l1, hash, key, V::clone)
         });
         match role {
@@ -91,19 +115,18 @@ where
         flight::wait_async(flight).await
     }
 
-    /// The leader's end of a load: stores `value` under `key` with `options`, hands it to the
-    /// waiters, then reports what the insertion displaced (the listener, drops). The same
-    /// order as `get_with`'s: no user code runs while the flight is pending. Blocks where the
-    /// persistent tier makes an insertion wait for the disk.
+    /// The leader's end of a load: stores `value` under `key` (of hash `hash`) with `options`,
+    /// hands it to the waiters, then reports what the insertion displaced (the listener,
+    /// drops). The same order as `get_with`'s: no user code runs while the flight is pending.
+    /// Blocks where the persistent tier makes an insertion wait for the disk.
     pub(crate) fn finish_lead(
         &self,
         leading: Lead<K, V, S, W, P>,
-        key: K,
+        (key, hash): (K, u64),
         value: V,
         options: InsertOptions,
     ) {
         let shared = &*self.shared;
-        let hash = shared.hash_builder.hash_one(&key);
         let stripe = thread_stripe();
         let l1 = shared.l1.pin();
         shared.stats.take_miss(stripe, hash);
