@@ -56,6 +56,33 @@ impl List {
         self.weight -= entries.weight(id);
     }
 
+    /// Unlinks the entry that lived at `old` and now lives at `new`, with `old`'s links moved
+    /// there (see [`Policy::on_replace`](super::Policy::on_replace)), counting `old_weight` off:
+    /// [`replaced`](Self::replaced) then [`remove`](Self::remove) in one step, for an entry
+    /// that leaves its place as it is replaced.
+    #[inline(always)]
+    pub(crate) fn remove_moved<M: Linked>(
+        &mut self,
+        entries: &mut impl Entries<M>,
+        old: SlotId,
+        new: SlotId,
+        old_weight: u64,
+    ) {
+        let (prev, next) = entries.meta(new).links();
+        if next == old {
+            // The only entry: it linked to itself.
+            self.front = None;
+        } else {
+            entries.meta_mut(prev).set_next(next);
+            entries.meta_mut(next).set_prev(prev);
+            if self.front == Some(old) {
+                self.front = Some(next);
+            }
+        }
+        self.len -= 1;
+        self.weight -= old_weight;
+    }
+
     /// Entry `old` now lives at `new`, with `old`'s links moved there, and weighs
     /// `new_weight` instead of `old_weight` (see
     /// [`Policy::on_replace`](super::Policy::on_replace)): points its neighbours and the front

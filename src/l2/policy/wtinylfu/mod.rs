@@ -595,9 +595,6 @@ impl Policy for WTinyLfu {
             self.newest = Some(id);
         }
         let segment = entries.meta(id).segment();
-        if let Some(list) = self.list(segment) {
-            list.replaced(entries, old, id, old_weight, info.weight);
-        }
         if Self::simulated(segment) {
             self.sizer.release(info.hash, old_weight);
             self.sizer.hold(info.hash, info.weight);
@@ -605,6 +602,9 @@ impl Policy for WTinyLfu {
         let was_critical = segment == Segment::Critical;
         entries.meta_mut(id).set_priority(info.priority);
         if was_critical != (info.is_critical()) {
+            if let Some(list) = self.list(segment) {
+                list.replaced(entries, old, id, old_weight, info.weight);
+            }
             self.unlink(entries, id);
             let to = if info.is_critical() {
                 Segment::Critical
@@ -615,10 +615,31 @@ impl Policy for WTinyLfu {
             self.rebalance(entries);
         } else {
             self.sketch.increment(info.hash);
+            // A reordering hit, as `promote`'s, the entry leaving `old`'s place in one step.
+            // The simulation only counts the three regions' entries, which a move among them
+            // leaves as they are.
+            let to = match segment {
+                Segment::Window => Segment::Window,
+                Segment::Probation | Segment::Protected => Segment::Protected,
+                Segment::Critical => Segment::Critical,
+                Segment::Absent => Segment::Absent,
+            };
+            if let Some(list) = self.list(segment) {
+                list.remove_moved(entries, old, id, old_weight);
+                if to != Segment::Window && self.newest == Some(id) {
+                    self.newest = None;
+                }
+                entries.meta_mut(id).set_segment(to);
+                if let Some(list) = self.list(to) {
+                    list.push_back(entries, id);
+                }
+            }
             if info.priority != Priority::Critical {
                 self.simulate(entries, info.hash, info.weight, Request::Replacing);
             }
-            self.promote(entries, id);
+            if to == Segment::Protected {
+                self.rebalance(entries);
+            }
         }
     }
 
@@ -773,3 +794,6 @@ mod meta_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod replace_tests;
