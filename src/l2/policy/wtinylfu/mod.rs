@@ -362,7 +362,13 @@ impl WTinyLfu {
                 self.protected.rotate(entries);
                 continue;
             }
-            self.relink(entries, oldest, Segment::Probation);
+            // `relink` to probation spelt out (both regions simulated: the sizer is not told).
+            self.protected.remove(entries, oldest);
+            if self.newest == Some(oldest) {
+                self.newest = None;
+            }
+            entries.meta_mut(oldest).set_segment(Segment::Probation);
+            self.probation.push_back(entries, oldest);
         }
     }
 

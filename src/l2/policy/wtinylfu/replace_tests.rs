@@ -106,28 +106,37 @@ fn entries_replaced_into_new_slots_keep_every_list_whole() {
     }
     // Replace every live key many times in a fixed scramble: fronts, backs and middles of
     // every list, the window's newest, singletons.
-    for round in 0..400u64 {
-        let key = (round * 7 + round / 5) % 48;
+    let mut replace = |policy: &mut WTinyLfu, key: u64, priority: Priority| {
         let old = at[key as usize];
         if !entries.live[old as usize] {
-            continue;
+            return;
         }
         let new = entries.add(hash(key));
         entries.metas[new as usize] = core::mem::take(&mut entries.metas[old as usize]);
         entries.live[old as usize] = false;
+        let info = EntryInfo::new(hash(key), 1, priority);
+        policy.on_replace(&mut entries, old, new, 1, info);
+        at[key as usize] = new;
+        assert_lists_whole(policy, &entries);
+    };
+    for round in 0..400u64 {
         let priority = if round % 11 == 0 {
             Priority::Critical
         } else {
             Priority::High
         };
-        policy.on_replace(
-            &mut entries,
-            old,
-            new,
-            1,
-            EntryInfo::new(hash(key), 1, priority),
-        );
-        at[key as usize] = new;
-        assert_lists_whole(&policy, &entries);
+        replace(&mut policy, (round * 7 + round / 5) % 48, priority);
     }
+    // Then every key in turn, three times: each main-region entry is promoted, and protected
+    // outgrows its share, so the rebalance moves its oldest back to probation.
+    for _ in 0..3 {
+        for key in 0..48 {
+            replace(&mut policy, key, Priority::High);
+        }
+    }
+    let (protected, probation) = (policy.protected.len, policy.probation.len);
+    assert!(
+        probation > 0 && protected * 5 <= (protected + probation) * 4,
+        "protected {protected}, probation {probation}: the rebalance ran"
+    );
 }
