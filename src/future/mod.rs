@@ -375,7 +375,7 @@ where
                     };
                     let (key, stored) = (key.to_owned(), value.clone());
                     self.maybe_blocking(move |cache| {
-                        cache.finish_lead(leading, (key, hash), stored, options);
+                        cache.finish_lead(leading, key, hash, stored, options);
                     })
                     .await;
                     return Ok(value);

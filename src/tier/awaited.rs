@@ -122,7 +122,8 @@ where
     pub(crate) fn finish_lead(
         &self,
         leading: Lead<K, V, S, W, P>,
-        (key, hash): (K, u64),
+        key: K,
+        hash: u64,
         value: V,
         options: InsertOptions,
     ) {

@@ -42,18 +42,31 @@ impl List {
     /// Unlinks `id`, which must be in this list.
     #[inline(always)]
     pub(crate) fn remove<M: Linked>(&mut self, entries: &mut impl Entries<M>, id: SlotId) {
-        let (prev, next) = entries.meta(id).links();
-        if next == id {
+        let links = entries.meta(id).links();
+        self.unlink(entries, links, id);
+        self.weight -= entries.weight(id);
+    }
+
+    /// Takes the entry linked by `(prev, next)`, known to the list's front as `at`, out of the
+    /// ring, and counts it off the length (the caller counts its weight).
+    #[inline(always)]
+    fn unlink<M: Linked>(
+        &mut self,
+        entries: &mut impl Entries<M>,
+        (prev, next): (SlotId, SlotId),
+        at: SlotId,
+    ) {
+        if next == at {
+            // The only entry: it links to itself.
             self.front = None;
         } else {
             entries.meta_mut(prev).set_next(next);
             entries.meta_mut(next).set_prev(prev);
-            if self.front == Some(id) {
+            if self.front == Some(at) {
                 self.front = Some(next);
             }
         }
         self.len -= 1;
-        self.weight -= entries.weight(id);
     }
 
     /// Unlinks the entry that lived at `old` and now lives at `new`, with `old`'s links moved
@@ -68,18 +81,8 @@ impl List {
         new: SlotId,
         old_weight: u64,
     ) {
-        let (prev, next) = entries.meta(new).links();
-        if next == old {
-            // The only entry: it linked to itself.
-            self.front = None;
-        } else {
-            entries.meta_mut(prev).set_next(next);
-            entries.meta_mut(next).set_prev(prev);
-            if self.front == Some(old) {
-                self.front = Some(next);
-            }
-        }
-        self.len -= 1;
+        let links = entries.meta(new).links();
+        self.unlink(entries, links, old);
         self.weight -= old_weight;
     }
 
