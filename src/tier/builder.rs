@@ -279,7 +279,9 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
     }
 
     /// After how many L2 hits an entry is copied into L1 (default 4; 1 promotes on the first
-    /// hit). 0 is treated as 1.
+    /// hit). 0 is treated as 1. An entry whose copy has since left L1 comes back in
+    /// proportion to its reads, on one in `hits / 2` (rounded up to a power of two) of its
+    /// thread's L2 hits, not on each.
     pub fn promote_after(mut self, hits: u8) -> Self {
         self.settings.promote_after = hits.max(1);
         self
@@ -635,6 +637,7 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
             l2,
             hash_builder: self.hash_builder,
             promote_after: self.settings.promote_after,
+            promote_again: usize::from(self.settings.promote_after / 2).next_power_of_two() - 1,
             default_ttl: self.settings.time_to_live.map(nanos),
             idle: self.settings.time_to_idle.map(nanos),
             refresh: self.settings.refresh_after_write.map(nanos),

@@ -3,8 +3,9 @@
 //!
 //! # Data flow
 //! - `get`: L1 (wait-free) → on a miss, the key's L2 shard, read in place without a lock;
-//!   after `promote_after` L2 hits the entry is copied into L1. Either way the hit is recorded
-//!   for the L2 policy in the reader's own ring (see `l2::buffer`).
+//!   after `promote_after` L2 hits the entry is copied into L1 (once its copy has left L1, on
+//!   one in `promote_after / 2` of the thread's L2 hits: see `promotes_again`). Either way the
+//!   hit is recorded for the L2 policy in the reader's own ring (see `l2::buffer`).
 //! - `insert` / `remove`: the key's L2 shard under its writer lock; the key's L1 copy is
 //!   invalidated inside that locked section (or, for a `Critical` entry, replaced by a copy of
 //!   the new value), and so is every L2 victim's.
@@ -274,6 +275,9 @@ struct Shared<K, V, S, W, P: Policy> {
     l2: Table<K, V, W, P>,
     hash_builder: S,
     promote_after: u8,
+    /// An entry promoted before tries again on the L2 hits of a thread whose count of them
+    /// has these bits clear: one in `promote_after / 2` (rounded up to a power of two).
+    promote_again: usize,
     clock: Option<Box<dyn Clock>>,
     /// The default time to live in nanoseconds.
     default_ttl: Option<u64>,

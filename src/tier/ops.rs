@@ -185,7 +185,7 @@ where
                 copy_expires = self.on_read(&found, shard, expires, now);
             }
         }
-        let hits = found.uses().record(self.promote_after);
+        let (before, hits) = found.uses().record(self.promote_after);
         shard.record_hit(
             stripe,
             hash as u32,
@@ -194,7 +194,11 @@ where
         );
         let value = found.value().clone();
         self.stats.add(stripe, Event::L2Hit, 1);
-        if hits >= self.promote_after && self.l1_on && self.promotion_budget(stripe) {
+        if hits >= self.promote_after
+            && self.l1_on
+            && (before < self.promote_after || self.promotes_again(stripe))
+            && self.promotion_budget(stripe)
+        {
             self.promote(
                 l1,
                 stripe,
@@ -355,6 +359,19 @@ where
                 ticket: None,
             }),
         }
+    }
+
+    /// Whether an L2 hit on an entry that earned its promotion earlier (its copy has since
+    /// left L1, or L1 declined it) tries again: one in `promote_after / 2` of this thread's L2
+    /// hits, so such an entry comes back in proportion to how often it is read. Without this,
+    /// every entry that once reached `promote_after` hits would try on each of its L2 hits,
+    /// and a working set larger than L1 would churn it: most copies evicted before their
+    /// first L1 hit, each costing an allocation, an eviction and a deferred free. The rate
+    /// is the hit-ratio page's choice: one in four reads 0.84 points lower on P6 at 131,072
+    /// entries (`benches/results/NOTES.md`).
+    #[inline]
+    fn promotes_again(&self, stripe: usize) -> bool {
+        self.stats.get(stripe, Event::L2Hit) & self.promote_again == 0
     }
 
     /// Whether this thread may promote now. A promotion costs an allocation, an L1 eviction and

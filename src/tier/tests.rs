@@ -359,6 +359,58 @@ fn promotions_stop_when_they_do_not_pay_for_themselves() {
     );
 }
 
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "policy behaviour, no unsafe code: covered by the native run"
+)]
+fn an_entry_whose_copy_left_l1_earns_its_way_back() {
+    // One L1 set of seven ways. Key 0 is read often enough to stay there (its L1 hits earn the
+    // promotion budget many times over); keys 1 to 32 have all earned a promotion once, and
+    // read round-robin they push each other's copies out before their next read. An entry
+    // whose copy is gone tries again on one in `promote_after / 2` (here four) of its
+    // thread's L2 hits, not on each: about a fifth of the L2 hits promote (two thirds when
+    // each tried).
+    let cache: Cache<u64, u64> = Cache::builder()
+        .capacity(4_096)
+        .shards(1)
+        .l1_entries(7)
+        .promote_after(8)
+        .build()
+        .unwrap();
+    for key in 0..=32 {
+        cache.insert(key, key).unwrap();
+        for _ in 0..8 {
+            assert_eq!(cache.get(&key), Some(key));
+        }
+    }
+    let before = cache.stats();
+    for _ in 0..200 {
+        for key in 1..=32 {
+            assert_eq!(cache.get(&key), Some(key));
+        }
+        for _ in 0..64 {
+            assert_eq!(cache.get(&0), Some(0));
+        }
+        // A quiet point: the displaced copies are freed, so their number stops no promotion.
+        cache.collect();
+    }
+    let after = cache.stats();
+    let l2_hits = after.l2_hits - before.l2_hits;
+    let promotions = after.promotions - before.promotions;
+    assert!(
+        promotions <= l2_hits / 3,
+        "{promotions} promotions for {l2_hits} L2 hits"
+    );
+    assert!(
+        promotions >= l2_hits / 8,
+        "entries come back: {promotions} promotions for {l2_hits} L2 hits"
+    );
+    // The churn stayed among the cold keys: most of their reads went to L2, key 0's to L1.
+    assert!(l2_hits >= 3_200, "{after:?}");
+    assert!(after.l1_hits - before.l1_hits >= 12_000, "{after:?}");
+}
+
 /// A value that counts its live instances (clones included).
 struct Alive(Arc<AtomicUsize>);
 

@@ -79,10 +79,10 @@ pub(crate) struct Uses<'a>(pub(super) &'a AtomicU8);
 
 impl Uses<'_> {
     /// Counts a hit (up to `cap`, at most 127; a count already beyond stays) and marks the
-    /// entry referenced; returns the hits so far, this one included. Writes nothing once the
-    /// count has reached `cap` and the mark is set.
+    /// entry referenced; returns the hits before this one and with it (equal once the count
+    /// has reached `cap`). Writes nothing once the count has reached `cap` and the mark is set.
     #[inline]
-    pub(crate) fn record(&self, cap: u8) -> u8 {
+    pub(crate) fn record(&self, cap: u8) -> (u8, u8) {
         let cap = cap.min(HITS);
         // Relaxed: a hint for promotion and the policy; the promotion itself is ordered by the
         // shard's lock.
@@ -90,7 +90,7 @@ impl Uses<'_> {
         loop {
             let hits = seen & HITS;
             if seen & REFERENCED != 0 && hits >= cap {
-                return hits;
+                return (hits, hits);
             }
             let wanted = REFERENCED | if hits < cap { hits + 1 } else { hits };
             // A read-modify-write (not a load and a store) so that a racing hit cannot write
@@ -99,7 +99,7 @@ impl Uses<'_> {
                 .0
                 .compare_exchange_weak(seen, wanted, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => return wanted & HITS,
+                Ok(_) => return (hits, wanted & HITS),
                 Err(now) => seen = now,
             }
         }
