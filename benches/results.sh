@@ -83,7 +83,17 @@ HEADER
 echo
 echo "- **Machine:** $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, $(ls -d /sys/devices/system/node/node* 2>/dev/null | wc -l) NUMA node(s)."
 echo "- **Toolchain:** $(rustc --version); release profile."
-when() { date -u -r "$raw/$1" +%Y-%m-%dT%H:%MZ 2>/dev/null || echo "not run"; }
+# When a raw output was measured: its commit's date if git holds it unchanged (a checkout resets
+# files' times), else the file's own time.
+when() {
+    if [ ! -e "$raw/$1" ]; then
+        echo "not run"
+    elif git ls-files --error-unmatch "$raw/$1" > /dev/null 2>&1 && git diff --quiet HEAD -- "$raw/$1"; then
+        TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%MZ -- "$raw/$1"
+    else
+        date -u -r "$raw/$1" +%Y-%m-%dT%H:%MZ
+    fi
+}
 echo "- **Run:** page assembled $(date -u +%Y-%m-%dT%H:%MZ); measured (system allocator run finished): l1 $(when l1-system.txt), cache $(when cache-system.txt), memory $(when memory-system.txt), tail $(when tail-system.md); criterion ${quick[*]:-full} runs; mixed-workload threads: $STRATACACHE_BENCH_THREADS."
 echo "- **Command:** \`bash benches/results.sh${quick[*]:+ ${quick[*]}}\`"
 echo
