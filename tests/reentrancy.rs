@@ -173,6 +173,58 @@ fn a_values_drop_may_load_through_the_cache_it_left() {
     });
 }
 
+/// A value whose `clone` writes a neighbour and reads its own key through the cache it lives
+/// in: a promotion copies values into L1 with `clone`.
+struct CloneReenters {
+    key: u64,
+    cache: Arc<OnceLock<Weak<Cache<u64, CloneReenters>>>>,
+}
+
+impl Clone for CloneReenters {
+    fn clone(&self) -> Self {
+        if let Some(cache) = self.cache.get().and_then(Weak::upgrade) {
+            once_deep(|| {
+                let neighbour = self.key ^ 1;
+                let value = CloneReenters {
+                    key: neighbour,
+                    cache: Arc::clone(&self.cache),
+                };
+                cache.insert(neighbour, value).unwrap();
+                cache.get(&self.key);
+            });
+        }
+        Self {
+            key: self.key,
+            cache: Arc::clone(&self.cache),
+        }
+    }
+}
+
+#[test]
+fn a_values_clone_may_write_through_the_cache_it_is_promoted_from() {
+    within_watchdog("clone re-entry", || {
+        let slot: Arc<OnceLock<Weak<Cache<u64, CloneReenters>>>> = Arc::default();
+        let cache = Arc::new(small_builder().build().unwrap());
+        slot.set(Arc::downgrade(&cache)).unwrap();
+        let make = |key| CloneReenters {
+            key,
+            cache: Arc::clone(&slot),
+        };
+        // One thread first: every second read of a key is an L2 hit that promotes it.
+        for key in 0..40 {
+            cache.insert(key, make(key)).unwrap();
+            assert_eq!(cache.get(&key).map(|v| v.key), Some(key));
+        }
+        assert!(cache.stats().promotions > 0, "{:?}", cache.stats());
+        let slot = Arc::clone(&slot);
+        hammer(&cache, move |key| CloneReenters {
+            key,
+            cache: Arc::clone(&slot),
+        });
+        assert!(cache.len() <= 48);
+    });
+}
+
 /// The leader's own insertion evicts the entry it stores (the only other one is `Critical`, and
 /// the capacity holds one), and the listener loads that key again. Before the fix, the leader
 /// ran the listener while its flight was still pending, and waited on itself.

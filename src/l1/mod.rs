@@ -393,22 +393,25 @@ impl<K, V, S> Guard<'_, K, V, S> {
         self.raw.take_reference(hash, key)
     }
 
-    /// Inserts what `make` builds unless the hash's set declines a newcomer (it is full and the
-    /// way under its CLOCK hand was used since the hand last passed: that way then loses its
-    /// second chance). Returns whether it was inserted. For promotions, which may be refused.
+    /// Whether the hash's set takes a newcomer now: no unless it has an empty way or the way
+    /// under its CLOCK hand was not used since the hand last passed (that way then loses its
+    /// second chance). A promotion asks before it copies anything or takes a lock.
+    #[inline]
+    pub(crate) fn admits_hashed(&self, hash: u64) -> bool {
+        self.raw.admits(hash)
+    }
+
+    /// Inserts into this thread's replica (a promotion [`admits_hashed`](Self::admits_hashed)
+    /// let in).
     ///
     /// # Errors
-    /// The entry `make` built, when the replica's memory could not hold it: the caller drops
-    /// it outside its locks.
-    pub(crate) fn insert_admitted_hashed(
-        &self,
-        hash: u64,
-        make: impl FnOnce() -> (K, V),
-    ) -> Result<bool, (K, V)>
+    /// The key and value, when the replica's memory could not hold them: the caller drops them
+    /// outside its locks.
+    pub(crate) fn insert_hashed(&self, hash: u64, key: K, value: V) -> Result<Placement, (K, V)>
     where
         K: Eq,
     {
-        self.raw.insert_admitted(hash, make)
+        self.raw.insert(hash, key, value)
     }
 
     /// Inserts into replica `replica` (the tiered cache copies `Critical` entries into every

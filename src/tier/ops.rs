@@ -227,24 +227,30 @@ where
         expires: u64,
         value: &V,
     ) {
+        let l1_hash = l1_hash(hash);
+        // L1 may decline the copy (its set is full of recently used copies): asked first, so
+        // that a declined promotion clones nothing and takes no lock.
+        if !l1.admits_hashed(l1_hash) {
+            return;
+        }
+        // The copy is made before the lock is taken: cloning is user code.
+        let copy = Stamped {
+            value: value.clone(),
+            expires,
+        };
+        let key = key.clone();
         let shard = self.l2.shard_of(hash);
         let Some(writer) = shard.try_lock(self.promote_after) else {
-            return; // a writer is busy: promote another time
+            return; // a writer is busy: promote another time (the copy dropped, no lock held)
         };
         if !writer.holds(hash as u32, id) {
+            drop(writer);
             return; // written or removed since the read
         }
-        // L1 may decline the copy (its set is full of recently used copies).
-        let placed = l1.insert_admitted_hashed(l1_hash(hash), || {
-            let copy = Stamped {
-                value: value.clone(),
-                expires,
-            };
-            (key.clone(), copy)
-        });
+        let placed = l1.insert_hashed(l1_hash, key, copy);
         drop(writer);
         // A copy L1 had no memory for is dropped here, under no lock.
-        if let Ok(true) = placed {
+        if placed.is_ok() {
             self.stats.add(stripe, Event::Promotion, 1);
         }
     }

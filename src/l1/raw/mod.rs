@@ -444,26 +444,13 @@ impl<K, V> RawGuard<'_, K, V> {
         }
     }
 
-    /// Inserts the entry `make` builds unless the set declines a newcomer (see
-    /// `Set::admits`). `make` runs only when admitted. Returns whether the entry was inserted.
-    ///
-    /// # Errors
-    /// The entry `make` built, when the replica's memory could not hold it (as
-    /// [`insert_at`](Self::insert_at)).
-    pub(crate) fn insert_admitted(
-        &self,
-        hash: u64,
-        make: impl FnOnce() -> (K, V),
-    ) -> Result<bool, (K, V)>
-    where
-        K: Eq,
-    {
+    /// Whether the hash's set in this guard's replica takes a newcomer now (see
+    /// `Set::admits`, a hint decided without the set's lock: a refusal costs the way under the
+    /// hand its second chance).
+    #[inline]
+    pub(crate) fn admits(&self, hash: u64) -> bool {
         let (set, hand) = self.table.set_of(self.replica, hash);
-        if !set.admits(hand) {
-            return Ok(false);
-        }
-        let (key, value) = make();
-        self.insert(hash, key, value).map(|_| true)
+        set.admits(hand)
     }
 
     /// Replaces the value of a present key; hands key and value back if it is absent.
