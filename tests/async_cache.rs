@@ -320,3 +320,72 @@ async fn get_many_with_runs_the_loads_of_its_misses_together() {
     }
     assert_eq!(cache.get(&7).await.as_deref(), Some("loaded 7"));
 }
+
+tokio::task_local! {
+    /// Set around the waiters' calls: their clones of the loaded value meet (see [`Rendezvous`]).
+    static WAITER: bool;
+}
+
+/// A value whose `clone`, inside a waiter's call, waits until another waiter's clone has begun:
+/// two waiters of one flight can only both finish if they clone side by side, not one at a time
+/// under the flight's lock.
+struct Rendezvous(Arc<AtomicUsize>);
+
+impl Clone for Rendezvous {
+    fn clone(&self) -> Self {
+        if WAITER.try_with(|waiter| *waiter).unwrap_or(false) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            while self.0.load(Ordering::SeqCst) < 2 {
+                std::thread::yield_now();
+            }
+        }
+        Self(Arc::clone(&self.0))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_tasks_clone_the_loaded_value_under_no_lock() {
+    let cache: AsyncCache<u64, Rendezvous> = Cache::builder().capacity(100).build().unwrap().into();
+    let (inside, calling) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (started, loader_started) = tokio::sync::oneshot::channel();
+    let leader = tokio::spawn({
+        let (cache, inside, calling) = (cache.clone(), Arc::clone(&inside), Arc::clone(&calling));
+        async move {
+            cache
+                .get_with(&7, async move {
+                    started.send(()).unwrap();
+                    // Both waiters are calling; give them the time to join the flight (were one
+                    // late, it would find the value stored and clone it under no lock).
+                    while calling.load(Ordering::SeqCst) < 2 {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Rendezvous(inside)
+                })
+                .await
+        }
+    });
+    loader_started.await.unwrap();
+    // Threads of their own, not the runtime's: a waiter stuck in its clone blocks only itself.
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let (cache, calling, done) = (cache.clone(), Arc::clone(&calling), done.clone());
+        std::thread::spawn(move || {
+            calling.fetch_add(1, Ordering::SeqCst);
+            let waited = futures::executor::block_on(WAITER.scope(true, async {
+                cache
+                    .get_with(&7, async { unreachable!("the leader loads key 7") })
+                    .await
+            }));
+            done.send(waited.0.load(Ordering::SeqCst)).unwrap();
+        });
+    }
+    for _ in 0..2 {
+        let seen = finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the two waiters' clones ran side by side");
+        assert_eq!(seen, 2);
+    }
+    leader.await.unwrap();
+    assert_eq!(inside.load(Ordering::SeqCst), 2, "each waiter cloned once");
+}

@@ -225,6 +225,71 @@ fn a_values_clone_may_write_through_the_cache_it_is_promoted_from() {
     });
 }
 
+/// A value whose `clone`, on a thread marked as a waiter, waits until another waiter's clone
+/// has begun: two waiters of one flight can only both finish if their clones run side by side,
+/// not one at a time under the flight's lock.
+struct Rendezvous(Arc<std::sync::atomic::AtomicUsize>);
+
+thread_local! {
+    static WAITER: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Clone for Rendezvous {
+    fn clone(&self) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        if WAITER.with(Cell::get) {
+            self.0.fetch_add(1, SeqCst);
+            while self.0.load(SeqCst) < 2 {
+                thread::yield_now();
+            }
+        }
+        Self(Arc::clone(&self.0))
+    }
+}
+
+#[test]
+fn the_waiters_of_a_flight_clone_its_value_under_no_lock() {
+    within_watchdog("waiters' clones", || {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let cache: Arc<Cache<u64, Rendezvous>> =
+            Arc::new(Cache::builder().capacity(100).build().unwrap());
+        let calling = Arc::new(AtomicUsize::new(0));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let (loading, loader_started) = mpsc::channel();
+        let leader = {
+            let (cache, calling, inside) = (cache.clone(), calling.clone(), inside.clone());
+            thread::spawn(move || {
+                cache.get_with(&7, || {
+                    loading.send(()).unwrap();
+                    // Both waiters are calling; give them the time to join the flight (were
+                    // one late, it would find the value stored and clone it under no lock).
+                    while calling.load(SeqCst) < 2 {
+                        thread::yield_now();
+                    }
+                    thread::sleep(Duration::from_millis(200));
+                    Rendezvous(inside)
+                })
+            })
+        };
+        loader_started.recv().unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (cache, calling) = (cache.clone(), calling.clone());
+                thread::spawn(move || {
+                    WAITER.with(|waiter| waiter.set(true));
+                    calling.fetch_add(1, SeqCst);
+                    cache.get_with(&7, || unreachable!("the leader loads key 7"))
+                })
+            })
+            .collect();
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        leader.join().unwrap();
+        assert_eq!(inside.load(SeqCst), 2, "each waiter cloned the value once");
+    });
+}
+
 /// The leader's own insertion evicts the entry it stores (the only other one is `Critical`, and
 /// the capacity holds one), and the listener loads that key again. Before the fix, the leader
 /// ran the listener while its flight was still pending, and waited on itself.

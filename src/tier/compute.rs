@@ -210,7 +210,7 @@ where
             match role {
                 Role::Lead(leading) => break leading,
                 // Another computation or loader: wait, then compute on what it left.
-                Role::Join(flight) => drop(flight::wait::<V, Infallible>(&flight)),
+                Role::Join(flight) => flight::wait_out(&flight),
                 Role::Found(_) => {}
             }
         };

@@ -9,7 +9,10 @@
 //! pending list, so a caller that finds no pending key and then (under the list's lock) looks
 //! in the cache again sees either the flight or the stored value: the initialiser cannot run
 //! twice for one miss. That second look is skipped when no flight of the stripe settled since
-//! the caller's first lookup began (a [`Ticket`]). If the leader's initialiser fails, its error
+//! the caller's first lookup began (a [`Ticket`]). The value goes to the waiters in an `Arc`:
+//! the leader clones it into one before it takes the flight's lock, and each waiter takes a
+//! reference under the lock and makes its own clone after, so no `Clone` (user code) runs
+//! under the lock and waiters clone side by side. If the leader's initialiser fails, its error
 //! (in an `Arc`) goes to the waiters that expect that error type. If it panics, a drop guard
 //! marks the flight abandoned and wakes the waiters, which start over (one of them becomes the
 //! next leader); so do a computation's waiters (`and_compute_with`), each of which runs its
@@ -27,8 +30,8 @@ use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Signal};
 pub(crate) enum FlightState<V> {
     /// The leader is running the initialiser.
     Running,
-    /// The leader stored this value.
-    Done(V),
+    /// The leader stored this value (shared: each waiter clones it outside the flight's lock).
+    Done(Arc<V>),
     /// The leader's initialiser failed with this error: an `alloc::sync::Arc<E>`, for the
     /// waiters that expect an `E`.
     Failed(Box<dyn Any + Send + Sync>),
@@ -146,7 +149,9 @@ impl<K, V> Flights<K, V> {
             list.pending.swap_remove(at)
         };
         if let Some(flight) = &pending.flight {
-            flight.update(|s| *s = state());
+            // Made before the flight's lock is taken: it may clone the value (user code).
+            let state = state();
+            flight.update(|s| *s = state);
         }
         drop(pending);
     }
@@ -234,12 +239,12 @@ pub(crate) struct Leading<F: Borrow<Flights<K, V>>, K, V> {
 }
 
 impl<F: Borrow<Flights<K, V>>, K, V> Leading<F, K, V> {
-    /// Hands `value` to the waiters (a clone, made only if anyone waits).
+    /// Hands `value` to the waiters (a clone, made only if anyone waits, and under no lock).
     pub(crate) fn finish(mut self, value: &V)
     where
         V: Clone,
     {
-        self.settle(|| FlightState::Done(value.clone()));
+        self.settle(|| FlightState::Done(Arc::new(value.clone())));
     }
 
     /// Hands `error` to the waiters that expect its type (the others start over).
@@ -271,26 +276,36 @@ impl<F: Borrow<Flights<K, V>>, K, V> Drop for Leading<F, K, V> {
 }
 
 /// Waits for `flight` to settle: the leader's value, its error if it is an `E`, or nothing.
+/// The value is cloned after the flight's lock is released.
 pub(crate) fn wait<V: Clone, E: 'static>(flight: &Flight<V>) -> Settled<V, E> {
-    settled(&flight.wait_until(|s| !matches!(s, FlightState::Running)))
+    let taken = taken(&flight.wait_until(|s| !matches!(s, FlightState::Running)));
+    taken.cloned()
+}
+
+/// Waits for `flight` to settle, taking nothing from it (a computation's waiter, which starts
+/// over whatever the leader did).
+pub(crate) fn wait_out<V>(flight: &Flight<V>) {
+    drop(flight.wait_until(|s| !matches!(s, FlightState::Running)));
 }
 
 /// [`wait`] for a task: a future that is ready once `flight` settles (the async facade). It
 /// holds no lock between polls; dropped, it leaves the flight as it is.
 #[cfg(all(feature = "async", not(loom)))]
 pub(crate) async fn wait_async<V: Clone, E: 'static>(flight: &Flight<V>) -> Settled<V, E> {
-    core::future::poll_fn(|cx| {
+    let taken = core::future::poll_fn(|cx| {
         flight
             .poll_until(cx, |s| !matches!(s, FlightState::Running))
-            .map(|state| settled(&state))
+            .map(|state| taken(&state))
     })
-    .await
+    .await;
+    taken.cloned()
 }
 
-/// What a settled flight hands a waiter expecting errors of type `E`.
-fn settled<V: Clone, E: 'static>(state: &FlightState<V>) -> Settled<V, E> {
+/// What a settled flight hands a waiter expecting errors of type `E`, taken under the flight's
+/// lock: a reference to the value, not a clone of it (no user code runs under the lock).
+fn taken<V, E: 'static>(state: &FlightState<V>) -> Settled<Arc<V>, E> {
     match state {
-        FlightState::Done(value) => Settled::Value(value.clone()),
+        FlightState::Done(value) => Settled::Value(Arc::clone(value)),
         FlightState::Failed(error) => error
             .downcast_ref::<alloc::sync::Arc<E>>()
             .map_or(Settled::Retry, |error| {
@@ -298,5 +313,17 @@ fn settled<V: Clone, E: 'static>(state: &FlightState<V>) -> Settled<V, E> {
             }),
         FlightState::Abandoned => Settled::Retry,
         FlightState::Running => unreachable!("waited until settled"),
+    }
+}
+
+impl<V: Clone, E> Settled<Arc<V>, E> {
+    /// The waiter's own clone of the value, made outside the flight's lock. The reference is
+    /// dropped here, so the value's `Drop` may run here too (when the flight is gone).
+    fn cloned(self) -> Settled<V, E> {
+        match self {
+            Settled::Value(shared) => Settled::Value(V::clone(&shared)),
+            Settled::Failed(error) => Settled::Failed(error),
+            Settled::Retry => Settled::Retry,
+        }
     }
 }

@@ -226,8 +226,8 @@ pub(crate) fn cpus() -> usize {
 ///   live and a weight: `Critical` entries go to L1 at once and are evicted last.
 /// - [`get_with`](Self::get_with) runs the initialiser once for
 ///   concurrent misses on one key.
-/// - No lock is held while user code runs (weigher, listener, initialiser, `Drop`), and a
-///   panic in any of them leaves the cache consistent and usable.
+/// - No lock is held while user code runs (weigher, listener, initialiser, a key's or value's
+///   `Clone` and `Drop`), and a panic in any of them leaves the cache consistent and usable.
 ///
 /// ```
 /// use stratacache::Cache;
