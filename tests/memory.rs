@@ -432,8 +432,8 @@ fn most_of_a_small_budget_holds_entries_and_l1_gets_its_share() {
         for key in 0..keys {
             let _ = cache.insert(key, key);
         }
-        // A small hot set, read until L1 promotes it.
-        for _ in 0..8 {
+        // A small hot set, read until L1 promotes it (more reads than `promote_after`'s 12).
+        for _ in 0..16 {
             for key in keys - 64..keys {
                 let _ = cache.get(&key);
             }

@@ -19,6 +19,9 @@ use crate::sync::AtomicU8;
 use stratacache_alloc::Arena;
 use stratacache_platform::{CpuLocator, Topology};
 
+/// The default of [`CacheBuilder::promote_after`] (measured in `benches/results/NOTES.md`).
+const DEFAULT_PROMOTE_AFTER: u8 = 12;
+
 /// Which CPU the calling thread runs on, shared by the cache's threads.
 type Locator = Arc<dyn CpuLocator + Send + Sync>;
 
@@ -94,7 +97,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
                 shards: None,
                 preallocate: false,
                 l1_entries: None,
-                promote_after: 4,
+                promote_after: DEFAULT_PROMOTE_AFTER,
                 #[cfg(feature = "std")]
                 clock: Some(Box::new(crate::clock::StdClock::new())),
                 #[cfg(not(feature = "std"))]
@@ -278,10 +281,12 @@ impl<K, V, S, W, P> CacheBuilder<K, V, S, W, P> {
         self
     }
 
-    /// After how many L2 hits an entry is copied into L1 (default 4; 1 promotes on the first
+    /// After how many L2 hits an entry is copied into L1 (default 12; 1 promotes on the first
     /// hit). 0 is treated as 1. An entry whose copy has since left L1 comes back in
     /// proportion to its reads, on one in `hits / 2` (rounded up to a power of two) of its
-    /// thread's L2 hits, not on each.
+    /// thread's L2 hits, not on each. A promotion (an allocation, an L1 eviction, a deferred
+    /// free) pays only through the L1 hits its copy earns: a lower threshold pays where L1
+    /// holds the whole hot set.
     pub fn promote_after(mut self, hits: u8) -> Self {
         self.settings.promote_after = hits.max(1);
         self

@@ -372,9 +372,7 @@ where
     /// hits, so such an entry comes back in proportion to how often it is read. Without this,
     /// every entry that once reached `promote_after` hits would try on each of its L2 hits,
     /// and a working set larger than L1 would churn it: most copies evicted before their
-    /// first L1 hit, each costing an allocation, an eviction and a deferred free. The rate
-    /// is the hit-ratio page's choice: one in four reads 0.84 points lower on P6 at 131,072
-    /// entries (`benches/results/NOTES.md`).
+    /// first L1 hit, each costing an allocation, an eviction and a deferred free.
     #[inline]
     fn promotes_again(&self, stripe: usize) -> bool {
         self.stats.get(stripe, Event::L2Hit) & self.promote_again == 0
