@@ -76,6 +76,70 @@ fn a_panicking_initialiser_wakes_the_waiters_and_one_retries() {
     assert_eq!(cache.get_with(&7, || 71), 71);
 }
 
+std::thread_local! {
+    /// Clones made on this thread, and whether its second one panics (the leader's below).
+    static CLONES: std::cell::Cell<(u32, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// A value whose second clone on a marked thread panics: the leader of a flight clones its
+/// value once to store it and once more for the waiters that joined.
+#[derive(Debug, PartialEq)]
+struct SecondClonePanics(u64);
+
+impl Clone for SecondClonePanics {
+    fn clone(&self) -> Self {
+        let (made, marked) = CLONES.with(std::cell::Cell::get);
+        CLONES.with(|clones| clones.set((made + 1, marked)));
+        assert!(!(marked && made == 1), "the value's clone panicked");
+        Self(self.0)
+    }
+}
+
+#[test]
+fn a_value_whose_clone_for_the_waiters_panics_still_wakes_them() {
+    let cache: Cache<u64, SecondClonePanics> = Cache::builder().capacity(100).build().unwrap();
+    let calling = Arc::new(AtomicUsize::new(0));
+    let (started_tx, started_rx) = mpsc::channel();
+    let leader = {
+        let (cache, calling) = (cache.clone(), Arc::clone(&calling));
+        thread::spawn(move || {
+            CLONES.with(|clones| clones.set((0, true)));
+            cache.get_with(&7, || {
+                started_tx.send(()).unwrap();
+                while calling.load(Ordering::SeqCst) < 2 {
+                    thread::yield_now();
+                }
+                thread::sleep(Duration::from_millis(200)); // the waiters join meanwhile
+                SecondClonePanics(70)
+            })
+        })
+    };
+    started_rx.recv().unwrap();
+    // Threads of their own, not scoped ones: a waiter left parked fails the test, not hangs it.
+    let (done_tx, done_rx) = mpsc::channel();
+    for _ in 0..2 {
+        let (cache, calling, done_tx) = (cache.clone(), Arc::clone(&calling), done_tx.clone());
+        thread::spawn(move || {
+            calling.fetch_add(1, Ordering::SeqCst);
+            done_tx
+                .send(cache.get_with(&7, || SecondClonePanics(71)))
+                .unwrap();
+        });
+    }
+    assert!(
+        leader.join().is_err(),
+        "the panic reaches the leader's caller"
+    );
+    for _ in 0..2 {
+        let value = done_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a waiter left parked on a flight whose leader panicked");
+        // The leader stored its value before it cloned it for the waiters: starting over, they
+        // find it.
+        assert_eq!(value, SecondClonePanics(70));
+    }
+}
+
 #[test]
 fn a_failing_initialiser_stores_nothing_and_the_next_call_runs_again() {
     // A `String` key, borrowed as `str`: owned only once the loader's value is stored.

@@ -149,11 +149,24 @@ impl<K, V> Flights<K, V> {
             list.pending.swap_remove(at)
         };
         if let Some(flight) = &pending.flight {
-            // Made before the flight's lock is taken: it may clone the value (user code).
+            // Made before the flight's lock is taken: it may clone the value (user code). If
+            // that panics, the guard still settles the flight, and the waiters start over.
+            let abandon = AbandonOnUnwind(flight);
             let state = state();
+            core::mem::forget(abandon);
             flight.update(|s| *s = state);
         }
         drop(pending);
+    }
+}
+
+/// Settles a flight as abandoned when dropped: armed while the leader's clone of its value
+/// (user code) runs, so a panic there still wakes the waiters instead of leaving them parked.
+struct AbandonOnUnwind<'a, V>(&'a Flight<V>);
+
+impl<V> Drop for AbandonOnUnwind<'_, V> {
+    fn drop(&mut self) {
+        self.0.update(|s| *s = FlightState::Abandoned);
     }
 }
 
