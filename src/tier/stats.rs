@@ -158,7 +158,16 @@ pub(crate) fn with_thread_caller<R>(f: impl FnOnce(usize, &Sampler) -> R) -> R {
         // Relaxed: any distinct-enough number will do.
         static CALLER: (usize, Sampler) = (NEXT.fetch_add(1, Ordering::Relaxed), Sampler::per_thread());
     }
-    CALLER.with(|(stripe, sampler)| f(*stripe, sampler))
+    // With `metrics` the sampler is the thread's, and `f` counts it down inside the access.
+    #[cfg(feature = "metrics")]
+    return CALLER.with(|(stripe, sampler)| f(*stripe, sampler));
+    // Without it the sampler is empty: only the stripe is read, and `f` (the whole lookup)
+    // runs after the access instead of inside `LocalKey::with`'s call.
+    #[cfg(not(feature = "metrics"))]
+    {
+        let stripe = CALLER.with(|(stripe, _)| *stripe);
+        f(stripe, &Sampler {})
+    }
 }
 
 /// Picks the lookups whose latency is timed into the metrics' histogram (feature `metrics`):
