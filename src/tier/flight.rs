@@ -50,6 +50,13 @@ pub(crate) enum Settled<V, E> {
     Retry,
 }
 
+impl<V> FlightState<V> {
+    /// Whether the leader is done, one way or another (what waiters wait for).
+    fn is_settled(&self) -> bool {
+        !matches!(self, FlightState::Running)
+    }
+}
+
 pub(crate) type Flight<V> = Signal<FlightState<V>>;
 
 struct Pending<K, V> {
@@ -291,14 +298,14 @@ impl<F: Borrow<Flights<K, V>>, K, V> Drop for Leading<F, K, V> {
 /// Waits for `flight` to settle: the leader's value, its error if it is an `E`, or nothing.
 /// The value is cloned after the flight's lock is released.
 pub(crate) fn wait<V: Clone, E: 'static>(flight: &Flight<V>) -> Settled<V, E> {
-    let taken = taken(&flight.wait_until(|s| !matches!(s, FlightState::Running)));
+    let taken = taken(&flight.wait_until(FlightState::is_settled));
     taken.cloned()
 }
 
 /// Waits for `flight` to settle, taking nothing from it (a computation's waiter, which starts
 /// over whatever the leader did).
 pub(crate) fn wait_out<V>(flight: &Flight<V>) {
-    drop(flight.wait_until(|s| !matches!(s, FlightState::Running)));
+    drop(flight.wait_until(FlightState::is_settled));
 }
 
 /// [`wait`] for a task: a future that is ready once `flight` settles (the async facade). It
@@ -307,7 +314,7 @@ pub(crate) fn wait_out<V>(flight: &Flight<V>) {
 pub(crate) async fn wait_async<V: Clone, E: 'static>(flight: &Flight<V>) -> Settled<V, E> {
     let taken = core::future::poll_fn(|cx| {
         flight
-            .poll_until(cx, |s| !matches!(s, FlightState::Running))
+            .poll_until(cx, FlightState::is_settled)
             .map(|state| taken(&state))
     })
     .await;
