@@ -3,7 +3,8 @@
 //! the path's cost in instructions, free of this machine's timing noise.
 //!
 //! Paths: `l1` (L1 alone, guard held per batch), `cache_l1` (the tiered Cache, a frame per
-//! batch, every key promoted), `cache_l2` (the same with an L1 of 7 entries), `quick_cache`,
+//! batch, every key promoted), `cache_l2` (the same with an L1 of 7 entries), `plain_l1` and
+//! `plain_l2` (the same two through plain `Cache::get` calls, no frame), `quick_cache`,
 //! `hashbrown`; with the benches' `metrics` feature also `cache_l1_named` and `cache_l2_named`
 //! (the same caches with a metrics name, so one lookup in 1,024 is timed). 16 384 `u64 → u64` keys, all resident.
 //!
@@ -39,9 +40,11 @@ fn main() {
                 }
             }
         }
-        "cache_l1" | "cache_l2" | "cache_l1_named" | "cache_l2_named" => {
+        "cache_l1" | "cache_l2" | "cache_l1_named" | "cache_l2_named" | "plain_l1" | "plain_l2" => {
             let named = path.ends_with("_named");
-            let path = path.trim_end_matches("_named");
+            let plain = path.starts_with("plain_");
+            let path = path.trim_end_matches("_named").replace("plain_", "cache_");
+            let path = path.as_str();
             let l1 = if path == "cache_l1" {
                 KEYS as usize * 4
             } else {
@@ -72,6 +75,13 @@ fn main() {
                 handle.get(&k);
             }
             for _ in 0..rounds {
+                if plain {
+                    // Plain calls: each pins through the thread's own handle.
+                    for k in &keys {
+                        found += u64::from(black_box(cache.get(k)).is_some());
+                    }
+                    continue;
+                }
                 for batch in keys.chunks(BATCH) {
                     let frame = handle.frame();
                     for k in batch {

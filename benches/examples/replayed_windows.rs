@@ -8,7 +8,8 @@
 //!
 //! `cargo run --release -p stratacache-benches --example replayed_windows -- SUBJECT ROUNDS [WORKLOAD]`
 //! with SUBJECT `stratacache`, `frames` or `quick_cache`, WORKLOAD `read_heavy` (default),
-//! `churn` or `write_heavy` (zipf 0.99), and `THREADS` in the environment (default 1).
+//! `churn` or `write_heavy` (zipf 0.99), `THREADS` in the environment (default 1) and `L1`
+//! (L1's entries; default an eighth of the capacity, as the cache's own default).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +61,11 @@ fn main() {
         stratacache::Cache::builder()
             .capacity(workload.capacity)
             .hasher(stratacache::hash::FixedState::with_seed(1))
+            .l1_entries(
+                std::env::var("L1").map_or(workload.capacity as usize / 8, |entries| {
+                    entries.parse().expect("L1: a number of entries")
+                }),
+            )
             .build()
             .expect("a positive capacity"),
     );

@@ -272,6 +272,22 @@ fn threads_share_a_table_through_thread_local_handles() {
 }
 
 #[test]
+fn a_thread_alternating_between_tables_pins_each_on_its_own_collector() {
+    // The thread remembers the handle of the table it pinned last: switching tables, or a
+    // table made after another was dropped (perhaps at its address), must not reuse it.
+    let first: L1<u64, u64> = L1::with_capacity(64).unwrap();
+    let second: L1<u64, u64> = L1::with_capacity(64).unwrap();
+    for _ in 0..3 {
+        assert!(first.pin().raw.pins_its_tables_collector());
+        assert!(second.pin().raw.pins_its_tables_collector());
+    }
+    drop(first);
+    let third: L1<u64, u64> = L1::with_capacity(64).unwrap();
+    assert!(third.pin().raw.pins_its_tables_collector());
+    assert!(second.pin().raw.pins_its_tables_collector());
+}
+
+#[test]
 fn pins_and_gets_never_drop_a_retired_value_only_quiet_points_do() {
     let drops = Arc::new(AtomicUsize::new(0));
     let table: L1<u64, Counted> = L1::with_capacity(16).unwrap();

@@ -54,6 +54,10 @@ pub(crate) struct RawTable<K, V> {
     replica_of_thread: Option<ReplicaOfThread>,
     #[cfg(all(feature = "std", not(loom)))]
     thread_handles: thread_local::ThreadLocal<ThreadHandle>,
+    /// This table's number, which no other table of the process ever has: a thread's
+    /// [`LAST_HANDLE`] names the table its handle belongs to by it.
+    #[cfg(all(feature = "std", not(loom)))]
+    serial: u64,
     /// Declared last so it is dropped last: the table's reference must be the last one to the
     /// collector's global state. If a participant (a thread handle) held the last reference,
     /// dropping it would free that participant's record from inside its own `finalize`, which
@@ -124,6 +128,8 @@ impl<K, V> RawTable<K, V> {
             replica_of_thread: None,
             #[cfg(all(feature = "std", not(loom)))]
             thread_handles: thread_local::ThreadLocal::new(),
+            #[cfg(all(feature = "std", not(loom)))]
+            serial: table_serial(),
             collector: Collector::new(),
         })
     }
@@ -198,36 +204,78 @@ impl<K, V> RawTable<K, V> {
     #[cfg(all(feature = "std", not(loom)))]
     #[inline]
     pub(crate) fn pin(&self) -> RawGuard<'_, K, V> {
+        let handle = self.thread_handle();
+        let (replica, home) = match &*self.replicas {
+            [only] => (0, only),
+            replicas => {
+                let replica = self.replica_of(handle);
+                (replica, &replicas[replica])
+            }
+        };
+        RawGuard {
+            table: self,
+            guard: handle.local.pin(),
+            replica,
+            home,
+        }
+    }
+
+    /// The replica `handle`'s thread reads, asked again every [`REPLICA_REFRESH`] pins and
+    /// when the handle passes to a new thread.
+    #[cfg(all(feature = "std", not(loom)))]
+    fn replica_of(&self, handle: &ThreadHandle) -> usize {
+        let pins = handle.pins.get();
+        handle.pins.set(pins.wrapping_add(1));
+        // A handle passes to a new thread when its thread exits: ask again then too.
+        let thread = thread_serial();
+        let new_thread = handle.thread.get() != thread;
+        if (new_thread || pins.is_multiple_of(REPLICA_REFRESH))
+            && let Some(replica_of_thread) = &self.replica_of_thread
+        {
+            handle.thread.set(thread);
+            handle
+                .replica
+                .set(replica_of_thread() % self.replicas.len());
+        }
+        handle.replica.get()
+    }
+
+    /// The calling thread's handle, registered on first use. The handle of the table the
+    /// thread pinned last is remembered in a plain thread-local ([`LAST_HANDLE`]), so a thread
+    /// that keeps calling one cache finds it without `ThreadLocal`'s lookup.
+    #[cfg(all(feature = "std", not(loom)))]
+    #[inline]
+    fn thread_handle(&self) -> &ThreadHandle {
+        let (serial, last) = LAST_HANDLE.with(core::cell::Cell::get);
+        if serial == self.serial {
+            // SAFETY: `last` was stored below, on this thread (the thread-local is the
+            // thread's own), from this very table: serials are never reused, and `&self`
+            // keeps the table alive. `ThreadLocal` keeps each value at one heap address until
+            // it is dropped, which only `&mut self` (or the table's drop) can do. The value is
+            // this thread's while the thread holds its `ThreadLocal` id, and `FORGET_LAST`
+            // empties `LAST_HANDLE` before the thread gives its id up (see there), so no
+            // other thread can be handed the same value meanwhile.
+            return unsafe { &*last };
+        }
+        self.thread_handle_slow()
+    }
+
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cold]
+    #[inline(never)]
+    fn thread_handle_slow(&self) -> &ThreadHandle {
         let handle = self.thread_handles.get_or(|| ThreadHandle {
             local: self.collector.register(),
             replica: core::cell::Cell::new(0),
             pins: core::cell::Cell::new(0),
             thread: core::cell::Cell::new(0),
         });
-        let replica = if self.replicas.len() == 1 {
-            0
-        } else {
-            let pins = handle.pins.get();
-            handle.pins.set(pins.wrapping_add(1));
-            // A handle passes to a new thread when its thread exits: ask again then too.
-            let thread = thread_serial();
-            let new_thread = handle.thread.get() != thread;
-            if (new_thread || pins.is_multiple_of(REPLICA_REFRESH))
-                && let Some(replica_of_thread) = &self.replica_of_thread
-            {
-                handle.thread.set(thread);
-                handle
-                    .replica
-                    .set(replica_of_thread() % self.replicas.len());
-            }
-            handle.replica.get()
-        };
-        RawGuard {
-            table: self,
-            guard: handle.local.pin(),
-            replica,
-            home: &self.replicas[replica],
+        // Remembered only while `FORGET_LAST` lives (its first access registers it, after
+        // `get_or` registered `thread_local`'s own guard of the thread's id).
+        if FORGET_LAST.try_with(|_| ()).is_ok() {
+            LAST_HANDLE.with(|last| last.set((self.serial, core::ptr::from_ref(handle))));
         }
+        handle
     }
 
     /// Whether any replica's memory holds retired nodes ready to be freed (a hint).
@@ -300,6 +348,43 @@ fn thread_serial() -> usize {
     SERIAL.with(|serial| *serial)
 }
 
+/// A number for a new table, which no other table of the process ever has (from 1: a
+/// thread's [`LAST_HANDLE`] starts at 0, naming no table).
+#[cfg(all(feature = "std", not(loom)))]
+fn table_serial() -> u64 {
+    use crate::sync::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // Relaxed: a counter handing out distinct numbers orders nothing else.
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+std::thread_local! {
+    /// The serial of the table the calling thread pinned last through its thread-local handle,
+    /// and that handle (see [`RawTable::thread_handle`]). No destructor: readable while the
+    /// thread's other thread-locals are destroyed.
+    static LAST_HANDLE: core::cell::Cell<(u64, *const ThreadHandle)> =
+        const { core::cell::Cell::new((0, core::ptr::null())) };
+    /// Empties [`LAST_HANDLE`] as the thread exits. `thread_local` gives the thread's id up
+    /// (and with it the values a later thread reusing the id is handed) in a destructor
+    /// registered when the thread first got an id; this one is registered after that (see
+    /// `thread_handle_slow`), and thread-local destructors run in the reverse order of their
+    /// registration, so it runs first: a destructor that calls the cache after it takes the
+    /// slow path, as it would without the remembered handle.
+    static FORGET_LAST: ForgetLast = const { ForgetLast };
+}
+
+/// See [`FORGET_LAST`].
+#[cfg(all(feature = "std", not(loom)))]
+struct ForgetLast;
+
+#[cfg(all(feature = "std", not(loom)))]
+impl Drop for ForgetLast {
+    fn drop(&mut self) {
+        LAST_HANDLE.with(|last| last.set((0, core::ptr::null())));
+    }
+}
+
 // SAFETY: a `LocalHandle` is `!Send` because its participant record must not be used by two
 // threads at once (and the `Cell`s beside it likewise). `ThreadLocal` hands a value only to the thread that created it, or, once
 // that thread has exited, to a later thread that reuses its id (the handover is ordered by
@@ -349,6 +434,13 @@ pub(crate) struct RawGuard<'t, K, V> {
 }
 
 impl<K, V> RawGuard<'_, K, V> {
+    /// Whether this guard pins the collector of the table it reads (the one its nodes are
+    /// retired to).
+    #[cfg(test)]
+    pub(crate) fn pins_its_tables_collector(&self) -> bool {
+        self.guard.collector() == Some(&self.table.collector)
+    }
+
     /// The entry for `key`, borrowed for as long as this guard. Wait-free.
     #[inline]
     pub(crate) fn find<Q>(&self, hash: u64, key: &Q, touch: bool) -> Option<(&K, &V)>
