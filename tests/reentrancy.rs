@@ -386,3 +386,57 @@ fn a_listener_that_computes_on_the_key_a_computation_changed_does_not_wait_on_it
         );
     });
 }
+
+/// A thread-local whose `Drop` uses the cache: run as the thread exits, after the thread's
+/// other thread-locals (the cache's own among them) may be gone.
+struct AtThreadExit {
+    cache: Arc<Cache<u64, u64>>,
+    seen: mpsc::Sender<(Option<u64>, Option<u64>)>,
+}
+
+impl Drop for AtThreadExit {
+    fn drop(&mut self) {
+        let before = self.cache.get(&1);
+        self.cache.insert(2, 20).expect("room");
+        let written = self.cache.get(&2);
+        self.cache.remove(&1);
+        self.seen.send((before, written)).expect("the test waits");
+    }
+}
+
+thread_local! {
+    static AT_EXIT: std::cell::RefCell<Option<AtThreadExit>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn a_thread_locals_drop_may_use_the_cache_as_its_thread_exits() {
+    let cache = Arc::new(small_builder().build().expect("valid"));
+    cache.insert(1, 10).expect("room");
+    let (seen, results) = mpsc::channel();
+    let worker = {
+        let cache = Arc::clone(&cache);
+        thread::spawn(move || {
+            // Set before the thread's first call, so it is destroyed after what that call sets
+            // up (thread-locals are destroyed in the reverse order of their first use).
+            AT_EXIT.with(|slot| {
+                *slot.borrow_mut() = Some(AtThreadExit {
+                    cache: Arc::clone(&cache),
+                    seen,
+                });
+            });
+            for _ in 0..100 {
+                assert_eq!(cache.get(&1), Some(10));
+            }
+        })
+    };
+    worker.join().expect("the worker exits cleanly");
+    assert_eq!(
+        results
+            .recv_timeout(watchdog())
+            .expect("the destructor ran"),
+        (Some(10), Some(20)),
+        "the destructor read, wrote and read back"
+    );
+    assert_eq!(cache.get(&1), None, "and its removal holds");
+    assert_eq!(cache.get(&2), Some(20));
+}

@@ -204,20 +204,33 @@ impl<K, V> RawTable<K, V> {
     #[cfg(all(feature = "std", not(loom)))]
     #[inline]
     pub(crate) fn pin(&self) -> RawGuard<'_, K, V> {
-        let handle = self.thread_handle();
-        let (replica, home) = match &*self.replicas {
-            [only] => (0, only),
-            replicas => {
+        let (guard, replica, home) = match (self.thread_handle(), &*self.replicas) {
+            (Some(handle), [only]) => (handle.local.pin(), 0, only),
+            (Some(handle), replicas) => {
                 let replica = self.replica_of(handle);
-                (replica, &replicas[replica])
+                (handle.local.pin(), replica, &replicas[replica])
             }
+            (None, replicas) => (self.pin_late(), 0, &replicas[0]),
         };
         RawGuard {
             table: self,
-            guard: handle.local.pin(),
+            guard,
             replica,
             home,
         }
+    }
+
+    /// A pin for a thread whose thread-locals are being destroyed (a value's `Drop` in
+    /// another thread-local calling the cache as its thread exits): `thread_local` can no
+    /// longer say which handle is the thread's (it panics, and a panic there aborts), so the
+    /// pin registers a participant of its own, released with it. Slow, and only then.
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cold]
+    #[inline(never)]
+    fn pin_late(&self) -> epoch::Guard {
+        // The handle goes at once: crossbeam-epoch keeps a participant whose last handle is
+        // dropped while pinned until its last guard unpins, and releases it then.
+        self.collector.register().pin()
     }
 
     /// The replica `handle`'s thread reads, asked again every [`REPLICA_REFRESH`] pins and
@@ -240,12 +253,13 @@ impl<K, V> RawTable<K, V> {
         handle.replica.get()
     }
 
-    /// The calling thread's handle, registered on first use. The handle of the table the
-    /// thread pinned last is remembered in a plain thread-local ([`LAST_HANDLE`]), so a thread
-    /// that keeps calling one cache finds it without `ThreadLocal`'s lookup.
+    /// The calling thread's handle, registered on first use; `None` once the thread's
+    /// thread-locals are being destroyed (see [`pin_late`](Self::pin_late)). The handle of the
+    /// table the thread pinned last is remembered in a plain thread-local ([`LAST_HANDLE`]),
+    /// so a thread that keeps calling one cache finds it without `ThreadLocal`'s lookup.
     #[cfg(all(feature = "std", not(loom)))]
     #[inline]
-    fn thread_handle(&self) -> &ThreadHandle {
+    fn thread_handle(&self) -> Option<&ThreadHandle> {
         let (serial, last) = LAST_HANDLE.with(core::cell::Cell::get);
         if serial == self.serial {
             // SAFETY: `last` was stored below, on this thread (the thread-local is the
@@ -255,7 +269,7 @@ impl<K, V> RawTable<K, V> {
             // this thread's while the thread holds its `ThreadLocal` id, and `FORGET_LAST`
             // empties `LAST_HANDLE` before the thread gives its id up (see there), so no
             // other thread can be handed the same value meanwhile.
-            return unsafe { &*last };
+            return Some(unsafe { &*last });
         }
         self.thread_handle_slow()
     }
@@ -263,7 +277,10 @@ impl<K, V> RawTable<K, V> {
     #[cfg(all(feature = "std", not(loom)))]
     #[cold]
     #[inline(never)]
-    fn thread_handle_slow(&self) -> &ThreadHandle {
+    fn thread_handle_slow(&self) -> Option<&ThreadHandle> {
+        if LEFT.with(core::cell::Cell::get) {
+            return None;
+        }
         let handle = self.thread_handles.get_or(|| ThreadHandle {
             local: self.collector.register(),
             replica: core::cell::Cell::new(0),
@@ -275,7 +292,7 @@ impl<K, V> RawTable<K, V> {
         if FORGET_LAST.try_with(|_| ()).is_ok() {
             LAST_HANDLE.with(|last| last.set((self.serial, core::ptr::from_ref(handle))));
         }
-        handle
+        Some(handle)
     }
 
     /// Whether any replica's memory holds retired nodes ready to be freed (a hint).
@@ -369,9 +386,14 @@ std::thread_local! {
     /// (and with it the values a later thread reusing the id is handed) in a destructor
     /// registered when the thread first got an id; this one is registered after that (see
     /// `thread_handle_slow`), and thread-local destructors run in the reverse order of their
-    /// registration, so it runs first: a destructor that calls the cache after it takes the
-    /// slow path, as it would without the remembered handle.
+    /// registration, so it runs first: a destructor that calls the cache after it pins with a
+    /// participant of its own (see [`RawTable::pin_late`] and [`LEFT`]).
     static FORGET_LAST: ForgetLast = const { ForgetLast };
+    /// Set as [`FORGET_LAST`] is destroyed: the thread's thread-locals are going, and with
+    /// them, perhaps already, `thread_local`'s id (after which it panics when asked for one).
+    /// No destructor: readable to the end. A thread whose first pin comes from a destructor
+    /// that late has no `FORGET_LAST` yet, and meets `thread_local`'s panic as before.
+    static LEFT: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
 /// See [`FORGET_LAST`].
@@ -382,6 +404,7 @@ struct ForgetLast;
 impl Drop for ForgetLast {
     fn drop(&mut self) {
         LAST_HANDLE.with(|last| last.set((0, core::ptr::null())));
+        LEFT.with(|left| left.set(true));
     }
 }
 
