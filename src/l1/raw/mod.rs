@@ -202,7 +202,7 @@ impl<K, V> RawTable<K, V> {
 
     /// Pins the calling thread with its thread-local handle, registering one on first use.
     #[cfg(all(feature = "std", not(loom)))]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pin(&self) -> RawGuard<'_, K, V> {
         let (guard, replica, home) = match (self.thread_handle(), &*self.replicas) {
             (Some(handle), [only]) => (handle.local.pin(), 0, only),
