@@ -223,7 +223,8 @@ impl<K, V> RawTable<K, V> {
     /// A pin for a thread whose thread-locals are being destroyed (a value's `Drop` in
     /// another thread-local calling the cache as its thread exits): `thread_local` can no
     /// longer say which handle is the thread's (it panics, and a panic there aborts), so the
-    /// pin registers a participant of its own, released with it. Slow, and only then.
+    /// pin registers a participant of its own, released with it, and reads the first replica.
+    /// Slow, and only then.
     #[cfg(all(feature = "std", not(loom)))]
     #[cold]
     #[inline(never)]
@@ -386,8 +387,10 @@ std::thread_local! {
     /// (and with it the values a later thread reusing the id is handed) in a destructor
     /// registered when the thread first got an id; this one is registered after that (see
     /// `thread_handle_slow`), and thread-local destructors run in the reverse order of their
-    /// registration, so it runs first: a destructor that calls the cache after it pins with a
-    /// participant of its own (see [`RawTable::pin_late`] and [`LEFT`]).
+    /// registration (glibc's `__cxa_thread_atexit_impl` and the standard library's own list
+    /// both run the last registered first), so it runs first: a destructor that calls the
+    /// cache after it pins with a participant of its own (see [`RawTable::pin_late`] and
+    /// [`LEFT`]).
     static FORGET_LAST: ForgetLast = const { ForgetLast };
     /// Set as [`FORGET_LAST`] is destroyed: the thread's thread-locals are going, and with
     /// them, perhaps already, `thread_local`'s id (after which it panics when asked for one).
