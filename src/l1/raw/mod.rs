@@ -279,7 +279,9 @@ impl<K, V> RawTable<K, V> {
     #[cold]
     #[inline(never)]
     fn thread_handle_slow(&self) -> Option<&ThreadHandle> {
-        if LEFT.with(core::cell::Cell::get) {
+        // Not `FORGET_LAST` asked directly: on a thread's first pin that would register it
+        // before `thread_local`'s guard (see there).
+        if LAST_HANDLE.with(core::cell::Cell::get).0 == LEFT {
             return None;
         }
         let handle = self.thread_handles.get_or(|| ThreadHandle {
@@ -367,7 +369,7 @@ fn thread_serial() -> usize {
 }
 
 /// A number for a new table, which no other table of the process ever has (from 1: a
-/// thread's [`LAST_HANDLE`] starts at 0, naming no table).
+/// thread's [`LAST_HANDLE`] starts at 0, naming no table, and [`LEFT`] is never reached).
 #[cfg(all(feature = "std", not(loom)))]
 fn table_serial() -> u64 {
     use crate::sync::{AtomicU64, Ordering};
@@ -388,16 +390,18 @@ std::thread_local! {
     /// registered when the thread first got an id; this one is registered after that (see
     /// `thread_handle_slow`), and thread-local destructors run in the reverse order of their
     /// registration (glibc's `__cxa_thread_atexit_impl` and the standard library's own list
-    /// both run the last registered first), so it runs first: a destructor that calls the
-    /// cache after it pins with a participant of its own (see [`RawTable::pin_late`] and
-    /// [`LEFT`]).
+    /// both run the last registered first), so it runs first. It leaves [`LEFT`] behind: a
+    /// destructor that calls the cache after it pins with a participant of its own (see
+    /// [`RawTable::pin_late`]).
     static FORGET_LAST: ForgetLast = const { ForgetLast };
-    /// Set as [`FORGET_LAST`] is destroyed: the thread's thread-locals are going, and with
-    /// them, perhaps already, `thread_local`'s id (after which it panics when asked for one).
-    /// No destructor: readable to the end. A thread whose first pin comes from a destructor
-    /// that late has no `FORGET_LAST` yet, and meets `thread_local`'s panic as before.
-    static LEFT: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
+
+/// [`LAST_HANDLE`]'s serial once [`FORGET_LAST`] is destroyed: the thread's thread-locals are
+/// going, and with them, perhaps already, `thread_local`'s id (after which it panics when asked
+/// for one). A thread whose first pin comes from a destructor that late has no `FORGET_LAST`
+/// yet, and meets `thread_local`'s panic as before.
+#[cfg(all(feature = "std", not(loom)))]
+const LEFT: u64 = u64::MAX;
 
 /// See [`FORGET_LAST`].
 #[cfg(all(feature = "std", not(loom)))]
@@ -406,8 +410,7 @@ struct ForgetLast;
 #[cfg(all(feature = "std", not(loom)))]
 impl Drop for ForgetLast {
     fn drop(&mut self) {
-        LAST_HANDLE.with(|last| last.set((0, core::ptr::null())));
-        LEFT.with(|left| left.set(true));
+        LAST_HANDLE.with(|last| last.set((LEFT, core::ptr::null())));
     }
 }
 
