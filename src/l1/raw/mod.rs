@@ -272,16 +272,17 @@ impl<K, V> RawTable<K, V> {
             // other thread can be handed the same value meanwhile.
             return Some(unsafe { &*last });
         }
-        self.thread_handle_slow()
+        self.thread_handle_slow(serial)
     }
 
     #[cfg(all(feature = "std", not(loom)))]
     #[cold]
     #[inline(never)]
-    fn thread_handle_slow(&self) -> Option<&ThreadHandle> {
-        // Not `FORGET_LAST` asked directly: on a thread's first pin that would register it
-        // before `thread_local`'s guard (see there).
-        if LAST_HANDLE.with(core::cell::Cell::get).0 == LEFT {
+    fn thread_handle_slow(&self, last_serial: u64) -> Option<&ThreadHandle> {
+        // `last_serial`, the remembered serial the fast path read, tells whether the thread's
+        // thread-locals are going. Not `FORGET_LAST` asked directly: on a thread's first pin
+        // that would register it before `thread_local`'s guard (see there).
+        if last_serial == LEFT {
             return None;
         }
         let handle = self.thread_handles.get_or(|| ThreadHandle {
